@@ -1,0 +1,14 @@
+//! Wire types and pure domain logic shared by the oxvault edge and origin.
+//!
+//! This crate sits under both deployable parts: the edge (a Cloudflare Worker compiled to
+//! `wasm32-unknown-unknown`) and the origin (axum + PostgreSQL + HSM). It therefore holds only
+//! pure code: no I/O, no async runtime, no database or PKCS#11 types. `scripts/test.sh` checks
+//! with `cargo tree` that none of those ever creeps in.
+
+pub mod health;
+pub mod ids;
+pub mod problem;
+pub mod request_id;
+
+/// The version both tiers report in their health bodies.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,188 @@
+//! The RFC 7807 error body every oxvault endpoint answers with.
+//!
+//! Both tiers build errors from [`ProblemKind`] so that a given failure has the same `type` and
+//! `title` whether the edge or the origin reports it. `detail` is for the caller and must never
+//! carry internal error text: that goes to the log of the tier that saw it.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The media type of an error body (RFC 7807 section 3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 7807 problem details body: `{type, title, status, detail}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProblemDetails {
+    /// A URI naming the kind of problem; stable, so clients may match on it.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// A short summary of the kind of problem; the same for every occurrence.
+    pub title: String,
+    /// The HTTP status code of this response.
+    pub status: u16,
+    /// What went wrong this time, in words meant for the caller.
+    pub detail: String,
+}
+
+/// The kinds of problem oxvault reports. Each maps to one status, `type` and `title`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    Gone,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    TooManyRequests,
+    Internal,
+    BadGateway,
+    ServiceUnavailable,
+    GatewayTimeout,
+}
+
+impl ProblemKind {
+    /// The HTTP status code for this kind.
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
+            Self::Gone => 410,
+            Self::PreconditionFailed => 412,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::TooManyRequests => 429,
+            Self::Internal => 500,
+            Self::BadGateway => 502,
+            Self::ServiceUnavailable => 503,
+            Self::GatewayTimeout => 504,
+        }
+    }
+
+    /// The stable slug used in the `type` URI.
+    pub const fn slug(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad-request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::Conflict => "conflict",
+            Self::Gone => "gone",
+            Self::PreconditionFailed => "precondition-failed",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::TooManyRequests => "too-many-requests",
+            Self::Internal => "internal",
+            Self::BadGateway => "bad-gateway",
+            Self::ServiceUnavailable => "service-unavailable",
+            Self::GatewayTimeout => "gateway-timeout",
+        }
+    }
+
+    /// The human title, identical for every occurrence of this kind.
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::BadRequest => "Bad Request",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not Found",
+            Self::MethodNotAllowed => "Method Not Allowed",
+            Self::Conflict => "Conflict",
+            Self::Gone => "Gone",
+            Self::PreconditionFailed => "Precondition Failed",
+            Self::PayloadTooLarge => "Payload Too Large",
+            Self::UnsupportedMediaType => "Unsupported Media Type",
+            Self::TooManyRequests => "Too Many Requests",
+            Self::Internal => "Internal Server Error",
+            Self::BadGateway => "Bad Gateway",
+            Self::ServiceUnavailable => "Service Unavailable",
+            Self::GatewayTimeout => "Gateway Timeout",
+        }
+    }
+
+    /// The `type` URI: a URN, so it never suggests a page that might not exist.
+    pub fn type_uri(self) -> String {
+        format!("urn:oxvault:problem:{}", self.slug())
+    }
+
+    /// A body of this kind with the given caller-facing detail.
+    pub fn with_detail(self, detail: impl Into<String>) -> ProblemDetails {
+        ProblemDetails {
+            type_uri: self.type_uri(),
+            title: self.title().to_owned(),
+            status: self.status(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl ProblemDetails {
+    /// The body as JSON text. Serializing four plain fields cannot fail; the fallback keeps
+    /// callers free of an error path that would never be taken.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            String::from(r#"{"type":"urn:oxvault:problem:internal","title":"Internal Server Error","status":500,"detail":"error body could not be encoded"}"#)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_serializes_with_the_rfc7807_field_names() {
+        let body = ProblemKind::NotFound.with_detail("no such vault");
+        let json: serde_json::Value = serde_json::from_str(&body.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "urn:oxvault:problem:not-found",
+                "title": "Not Found",
+                "status": 404,
+                "detail": "no such vault",
+            })
+        );
+    }
+
+    #[test]
+    fn every_kind_has_an_error_status_and_a_distinct_slug() {
+        let kinds = [
+            ProblemKind::BadRequest,
+            ProblemKind::Unauthorized,
+            ProblemKind::Forbidden,
+            ProblemKind::NotFound,
+            ProblemKind::MethodNotAllowed,
+            ProblemKind::Conflict,
+            ProblemKind::Gone,
+            ProblemKind::PreconditionFailed,
+            ProblemKind::PayloadTooLarge,
+            ProblemKind::UnsupportedMediaType,
+            ProblemKind::TooManyRequests,
+            ProblemKind::Internal,
+            ProblemKind::BadGateway,
+            ProblemKind::ServiceUnavailable,
+            ProblemKind::GatewayTimeout,
+        ];
+        let mut slugs: Vec<_> = kinds.iter().map(|k| k.slug()).collect();
+        slugs.sort_unstable();
+        slugs.dedup();
+        assert_eq!(slugs.len(), kinds.len());
+        assert!(kinds.iter().all(|k| (400..600).contains(&k.status())));
+    }
+
+    #[test]
+    fn a_problem_round_trips_through_json() {
+        let body = ProblemKind::BadGateway.with_detail("origin unreachable");
+        let back: ProblemDetails = serde_json::from_str(&body.to_json()).unwrap();
+        assert_eq!(back, body);
+    }
+}

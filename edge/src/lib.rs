@@ -1,0 +1,1 @@
+//! The oxvault edge (placeholder while it is written).
