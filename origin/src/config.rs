@@ -1,0 +1,283 @@
+//! Typed configuration, read once from the environment at start.
+//!
+//! Each subcommand loads only the sections it needs (`migrate` needs no HSM). Every problem is
+//! collected before reporting, so an operator fixes the whole environment in one go instead of
+//! one variable per restart. Secrets (database URL, PIN) are [`SecretString`]s: they never show
+//! in `Debug` output.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Everything `oxvault-origin serve` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP listener binds (`OXVAULT_LISTEN_ADDR`); port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    pub database: DatabaseConfig,
+    pub hsm: HsmConfig,
+    /// Run pending migrations before serving (`OXVAULT_MIGRATE_ON_START`).
+    pub migrate_on_start: bool,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// PostgreSQL settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`; may carry a password, hence secret.
+    pub url: SecretString,
+    /// Pool size per origin process (`OXVAULT_DB_MAX_CONNECTIONS`).
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before the database counts as down.
+    pub acquire_timeout: Duration,
+}
+
+/// PKCS#11 settings.
+#[derive(Debug, Clone)]
+pub struct HsmConfig {
+    /// Path of the PKCS#11 module (`OXVAULT_HSM_MODULE`), e.g. SoftHSM2's `libsofthsm2.so`.
+    pub module: PathBuf,
+    /// Label of the token holding the KEK (`OXVAULT_HSM_TOKEN_LABEL`). Slots are found by
+    /// label because slot numbers change when tokens are added.
+    pub token_label: String,
+    /// User PIN of the token (`OXVAULT_HSM_PIN`).
+    pub pin: SecretString,
+    /// Label of the key-encryption key inside the token (`OXVAULT_HSM_KEK_LABEL`).
+    pub kek_label: String,
+    /// Most PKCS#11 sessions (and concurrent HSM calls) per process (`OXVAULT_HSM_SESSIONS`).
+    pub sessions: usize,
+}
+
+/// The environment did not describe a usable configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.join("\n"))]
+pub struct ConfigError {
+    /// One line per missing or malformed variable.
+    pub problems: Vec<String>,
+}
+
+const DEFAULT_KEK_LABEL: &str = "oxvault-kek";
+
+/// Reads variables through a lookup function, collecting every problem on the way.
+struct Reader<F> {
+    lookup: F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    fn new(lookup: F) -> Self {
+        Self {
+            lookup,
+            problems: Vec::new(),
+        }
+    }
+
+    /// A non-empty variable's value, if set.
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    fn required(&mut self, name: &str, meaning: &str) -> String {
+        self.optional(name).unwrap_or_else(|| {
+            self.problems
+                .push(format!("  {name} is not set: it must name {meaning}"));
+            String::new()
+        })
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, name: &str, default: T, expected: &str) -> T {
+        match self.optional(name) {
+            None => default,
+            Some(text) => text.trim().parse().unwrap_or_else(|_| {
+                self.problems.push(format!(
+                    "  {name}={text:?} is not valid: expected {expected}"
+                ));
+                default
+            }),
+        }
+    }
+
+    fn flag(&mut self, name: &str) -> bool {
+        match self.optional(name).as_deref().map(str::trim) {
+            None => false,
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off") => false,
+            Some(other) => {
+                self.problems.push(format!(
+                    "  {name}={other:?} is not valid: expected true or false"
+                ));
+                false
+            }
+        }
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration of `serve` from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env_lookup)
+    }
+
+    /// Loads the configuration of `serve` through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Reader::new(lookup);
+        let listen_addr = env.parsed(
+            "OXVAULT_LISTEN_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "an address like 127.0.0.1:8080",
+        );
+        let database = DatabaseConfig::read(&mut env);
+        let hsm = HsmConfig::read(&mut env);
+        let migrate_on_start = env.flag("OXVAULT_MIGRATE_ON_START");
+        let grace_secs: u64 = env.parsed("OXVAULT_SHUTDOWN_GRACE_SECS", 20, "whole seconds");
+        env.finish(Self {
+            listen_addr,
+            database,
+            hsm,
+            migrate_on_start,
+            shutdown_grace: Duration::from_secs(grace_secs),
+        })
+    }
+}
+
+impl DatabaseConfig {
+    /// Loads the database section alone (what `migrate` needs) from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut env = Reader::new(env_lookup);
+        let config = Self::read(&mut env);
+        env.finish(config)
+    }
+
+    fn read<F: Fn(&str) -> Option<String>>(env: &mut Reader<F>) -> Self {
+        let url = env.required(
+            "DATABASE_URL",
+            "a PostgreSQL URL, e.g. postgres://user@host/db",
+        );
+        let max_connections = env.parsed(
+            "OXVAULT_DB_MAX_CONNECTIONS",
+            16u32,
+            "a positive whole number",
+        );
+        if max_connections == 0 {
+            env.problems
+                .push("  OXVAULT_DB_MAX_CONNECTIONS must be at least 1".to_owned());
+        }
+        let acquire_secs: u64 = env.parsed("OXVAULT_DB_ACQUIRE_TIMEOUT_SECS", 5, "whole seconds");
+        Self {
+            url: SecretString::from(url),
+            max_connections,
+            acquire_timeout: Duration::from_secs(acquire_secs.max(1)),
+        }
+    }
+}
+
+impl HsmConfig {
+    fn read<F: Fn(&str) -> Option<String>>(env: &mut Reader<F>) -> Self {
+        let module = env.required(
+            "OXVAULT_HSM_MODULE",
+            "the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so",
+        );
+        let token_label = env.required("OXVAULT_HSM_TOKEN_LABEL", "the label of the HSM token");
+        let pin = env.required("OXVAULT_HSM_PIN", "the user PIN of the HSM token");
+        let kek_label = env
+            .optional("OXVAULT_HSM_KEK_LABEL")
+            .unwrap_or_else(|| DEFAULT_KEK_LABEL.to_owned());
+        let sessions = env.parsed("OXVAULT_HSM_SESSIONS", 4usize, "a positive whole number");
+        if sessions == 0 {
+            env.problems
+                .push("  OXVAULT_HSM_SESSIONS must be at least 1".to_owned());
+        }
+        Self {
+            module: PathBuf::from(module),
+            token_label,
+            pin: SecretString::from(pin),
+            kek_label,
+            sessions,
+        }
+    }
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1/oxvault"),
+        ("OXVAULT_HSM_MODULE", "/usr/lib/softhsm/libsofthsm2.so"),
+        ("OXVAULT_HSM_TOKEN_LABEL", "oxvault"),
+        ("OXVAULT_HSM_PIN", "1234"),
+    ];
+
+    #[test]
+    fn the_required_variables_alone_give_the_documented_defaults() {
+        let config = Config::from_lookup(lookup(MINIMAL)).unwrap();
+        assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.hsm.kek_label, DEFAULT_KEK_LABEL);
+        assert_eq!(config.hsm.sessions, 4);
+        assert_eq!(config.database.max_connections, 16);
+        assert!(!config.migrate_on_start);
+        assert_eq!(config.hsm.pin.expose_secret(), "1234");
+    }
+
+    #[test]
+    fn every_missing_variable_is_named_in_one_error() {
+        let err = Config::from_lookup(lookup(&[])).unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "DATABASE_URL",
+            "OXVAULT_HSM_MODULE",
+            "OXVAULT_HSM_TOKEN_LABEL",
+            "OXVAULT_HSM_PIN",
+        ] {
+            assert!(text.contains(name), "{name} missing from: {text}");
+        }
+        assert_eq!(err.problems.len(), 4);
+    }
+
+    #[test]
+    fn malformed_values_are_reported_not_defaulted() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("OXVAULT_LISTEN_ADDR", "localhost"));
+        pairs.push(("OXVAULT_MIGRATE_ON_START", "maybe"));
+        pairs.push(("OXVAULT_HSM_SESSIONS", "0"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_pin_and_database_url() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs[0] = ("DATABASE_URL", "postgres://app:hunter2@db/oxvault");
+        pairs[3] = ("OXVAULT_HSM_PIN", "pin-9876");
+        let printed = format!("{:?}", Config::from_lookup(lookup(&pairs)).unwrap());
+        assert!(!printed.contains("hunter2"));
+        assert!(!printed.contains("pin-9876"));
+    }
+}

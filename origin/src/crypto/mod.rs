@@ -1,0 +1,42 @@
+//! Key handling of the origin: data keys, and the one seam through which they are wrapped by
+//! the key-encryption key (KEK) that never leaves the HSM.
+//!
+//! Layering: services call [`Keyring`] (async, bounded); the keyring runs a [`KeyWrapper`]
+//! (blocking) on tokio's blocking pool. [`pkcs11::Pkcs11KeyWrapper`] is the production
+//! wrapper; anything else implementing the trait (a network HSM, a cloud KMS) slots in here
+//! without touching the services.
+
+mod data_key;
+mod keyring;
+pub mod pkcs11;
+
+pub use data_key::{DataKey, WrappedKey};
+pub use keyring::Keyring;
+
+/// What can go wrong when wrapping or unwrapping a data key.
+///
+/// Deliberately coarse: callers decide between "try again later" (503) and "this ciphertext
+/// is not ours" (a generic failure), and nothing in here describes key material.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The HSM cannot be used right now (module missing, token absent, login refused, device
+    /// error). Nothing was wrapped or unwrapped; the operation may be retried later.
+    #[error("the HSM is unavailable")]
+    Unavailable,
+    /// The wrapped key failed authentication: it was altered, or it belongs to another place.
+    #[error("the wrapped key did not authenticate")]
+    Integrity,
+}
+
+/// Wraps and unwraps data keys under a key-encryption key that stays inside the HSM.
+///
+/// Implementations block (PKCS#11 calls are synchronous and may take milliseconds on a
+/// network HSM), so they are only ever called through [`Keyring`], which moves them off the
+/// async executor.
+pub trait KeyWrapper: Send + Sync + 'static {
+    /// Seals `key` under the KEK, binding `aad` (the place the key belongs to) into the tag.
+    fn wrap(&self, key: &DataKey, aad: &[u8]) -> Result<WrappedKey, CryptoError>;
+
+    /// Opens a key sealed by [`KeyWrapper::wrap`] with the same `aad`.
+    fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey, CryptoError>;
+}

@@ -1,0 +1,107 @@
+//! The HTTP boundary's one error type and the one place it becomes a response.
+//!
+//! Handlers return `Result<_, ApiError>`. What the caller did wrong carries a detail meant for
+//! them; what went wrong inside is logged here with its source and answered with a generic
+//! body, so no internal text (SQL, PKCS#11 codes, paths) ever reaches a client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use oxvault_core::problem::{PROBLEM_JSON, ProblemDetails, ProblemKind};
+
+/// An error answered to an HTTP caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request cannot be served as sent; `detail` tells the caller why.
+    #[error("{detail}")]
+    Client { kind: ProblemKind, detail: String },
+    /// A dependency (database, HSM) is down; try again later.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+    /// Something failed that should not have; the source goes to the log only.
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// A caller error of the given kind.
+    pub fn client(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self::Client {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// Wraps an unexpected failure.
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self {
+            Self::Client { kind, detail } => kind.with_detail(detail),
+            Self::Unavailable(what) => {
+                tracing::warn!(dependency = what, "answering 503");
+                ProblemKind::ServiceUnavailable
+                    .with_detail(format!("the {what} is unavailable; try again later"))
+            }
+            Self::Internal(source) => {
+                tracing::error!(error = %source, "internal error");
+                ProblemKind::Internal.with_detail("the request failed; it has been logged")
+            }
+        };
+        problem_response(body)
+    }
+}
+
+/// A problem body as a response with the right status and `application/problem+json`.
+pub fn problem_response(body: ProblemDetails) -> Response {
+    let status = StatusCode::from_u16(body.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn internal_errors_never_show_their_source() {
+        let source = std::io::Error::other("connection to 10.0.0.7:5432 refused, password=x");
+        let response = ApiError::internal(source).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let body = body_of(response).await;
+        let text = body.to_string();
+        assert!(!text.contains("10.0.0.7") && !text.contains("password"));
+        assert_eq!(body["type"], "urn:oxvault:problem:internal");
+    }
+
+    #[tokio::test]
+    async fn client_errors_carry_their_detail_and_status() {
+        let response = ApiError::client(ProblemKind::NotFound, "no such vault").into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = body_of(response).await;
+        assert_eq!(body["detail"], "no such vault");
+        assert_eq!(body["status"], 404);
+    }
+
+    #[tokio::test]
+    async fn unavailable_dependencies_answer_503() {
+        let response = ApiError::Unavailable("HSM").into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body_of(response).await["title"], "Service Unavailable");
+    }
+}

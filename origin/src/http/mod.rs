@@ -1,0 +1,75 @@
+//! The HTTP layer of the origin: routing, middleware, and the mapping of errors to RFC 7807
+//! bodies. Each module exposes `router()`; [`router`] merges them and adds what every route
+//! shares. Handlers stay thin: parse, call a service, shape the answer.
+
+pub mod error;
+mod health;
+mod openapi;
+mod request_id;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::response::Response;
+use axum::routing::get;
+use oxvault_core::problem::ProblemKind;
+use sqlx::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::crypto::Keyring;
+pub use error::ApiError;
+use error::problem_response;
+
+/// What every handler may use. Cheap to clone: each field is a shared handle.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub keyring: Keyring,
+}
+
+/// The whole HTTP application: every module's routes, the OpenAPI document, and the shared
+/// middleware (request id + access log, panic catching, RFC 7807 fallbacks).
+pub fn router(state: AppState) -> Router {
+    let (routes, api) = api_routes().split_for_parts();
+    let api = Arc::new(api);
+    routes
+        .route(
+            "/v1/openapi.json",
+            get(move || {
+                let api = Arc::clone(&api);
+                async move { Json(api.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            // The panic message may hold anything; it is not repeated to the caller.
+            tracing::error!("a handler panicked");
+            problem_response(
+                ProblemKind::Internal.with_detail("the request failed; it has been logged"),
+            )
+        }))
+        .layer(axum::middleware::from_fn(request_id::with_request_id))
+}
+
+async fn not_found() -> Response {
+    problem_response(ProblemKind::NotFound.with_detail("no such route"))
+}
+
+async fn method_not_allowed() -> Response {
+    problem_response(ProblemKind::MethodNotAllowed.with_detail("method not allowed on this route"))
+}
+
+/// Every documented route, with the document they make up.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router())
+}
+
+/// The generated OpenAPI document, for tools that want it without a running server.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}

@@ -1,0 +1,151 @@
+//! Building and running the origin: wire config -> pool, keyring -> router, bind the
+//! listener, serve until a shutdown signal, then drain in-flight requests for a bounded time.
+//!
+//! `Application::build` binds before it returns, so tests (and `serve` with port 0) learn the
+//! real port from [`Application::local_addr`] before any request is sent.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::crypto::Keyring;
+use crate::crypto::pkcs11::Pkcs11KeyWrapper;
+use crate::http::{self, AppState};
+use crate::store::{self, StoreError};
+
+/// Why the origin could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A built origin, bound and ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Connects the pool (lazily), runs migrations when asked, prepares the HSM and binds.
+    ///
+    /// Neither a down database nor a down HSM stops the start: the origin serves health
+    /// (reporting `degraded`) and recovers when they return. A bad configuration does stop it.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let pool = store::connect_lazy(&config.database)?;
+        if config.migrate_on_start {
+            store::migrate(&pool).await?;
+            tracing::info!("migrations applied");
+        }
+
+        let wrapper = Arc::new(Pkcs11KeyWrapper::new(config.hsm.clone()));
+        let connecting = Arc::clone(&wrapper);
+        // Connect now so a misconfigured HSM shows in the log at start; off the executor,
+        // because loading the module and logging in block.
+        match tokio::task::spawn_blocking(move || connecting.connect_now()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "starting without the HSM"),
+            Err(err) => tracing::error!(error = %err, "the HSM connection task failed"),
+        }
+        let keyring = Keyring::new(wrapper, config.hsm.sessions);
+
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: config.listen_addr,
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            state: AppState { pool, keyring },
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+    /// finish for up to the configured grace period.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            // Nobody listening only means the grace timer is gone too.
+            let _ = stopping_tx.send(true);
+        };
+        let app = http::router(self.state.clone());
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let grace = self.shutdown_grace;
+        let deadline = async move {
+            // Waits for the signal; a dropped sender never fires, leaving the server to end.
+            if stopping_rx.wait_for(|stopping| *stopping).await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result.map_err(StartupError::Serve)?,
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections");
+            }
+        }
+        self.state.pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,52 @@
+//! The store layer: PostgreSQL access. SQL lives here and only here, in small functions that
+//! take a pool or transaction; services above never see SQL, and handlers never see the store.
+
+use secrecy::ExposeSecret;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::DatabaseConfig;
+
+/// The schema migrations, compiled into the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DATABASE_URL is not a valid PostgreSQL URL")]
+    InvalidUrl(#[source] sqlx::Error),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A connection pool that connects lazily: the origin starts (and reports `degraded`) while
+/// the database is down, and recovers by itself when it comes back.
+pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, StoreError> {
+    let options: PgConnectOptions = config
+        .url
+        .expose_secret()
+        .parse()
+        .map_err(StoreError::InvalidUrl)?;
+    // Statement logging would print SQL at INFO for every query; failures are logged by us.
+    let options = options.disable_statement_logging();
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Applies every pending migration. Safe to run from several origins at once: sqlx takes a
+/// PostgreSQL advisory lock for the duration.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// A round trip to the database.
+pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
