@@ -1,0 +1,174 @@
+//! The Worker under `wrangler dev --local`, fully offline, in front of a given origin URL.
+//!
+//! The Worker is built once by `scripts/test.sh`; each edge runs it from a copy of the
+//! repository's `wrangler.toml` without its `[build]` table (with one, wrangler rebuilds at
+//! every start) and with its own state directory.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::{Managed, free_port};
+use crate::{env_or, repo_root};
+
+/// A running `wrangler dev`.
+#[derive(Debug)]
+pub struct Edge {
+    process: Managed,
+    url: String,
+    _dir: TempDir,
+}
+
+fn worker_main() -> PathBuf {
+    let main = PathBuf::from(env_or("OXVAULT_WORKER_MAIN", || {
+        repo_root()
+            .join("edge/build/worker/shim.mjs")
+            .display()
+            .to_string()
+    }));
+    assert!(
+        main.exists(),
+        "the Worker is not built ({} missing): run scripts/test.sh, or worker-build --release in edge/",
+        main.display()
+    );
+    main
+}
+
+fn wrangler() -> String {
+    let wrangler = env_or("OXVAULT_WRANGLER", || {
+        repo_root()
+            .join("node_modules/.bin/wrangler")
+            .display()
+            .to_string()
+    });
+    assert!(
+        std::path::Path::new(&wrangler).exists(),
+        "wrangler is not installed ({wrangler} missing): run `npm ci` (scripts/test.sh does)"
+    );
+    wrangler
+}
+
+/// The repository's wrangler.toml with `main` made absolute and the `[build]` table removed.
+fn test_config() -> String {
+    let text = std::fs::read_to_string(repo_root().join("wrangler.toml")).expect("wrangler.toml");
+    let mut out = String::new();
+    let mut in_build = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            in_build = trimmed.starts_with("[build]");
+        }
+        if in_build {
+            continue;
+        }
+        if trimmed.starts_with("main ") || trimmed.starts_with("main=") {
+            out.push_str(&format!(
+                "main = {:?}\n",
+                worker_main().display().to_string()
+            ));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+impl Edge {
+    /// Starts `wrangler dev` with `ORIGIN_URL` set to `origin_url`; returns once it answers.
+    pub fn start(origin_url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("edge dir");
+        let config = dir.path().join("wrangler.toml");
+        std::fs::write(&config, test_config()).expect("test wrangler.toml");
+        let port = free_port();
+        let mut command = Command::new(wrangler());
+        command
+            .current_dir(dir.path())
+            .args(["dev", "--local", "--ip", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .arg("--config")
+            .arg(&config)
+            .arg("--persist-to")
+            .arg(dir.path().join("state"))
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "warn",
+            ])
+            .arg("--var")
+            .arg(format!("ORIGIN_URL:{origin_url}"))
+            // Offline: no Cloudflare look-ups, metrics, error reports or update checks.
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("CI", "true");
+        let (mut process, _lines) =
+            Managed::spawn("wrangler dev", command, &dir.path().join("wrangler.log"));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until_answering(&url, &mut process);
+        Self {
+            process,
+            url,
+            _dir: dir,
+        }
+    }
+
+    /// The edge's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Everything wrangler printed so far.
+    pub fn log_text(&self) -> String {
+        self.process.log_text()
+    }
+}
+
+/// Polls until the Worker answers any HTTP response on a path outside `/v1` (so the origin's
+/// state does not matter).
+fn wait_until_answering(url: &str, process: &mut Managed) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let probe = format!("{url}/__oxvault_ready");
+    while Instant::now() < deadline {
+        if let Some(status) = process.try_status() {
+            panic!("wrangler dev exited with {status}:\n{}", process.log_text());
+        }
+        if let Ok(stream) = std::net::TcpStream::connect_timeout(
+            &url.trim_start_matches("http://")
+                .parse()
+                .expect("socket address"),
+            Duration::from_millis(200),
+        ) {
+            drop(stream);
+            if http_get_status(&probe).is_some() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "wrangler dev did not answer within 90 s:\n{}",
+        process.log_text()
+    );
+}
+
+/// A blocking GET returning the status, without pulling a blocking HTTP client into the crate.
+fn http_get_status(url: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}

@@ -1,0 +1,163 @@
+//! The `oxvault-origin` binary as a child process: `migrate`, then `serve` on a port it picks.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::env_or;
+use crate::process::Managed;
+use crate::softhsm::{PIN, SoftHsmToken, TOKEN_LABEL};
+
+/// How the origin is started; defaults describe a healthy origin.
+#[derive(Debug, Clone)]
+pub struct OriginSettings {
+    pub database_url: String,
+    pub softhsm_conf: PathBuf,
+    pub pin: String,
+    /// Run `oxvault-origin migrate` first (off when the database is meant to be down).
+    pub migrate: bool,
+}
+
+impl OriginSettings {
+    /// A healthy origin on `database_url` with the given token.
+    pub fn new(database_url: &str, token: &SoftHsmToken) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            softhsm_conf: token.conf(),
+            pin: PIN.to_owned(),
+            migrate: true,
+        }
+    }
+}
+
+/// A running origin process.
+#[derive(Debug)]
+pub struct Origin {
+    process: Managed,
+    url: String,
+    _logs: TempDir,
+}
+
+fn binary() -> String {
+    env_or("OXVAULT_ORIGIN_BIN", || {
+        // Test binaries live in target/<profile>/deps; the origin in target/<profile>.
+        let exe = std::env::current_exe().expect("own path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>/deps");
+        profile_dir.join("oxvault-origin").display().to_string()
+    })
+}
+
+fn command(settings: &OriginSettings, subcommand: &str) -> Command {
+    let binary = binary();
+    assert!(
+        std::path::Path::new(&binary).exists(),
+        "the origin binary {binary} does not exist: run `cargo build -p oxvault-origin` (scripts/test.sh does)"
+    );
+    let mut command = Command::new(binary);
+    command
+        .arg(subcommand)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &settings.database_url)
+        .env("OXVAULT_LISTEN_ADDR", "127.0.0.1:0")
+        .env("OXVAULT_HSM_MODULE", SoftHsmToken::module())
+        .env("OXVAULT_HSM_TOKEN_LABEL", TOKEN_LABEL)
+        .env("OXVAULT_HSM_PIN", &settings.pin)
+        .env("OXVAULT_DB_ACQUIRE_TIMEOUT_SECS", "2")
+        .env("OXVAULT_SHUTDOWN_GRACE_SECS", "5")
+        .env("OXVAULT_LOG", "info")
+        .env("SOFTHSM2_CONF", &settings.softhsm_conf);
+    command
+}
+
+impl Origin {
+    /// Runs `migrate` (when asked), then starts `serve` and waits for its listening line.
+    pub fn start(settings: &OriginSettings) -> Self {
+        if settings.migrate {
+            let out = command(settings, "migrate").output().expect("run migrate");
+            assert!(
+                out.status.success(),
+                "oxvault-origin migrate failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let logs = tempfile::tempdir().expect("log dir");
+        let (mut process, lines) = Managed::spawn(
+            "oxvault-origin",
+            command(settings, "serve"),
+            &logs.path().join("origin.log"),
+        );
+        let addr = wait_for_listening(&lines, &mut process);
+        Self {
+            process,
+            url: format!("http://{addr}"),
+            _logs: logs,
+        }
+    }
+
+    /// The origin's base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The process, to signal or kill it.
+    pub fn process(&mut self) -> &mut Managed {
+        &mut self.process
+    }
+
+    /// Everything the origin logged so far.
+    pub fn log_text(&self) -> String {
+        self.process.log_text()
+    }
+
+    /// Whether the log contains `needle` within a few seconds (log lines reach the file a
+    /// moment after the response that follows them reaches the client).
+    pub async fn logged(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Reads the origin's JSON log until it says where it listens.
+fn wait_for_listening(lines: &std::sync::mpsc::Receiver<String>, process: &mut Managed) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match lines.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                    && event["message"] == "oxvault-origin listening"
+                    && let Some(addr) = event["addr"].as_str()
+                {
+                    return addr.to_owned();
+                }
+            }
+            Err(_) => {
+                if let Some(status) = process.try_status() {
+                    panic!(
+                        "{} exited with {status} before listening:\n{}",
+                        process.name(),
+                        process.log_text()
+                    );
+                }
+            }
+        }
+    }
+    panic!(
+        "the origin did not start listening:\n{}",
+        process.log_text()
+    );
+}

@@ -1,0 +1,124 @@
+//! What the edge forwards, observed by a stand-in origin that echoes each request back.
+//!
+//! The stand-in replaces the real origin only here, where the question is what the Worker
+//! sends: the real origin has no endpoint that reflects a request.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Uri};
+use oxvault_tests::Edge;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Starts an echo origin on a free loopback port; returns its URL.
+async fn start_echo_origin() -> String {
+    async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Json<Value> {
+        let headers: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    Value::String(value.to_str().unwrap_or("<binary>").to_owned()),
+                )
+            })
+            .collect();
+        Json(json!({
+            "method": method.as_str(),
+            "path": uri.path(),
+            "query": uri.query(),
+            "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+        }))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, axum::Router::new().fallback(echo))
+            .await
+            .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+async fn start_edge(origin_url: String) -> Edge {
+    tokio::task::spawn_blocking(move || Edge::start(&origin_url))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn method_path_query_body_and_headers_reach_the_origin() {
+    let edge = start_edge(start_echo_origin().await).await;
+
+    let response = reqwest::Client::new()
+        .patch(format!(
+            "{}/v1/vaults/abc/secrets/db%2Fpass?prefix=a%20b&x=1",
+            edge.url()
+        ))
+        .header("authorization", "Bearer token-123")
+        .header("content-type", "application/json")
+        .header("x-custom", "kept")
+        .body(r#"{"value":"s3cret"}"#)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["method"], "PATCH");
+    assert_eq!(
+        seen["path"], "/v1/vaults/abc/secrets/db%2Fpass",
+        "encoded slashes stay encoded"
+    );
+    assert_eq!(seen["query"], "prefix=a%20b&x=1");
+    assert_eq!(seen["body"], r#"{"value":"s3cret"}"#);
+    assert_eq!(seen["headers"]["authorization"], "Bearer token-123");
+    assert_eq!(seen["headers"]["content-type"], "application/json");
+    assert_eq!(seen["headers"]["x-custom"], "kept");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_supplied_forwarding_headers_are_replaced_not_trusted() {
+    let edge = start_edge(start_echo_origin().await).await;
+
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/anything", edge.url()))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-real-ip", "6.6.6.6")
+        .header("forwarded", "for=6.6.6.6")
+        .send()
+        .await
+        .unwrap();
+
+    let seen: Value = response.json().await.unwrap();
+    let headers = &seen["headers"];
+    assert_ne!(headers["x-forwarded-for"], "6.6.6.6");
+    assert!(
+        !headers["x-forwarded-for"]
+            .as_str()
+            .unwrap_or("")
+            .contains("6.6.6.6")
+    );
+    assert!(headers.get("x-real-ip").is_none());
+    assert!(headers.get("forwarded").is_none());
+    let id = headers["x-request-id"]
+        .as_str()
+        .expect("the edge adds a request id");
+    assert!(uuid::Uuid::parse_str(id).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_over_the_limit_is_refused_at_the_edge() {
+    let edge = start_edge(start_echo_origin().await).await;
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/anything", edge.url()))
+        .body(vec![b'a'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], 413);
+}
