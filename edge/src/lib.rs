@@ -1,1 +1,24 @@
-//! The oxvault edge (placeholder while it is written).
+//! The oxvault edge: a Cloudflare Worker that stands in front of the origin.
+//!
+//! It answers `GET /v1/health` itself (its own state plus the origin's) and forwards every
+//! other `/v1/*` request to the origin named by the `ORIGIN_URL` binding, adding
+//! `X-Forwarded-For` and `X-Request-Id` and dropping hop-by-hop and spoofable headers.
+//!
+//! The crate is split so that almost all of it tests natively:
+//! - pure modules ([`config`], [`route`], [`target`], [`headers`], [`request_id`], [`body`], [`relay`],
+//!   [`health`], [`error`]) decide everything and know nothing of the Workers runtime;
+//! - `runtime` (compiled for `wasm32` only) moves bytes between the runtime's `Request`,
+//!   `Response` and `fetch` and those decisions. It must never panic: a panic kills the isolate.
+
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod health;
+pub mod relay;
+pub mod request_id;
+pub mod route;
+pub mod target;
+
+#[cfg(target_arch = "wasm32")]
+mod runtime;

@@ -1,0 +1,71 @@
+//! Which of the edge's three answers a request gets, from its method and path alone.
+//!
+//! The path is the one the runtime parsed (WHATWG URL rules), so dot segments such as
+//! `/v1/../admin` are already resolved before it gets here: a request cannot escape `/v1/`
+//! by spelling.
+
+/// The path of the health report the edge answers itself.
+pub const HEALTH_PATH: &str = "/v1/health";
+
+/// Everything under this prefix belongs to the API and is forwarded.
+pub const API_PREFIX: &str = "/v1/";
+
+/// What the edge does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET`/`HEAD /v1/health`: the edge asks the origin and answers with both states.
+    EdgeHealth,
+    /// Any other `/v1/*` request: sent on to the origin as it is.
+    Forward,
+    /// Not part of the API: 404 without bothering the origin.
+    NotFound,
+}
+
+/// Picks the route for a request.
+pub fn route(method: &str, path: &str) -> Route {
+    if path == HEALTH_PATH && matches!(method, "GET" | "HEAD") {
+        Route::EdgeHealth
+    } else if path.starts_with(API_PREFIX) {
+        Route::Forward
+    } else {
+        Route::NotFound
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_and_head_on_the_health_path_are_answered_by_the_edge() {
+        assert_eq!(route("GET", "/v1/health"), Route::EdgeHealth);
+        assert_eq!(route("HEAD", "/v1/health"), Route::EdgeHealth);
+    }
+
+    #[test]
+    fn other_methods_and_deeper_health_paths_go_to_the_origin() {
+        // The origin owns `/v1/health/hsm` and answers 405 for a POST to `/v1/health`.
+        assert_eq!(route("POST", "/v1/health"), Route::Forward);
+        assert_eq!(route("GET", "/v1/health/hsm"), Route::Forward);
+        assert_eq!(route("GET", "/v1/health/"), Route::Forward);
+    }
+
+    #[test]
+    fn every_path_under_v1_is_forwarded() {
+        assert_eq!(route("GET", "/v1/vaults"), Route::Forward);
+        assert_eq!(
+            route("DELETE", "/v1/vaults/abc/secrets/a%2Fb"),
+            Route::Forward
+        );
+        assert_eq!(route("PROPFIND", "/v1/x"), Route::Forward);
+    }
+
+    #[test]
+    fn paths_outside_v1_are_not_found() {
+        assert_eq!(route("GET", "/"), Route::NotFound);
+        assert_eq!(route("GET", "/v1"), Route::NotFound);
+        assert_eq!(route("GET", "/v10/health"), Route::NotFound);
+        assert_eq!(route("GET", "/V1/health"), Route::NotFound);
+        assert_eq!(route("GET", "/admin/v1/"), Route::NotFound);
+    }
+}
