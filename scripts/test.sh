@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The whole check, as CI runs it: format, lints (native and wasm32), the core's dependency
+# rule, unit tests, the release Worker build with its size, the origin build, the compose
+# file, and the end-to-end suite (edge under wrangler dev -> origin -> PostgreSQL + SoftHSM).
+# Installs what is missing first. Runs from any directory; exits non-zero on the first failure.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+trap 'print_timings $?' EXIT
+
+# The core is shared with the Worker: it must stay free of the native runtime and I/O crates.
+FORBIDDEN_IN_CORE='tokio|sqlx|mio|cryptoki'
+
+# The e2e suite creates and drops one database per test through this admin URL.
+ensure_test_postgres() {
+    if [ -n "${OXVAULT_TEST_DATABASE_URL:-}" ]; then
+        log "using OXVAULT_TEST_DATABASE_URL as given"
+        return
+    fi
+    export OXVAULT_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
+    pg_answers 127.0.0.1 5432 && return
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+        local version _
+        version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
+        if [ -n "$version" ]; then
+            log "starting the local PostgreSQL cluster $version/main"
+            as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+            for _ in $(seq 30); do
+                pg_answers 127.0.0.1 5432 && return
+                sleep 1
+            done
+        fi
+    fi
+    die "no PostgreSQL answers on 127.0.0.1:5432 and none could be started here.
+Start one (trust auth for user postgres), or set OXVAULT_TEST_DATABASE_URL to an admin URL
+that may create and drop databases, e.g. postgres://postgres:PASSWORD@HOST:5432/postgres"
+}
+
+check_core_deps() {
+    local target tree bad
+    for target in wasm32-unknown-unknown native; do
+        if [ "$target" = native ]; then
+            tree=$(cargo tree -p oxvault-core -e normal --prefix none)
+        else
+            tree=$(cargo tree -p oxvault-core --target "$target" -e normal --prefix none)
+        fi
+        grep -q '^oxvault-core v' <<<"$tree" || die "cargo tree printed no oxvault-core for $target"
+        bad=$(grep -E "^($FORBIDDEN_IN_CORE)(-[A-Za-z0-9_-]+)? v" <<<"$tree" | sort -u || true)
+        if [ -n "$bad" ]; then
+            printf '%s\n' "$bad" >&2
+            die "oxvault-core depends on the crates above for $target; it must not pull in $FORBIDDEN_IN_CORE"
+        fi
+        printf '  %s: %s crates, none of %s\n' "$target" "$(sort -u <<<"$tree" | wc -l)" "$FORBIDDEN_IN_CORE" >&2
+    done
+}
+
+worker_release_build() {
+    build_worker
+    report_wasm_size
+}
+
+# No engine runs here, but `config` needs none: it validates the file and its interpolation.
+check_compose() {
+    local compose=()
+    if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+        compose=(docker compose)
+    elif command -v docker-compose >/dev/null 2>&1; then
+        compose=(docker-compose)
+    else
+        log "skipped: no docker compose client on this machine"
+        return 0
+    fi
+    "${compose[@]}" -f docker-compose.yml config -q
+    printf '  docker-compose.yml is valid (%s)\n' "${compose[*]}" >&2
+}
+
+run_e2e() {
+    OXVAULT_ORIGIN_BIN=$(origin_bin debug)
+    [ -x "$OXVAULT_ORIGIN_BIN" ] || die "$OXVAULT_ORIGIN_BIN missing: the origin build step should have made it"
+    export OXVAULT_ORIGIN_BIN OXVAULT_WORKER_MAIN="$WORKER_MAIN"
+    cargo test -p oxvault-tests
+}
+
+log "oxvault tests in $OXVAULT_ROOT (target dir $CARGO_TARGET_DIR)"
+step "install missing tools" ensure_toolchain
+step "PostgreSQL for the e2e suite" ensure_test_postgres
+step "cargo fmt --check" cargo fmt --all -- --check
+step "clippy (workspace, native)" cargo clippy --locked --workspace --all-targets -- -D warnings
+step "clippy (edge, wasm32)" cargo clippy -p oxvault-edge --target wasm32-unknown-unknown -- -D warnings
+step "build oxvault-core for wasm32" cargo build -p oxvault-core --target wasm32-unknown-unknown
+step "oxvault-core dependency rule" check_core_deps
+step "unit tests" cargo test --workspace --exclude oxvault-tests
+step "worker-build --release (edge)" worker_release_build
+step "build oxvault-origin (debug)" cargo build -p oxvault-origin
+step "docker compose config" check_compose
+step "end-to-end tests" run_e2e
+log "all checks passed"
