@@ -61,15 +61,19 @@ worker_release_build() {
 }
 
 # No engine runs here, but `config` needs none: it validates the file and its interpolation.
+# Where the docker client has no compose plugin, Debian's docker-compose (1.29, which reads
+# the Compose Specification) does the same check.
 check_compose() {
-    local compose=()
-    if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
-        compose=(docker compose)
-    elif command -v docker-compose >/dev/null 2>&1; then
-        compose=(docker-compose)
-    else
-        log "skipped: no docker compose client on this machine"
+    if ! command -v docker >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+        log "skipped: no docker client on this machine"
         return 0
+    fi
+    local compose=()
+    if docker compose version >/dev/null 2>&1; then
+        compose=(docker compose)
+    else
+        command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+        compose=(docker-compose)
     fi
     "${compose[@]}" -f docker-compose.yml config -q
     printf '  docker-compose.yml is valid (%s)\n' "${compose[*]}" >&2
