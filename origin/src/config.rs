@@ -47,6 +47,9 @@ pub struct HsmConfig {
     pub pin: SecretString,
     /// Label of the key-encryption key inside the token (`OXVAULT_HSM_KEK_LABEL`).
     pub kek_label: String,
+    /// Label of the Ed25519 key pair that signs access tokens
+    /// (`OXVAULT_HSM_SIGNING_KEY_LABEL`).
+    pub signing_key_label: String,
     /// Most PKCS#11 sessions (and concurrent HSM calls) per process (`OXVAULT_HSM_SESSIONS`).
     pub sessions: usize,
 }
@@ -60,6 +63,7 @@ pub struct ConfigError {
 }
 
 const DEFAULT_KEK_LABEL: &str = "oxvault-kek";
+const DEFAULT_SIGNING_KEY_LABEL: &str = "oxvault-token-signing";
 
 /// Reads variables through a lookup function, collecting every problem on the way.
 struct Reader<F> {
@@ -195,6 +199,9 @@ impl HsmConfig {
         let kek_label = env
             .optional("OXVAULT_HSM_KEK_LABEL")
             .unwrap_or_else(|| DEFAULT_KEK_LABEL.to_owned());
+        let signing_key_label = env
+            .optional("OXVAULT_HSM_SIGNING_KEY_LABEL")
+            .unwrap_or_else(|| DEFAULT_SIGNING_KEY_LABEL.to_owned());
         let sessions = env.parsed("OXVAULT_HSM_SESSIONS", 4usize, "a positive whole number");
         if sessions == 0 {
             env.problems
@@ -205,6 +212,7 @@ impl HsmConfig {
             token_label,
             pin: SecretString::from(pin),
             kek_label,
+            signing_key_label,
             sessions,
         }
     }
@@ -240,6 +248,7 @@ mod tests {
         let config = Config::from_lookup(lookup(MINIMAL)).unwrap();
         assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.hsm.kek_label, DEFAULT_KEK_LABEL);
+        assert_eq!(config.hsm.signing_key_label, DEFAULT_SIGNING_KEY_LABEL);
         assert_eq!(config.hsm.sessions, 4);
         assert_eq!(config.database.max_connections, 16);
         assert!(!config.migrate_on_start);

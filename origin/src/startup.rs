@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::crypto::Keyring;
-use crate::crypto::pkcs11::Pkcs11KeyWrapper;
+use crate::crypto::Pkcs11Hsm;
 use crate::http::{self, AppState};
 use crate::store::{self, StoreError};
 
@@ -53,8 +53,8 @@ impl Application {
             tracing::info!("migrations applied");
         }
 
-        let wrapper = Arc::new(Pkcs11KeyWrapper::new(config.hsm.clone()));
-        let connecting = Arc::clone(&wrapper);
+        let hsm = Arc::new(Pkcs11Hsm::new(config.hsm.clone()));
+        let connecting = Arc::clone(&hsm);
         // Connect now so a misconfigured HSM shows in the log at start; off the executor,
         // because loading the module and logging in block.
         match tokio::task::spawn_blocking(move || connecting.connect_now()).await {
@@ -62,7 +62,7 @@ impl Application {
             Ok(Err(err)) => tracing::warn!(error = %err, "starting without the HSM"),
             Err(err) => tracing::error!(error = %err, "the HSM connection task failed"),
         }
-        let keyring = Keyring::new(wrapper, config.hsm.sessions);
+        let keyring = Keyring::new(hsm.clone(), hsm, config.hsm.sessions);
 
         let listener = TcpListener::bind(config.listen_addr)
             .await

@@ -19,8 +19,8 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use oxvault_origin::config::HsmConfig;
-use oxvault_origin::crypto::pkcs11::{Pkcs11KeyWrapper, RETRY_AFTER};
-use oxvault_origin::crypto::{CryptoError, DataKey, KeyWrapper, WrappedKey};
+use oxvault_origin::crypto::pkcs11::{Pkcs11Hsm, RETRY_AFTER};
+use oxvault_origin::crypto::{CryptoError, DataKey, KeyWrapper, TokenSigner, WrappedKey};
 use secrecy::SecretString;
 
 const PIN: &str = "1234-test";
@@ -58,6 +58,10 @@ fn main() -> ExitCode {
         (
             "a_missing_token_is_unavailable_until_it_appears",
             a_missing_token_is_unavailable_until_it_appears,
+        ),
+        (
+            "the_signing_key_stays_in_the_token_and_survives_restarts",
+            the_signing_key_stays_in_the_token_and_survives_restarts,
         ),
         (
             "an_extractable_key_under_the_kek_label_is_refused",
@@ -134,6 +138,7 @@ fn config(token: &str, pin: &str) -> HsmConfig {
         token_label: token.to_owned(),
         pin: SecretString::from(pin),
         kek_label: "test-kek".to_owned(),
+        signing_key_label: "test-signing".to_owned(),
         sessions: 2,
     }
 }
@@ -178,7 +183,7 @@ fn kek_count(session: &Session) -> usize {
 
 fn a_fresh_token_gets_a_kek_and_keys_round_trip() {
     init_token("fresh");
-    let wrapper = Pkcs11KeyWrapper::new(config("fresh", PIN));
+    let wrapper = Pkcs11Hsm::new(config("fresh", PIN));
     wrapper.connect_now().expect("connects and creates the KEK");
     let key = DataKey::generate().expect("key");
     let a = wrapper.wrap(&key, b"org|vault|path|1").expect("wrap");
@@ -199,7 +204,7 @@ fn a_fresh_token_gets_a_kek_and_keys_round_trip() {
 
 fn any_flipped_bit_or_other_aad_fails_closed() {
     init_token("tamper");
-    let wrapper = Pkcs11KeyWrapper::new(config("tamper", PIN));
+    let wrapper = Pkcs11Hsm::new(config("tamper", PIN));
     let key = DataKey::generate().expect("key");
     let wrapped = wrapper.wrap(&key, b"here").expect("wrap");
     assert!(matches!(
@@ -234,7 +239,7 @@ fn any_flipped_bit_or_other_aad_fails_closed() {
 
 fn the_kek_is_sensitive_and_its_value_cannot_be_read() {
     init_token("sensitive");
-    Pkcs11KeyWrapper::new(config("sensitive", PIN))
+    Pkcs11Hsm::new(config("sensitive", PIN))
         .connect_now()
         .expect("connect");
     with_raw_session("sensitive", |session| {
@@ -278,10 +283,10 @@ fn a_restarted_wrapper_reuses_the_kek_and_opens_old_keys() {
     init_token("restart");
     let key = DataKey::generate().expect("key");
     let wrapped = {
-        let first = Pkcs11KeyWrapper::new(config("restart", PIN));
+        let first = Pkcs11Hsm::new(config("restart", PIN));
         first.wrap(&key, b"aad").expect("wrap")
     };
-    let second = Pkcs11KeyWrapper::new(config("restart", PIN));
+    let second = Pkcs11Hsm::new(config("restart", PIN));
     assert_eq!(
         second
             .unwrap(&wrapped, b"aad")
@@ -298,7 +303,7 @@ fn a_restarted_wrapper_reuses_the_kek_and_opens_old_keys() {
 
 fn a_wrong_pin_is_unavailable() {
     init_token("wrongpin");
-    let wrapper = Pkcs11KeyWrapper::new(config("wrongpin", "not-the-pin"));
+    let wrapper = Pkcs11Hsm::new(config("wrongpin", "not-the-pin"));
     assert!(matches!(
         wrapper.connect_now(),
         Err(CryptoError::Unavailable)
@@ -311,7 +316,7 @@ fn a_wrong_pin_is_unavailable() {
 }
 
 fn a_missing_token_is_unavailable_until_it_appears() {
-    let wrapper = Pkcs11KeyWrapper::new(config("late", PIN));
+    let wrapper = Pkcs11Hsm::new(config("late", PIN));
     let key = DataKey::generate().expect("key");
     assert!(matches!(
         wrapper.wrap(&key, b"aad"),
@@ -353,9 +358,51 @@ fn an_extractable_key_under_the_kek_label_is_refused() {
             )
             .expect("a weak key");
     });
-    let wrapper = Pkcs11KeyWrapper::new(config("weak", PIN));
+    let wrapper = Pkcs11Hsm::new(config("weak", PIN));
     assert!(matches!(
         wrapper.connect_now(),
         Err(CryptoError::Unavailable)
     ));
+}
+
+fn the_signing_key_stays_in_the_token_and_survives_restarts() {
+    init_token("signing");
+    let first = Pkcs11Hsm::new(config("signing", PIN));
+    let signature = first.sign(b"header.payload").expect("sign");
+    let public_key = first.public_key().expect("public key");
+    assert_eq!(signature.public_key, public_key);
+    assert_ne!(signature.bytes, [0u8; 64]);
+    assert_ne!(
+        first.sign(b"header.other").expect("sign").bytes,
+        signature.bytes,
+        "different messages, different signatures"
+    );
+    drop(first);
+
+    let second = Pkcs11Hsm::new(config("signing", PIN));
+    assert_eq!(second.public_key().expect("public key"), public_key);
+    assert_eq!(
+        second.sign(b"header.payload").expect("sign").bytes,
+        signature.bytes,
+        "Ed25519 is deterministic: the same key signs the same message identically"
+    );
+    drop(second);
+
+    with_raw_session("signing", |session| {
+        let private = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(b"test-signing".to_vec()),
+            ])
+            .expect("find");
+        assert_eq!(private.len(), 1, "one key pair, not one per start");
+        let flags = session
+            .get_attributes(
+                private[0],
+                &[AttributeType::Sensitive, AttributeType::Extractable],
+            )
+            .expect("attributes");
+        assert!(flags.contains(&Attribute::Sensitive(true)), "{flags:?}");
+        assert!(flags.contains(&Attribute::Extractable(false)), "{flags:?}");
+    });
 }

@@ -1,5 +1,5 @@
-//! The async front of the [`KeyWrapper`] seam: runs each blocking HSM call on tokio's blocking
-//! pool, at most `concurrency` at a time, keeping the caller's tracing span.
+//! The async front of the HSM seams ([`KeyWrapper`], [`TokenSigner`]): runs each blocking HSM
+//! call on tokio's blocking pool, at most `concurrency` at a time, keeping the caller's span.
 //!
 //! The bound matters twice: a slow or hung HSM must not eat every blocking thread, and a
 //! PKCS#11 token serves a limited number of sessions.
@@ -9,16 +9,17 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::{CryptoError, DataKey, KeyWrapper, WrappedKey};
+use super::{CryptoError, DataKey, KeyWrapper, Signature, TokenSigner, WrappedKey};
 
 /// Additional data bound into the health probe's wrap, so a probe key can never be confused
 /// with a real one.
 const PROBE_AAD: &[u8] = b"oxvault:health-probe";
 
-/// Shared handle to the key wrapper; cheap to clone.
+/// Shared handle to the HSM; cheap to clone.
 #[derive(Clone)]
 pub struct Keyring {
     wrapper: Arc<dyn KeyWrapper>,
+    signer: Arc<dyn TokenSigner>,
     permits: Arc<Semaphore>,
 }
 
@@ -32,22 +33,40 @@ impl std::fmt::Debug for Keyring {
 
 impl Keyring {
     /// A keyring running at most `concurrency` HSM calls at once (at least one).
-    pub fn new(wrapper: Arc<dyn KeyWrapper>, concurrency: usize) -> Self {
+    pub fn new(
+        wrapper: Arc<dyn KeyWrapper>,
+        signer: Arc<dyn TokenSigner>,
+        concurrency: usize,
+    ) -> Self {
         Self {
             wrapper,
+            signer,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
         }
     }
 
     /// Seals `key` under the KEK.
     pub async fn wrap(&self, key: DataKey, aad: Vec<u8>) -> Result<WrappedKey, CryptoError> {
-        self.run(move |wrapper| wrapper.wrap(&key, &aad)).await
+        let wrapper = Arc::clone(&self.wrapper);
+        self.run(move || wrapper.wrap(&key, &aad)).await
     }
 
     /// Opens a key sealed by [`Keyring::wrap`].
     pub async fn unwrap(&self, wrapped: WrappedKey, aad: Vec<u8>) -> Result<DataKey, CryptoError> {
-        self.run(move |wrapper| wrapper.unwrap(&wrapped, &aad))
-            .await
+        let wrapper = Arc::clone(&self.wrapper);
+        self.run(move || wrapper.unwrap(&wrapped, &aad)).await
+    }
+
+    /// Signs `message` with the token-signing key.
+    pub async fn sign(&self, message: Vec<u8>) -> Result<Signature, CryptoError> {
+        let signer = Arc::clone(&self.signer);
+        self.run(move || signer.sign(&message)).await
+    }
+
+    /// The token-signing public key.
+    pub async fn public_key(&self) -> Result<[u8; 32], CryptoError> {
+        let signer = Arc::clone(&self.signer);
+        self.run(move || signer.public_key()).await
     }
 
     /// A real round trip through the HSM: wraps a fresh random key under the KEK, unwraps it
@@ -57,7 +76,8 @@ impl Keyring {
             tracing::error!(error = %err, "the OS gave no randomness for the HSM probe");
             CryptoError::Unavailable
         })?;
-        self.run(move |wrapper| {
+        let wrapper = Arc::clone(&self.wrapper);
+        self.run(move || {
             let wrapped = wrapper.wrap(&key, PROBE_AAD)?;
             let back = wrapper.unwrap(&wrapped, PROBE_AAD)?;
             if back == key {
@@ -73,7 +93,7 @@ impl Keyring {
     async fn run<T, F>(&self, op: F) -> Result<T, CryptoError>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn KeyWrapper) -> Result<T, CryptoError> + Send + 'static,
+        F: FnOnce() -> Result<T, CryptoError> + Send + 'static,
     {
         // The semaphore is never closed, so acquiring fails only if that invariant breaks;
         // fail closed rather than run unbounded.
@@ -82,9 +102,8 @@ impl Keyring {
             .acquire()
             .await
             .map_err(|_| CryptoError::Unavailable)?;
-        let wrapper = Arc::clone(&self.wrapper);
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| op(wrapper.as_ref())))
+        tokio::task::spawn_blocking(move || span.in_scope(op))
             .in_current_span()
             .await
             .map_err(|err| {
@@ -129,6 +148,17 @@ mod tests {
         }
     }
 
+    struct NoSigner;
+
+    impl TokenSigner for NoSigner {
+        fn sign(&self, _: &[u8]) -> Result<Signature, CryptoError> {
+            Err(CryptoError::Unavailable)
+        }
+        fn public_key(&self) -> Result<[u8; 32], CryptoError> {
+            Err(CryptoError::Unavailable)
+        }
+    }
+
     struct DownWrapper;
 
     impl KeyWrapper for DownWrapper {
@@ -145,14 +175,14 @@ mod tests {
         let wrapper = Arc::new(XorWrapper {
             calls: AtomicUsize::new(0),
         });
-        let keyring = Keyring::new(wrapper.clone(), 2);
+        let keyring = Keyring::new(wrapper.clone(), Arc::new(NoSigner), 2);
         keyring.probe().await.unwrap();
         assert_eq!(wrapper.calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn the_probe_fails_when_the_wrapper_is_down() {
-        let keyring = Keyring::new(Arc::new(DownWrapper), 1);
+        let keyring = Keyring::new(Arc::new(DownWrapper), Arc::new(NoSigner), 1);
         assert!(matches!(
             keyring.probe().await,
             Err(CryptoError::Unavailable)
@@ -165,6 +195,7 @@ mod tests {
             Arc::new(XorWrapper {
                 calls: AtomicUsize::new(0),
             }),
+            Arc::new(NoSigner),
             1,
         );
         let key = DataKey::generate().unwrap();

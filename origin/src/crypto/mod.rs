@@ -1,9 +1,10 @@
 //! Key handling of the origin: data keys, and the one seam through which they are wrapped by
-//! the key-encryption key (KEK) that never leaves the HSM.
+//! the key-encryption key (KEK) that never leaves the HSM; and the signer of access tokens,
+//! whose private key never leaves it either.
 //!
 //! Layering: services call [`Keyring`] (async, bounded); the keyring runs a [`KeyWrapper`]
-//! (blocking) on tokio's blocking pool. [`pkcs11::Pkcs11KeyWrapper`] is the production
-//! wrapper; anything else implementing the trait (a network HSM, a cloud KMS) slots in here
+//! (blocking) on tokio's blocking pool. [`pkcs11::Pkcs11Hsm`] is the production
+//! wrapper and signer; anything else implementing the trait (a network HSM, a cloud KMS) slots in here
 //! without touching the services.
 
 mod data_key;
@@ -12,6 +13,7 @@ pub mod pkcs11;
 
 pub use data_key::{DataKey, WrappedKey};
 pub use keyring::Keyring;
+pub use pkcs11::Pkcs11Hsm;
 
 /// What can go wrong when wrapping or unwrapping a data key.
 ///
@@ -39,4 +41,21 @@ pub trait KeyWrapper: Send + Sync + 'static {
 
     /// Opens a key sealed by [`KeyWrapper::wrap`] with the same `aad`.
     fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey, CryptoError>;
+}
+
+/// A signature made by the HSM, with the public key that verifies it (so the caller names
+/// the right key id even if the key changed between two calls).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub bytes: [u8; 64],
+    pub public_key: [u8; 32],
+}
+
+/// Signs access tokens with an Ed25519 key whose private half stays inside the HSM.
+pub trait TokenSigner: Send + Sync + 'static {
+    /// Signs `message` (a JWT signing input).
+    fn sign(&self, message: &[u8]) -> Result<Signature, CryptoError>;
+
+    /// The public key, for the JWKS and for verifying tokens at the origin.
+    fn public_key(&self) -> Result<[u8; 32], CryptoError>;
 }
