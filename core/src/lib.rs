@@ -5,8 +5,13 @@
 //! pure code: no I/O, no async runtime, no database or PKCS#11 types. `scripts/test.sh` checks
 //! with `cargo tree` that none of those ever creeps in.
 
+pub mod api_key;
+pub mod auth;
+pub mod claims;
+pub mod email;
 pub mod health;
 pub mod ids;
+pub mod jwt;
 pub mod problem;
 pub mod request_id;
 

@@ -1,0 +1,281 @@
+//! Wire types of authentication and identity: sessions, the caller's profile, personal API
+//! keys, agents and org members. Field names and shapes follow 1Claw's v1 API; fields 1Claw
+//! has for features oxvault does not build are left out of responses and ignored in requests.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::claims::Role;
+use crate::ids::{AgentId, ApiKeyId, OrgId, UserId, VaultId};
+
+/// `POST /v1/auth/signup`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SignupRequest {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// `POST /v1/auth/token`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// `POST /v1/auth/refresh`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /v1/auth/change-password`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// `POST /v1/auth/google`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct GoogleAuthRequest {
+    pub id_token: String,
+}
+
+/// `POST /v1/auth/api-key-token`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ApiKeyTokenRequest {
+    pub api_key: String,
+}
+
+/// `POST /v1/auth/agent-token`. `agent_id` is optional: the key names its agent.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct AgentTokenRequest {
+    pub api_key: String,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+}
+
+/// A session: what login, refresh, Google and API-key exchanges answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: i64,
+    /// Opaque, single-use; absent for exchanges that do not open a refreshable session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /v1/auth/signup` answer: 1Claw's fields plus the refresh token and lifetime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SignupResponse {
+    pub message: String,
+    pub email: String,
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+}
+
+/// `POST /v1/auth/agent-token` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentTokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub agent_id: AgentId,
+    pub vault_ids: Vec<VaultId>,
+}
+
+/// `GET /v1/auth/me`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserProfileResponse {
+    pub id: UserId,
+    pub org_id: OrgId,
+    pub email: String,
+    pub display_name: String,
+    /// `password` or `google`.
+    pub auth_method: String,
+    pub role: Role,
+    pub email_verified: bool,
+    pub totp_enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/auth/api-keys`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CreateApiKeyRequest {
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A personal API key as listed: never the key itself, only its prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyResponse {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub key_prefix: String,
+    pub scopes: Vec<String>,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /v1/auth/api-keys` answer: the key (`1ck_...`) is shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyCreatedResponse {
+    pub key: ApiKeyResponse,
+    pub api_key: String,
+}
+
+/// `GET /v1/auth/api-keys`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyListResponse {
+    pub keys: Vec<ApiKeyResponse>,
+}
+
+/// `POST /v1/agents`. Unknown fields (1Claw's transaction, Shroud and card settings) are
+/// accepted and ignored, so the official SDK's defaults never make a request fail.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CreateAgentRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub vault_ids: Option<Vec<VaultId>>,
+    #[serde(default)]
+    pub token_ttl_seconds: Option<i32>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `PATCH /v1/agents/{agent_id}`: absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct UpdateAgentRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub vault_ids: Option<Vec<VaultId>>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+    #[serde(default)]
+    pub token_ttl_seconds: Option<i32>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An agent as shown to its org's admins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentResponse {
+    pub id: AgentId,
+    pub name: String,
+    pub description: Option<String>,
+    /// Always `api_key`: the one way agents authenticate here.
+    pub auth_method: String,
+    pub scopes: Vec<String>,
+    pub is_active: bool,
+    /// Always `false`: transaction intents are not part of oxvault.
+    pub intents_api_enabled: bool,
+    /// Always `false`: Shroud is not part of oxvault.
+    pub shroud_enabled: bool,
+    pub token_ttl_seconds: Option<i32>,
+    pub vault_ids: Vec<VaultId>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /v1/agents` answer: the key (`ocv_...`) is shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentCreatedResponse {
+    pub agent: AgentResponse,
+    pub api_key: String,
+}
+
+/// `GET /v1/agents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentListResponse {
+    pub agents: Vec<AgentResponse>,
+}
+
+/// `GET /v1/agents/me`: an agent's view of itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentSelfResponse {
+    pub id: AgentId,
+    pub name: String,
+    pub description: Option<String>,
+    pub org_id: OrgId,
+    pub scopes: Vec<String>,
+    pub is_active: bool,
+    pub intents_api_enabled: bool,
+    pub shroud_enabled: bool,
+    pub vault_ids: Vec<VaultId>,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /v1/agents/{agent_id}/rotate-key` answer: the new key, shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentKeyRotatedResponse {
+    pub api_key: String,
+}
+
+/// A member of the caller's org. `id` is the user id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrgMemberResponse {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub auth_method: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /v1/org/members`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrgMemberListResponse {
+    pub members: Vec<OrgMemberResponse>,
+}
+
+/// `PATCH /v1/org/members/{user_id}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct UpdateMemberRoleRequest {
+    pub role: Role,
+}
+
+/// `POST /v1/org/invite`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct InviteMemberRequest {
+    pub email: String,
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+/// `POST /v1/org/invite` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InviteMemberResponse {
+    pub message: String,
+    pub email: String,
+}
+
+/// `GET /v1/auth/jwt-public-key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JwtPublicKeyResponse {
+    pub alg: String,
+    pub public_key_base64: String,
+}
