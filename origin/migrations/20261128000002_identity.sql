@@ -21,27 +21,6 @@ CREATE TABLE users (
 CREATE INDEX users_org_id_idx ON users (org_id);
 CREATE UNIQUE INDEX users_google_sub_key ON users (google_sub) WHERE google_sub IS NOT NULL;
 
--- One login (password, Google or API key exchange). Refresh tokens rotate within it.
-CREATE TABLE auth_sessions (
-    id          uuid PRIMARY KEY,
-    user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    expires_at  timestamptz NOT NULL,
-    revoked_at  timestamptz
-);
-CREATE INDEX auth_sessions_user_id_idx ON auth_sessions (user_id);
-
--- Opaque refresh tokens, stored as SHA-256. Each works once; presenting a used one revokes
--- its whole session (the refresh family).
-CREATE TABLE refresh_tokens (
-    token_hash  bytea PRIMARY KEY,
-    session_id  uuid NOT NULL REFERENCES auth_sessions (id) ON DELETE CASCADE,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    expires_at  timestamptz NOT NULL,
-    used_at     timestamptz
-);
-CREATE INDEX refresh_tokens_session_id_idx ON refresh_tokens (session_id);
-
 CREATE TABLE api_keys (
     id            uuid PRIMARY KEY,
     org_id        uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
@@ -57,6 +36,31 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_key_prefix_idx ON api_keys (key_prefix);
 CREATE INDEX api_keys_org_user_idx ON api_keys (org_id, user_id);
+
+-- One login (password, Google or API key exchange). Refresh tokens rotate within it.
+CREATE TABLE auth_sessions (
+    id          uuid PRIMARY KEY,
+    user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- Set when the session came from exchanging a personal API key: revoking the key
+    -- revokes the session.
+    api_key_id  uuid REFERENCES api_keys (id) ON DELETE CASCADE,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    revoked_at  timestamptz
+);
+CREATE INDEX auth_sessions_user_id_idx ON auth_sessions (user_id);
+CREATE INDEX auth_sessions_api_key_id_idx ON auth_sessions (api_key_id) WHERE api_key_id IS NOT NULL;
+
+-- Opaque refresh tokens, stored as SHA-256. Each works once; presenting a used one revokes
+-- its whole session (the refresh family).
+CREATE TABLE refresh_tokens (
+    token_hash  bytea PRIMARY KEY,
+    session_id  uuid NOT NULL REFERENCES auth_sessions (id) ON DELETE CASCADE,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    used_at     timestamptz
+);
+CREATE INDEX refresh_tokens_session_id_idx ON refresh_tokens (session_id);
 
 CREATE TABLE agents (
     id                 uuid PRIMARY KEY,

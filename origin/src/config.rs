@@ -22,6 +22,9 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Most Argon2 hashes computed at once (`OXVAULT_PASSWORD_HASH_CONCURRENCY`; default:
+    /// the number of CPUs). Each takes 19 MiB and one core for ~20 ms.
+    pub password_hash_concurrency: usize,
 }
 
 /// PostgreSQL settings.
@@ -147,12 +150,19 @@ impl Config {
         let hsm = HsmConfig::read(&mut env);
         let migrate_on_start = env.flag("OXVAULT_MIGRATE_ON_START");
         let grace_secs: u64 = env.parsed("OXVAULT_SHUTDOWN_GRACE_SECS", 20, "whole seconds");
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        let password_hash_concurrency = env.parsed(
+            "OXVAULT_PASSWORD_HASH_CONCURRENCY",
+            cpus,
+            "a positive whole number",
+        );
         env.finish(Self {
             listen_addr,
             database,
             hsm,
             migrate_on_start,
             shutdown_grace: Duration::from_secs(grace_secs),
+            password_hash_concurrency: password_hash_concurrency.max(1),
         })
     }
 }

@@ -16,6 +16,9 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::crypto::Pkcs11Hsm;
 use crate::http::{self, AppState};
+use crate::service::auth::{AuthService, AuthSettings};
+use crate::service::passwords::Passwords;
+use crate::service::tokens::Tokens;
 use crate::store::{self, StoreError};
 
 /// Why the origin could not start.
@@ -29,6 +32,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("password hashing cannot start: {0}")]
+    Passwords(String),
     #[error("the server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -63,6 +68,14 @@ impl Application {
             Err(err) => tracing::error!(error = %err, "the HSM connection task failed"),
         }
         let keyring = Keyring::new(hsm.clone(), hsm, config.hsm.sessions);
+        let passwords = Passwords::new(config.password_hash_concurrency)
+            .map_err(|err| StartupError::Passwords(err.to_string()))?;
+        let auth = AuthService::new(
+            pool.clone(),
+            passwords,
+            Tokens::new(keyring.clone()),
+            AuthSettings::default(),
+        );
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -72,7 +85,11 @@ impl Application {
             })?;
         Ok(Self {
             listener,
-            state: AppState { pool, keyring },
+            state: AppState {
+                pool,
+                keyring,
+                auth,
+            },
             shutdown_grace: config.shutdown_grace,
         })
     }

@@ -27,7 +27,7 @@ pub use database::TestDatabase;
 pub use edge::Edge;
 pub use origin::{Origin, OriginSettings};
 pub use softhsm::SoftHsmToken;
-pub use stack::TestStack;
+pub use stack::{PASSWORD, Session, TestStack};
 
 use std::path::PathBuf;
 

@@ -1,6 +1,20 @@
 //! The whole stack for one test: database + token + origin + edge.
 
+use reqwest::Method;
+use serde_json::{Value, json};
+
 use crate::{Edge, Origin, OriginSettings, SoftHsmToken, TestDatabase};
+
+/// The password every test user signs up with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A signed-up user's tokens.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub email: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
 
 /// A running oxvault: talk to [`TestStack::edge`] as a client would.
 #[derive(Debug)]
@@ -57,5 +71,70 @@ impl TestStack {
             .send()
             .await
             .unwrap_or_else(|err| panic!("GET {path} through the edge failed: {err}"))
+    }
+}
+
+impl TestStack {
+    /// A request through the edge with the caller's bearer token.
+    pub fn request(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.edge_url(path))
+            .bearer_auth(token)
+    }
+
+    /// POSTs JSON through the edge without credentials.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.edge_url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("POST {path} through the edge failed: {err}"))
+    }
+
+    /// Signs up `email` (a new org, owner) and returns its tokens.
+    pub async fn signup(&self, email: &str) -> Session {
+        let response = self
+            .post_json(
+                "/v1/auth/signup",
+                &json!({"email": email, "password": PASSWORD, "display_name": "Test User"}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "signup of {email} failed");
+        let body: Value = response.json().await.expect("signup body");
+        Session {
+            email: email.to_owned(),
+            access_token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+        }
+    }
+
+    /// Logs `email` in with [`PASSWORD`].
+    pub async fn login(&self, email: &str) -> Session {
+        let response = self
+            .post_json(
+                "/v1/auth/token",
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login of {email} failed");
+        let body: Value = response.json().await.expect("login body");
+        Session {
+            email: email.to_owned(),
+            access_token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+        }
     }
 }

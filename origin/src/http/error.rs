@@ -5,9 +5,12 @@
 //! body, so no internal text (SQL, PKCS#11 codes, paths) ever reaches a client.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use oxvault_core::problem::{PROBLEM_JSON, ProblemDetails, ProblemKind};
+
+use crate::service::ServiceError;
 
 /// An error answered to an HTTP caller.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,46 @@ impl ApiError {
     }
 }
 
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Invalid(detail) => Self::client(ProblemKind::BadRequest, detail),
+            ServiceError::Unauthenticated(detail) => {
+                Self::client(ProblemKind::Unauthorized, detail)
+            }
+            ServiceError::Forbidden(detail) => Self::client(ProblemKind::Forbidden, detail),
+            ServiceError::NotFound(what) => {
+                Self::client(ProblemKind::NotFound, format!("{what} not found"))
+            }
+            ServiceError::Conflict(detail) => Self::client(ProblemKind::Conflict, detail),
+            ServiceError::Unavailable(what) => Self::Unavailable(what),
+            ServiceError::Internal(source) => Self::Internal(source),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::client(
+                ProblemKind::UnsupportedMediaType,
+                "the body must be JSON (Content-Type: application/json)",
+            ),
+            JsonRejection::BytesRejection(_) => {
+                Self::client(ProblemKind::PayloadTooLarge, "the body could not be read")
+            }
+            // serde's message names the field and what was expected, never server state.
+            JsonRejection::JsonDataError(err) => {
+                Self::client(ProblemKind::BadRequest, err.body_text())
+            }
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::client(ProblemKind::BadRequest, "the body is not valid JSON")
+            }
+            _ => Self::client(ProblemKind::BadRequest, "the body could not be read"),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = match self {
@@ -60,9 +103,11 @@ impl IntoResponse for ApiError {
 pub fn problem_response(body: ProblemDetails) -> Response {
     let status = StatusCode::from_u16(body.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
     response
 }
 

@@ -2,9 +2,14 @@
 //! bodies. Each module exposes `router()`; [`router`] merges them and adds what every route
 //! shares. Handlers stay thin: parse, call a service, shape the answer.
 
+mod agents;
+mod api_keys;
+mod auth;
 pub mod error;
+mod extract;
 mod health;
 mod openapi;
+mod org;
 mod request_id;
 
 use std::sync::Arc;
@@ -20,6 +25,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::crypto::Keyring;
+use crate::service::auth::AuthService;
 pub use error::ApiError;
 use error::problem_response;
 
@@ -28,6 +34,7 @@ use error::problem_response;
 pub struct AppState {
     pub pool: PgPool,
     pub keyring: Keyring,
+    pub auth: AuthService,
 }
 
 /// The whole HTTP application: every module's routes, the OpenAPI document, and the shared
@@ -66,7 +73,12 @@ async fn method_not_allowed() -> Response {
 
 /// Every documented route, with the document they make up.
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(api_keys::router())
+        .merge(agents::router())
+        .merge(org::router())
 }
 
 /// The generated OpenAPI document, for tools that want it without a running server.

@@ -16,7 +16,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     ),
     components(schemas(ProblemDetails)),
     modifiers(&BearerAuth),
-    tags((name = "Health", description = "Liveness of the origin and its HSM")),
+    tags(
+        (name = "Health", description = "Liveness of the origin and its HSM"),
+        (name = "Authentication", description = "Sessions, tokens and the caller's profile"),
+    ),
+    security(("BearerAuth" = [])),
 )]
 pub struct ApiDoc;
 

@@ -1,6 +1,12 @@
 //! The store layer: PostgreSQL access. SQL lives here and only here, in small functions that
 //! take a pool or transaction; services above never see SQL, and handlers never see the store.
 
+pub mod agents;
+pub mod api_keys;
+pub mod invites;
+pub mod sessions;
+pub mod users;
+
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -20,6 +26,21 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A unique constraint refused the write; holds the constraint's name.
+    #[error("unique constraint {0} refused the write")]
+    Conflict(String),
+}
+
+/// Turns a unique-constraint violation into [`StoreError::Conflict`] naming the constraint,
+/// so services decide by constraint name, never by message text.
+pub(crate) fn on_unique(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err
+        && db.is_unique_violation()
+        && let Some(constraint) = db.constraint()
+    {
+        return StoreError::Conflict(constraint.to_owned());
+    }
+    StoreError::Database(err)
 }
 
 /// A connection pool that connects lazily: the origin starts (and reports `degraded`) while

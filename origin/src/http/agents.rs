@@ -1,0 +1,9 @@
+//! Placeholder: routes of /v1/agents, being written.
+
+use utoipa_axum::router::OpenApiRouter;
+
+use super::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}

@@ -1,0 +1,1 @@
+//! Placeholder: the api_keys service, being written.

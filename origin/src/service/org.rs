@@ -1,0 +1,1 @@
+//! Placeholder: the org service, being written.

@@ -1,0 +1,1 @@
+//! Placeholder: personal API keys in the store, being written.

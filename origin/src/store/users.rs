@@ -1,0 +1,212 @@
+//! Users and organisations.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{StoreError, on_unique};
+
+/// A user row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+    pub google_sub: Option<String>,
+    pub role: String,
+    pub token_version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a new user is made of.
+#[derive(Debug)]
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub google_sub: Option<&'a str>,
+    pub role: &'a str,
+}
+
+const USER_COLUMNS: &str = "id, org_id, email, display_name, password_hash, google_sub, role, \
+                            token_version, created_at";
+
+#[tracing::instrument(skip(conn))]
+pub async fn insert_org(conn: &mut PgConnection, id: Uuid, name: &str) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO organizations (id, name) VALUES ($1, $2)")
+        .bind(id)
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a user; a taken email is `Conflict("users_email_key")`.
+#[tracing::instrument(skip(conn, user), fields(user_id = %user.id))]
+pub async fn insert_user(conn: &mut PgConnection, user: &NewUser<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, org_id, email, display_name, password_hash, google_sub, role) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(user.id)
+    .bind(user.org_id)
+    .bind(user.email)
+    .bind(user.display_name)
+    .bind(user.password_hash)
+    .bind(user.google_sub)
+    .bind(user.role)
+    .execute(conn)
+    .await
+    .map_err(on_unique)?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(conn, email))]
+pub async fn find_by_email(
+    conn: &mut PgConnection,
+    email: &str,
+) -> Result<Option<UserRow>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(email)
+        .fetch_optional(conn)
+        .await?)
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn find_by_google_sub(
+    conn: &mut PgConnection,
+    google_sub: &str,
+) -> Result<Option<UserRow>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE google_sub = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(google_sub)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A user by id, whatever the org (for flows that start from a credential, not a caller).
+#[tracing::instrument(skip(conn))]
+pub async fn find_by_id(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Option<UserRow>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A user of `org_id`; another org's user is `None`, like a missing one.
+#[tracing::instrument(skip(conn))]
+pub async fn find_in_org(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<UserRow>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND org_id = $2");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .bind(org_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Every user of an org, oldest first.
+#[tracing::instrument(skip(conn))]
+pub async fn list_in_org(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+) -> Result<Vec<UserRow>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at, id");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(org_id)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Links a Google account to an existing user.
+#[tracing::instrument(skip(conn))]
+pub async fn set_google_sub(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    google_sub: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET google_sub = $2, updated_at = now() WHERE id = $1")
+        .bind(user_id)
+        .bind(google_sub)
+        .execute(conn)
+        .await
+        .map_err(on_unique)?;
+    Ok(())
+}
+
+/// Replaces the password hash and bumps the token version, so every access token issued
+/// before stops working at once.
+#[tracing::instrument(skip(conn, password_hash))]
+pub async fn set_password(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    password_hash: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE users SET password_hash = $2, token_version = token_version + 1, \
+         updated_at = now() WHERE id = $1 RETURNING token_version",
+    )
+    .bind(user_id)
+    .bind(password_hash)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Changes a member's role and bumps the token version (the role is in the claims).
+#[tracing::instrument(skip(conn))]
+pub async fn set_role(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE users SET role = $3, token_version = token_version + 1, updated_at = now() \
+         WHERE id = $2 AND org_id = $1",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(role)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes a user from the org (the user row goes, and with it their sessions and keys).
+#[tracing::instrument(skip(conn))]
+pub async fn delete_in_org(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM users WHERE id = $2 AND org_id = $1")
+        .bind(org_id)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Locks the org's owner rows and counts them, so two concurrent demotions cannot both see
+/// "another owner remains" and leave none.
+#[tracing::instrument(skip(conn))]
+pub async fn lock_owners(conn: &mut PgConnection, org_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM users WHERE org_id = $1 AND role = 'owner' ORDER BY id FOR UPDATE",
+    )
+    .bind(org_id)
+    .fetch_all(conn)
+    .await?)
+}

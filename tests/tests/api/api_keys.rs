@@ -1,0 +1,1 @@
+//! Placeholder: tests of api_keys, being written.

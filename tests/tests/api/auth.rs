@@ -1,0 +1,299 @@
+//! Human authentication through the edge: sign-up, login, refresh rotation, logout, password
+//! change, profile. SECURITY.md cases 1, 2, 4, 5 and 9.
+
+use oxvault_tests::{PASSWORD, TestStack};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn signup_opens_a_session_and_makes_the_user_owner_of_a_new_org() {
+    let stack = TestStack::start().await;
+
+    let session = stack.signup("ada@example.com").await;
+    let me = stack
+        .request(Method::GET, "/v1/auth/me", &session.access_token)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(me.status(), StatusCode::OK);
+    let profile: Value = me.json().await.unwrap();
+    assert_eq!(profile["email"], "ada@example.com");
+    assert_eq!(profile["role"], "owner");
+    assert_eq!(profile["auth_method"], "password");
+    assert!(session.refresh_token.starts_with("ort_"));
+}
+
+#[tokio::test]
+async fn emails_are_normalised_so_case_and_spaces_name_one_account() {
+    let stack = TestStack::start().await;
+    stack.signup("Grace@Example.COM").await;
+
+    let again = stack
+        .post_json(
+            "/v1/auth/signup",
+            &json!({"email": "  grace@example.com ", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+
+    let login = stack
+        .post_json(
+            "/v1/auth/token",
+            &json!({"email": "GRACE@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_the_same_answer() {
+    let stack = TestStack::start().await;
+    stack.signup("alan@example.com").await;
+
+    let wrong_password = stack
+        .post_json(
+            "/v1/auth/token",
+            &json!({"email": "alan@example.com", "password": "not the password"}),
+        )
+        .await;
+    let unknown_email = stack
+        .post_json(
+            "/v1/auth/token",
+            &json!({"email": "nobody@example.com", "password": "not the password"}),
+        )
+        .await;
+
+    assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown_email.status(), StatusCode::UNAUTHORIZED);
+    let a: Value = wrong_password.json().await.unwrap();
+    let b: Value = unknown_email.json().await.unwrap();
+    assert_eq!(a, b, "the bodies must not tell the two apart");
+}
+
+#[tokio::test]
+async fn bad_signups_are_400_problems_not_500s() {
+    let stack = TestStack::start().await;
+    for body in [
+        json!({"email": "not-an-email", "password": PASSWORD}),
+        json!({"email": "short@example.com", "password": "short"}),
+        json!({"email": "missing-password@example.com"}),
+        json!("not an object"),
+    ] {
+        let response = stack.post_json("/v1/auth/signup", &body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["status"], 400);
+    }
+    let not_json = stack
+        .client
+        .post(stack.edge_url("/v1/auth/signup"))
+        .body("email=a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn server_owned_fields_in_a_signup_body_are_ignored() {
+    let stack = TestStack::start().await;
+    let response = stack
+        .post_json(
+            "/v1/auth/signup",
+            &json!({
+                "email": "mallory@example.com", "password": PASSWORD,
+                "role": "member", "org_id": "00000000-0000-0000-0000-000000000001",
+                "token_version": 99,
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let token = response.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me: Value = stack
+        .request(Method::GET, "/v1/auth/me", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "owner");
+    assert_ne!(me["org_id"], "00000000-0000-0000-0000-000000000001");
+}
+
+#[tokio::test]
+async fn a_refresh_token_works_once_and_a_replay_revokes_the_whole_family() {
+    let stack = TestStack::start().await;
+    let first = stack.signup("rotor@example.com").await;
+
+    let rotated = stack
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": first.refresh_token}),
+        )
+        .await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let rotated: Value = rotated.json().await.unwrap();
+    let newest_refresh = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let newest_access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(newest_refresh, first.refresh_token);
+    assert_eq!(
+        stack
+            .request(Method::GET, "/v1/auth/me", &newest_access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    // The spent token again: refused, and the family is revoked.
+    let replay = stack
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": first.refresh_token}),
+        )
+        .await;
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+
+    let newest = stack
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": newest_refresh}),
+        )
+        .await;
+    assert_eq!(
+        newest.status(),
+        StatusCode::UNAUTHORIZED,
+        "the newest refresh token died too"
+    );
+    let access = stack
+        .request(Method::GET, "/v1/auth/me", &newest_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        access.status(),
+        StatusCode::UNAUTHORIZED,
+        "and so did its access token"
+    );
+}
+
+#[tokio::test]
+async fn logout_revokes_the_presented_session_at_once() {
+    let stack = TestStack::start().await;
+    let session = stack.signup("leaver@example.com").await;
+    let other = stack.login("leaver@example.com").await;
+
+    let logout = stack
+        .request(Method::DELETE, "/v1/auth/token", &session.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+
+    let after = stack
+        .request(Method::GET, "/v1/auth/me", &session.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(after.headers()["www-authenticate"], "Bearer");
+    let refresh = stack
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": session.refresh_token}),
+        )
+        .await;
+    assert_eq!(refresh.status(), StatusCode::UNAUTHORIZED);
+    // Another session of the same user is untouched.
+    let other_me = stack
+        .request(Method::GET, "/v1/auth/me", &other.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_me.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_change_revokes_every_other_session_of_the_user() {
+    let stack = TestStack::start().await;
+    let current = stack.signup("changer@example.com").await;
+    let elsewhere = stack.login("changer@example.com").await;
+
+    let wrong = stack
+        .request(Method::POST, "/v1/auth/change-password", &current.access_token)
+        .json(&json!({"current_password": "wrong password", "new_password": "a brand new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+
+    let changed = stack
+        .request(
+            Method::POST,
+            "/v1/auth/change-password",
+            &current.access_token,
+        )
+        .json(&json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+
+    let old_access = stack
+        .request(Method::GET, "/v1/auth/me", &elsewhere.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_access.status(), StatusCode::UNAUTHORIZED);
+    let old_refresh = stack
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": elsewhere.refresh_token}),
+        )
+        .await;
+    assert_eq!(old_refresh.status(), StatusCode::UNAUTHORIZED);
+    let old_password = stack
+        .post_json(
+            "/v1/auth/token",
+            &json!({"email": "changer@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(old_password.status(), StatusCode::UNAUTHORIZED);
+    let new_password = stack
+        .post_json(
+            "/v1/auth/token",
+            &json!({"email": "changer@example.com", "password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(new_password.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_jwks_publishes_the_hsm_signing_key() {
+    let stack = TestStack::start().await;
+
+    let jwks: Value = stack
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    let public: Value = stack
+        .get("/v1/auth/jwt-public-key")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(public["alg"], "EdDSA");
+    assert!(public["public_key_base64"].is_string());
+}
