@@ -206,6 +206,24 @@ export_tool_env() {
         WRANGLER_SEND_ERROR_REPORTS=false WRANGLER_HIDE_BANNER=true
 }
 
+# The official 1Claw Python SDK in a venv outside the clone (reused across clones), pinned by
+# tests/sdk/requirements.txt; reinstalled when that file changes.
+ensure_sdk_venv() {
+    local venv="$OXVAULT_CACHE_DIR/sdk-venv" requirements="$OXVAULT_ROOT/tests/sdk/requirements.txt"
+    command -v python3 >/dev/null 2>&1 || die "python3 not found: the SDK test needs Python 3.9+"
+    if [ ! -x "$venv/bin/python" ]; then
+        log "creating the SDK venv in $venv"
+        python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    fi
+    if ! cmp -s "$requirements" "$venv/requirements.installed"; then
+        log "installing the oneclaw SDK ($(grep -v '^#' "$requirements" | tr '\n' ' '))"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+        cp "$requirements" "$venv/requirements.installed"
+    fi
+    OXVAULT_SDK_PYTHON="$venv/bin/python"
+    export OXVAULT_SDK_PYTHON
+}
+
 # Everything both scripts need to build.
 ensure_toolchain() {
     ensure_cargo

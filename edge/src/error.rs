@@ -5,6 +5,7 @@
 //! status that says whose turn it is to act). The internal cause is carried for the log and is
 //! never put into the body.
 
+use oxvault_core::jwt::JwtError;
 use oxvault_core::problem::{PROBLEM_JSON, ProblemKind};
 use thiserror::Error;
 
@@ -23,6 +24,10 @@ pub enum EdgeError {
     MalformedContentLength,
     #[error("request body could not be read: {0}")]
     UnreadableBody(String),
+    #[error("no bearer token on a protected route")]
+    MissingToken,
+    #[error("token refused: {0}")]
+    InvalidToken(JwtError),
 
     // Inside the system.
     #[error("edge misconfigured: {0}")]
@@ -33,6 +38,10 @@ pub enum EdgeError {
     BadOriginResponse(String),
     #[error("edge failed internally: {0}")]
     Internal(String),
+    /// No verification keys: the origin's key set could not be fetched and none is cached
+    /// (the fetch's own error was logged where it happened).
+    #[error("no token-verification keys available")]
+    KeysUnavailable,
 }
 
 impl From<BodyError> for EdgeError {
@@ -53,7 +62,13 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 9110 section 11.6.1 requires one).
+    pub www_authenticate: Option<&'static str>,
 }
+
+/// The challenge of every 401: the same bare `Bearer` the origin sends, so a client sees
+/// one answer whichever tier refused it.
+pub const BEARER_CHALLENGE: &str = "Bearer";
 
 impl EdgeError {
     /// The problem kind and the caller-safe words for this error.
@@ -75,6 +90,15 @@ impl EdgeError {
                 ProblemKind::BadRequest,
                 "the request body could not be read".to_owned(),
             ),
+            Self::MissingToken => (
+                ProblemKind::Unauthorized,
+                "a bearer token is required".to_owned(),
+            ),
+            // One answer for every reason, as at the origin: which check failed is for the log.
+            Self::InvalidToken(_) => (
+                ProblemKind::Unauthorized,
+                "invalid or expired token".to_owned(),
+            ),
             Self::Misconfigured(_) => (
                 ProblemKind::ServiceUnavailable,
                 "the service is not configured correctly; try again later".to_owned(),
@@ -91,6 +115,10 @@ impl EdgeError {
                 ProblemKind::Internal,
                 "the edge could not handle the request".to_owned(),
             ),
+            Self::KeysUnavailable => (
+                ProblemKind::ServiceUnavailable,
+                "tokens cannot be verified right now; try again later".to_owned(),
+            ),
         }
     }
 
@@ -102,6 +130,7 @@ impl EdgeError {
                 | Self::OriginUnreachable(_)
                 | Self::BadOriginResponse(_)
                 | Self::Internal(_)
+                | Self::KeysUnavailable
         )
     }
 
@@ -112,6 +141,7 @@ impl EdgeError {
             status: kind.status(),
             content_type: PROBLEM_JSON,
             body: kind.with_detail(detail).to_json(),
+            www_authenticate: (kind == ProblemKind::Unauthorized).then_some(BEARER_CHALLENGE),
         }
     }
 }
@@ -191,6 +221,68 @@ mod tests {
         ] {
             assert!(!err.reply().body.contains("secret-cause"), "{err:?}");
         }
+    }
+
+    #[test]
+    fn a_missing_token_is_a_401_problem_with_a_bearer_challenge() {
+        let reply = EdgeError::MissingToken.reply();
+        assert_eq!(reply.status, 401);
+        assert_eq!(reply.www_authenticate, Some("Bearer"));
+        assert_eq!(
+            body(&EdgeError::MissingToken),
+            json!({
+                "type": "urn:oxvault:problem:unauthorized",
+                "title": "Unauthorized",
+                "status": 401,
+                "detail": "a bearer token is required",
+            })
+        );
+    }
+
+    #[test]
+    fn every_refused_token_gets_the_same_401_whatever_the_reason() {
+        let replies: Vec<Reply> = [
+            JwtError::Malformed,
+            JwtError::UnsupportedAlgorithm,
+            JwtError::UnknownKey,
+            JwtError::BadSignature,
+            JwtError::WrongIssuer,
+            JwtError::WrongAudience,
+            JwtError::Expired,
+            JwtError::NotYetValid,
+        ]
+        .into_iter()
+        .map(|reason| EdgeError::InvalidToken(reason).reply())
+        .collect();
+        for reply in &replies {
+            assert_eq!(reply, &replies[0]);
+        }
+        assert_eq!(replies[0].status, 401);
+        assert_eq!(replies[0].www_authenticate, Some("Bearer"));
+        assert_eq!(
+            body(&EdgeError::InvalidToken(JwtError::Expired))["detail"],
+            "invalid or expired token"
+        );
+        assert!(!EdgeError::InvalidToken(JwtError::Expired).is_internal());
+    }
+
+    #[test]
+    fn missing_keys_are_a_503_the_system_owns() {
+        let err = EdgeError::KeysUnavailable;
+        assert_eq!(err.reply().status, 503);
+        assert_eq!(err.reply().www_authenticate, None);
+        assert!(err.is_internal());
+    }
+
+    #[test]
+    fn only_401s_carry_a_challenge() {
+        assert_eq!(EdgeError::NotFound.reply().www_authenticate, None);
+        assert_eq!(
+            EdgeError::OriginUnreachable(String::new())
+                .reply()
+                .www_authenticate,
+            None
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! connection and are dropped, together with any header the `Connection` header names.
 //! Requests also lose every header that claims to say who the client is (`X-Forwarded-For`,
 //! `X-Real-IP`, `Forwarded`) and every `cf-*` header, because the client could have written
-//! them; the edge then adds the ones it vouches for. Headers are `(name, value)` pairs so
+//! them; the edge then adds the ones it vouches for. The `x-oxvault-` prefix is reserved for
+//! headers the edge itself may one day send the origin (such as a verified subject), so a
+//! client's `x-oxvault-*` headers are dropped too. Headers are `(name, value)` pairs so
 //! this module stays free of the runtime's types; names are compared case-insensitively.
 
 use std::net::IpAddr;
@@ -36,6 +38,9 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Headers a client could use to pretend to be someone else.
 const CLIENT_ADDRESS: &[&str] = &["x-forwarded-for", "x-real-ip", "forwarded"];
+
+/// The prefix of headers only the edge may send to the origin.
+pub const RESERVED_PREFIX: &str = "x-oxvault-";
 
 /// The header list of a request or response, as `(name, value)` pairs.
 pub type HeaderList = Vec<(String, String)>;
@@ -78,6 +83,7 @@ pub fn to_origin(
         .filter(|(name, _)| {
             !is_one_of(name, CLIENT_ADDRESS)
                 && !is_cloudflare_header(name)
+                && !has_prefix(name, RESERVED_PREFIX)
                 && !name.eq_ignore_ascii_case(REQUEST_ID_HEADER)
                 && !name.eq_ignore_ascii_case("content-length")
         })
@@ -111,8 +117,13 @@ pub fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> 
 }
 
 fn is_cloudflare_header(name: &str) -> bool {
-    name.get(..3)
-        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("cf-"))
+    has_prefix(name, "cf-")
+}
+
+/// Whether `name` starts with `prefix`, ignoring ASCII case.
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
 }
 
 /// The address in canonical text form, or `None` when it is not an IP address: the value is
@@ -208,6 +219,23 @@ mod tests {
         ]);
         let out = to_origin(&incoming, None, "rid");
         assert_eq!(names(&out), ["cfx", "x-request-id"]);
+    }
+
+    #[test]
+    fn headers_with_the_reserved_prefix_never_come_from_the_client() {
+        let incoming = list(&[
+            ("x-oxvault-sub", "user:00000000-0000-0000-0000-000000000001"),
+            ("X-OxVault-Role", "owner"),
+            ("x-oxvault-", "empty suffix"),
+            ("x-oxvaultish", "kept: not the x-oxvault- prefix"),
+            ("x-oxvaul", "kept: shorter than the prefix"),
+            ("accept", "*/*"),
+        ]);
+        let out = to_origin(&incoming, None, "rid");
+        assert_eq!(
+            names(&out),
+            ["x-oxvaultish", "x-oxvaul", "accept", "x-request-id"]
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Which of the edge's three answers a request gets, from its method and path alone.
+//! Which of the edge's three answers a request gets, from its method and path alone. Whether
+//! a forwarded request needs a token is the separate question of [`crate::access`].
 //!
 //! The path is the one the runtime parsed (WHATWG URL rules), so dot segments such as
 //! `/v1/../admin` are already resolved before it gets here: a request cannot escape `/v1/`
@@ -10,12 +11,17 @@ pub const HEALTH_PATH: &str = "/v1/health";
 /// Everything under this prefix belongs to the API and is forwarded.
 pub const API_PREFIX: &str = "/v1/";
 
+/// The origin's public key set, the one path outside `/v1/` that is forwarded (`GET` and
+/// `HEAD` only: it is a document, and other methods have no business there).
+pub const JWKS_PATH: &str = crate::keys::JWKS_PATH;
+
 /// What the edge does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// `GET`/`HEAD /v1/health`: the edge asks the origin and answers with both states.
     EdgeHealth,
-    /// Any other `/v1/*` request: sent on to the origin as it is.
+    /// Any other `/v1/*` request, and `GET`/`HEAD /.well-known/jwks.json`: sent on to the
+    /// origin (after the token check of [`crate::access`]).
     Forward,
     /// Not part of the API: 404 without bothering the origin.
     NotFound,
@@ -25,7 +31,9 @@ pub enum Route {
 pub fn route(method: &str, path: &str) -> Route {
     if path == HEALTH_PATH && matches!(method, "GET" | "HEAD") {
         Route::EdgeHealth
-    } else if path.starts_with(API_PREFIX) {
+    } else if path.starts_with(API_PREFIX)
+        || (path == JWKS_PATH && matches!(method, "GET" | "HEAD"))
+    {
         Route::Forward
     } else {
         Route::NotFound
@@ -58,6 +66,24 @@ mod tests {
             Route::Forward
         );
         assert_eq!(route("PROPFIND", "/v1/x"), Route::Forward);
+    }
+
+    #[test]
+    fn the_key_set_is_forwarded_for_get_and_head_only() {
+        assert_eq!(route("GET", "/.well-known/jwks.json"), Route::Forward);
+        assert_eq!(route("HEAD", "/.well-known/jwks.json"), Route::Forward);
+        assert_eq!(route("POST", "/.well-known/jwks.json"), Route::NotFound);
+        assert_eq!(route("DELETE", "/.well-known/jwks.json"), Route::NotFound);
+    }
+
+    #[test]
+    fn nothing_else_under_well_known_is_forwarded() {
+        assert_eq!(route("GET", "/.well-known/jwks.json/"), Route::NotFound);
+        assert_eq!(
+            route("GET", "/.well-known/openid-configuration"),
+            Route::NotFound
+        );
+        assert_eq!(route("GET", "/.well-known/JWKS.json"), Route::NotFound);
     }
 
     #[test]

@@ -11,6 +11,11 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::service::google::GoogleConfig;
+
+/// Google's published id_token keys.
+const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
+
 /// Everything `oxvault-origin serve` needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -25,6 +30,8 @@ pub struct Config {
     /// Most Argon2 hashes computed at once (`OXVAULT_PASSWORD_HASH_CONCURRENCY`; default:
     /// the number of CPUs). Each takes 19 MiB and one core for ~20 ms.
     pub password_hash_concurrency: usize,
+    /// Google sign-in, when `OXVAULT_GOOGLE_CLIENT_ID` is set.
+    pub google: Option<GoogleConfig>,
 }
 
 /// PostgreSQL settings.
@@ -156,6 +163,14 @@ impl Config {
             cpus,
             "a positive whole number",
         );
+        let google = env
+            .optional("OXVAULT_GOOGLE_CLIENT_ID")
+            .map(|client_id| GoogleConfig {
+                client_id: client_id.trim().to_owned(),
+                jwks_url: env
+                    .optional("OXVAULT_GOOGLE_JWKS_URL")
+                    .unwrap_or_else(|| GOOGLE_JWKS_URL.to_owned()),
+            });
         env.finish(Self {
             listen_addr,
             database,
@@ -163,6 +178,7 @@ impl Config {
             migrate_on_start,
             shutdown_grace: Duration::from_secs(grace_secs),
             password_hash_concurrency: password_hash_concurrency.max(1),
+            google,
         })
     }
 }

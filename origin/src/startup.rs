@@ -16,7 +16,10 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::crypto::Pkcs11Hsm;
 use crate::http::{self, AppState};
+use crate::service::api_keys::ApiKeyService;
 use crate::service::auth::{AuthService, AuthSettings};
+use crate::service::google::GoogleVerifier;
+use crate::service::org::OrgService;
 use crate::service::passwords::Passwords;
 use crate::service::tokens::Tokens;
 use crate::store::{self, StoreError};
@@ -34,6 +37,8 @@ pub enum StartupError {
     },
     #[error("password hashing cannot start: {0}")]
     Passwords(String),
+    #[error("Google sign-in cannot start: {0}")]
+    Google(String),
     #[error("the server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -70,11 +75,18 @@ impl Application {
         let keyring = Keyring::new(hsm.clone(), hsm, config.hsm.sessions);
         let passwords = Passwords::new(config.password_hash_concurrency)
             .map_err(|err| StartupError::Passwords(err.to_string()))?;
+        let google = config
+            .google
+            .clone()
+            .map(GoogleVerifier::new)
+            .transpose()
+            .map_err(|err| StartupError::Google(err.to_string()))?;
         let auth = AuthService::new(
             pool.clone(),
             passwords,
             Tokens::new(keyring.clone()),
             AuthSettings::default(),
+            google,
         );
 
         let listener = TcpListener::bind(config.listen_addr)
@@ -86,6 +98,8 @@ impl Application {
         Ok(Self {
             listener,
             state: AppState {
+                org: OrgService::new(pool.clone()),
+                api_keys: ApiKeyService::new(pool.clone(), auth.clone()),
                 pool,
                 keyring,
                 auth,

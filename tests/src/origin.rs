@@ -18,6 +18,8 @@ pub struct OriginSettings {
     pub pin: String,
     /// Run `oxvault-origin migrate` first (off when the database is meant to be down).
     pub migrate: bool,
+    /// More environment for `serve` (e.g. Google sign-in settings).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl OriginSettings {
@@ -28,6 +30,7 @@ impl OriginSettings {
             softhsm_conf: token.conf(),
             pin: PIN.to_owned(),
             migrate: true,
+            extra_env: Vec::new(),
         }
     }
 }
@@ -71,7 +74,8 @@ fn command(settings: &OriginSettings, subcommand: &str) -> Command {
         .env("OXVAULT_DB_ACQUIRE_TIMEOUT_SECS", "2")
         .env("OXVAULT_SHUTDOWN_GRACE_SECS", "5")
         .env("OXVAULT_LOG", "info")
-        .env("SOFTHSM2_CONF", &settings.softhsm_conf);
+        .env("SOFTHSM2_CONF", &settings.softhsm_conf)
+        .envs(settings.extra_env.iter().map(|(k, v)| (k, v)));
     command
 }
 

@@ -10,26 +10,28 @@ use worker::js_sys::Uint8Array;
 use worker::{ByteStream, Fetch, Request, Response, ResponseBody, Url, web_sys};
 
 use super::http::{header_list, to_headers};
-use crate::body::{BodyCollector, check_declared_length};
+use crate::body::BodyCollector;
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::headers::{self, CLIENT_IP_HEADER};
 use crate::relay::{must_not_have_body, relayable_status};
 use crate::target::origin_target;
 
+/// Sends the request on. `incoming` are its headers, `declared` its already-checked
+/// `Content-Length` (see [`crate::body::check_declared_length`]).
 pub(super) async fn forward(
     req: Request,
     url: &Url,
     method: &str,
+    incoming: &[(String, String)],
+    declared: Option<u64>,
     config: &EdgeConfig,
     request_id: &str,
 ) -> Result<Response, EdgeError> {
-    let incoming = header_list(req.headers());
-    let declared = check_declared_length(headers::find(&incoming, "content-length"))?;
     let body = read_body(&req, method, declared).await?;
 
-    let client_ip = headers::find(&incoming, CLIENT_IP_HEADER);
-    let outgoing = to_headers(&headers::to_origin(&incoming, client_ip, request_id))?;
+    let client_ip = headers::find(incoming, CLIENT_IP_HEADER);
+    let outgoing = to_headers(&headers::to_origin(incoming, client_ip, request_id))?;
     let target = origin_target(&config.origin, url.path(), url.query());
 
     let init = web_sys::RequestInit::new();

@@ -27,14 +27,20 @@ pub(super) fn to_headers(list: &[(String, String)]) -> Result<Headers, EdgeError
 /// A response the edge makes up itself, tagged with the request id.
 pub(super) fn reply(reply: &Reply, request_id: &str) -> Response {
     let headers = Headers::new();
-    // Both values are known-good (a constant media type and an id that passed
+    // Every value is known-good (constants, and an id that passed
     // `is_acceptable_request_id` or is a UUID), so these cannot fail; log if they ever do
     // rather than lose the response.
+    let challenge = reply
+        .www_authenticate
+        .map(|challenge| ("www-authenticate", challenge));
     for (name, value) in [
         ("content-type", reply.content_type),
         ("cache-control", "no-store"),
         (REQUEST_ID_HEADER, request_id),
-    ] {
+    ]
+    .into_iter()
+    .chain(challenge)
+    {
         if let Err(err) = headers.set(name, value) {
             console_error!("request_id={request_id} could not set {name}: {err}");
         }

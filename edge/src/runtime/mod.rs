@@ -1,10 +1,12 @@
 //! The Worker's entry point: the only code that touches the Workers runtime (wasm32 only).
 //!
-//! Each request is routed, the bindings are read into an [`EdgeConfig`], and the pure modules
-//! decide what to do; this layer does the I/O. Every failure becomes an [`EdgeError`] and then
-//! an RFC 7807 response here, so `fetch` always returns `Ok`: an `Err` would reach the client
-//! as the `worker` crate's bare "INTERNAL SERVER ERROR", and a panic would kill the isolate.
+//! Each request is routed, the bindings are read into an [`EdgeConfig`], protected routes
+//! have their bearer token verified, and the pure modules decide what to do; this layer does
+//! the I/O. Every failure becomes an [`EdgeError`] and then an RFC 7807 response here, so
+//! `fetch` always returns `Ok`: an `Err` would reach the client as the `worker` crate's bare
+//! "INTERNAL SERVER ERROR", and a panic would kill the isolate.
 
+mod auth;
 mod forward;
 mod health;
 mod http;
@@ -12,8 +14,11 @@ mod http;
 use oxvault_core::request_id::REQUEST_ID_HEADER;
 use worker::{Context, Env, Request, Response, console_error, console_log, event};
 
+use crate::access::{Access, access};
+use crate::body::check_declared_length;
 use crate::config::{EdgeConfig, ORIGIN_URL_VAR};
 use crate::error::EdgeError;
+use crate::headers;
 use crate::request_id::{choose_request_id, fresh_request_id};
 use crate::route::{Route, route};
 
@@ -59,7 +64,16 @@ async fn dispatch(req: Request, env: &Env, request_id: &str) -> Result<Response,
         }
         Route::Forward => {
             let config = load_config(env)?;
-            forward::forward(req, &url, &method, &config, request_id).await
+            let incoming = http::header_list(req.headers());
+            // Framing first: a malformed or oversized declared length is refused whoever
+            // sends it, and costs nothing to check (the body itself is read only after the
+            // token check).
+            let declared = check_declared_length(headers::find(&incoming, "content-length"))?;
+            if access(&method, url.path()) == Access::Token {
+                let authorization = headers::find(&incoming, "authorization");
+                auth::require_token(authorization, &config, request_id).await?;
+            }
+            forward::forward(req, &url, &method, &incoming, declared, &config, request_id).await
         }
     }
 }

@@ -2,13 +2,14 @@
 //! the public key that verifies access tokens (`/.well-known/jwks.json`).
 
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::StatusCode;
 use oxvault_core::auth::{
-    ChangePasswordRequest, JwtPublicKeyResponse, LoginRequest, RefreshRequest, SignupRequest,
-    SignupResponse, TokenResponse, UserProfileResponse,
+    ChangePasswordRequest, GoogleAuthRequest, JwtPublicKeyResponse, LoginRequest, RefreshRequest,
+    SignupRequest, SignupResponse, TokenResponse, UserProfileResponse,
 };
-use oxvault_core::problem::ProblemDetails;
+use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signup))
         .routes(routes!(login, logout))
         .routes(routes!(refresh))
+        .routes(routes!(google))
         .routes(routes!(change_password))
         .routes(routes!(me))
         .routes(routes!(jwt_public_key))
@@ -71,17 +73,47 @@ async fn logout(
 }
 
 /// Exchange a refresh token for a new access token and a new refresh token.
+///
+/// With no body, the bearer access token is renewed within its session instead (what the
+/// official SDK's `auth.refresh()` sends); no refresh token is issued then.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "Authentication", operation_id = "refreshToken",
-    security(()), request_body = RefreshRequest,
+    security(()), request_body(content = RefreshRequest, description = "Optional: without it the bearer token is renewed"),
     responses(
         (status = 200, description = "Rotated", body = TokenResponse),
         (status = 401, description = "Unknown, spent or revoked refresh token", body = ProblemDetails),
     ))]
 async fn refresh(
     State(state): State<AppState>,
-    ApiJson(request): ApiJson<RefreshRequest>,
+    parts: axum::http::request::Parts,
+    body: axum::body::Bytes,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        let mut parts = parts;
+        let principal = Principal::from_request_parts(&mut parts, &state).await?;
+        return Ok(Json(state.auth.renew(&principal).await?));
+    }
+    let request: RefreshRequest = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::client(
+            ProblemKind::BadRequest,
+            "the body must be JSON with a refresh_token",
+        )
+    })?;
     Ok(Json(state.auth.refresh(request).await?))
+}
+
+/// Sign in with a Google id_token (links or creates the account).
+#[utoipa::path(post, path = "/v1/auth/google", tag = "Authentication", operation_id = "googleAuth",
+    security(()), request_body = GoogleAuthRequest,
+    responses(
+        (status = 200, description = "Authenticated", body = TokenResponse),
+        (status = 401, description = "The id_token does not verify", body = ProblemDetails),
+        (status = 404, description = "Google sign-in is not configured", body = ProblemDetails),
+    ))]
+async fn google(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<GoogleAuthRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    Ok(Json(state.auth.google(request).await?))
 }
 
 /// Change the caller's password; every other session of the user is revoked.

@@ -25,7 +25,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::crypto::Keyring;
+use crate::service::api_keys::ApiKeyService;
 use crate::service::auth::AuthService;
+use crate::service::org::OrgService;
 pub use error::ApiError;
 use error::problem_response;
 
@@ -35,6 +37,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub keyring: Keyring,
     pub auth: AuthService,
+    pub org: OrgService,
+    pub api_keys: ApiKeyService,
 }
 
 /// The whole HTTP application: every module's routes, the OpenAPI document, and the shared

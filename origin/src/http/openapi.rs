@@ -19,6 +19,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     tags(
         (name = "Health", description = "Liveness of the origin and its HSM"),
         (name = "Authentication", description = "Sessions, tokens and the caller's profile"),
+        (name = "API Keys", description = "Personal API keys (1ck_) of users"),
+        (name = "Agents", description = "AI agent identities and their keys (ocv_)"),
+        (name = "Organization", description = "Members, roles and invitations"),
     ),
     security(("BearerAuth" = [])),
 )]

@@ -1,9 +1,110 @@
-//! Placeholder: routes of /v1/org, being written.
+//! `/v1/org/*`: the caller's org members, their roles, and invitations. Rules live in
+//! [`crate::service::org`]; handlers parse, call, and shape the answer.
 
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use oxvault_core::auth::{
+    InviteMemberRequest, InviteMemberResponse, OrgMemberListResponse, OrgMemberResponse,
+    UpdateMemberRoleRequest,
+};
+use oxvault_core::ids::UserId;
+use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::AppState;
+use super::extract::ApiJson;
+use super::{ApiError, AppState};
+use crate::service::principal::Principal;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(list_members))
+        .routes(routes!(update_member_role, remove_member))
+        .routes(routes!(invite_member))
+}
+
+/// The user id in the path. Text that is not a UUID names no member: 404, like a missing one.
+fn member_id(path: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError> {
+    path.ok()
+        .and_then(|Path(text)| UserId::parse(&text).ok())
+        .ok_or_else(|| ApiError::client(ProblemKind::NotFound, "member not found"))
+}
+
+/// List the members of the caller's org.
+#[utoipa::path(get, path = "/v1/org/members", tag = "Organization", operation_id = "listOrgMembers",
+    responses(
+        (status = 200, description = "Member list", body = OrgMemberListResponse),
+        (status = 401, description = "Not authenticated", body = ProblemDetails),
+        (status = 403, description = "Agents cannot list members", body = ProblemDetails),
+    ))]
+async fn list_members(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<OrgMemberListResponse>, ApiError> {
+    Ok(Json(state.org.list_members(&principal).await?))
+}
+
+/// Change a member's role (owner or admin; only an owner grants or removes `owner`).
+#[utoipa::path(patch, path = "/v1/org/members/{user_id}", tag = "Organization",
+    operation_id = "updateMemberRole", request_body = UpdateMemberRoleRequest,
+    params(("user_id" = String, Path, format = Uuid, description = "The member's user id")),
+    responses(
+        (status = 200, description = "Role updated; the member's tokens are void", body = OrgMemberResponse),
+        (status = 400, description = "Unknown role", body = ProblemDetails),
+        (status = 401, description = "Not authenticated", body = ProblemDetails),
+        (status = 403, description = "Not an owner or admin, or an admin touching the owner role", body = ProblemDetails),
+        (status = 404, description = "No such member in the caller's org", body = ProblemDetails),
+        (status = 409, description = "The last owner cannot be demoted", body = ProblemDetails),
+    ))]
+async fn update_member_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(request): ApiJson<UpdateMemberRoleRequest>,
+) -> Result<Json<OrgMemberResponse>, ApiError> {
+    let user_id = member_id(path)?;
+    Ok(Json(
+        state.org.update_role(&principal, user_id, request).await?,
+    ))
+}
+
+/// Remove a member from the org; their tokens stop working at once.
+#[utoipa::path(delete, path = "/v1/org/members/{user_id}", tag = "Organization",
+    operation_id = "removeMember",
+    params(("user_id" = String, Path, format = Uuid, description = "The member's user id")),
+    responses(
+        (status = 204, description = "Member removed"),
+        (status = 401, description = "Not authenticated", body = ProblemDetails),
+        (status = 403, description = "Not an owner or admin, or an admin removing an owner", body = ProblemDetails),
+        (status = 404, description = "No such member in the caller's org", body = ProblemDetails),
+        (status = 409, description = "The last owner cannot be removed", body = ProblemDetails),
+    ))]
+async fn remove_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let user_id = member_id(path)?;
+    state.org.remove_member(&principal, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Invite an address to the org; the invitation is redeemed when it signs up.
+#[utoipa::path(post, path = "/v1/org/invite", tag = "Organization", operation_id = "inviteMember",
+    request_body = InviteMemberRequest,
+    responses(
+        (status = 200, description = "Invitation recorded", body = InviteMemberResponse),
+        (status = 400, description = "Invalid email or role", body = ProblemDetails),
+        (status = 401, description = "Not authenticated", body = ProblemDetails),
+        (status = 403, description = "Not an owner or admin, or an admin inviting an owner", body = ProblemDetails),
+        (status = 409, description = "The address already has an account or another org's invitation", body = ProblemDetails),
+    ))]
+async fn invite_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(request): ApiJson<InviteMemberRequest>,
+) -> Result<Json<InviteMemberResponse>, ApiError> {
+    Ok(Json(state.org.invite(&principal, request).await?))
 }

@@ -12,8 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use oxvault_core::auth::{
-    ChangePasswordRequest, LoginRequest, RefreshRequest, SignupRequest, SignupResponse,
-    TokenResponse, UserProfileResponse,
+    ChangePasswordRequest, GoogleAuthRequest, LoginRequest, RefreshRequest, SignupRequest,
+    SignupResponse, TokenResponse, UserProfileResponse,
 };
 use oxvault_core::claims::{Claims, Role, Subject, TOKEN_AUDIENCE, TOKEN_ISSUER};
 use oxvault_core::email::Email;
@@ -26,6 +26,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::google::GoogleVerifier;
 use super::passwords::{Passwords, check_password_rules};
 use super::principal::Principal;
 use super::tokens::Tokens;
@@ -68,6 +69,8 @@ pub struct AuthService {
     passwords: Passwords,
     tokens: Tokens,
     settings: AuthSettings,
+    /// `None` when Google sign-in is not configured.
+    google: Option<GoogleVerifier>,
 }
 
 /// How a user session is opened.
@@ -107,12 +110,19 @@ fn ttl_secs(ttl: Duration) -> i64 {
 }
 
 impl AuthService {
-    pub fn new(pool: PgPool, passwords: Passwords, tokens: Tokens, settings: AuthSettings) -> Self {
+    pub fn new(
+        pool: PgPool,
+        passwords: Passwords,
+        tokens: Tokens,
+        settings: AuthSettings,
+        google: Option<GoogleVerifier>,
+    ) -> Self {
         Self {
             pool,
             passwords,
             tokens,
             settings,
+            google,
         }
     }
 
@@ -139,45 +149,9 @@ impl AuthService {
             .await?;
 
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let user_id = Uuid::new_v4();
-        let (org_id, role) = match store::invites::take_open_invite(&mut tx, email.as_str()).await?
-        {
-            Some(invite) => (invite.org_id, invite.role),
-            None => {
-                let org_id = Uuid::new_v4();
-                let org_name = if display_name.is_empty() {
-                    format!("{}'s org", email.local_part())
-                } else {
-                    format!("{display_name}'s org")
-                };
-                users::insert_org(&mut tx, org_id, &org_name).await?;
-                (org_id, Role::Owner.as_str().to_owned())
-            }
-        };
-        let inserted = users::insert_user(
-            &mut tx,
-            &NewUser {
-                id: user_id,
-                org_id,
-                email: email.as_str(),
-                display_name: &display_name,
-                password_hash: Some(&hash),
-                google_sub: None,
-                role: &role,
-            },
-        )
-        .await;
-        match inserted {
-            Err(StoreError::Conflict(constraint)) if constraint == "users_email_key" => {
-                return Err(ServiceError::Conflict(
-                    "an account with this email already exists".into(),
-                ));
-            }
-            other => other?,
-        }
-        let user = users::find_in_org(&mut tx, org_id, user_id)
-            .await?
-            .ok_or(ServiceError::NotFound("user"))?;
+        let user = self
+            .create_user(&mut tx, &email, &display_name, Some(&hash), None)
+            .await?;
         let session = self
             .open_session(
                 &mut tx,
@@ -189,7 +163,6 @@ impl AuthService {
             )
             .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        tracing::info!(user_id = %user_id, org_id = %org_id, "user signed up");
         Ok(SignupResponse {
             message: "account created".into(),
             email: email.to_string(),
@@ -235,6 +208,100 @@ impl AuthService {
         Ok(session)
     }
 
+    /// Google sign-in: a verified id_token opens a session for the user linked to that Google
+    /// account; else links it to the account with the same (Google-verified) email; else
+    /// creates a user and an org (or joins an invited org), without a password.
+    pub async fn google(&self, request: GoogleAuthRequest) -> Result<TokenResponse, ServiceError> {
+        let verifier = self
+            .google
+            .as_ref()
+            .ok_or(ServiceError::NotFound("Google sign-in"))?;
+        let identity = verifier.verify(&request.id_token).await?;
+        // An unverified address would let anyone claim an existing account by email.
+        let email = match (&identity.email, identity.email_verified) {
+            (Some(email), true) => parse_email(email)?,
+            _ => return Err(ServiceError::Unauthenticated("invalid Google id_token")),
+        };
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let user = match users::find_by_google_sub(&mut tx, &identity.sub).await? {
+            Some(user) => user,
+            None => match users::find_by_email(&mut tx, email.as_str()).await? {
+                Some(user) => {
+                    users::set_google_sub(&mut tx, user.id, &identity.sub).await?;
+                    user
+                }
+                None => {
+                    let display_name = identity.name.clone().unwrap_or_default();
+                    self.create_user(&mut tx, &email, &display_name, None, Some(&identity.sub))
+                        .await?
+                }
+            },
+        };
+        let session = self
+            .open_session(
+                &mut tx,
+                &user,
+                SessionOptions {
+                    refreshable: true,
+                    ..SessionOptions::default()
+                },
+            )
+            .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(session)
+    }
+
+    /// Creates a user in the invited org (with the invited role) or in a new org of their
+    /// own (as owner).
+    async fn create_user(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        email: &Email,
+        display_name: &str,
+        password_hash: Option<&str>,
+        google_sub: Option<&str>,
+    ) -> Result<UserRow, ServiceError> {
+        let user_id = Uuid::new_v4();
+        let (org_id, role) = match store::invites::take_open_invite(tx, email.as_str()).await? {
+            Some(invite) => (invite.org_id, invite.role),
+            None => {
+                let org_id = Uuid::new_v4();
+                let org_name = if display_name.is_empty() {
+                    format!("{}'s org", email.local_part())
+                } else {
+                    format!("{display_name}'s org")
+                };
+                users::insert_org(tx, org_id, &org_name).await?;
+                (org_id, Role::Owner.as_str().to_owned())
+            }
+        };
+        let inserted = users::insert_user(
+            tx,
+            &NewUser {
+                id: user_id,
+                org_id,
+                email: email.as_str(),
+                display_name,
+                password_hash,
+                google_sub,
+                role: &role,
+            },
+        )
+        .await;
+        match inserted {
+            Err(StoreError::Conflict(constraint)) if constraint == "users_email_key" => {
+                return Err(ServiceError::Conflict(
+                    "an account with this email already exists".into(),
+                ));
+            }
+            other => other?,
+        }
+        tracing::info!(user_id = %user_id, org_id = %org_id, "user created");
+        users::find_in_org(tx, org_id, user_id)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))
+    }
+
     /// Rotates a refresh token: the presented one is spent, a new one is issued in the same
     /// session. A token presented twice revokes the session, the newest token included.
     pub async fn refresh(&self, request: RefreshRequest) -> Result<TokenResponse, ServiceError> {
@@ -278,6 +345,29 @@ impl AuthService {
             token_type: "Bearer".into(),
             expires_in: ttl_secs(self.settings.access_ttl),
             refresh_token: Some(refresh_token),
+        })
+    }
+
+    /// A new access token in the caller's (live) session, for clients that renew with the
+    /// access token itself rather than a refresh token.
+    pub async fn renew(&self, principal: &Principal) -> Result<TokenResponse, ServiceError> {
+        let user_id = principal.require_user()?;
+        let session = principal
+            .session
+            .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let user = users::find_in_org(&mut conn, *principal.org.as_uuid(), *user_id.as_uuid())
+            .await?
+            .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
+        drop(conn);
+        let access_token = self
+            .user_access_token(&user, session, principal.scopes.clone())
+            .await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: ttl_secs(self.settings.access_ttl),
+            refresh_token: None,
         })
     }
 

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod auth;
+pub mod google;
 pub mod health;
 pub mod org;
 pub mod passwords;

@@ -59,3 +59,26 @@ pub async fn take_open_invite(
     .fetch_optional(conn)
     .await?)
 }
+
+/// Serialises invitations to `email` until the transaction ends (an advisory lock keyed by
+/// the address), then returns the org of its open, unexpired invitation, if any.
+///
+/// The lock is what makes "check, then replace" safe: without it two orgs inviting the same
+/// address at once would both see no invitation and one insert would hit the unique index.
+#[tracing::instrument(skip(conn, email))]
+pub async fn lock_open_invite(
+    conn: &mut PgConnection,
+    email: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('org_invites:' || $1, 0))")
+        .bind(email)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar(
+        "SELECT org_id FROM org_invites \
+         WHERE email = $1 AND accepted_at IS NULL AND expires_at > now()",
+    )
+    .bind(email)
+    .fetch_optional(conn)
+    .await?)
+}

@@ -1,14 +1,54 @@
 //! What the edge forwards, observed by a stand-in origin that echoes each request back.
 //!
 //! The stand-in replaces the real origin only here, where the question is what the Worker
-//! sends: the real origin has no endpoint that reflects a request.
+//! sends: the real origin has no endpoint that reflects a request. It also publishes a key
+//! set with a key the test holds, so requests to protected routes carry a token the edge
+//! accepts (the token check itself is tested in edge_auth.rs).
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signer, SigningKey};
+use oxvault_core::jwt::{Jwk, Jwks, key_id};
 use oxvault_tests::Edge;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+/// The stand-in's token-signing key.
+fn signing_key() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
+/// An access token the edge accepts: signed by the key the stand-in publishes.
+fn token() -> String {
+    let key = signing_key();
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let header =
+        json!({"alg": "EdDSA", "typ": "JWT", "kid": key_id(&key.verifying_key().to_bytes())});
+    let claims = json!({
+        "iss": "oxvault", "aud": "oxvault-api",
+        "sub": "user:6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f",
+        "org": "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
+        "iat": now, "exp": now + 900, "jti": uuid::Uuid::new_v4(), "tv": 1, "role": "owner",
+    });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).to_bytes());
+    format!("{input}.{signature}")
+}
 
 /// Starts an echo origin on a free loopback port; returns its URL.
 async fn start_echo_origin() -> String {
@@ -30,12 +70,18 @@ async fn start_echo_origin() -> String {
             "body": String::from_utf8_lossy(&body),
         }))
     }
+    async fn jwks() -> Json<Jwks> {
+        Json(Jwks {
+            keys: vec![Jwk::ed25519(&signing_key().verifying_key().to_bytes())],
+        })
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/.well-known/jwks.json", axum::routing::get(jwks))
+        .fallback(echo);
     tokio::spawn(async move {
-        axum::serve(listener, axum::Router::new().fallback(echo))
-            .await
-            .unwrap();
+        axum::serve(listener, app).await.unwrap();
     });
     format!("http://{addr}")
 }
@@ -49,13 +95,14 @@ async fn start_edge(origin_url: String) -> Edge {
 #[tokio::test(flavor = "multi_thread")]
 async fn method_path_query_body_and_headers_reach_the_origin() {
     let edge = start_edge(start_echo_origin().await).await;
+    let token = token();
 
     let response = reqwest::Client::new()
         .patch(format!(
             "{}/v1/vaults/abc/secrets/db%2Fpass?prefix=a%20b&x=1",
             edge.url()
         ))
-        .header("authorization", "Bearer token-123")
+        .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
         .header("x-custom", "kept")
         .body(r#"{"value":"s3cret"}"#)
@@ -72,7 +119,7 @@ async fn method_path_query_body_and_headers_reach_the_origin() {
     );
     assert_eq!(seen["query"], "prefix=a%20b&x=1");
     assert_eq!(seen["body"], r#"{"value":"s3cret"}"#);
-    assert_eq!(seen["headers"]["authorization"], "Bearer token-123");
+    assert_eq!(seen["headers"]["authorization"], format!("Bearer {token}"));
     assert_eq!(seen["headers"]["content-type"], "application/json");
     assert_eq!(seen["headers"]["x-custom"], "kept");
 }
@@ -83,6 +130,7 @@ async fn client_supplied_forwarding_headers_are_replaced_not_trusted() {
 
     let response = reqwest::Client::new()
         .get(format!("{}/v1/anything", edge.url()))
+        .bearer_auth(token())
         .header("x-forwarded-for", "6.6.6.6")
         .header("x-real-ip", "6.6.6.6")
         .header("forwarded", "for=6.6.6.6")

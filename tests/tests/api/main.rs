@@ -4,7 +4,10 @@
 mod agents;
 mod api_keys;
 mod auth;
+mod edge_auth;
 mod forwarding;
+mod google;
 mod health;
 mod lifecycle;
 mod org;
+mod sdk;

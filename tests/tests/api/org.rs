@@ -1,1 +1,407 @@
-//! Placeholder: tests of org, being written.
+//! The org through the edge: members, roles, invitations. SECURITY.md cases 7 (another org's
+//! ids answer 404), 9 (bodies cannot set server-owned fields) and 10 (members cannot manage;
+//! the last owner stays).
+
+use oxvault_tests::{PASSWORD, Session, TestStack};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A call with the caller's token and an optional JSON body: status and body (`Null` if none).
+async fn call(
+    stack: &TestStack,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = stack.request(method, path, token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    };
+    (status, body)
+}
+
+async fn me(stack: &TestStack, token: &str) -> (StatusCode, Value) {
+    call(stack, Method::GET, "/v1/auth/me", token, None).await
+}
+
+async fn invite(stack: &TestStack, token: &str, email: &str, role: &str) -> (StatusCode, Value) {
+    call(
+        stack,
+        Method::POST,
+        "/v1/org/invite",
+        token,
+        Some(json!({"email": email, "role": role})),
+    )
+    .await
+}
+
+async fn set_role(
+    stack: &TestStack,
+    token: &str,
+    user_id: &str,
+    role: &str,
+) -> (StatusCode, Value) {
+    let path = format!("/v1/org/members/{user_id}");
+    call(
+        stack,
+        Method::PATCH,
+        &path,
+        token,
+        Some(json!({"role": role})),
+    )
+    .await
+}
+
+async fn remove(stack: &TestStack, token: &str, user_id: &str) -> StatusCode {
+    let path = format!("/v1/org/members/{user_id}");
+    call(stack, Method::DELETE, &path, token, None).await.0
+}
+
+/// The caller's user id.
+async fn user_id(stack: &TestStack, session: &Session) -> String {
+    let (status, profile) = me(stack, &session.access_token).await;
+    assert_eq!(status, StatusCode::OK);
+    profile["id"].as_str().unwrap().to_owned()
+}
+
+/// An owner (new org) and a second user invited into it with `role`, signed up.
+async fn owner_and_invited(stack: &TestStack, role: &str) -> (Session, Session) {
+    let owner = stack.signup("owner@example.com").await;
+    let (status, _) = invite(stack, &owner.access_token, "second@example.com", role).await;
+    assert_eq!(status, StatusCode::OK);
+    let second = stack.signup("second@example.com").await;
+    (owner, second)
+}
+
+#[tokio::test]
+async fn an_invited_address_joins_the_inviters_org_with_the_invited_role_at_signup() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("founder@example.com").await;
+    let (_, owner_profile) = me(&stack, &owner.access_token).await;
+
+    let (status, body) = invite(&stack, &owner.access_token, "  Eve@Example.COM ", "admin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["email"], "eve@example.com",
+        "the address is normalised"
+    );
+    assert!(body["message"].is_string());
+
+    let eve = stack.signup("eve@example.com").await;
+    let (status, profile) = me(&stack, &eve.access_token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(profile["role"], "admin");
+    assert_eq!(profile["org_id"], owner_profile["org_id"]);
+}
+
+#[tokio::test]
+async fn any_user_of_the_org_lists_its_members() {
+    let stack = TestStack::start().await;
+    let (owner, member) = owner_and_invited(&stack, "member").await;
+
+    for session in [&owner, &member] {
+        let (status, body) = call(
+            &stack,
+            Method::GET,
+            "/v1/org/members",
+            &session.access_token,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let members = body["members"].as_array().unwrap();
+        assert_eq!(members.len(), 2);
+        let roles: Vec<(&str, &str)> = members
+            .iter()
+            .map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap()))
+            .collect();
+        assert!(roles.contains(&("owner@example.com", "owner")));
+        assert!(roles.contains(&("second@example.com", "member")));
+        for m in members {
+            for field in ["id", "display_name", "auth_method", "created_at"] {
+                assert!(m[field].is_string(), "{field} missing in {m}");
+            }
+            assert!(m.get("password_hash").is_none());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_member_can_neither_invite_nor_change_roles_nor_remove_anyone() {
+    let stack = TestStack::start().await;
+    let (owner, member) = owner_and_invited(&stack, "member").await;
+    let owner_id = user_id(&stack, &owner).await;
+    let member_id = user_id(&stack, &member).await;
+    let token = &member.access_token;
+
+    let (status, _) = invite(&stack, token, "friend@example.com", "member").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, problem) = set_role(&stack, token, &member_id, "admin").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no promoting oneself");
+    assert_eq!(problem["status"], 403);
+    let (status, _) = set_role(&stack, token, &owner_id, "member").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        remove(&stack, token, &owner_id).await,
+        StatusCode::FORBIDDEN
+    );
+
+    let (_, profile) = me(&stack, &owner.access_token).await;
+    assert_eq!(profile["role"], "owner", "nothing changed");
+}
+
+#[tokio::test]
+async fn an_admin_manages_members_but_cannot_grant_remove_or_invite_an_owner() {
+    let stack = TestStack::start().await;
+    let (owner, admin) = owner_and_invited(&stack, "admin").await;
+    let owner_id = user_id(&stack, &owner).await;
+    let (status, _) = invite(&stack, &owner.access_token, "third@example.com", "member").await;
+    assert_eq!(status, StatusCode::OK);
+    let third = stack.signup("third@example.com").await;
+    let third_id = user_id(&stack, &third).await;
+    let token = &admin.access_token;
+
+    let (status, _) = set_role(&stack, token, &third_id, "owner").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an admin cannot make an owner"
+    );
+    let (status, _) = set_role(&stack, token, &owner_id, "member").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an admin cannot demote an owner"
+    );
+    assert_eq!(
+        remove(&stack, token, &owner_id).await,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = invite(&stack, token, "boss@example.com", "owner").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an admin cannot invite an owner"
+    );
+
+    let (status, body) = set_role(&stack, token, &third_id, "admin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], third_id.as_str());
+    assert_eq!(body["role"], "admin");
+    let (status, _) = invite(&stack, token, "fourth@example.com", "member").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_last_owner_can_be_neither_demoted_nor_removed() {
+    let stack = TestStack::start().await;
+    let (owner, second) = owner_and_invited(&stack, "admin").await;
+    let owner_id = user_id(&stack, &owner).await;
+    let second_id = user_id(&stack, &second).await;
+
+    let (status, problem) = set_role(&stack, &owner.access_token, &owner_id, "admin").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("last owner"),
+        "{problem}"
+    );
+    assert_eq!(
+        remove(&stack, &owner.access_token, &owner_id).await,
+        StatusCode::CONFLICT
+    );
+    let (status, profile) = me(&stack, &owner.access_token).await;
+    assert_eq!(status, StatusCode::OK, "the refused change voided nothing");
+    assert_eq!(profile["role"], "owner");
+
+    // With a second owner, the first may step down.
+    let (status, _) = set_role(&stack, &owner.access_token, &second_id, "owner").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = set_role(&stack, &owner.access_token, &owner_id, "member").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["role"], "member");
+}
+
+#[tokio::test]
+async fn an_owner_may_leave_while_another_owner_remains() {
+    let stack = TestStack::start().await;
+    let (owner, second) = owner_and_invited(&stack, "owner").await;
+    let owner_id = user_id(&stack, &owner).await;
+
+    assert_eq!(
+        remove(&stack, &owner.access_token, &owner_id).await,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = call(
+        &stack,
+        Method::GET,
+        "/v1/org/members",
+        &second.access_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["members"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_removed_member_is_locked_out_at_once() {
+    let stack = TestStack::start().await;
+    let (owner, member) = owner_and_invited(&stack, "member").await;
+    let member_id = user_id(&stack, &member).await;
+
+    assert_eq!(
+        remove(&stack, &owner.access_token, &member_id).await,
+        StatusCode::NO_CONTENT
+    );
+
+    let (status, _) = me(&stack, &member.access_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the access token died");
+    let refresh = stack
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": member.refresh_token}),
+        )
+        .await;
+    assert_eq!(refresh.status(), StatusCode::UNAUTHORIZED);
+    let login = stack
+        .post_json(
+            "/v1/auth/token",
+            &json!({"email": "second@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        remove(&stack, &owner.access_token, &member_id).await,
+        StatusCode::NOT_FOUND,
+        "gone is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_role_change_voids_the_members_tokens_and_a_new_login_carries_the_new_role() {
+    let stack = TestStack::start().await;
+    let (owner, member) = owner_and_invited(&stack, "member").await;
+    let member_id = user_id(&stack, &member).await;
+
+    let (status, body) = set_role(&stack, &owner.access_token, &member_id, "admin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["role"], "admin");
+    assert_eq!(body["email"], "second@example.com");
+
+    let (status, _) = me(&stack, &member.access_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old token died");
+    let again = stack.login("second@example.com").await;
+    let (status, profile) = me(&stack, &again.access_token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(profile["role"], "admin");
+    let (status, _) = invite(&stack, &again.access_token, "new@example.com", "member").await;
+    assert_eq!(status, StatusCode::OK, "the new role's powers apply");
+}
+
+#[tokio::test]
+async fn another_orgs_member_ids_answer_404() {
+    let stack = TestStack::start().await;
+    let (alice, bob) = owner_and_invited(&stack, "member").await;
+    let alice_id = user_id(&stack, &alice).await;
+    let bob_id = user_id(&stack, &bob).await;
+    let mallory = stack.signup("mallory@example.com").await;
+    let token = &mallory.access_token;
+
+    for id in [&alice_id, &bob_id] {
+        let (status, problem) = set_role(&stack, token, id, "member").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "PATCH {id}");
+        assert_eq!(problem["status"], 404);
+        assert_eq!(remove(&stack, token, id).await, StatusCode::NOT_FOUND);
+    }
+    // Unknown and malformed ids answer the same.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for id in [unknown.as_str(), "not-a-uuid", "..%2F..%2Fetc"] {
+        let (status, _) = set_role(&stack, token, id, "member").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "PATCH {id}");
+        assert_eq!(remove(&stack, token, id).await, StatusCode::NOT_FOUND);
+    }
+
+    let (_, body) = call(&stack, Method::GET, "/v1/org/members", token, None).await;
+    assert_eq!(body["members"].as_array().unwrap().len(), 1, "only its own");
+    let (status, profile) = me(&stack, &bob.access_token).await;
+    assert_eq!(status, StatusCode::OK, "bob is untouched");
+    assert_eq!(profile["role"], "member");
+}
+
+#[tokio::test]
+async fn invitations_refuse_taken_addresses_and_bad_input() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("boss@example.com").await;
+    stack.signup("taken@example.com").await;
+    let other_org = stack.signup("rival@example.com").await;
+    let token = &owner.access_token;
+
+    let (status, _) = invite(&stack, token, "TAKEN@example.com", "member").await;
+    assert_eq!(status, StatusCode::CONFLICT, "the address has an account");
+    let (status, _) = invite(&stack, token, "boss@example.com", "admin").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = invite(&stack, token, "not-an-email", "member").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = invite(&stack, token, "a@example.com", "root").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Without a role the invitee becomes a member; re-inviting replaces the org's own invite.
+    let (status, _) = call(
+        &stack,
+        Method::POST,
+        "/v1/org/invite",
+        token,
+        Some(json!({"email": "newbie@example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Another org cannot take over the open invitation.
+    let (status, _) = invite(
+        &stack,
+        &other_org.access_token,
+        "newbie@example.com",
+        "admin",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let newbie = stack.signup("newbie@example.com").await;
+    let (_, profile) = me(&stack, &newbie.access_token).await;
+    let (_, boss) = me(&stack, token).await;
+    assert_eq!(profile["role"], "member");
+    assert_eq!(profile["org_id"], boss["org_id"]);
+}
+
+#[tokio::test]
+async fn server_owned_fields_in_member_bodies_are_ignored() {
+    let stack = TestStack::start().await;
+    let (owner, member) = owner_and_invited(&stack, "member").await;
+    let member_id = user_id(&stack, &member).await;
+    let (_, before) = me(&stack, &owner.access_token).await;
+
+    let (status, body) = call(
+        &stack,
+        Method::PATCH,
+        &format!("/v1/org/members/{member_id}"),
+        &owner.access_token,
+        Some(json!({
+            "role": "admin", "email": "hijack@example.com",
+            "org_id": "00000000-0000-0000-0000-000000000001", "token_version": 0,
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["email"], "second@example.com");
+    let again = stack.login("second@example.com").await;
+    let (_, profile) = me(&stack, &again.access_token).await;
+    assert_eq!(profile["org_id"], before["org_id"]);
+    assert_eq!(profile["role"], "admin");
+}

@@ -1,0 +1,194 @@
+//! Which forwarded requests the edge lets through without a bearer token: the one table of
+//! public routes.
+//!
+//! Everything the edge forwards needs a valid access token unless this table says otherwise,
+//! so a route the table forgets is refused (401) at the edge, never opened by accident; a
+//! route added to the origin is protected until it is listed here. The edge only filters: the
+//! origin authenticates every protected route again (revocation, token version), and a public
+//! route the origin protects is still protected there.
+//!
+//! Paths are the ones the runtime parsed (WHATWG rules: dot segments resolved, percent-escapes
+//! kept as sent) and are compared byte for byte, so `/v1/auth/signup/` or `/v1/auth/%73ignup`
+//! are not public; they need a token, and the origin has no such route anyway.
+
+/// Whether a request needs a token at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Forwarded as it is; the origin decides (a credential may travel in the body).
+    Public,
+    /// Forwarded only with a bearer token that verifies.
+    Token,
+}
+
+/// The public routes: method and path pattern. A `{name}` segment matches exactly one
+/// non-empty segment; every other segment must match exactly. `GET` also admits `HEAD`, which
+/// the origin answers like `GET` without the body.
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
+    // Ways to obtain a token: the credential is in the body.
+    ("POST", "/v1/auth/signup"),
+    ("POST", "/v1/auth/token"),
+    ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/auth/agent-token"),
+    ("POST", "/v1/auth/api-key-token"),
+    ("POST", "/v1/auth/google"),
+    // What anyone may read: the verification keys, health and the API description.
+    ("GET", "/v1/auth/jwt-public-key"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/v1/health"),
+    ("GET", "/v1/health/hsm"),
+    ("GET", "/v1/openapi.json"),
+    // Share links: the unguessable id is the credential.
+    ("GET", "/v1/share/{id}"),
+    ("POST", "/v1/share/{id}"),
+];
+
+/// The access rule for a request.
+pub fn access(method: &str, path: &str) -> Access {
+    let public = PUBLIC_ROUTES.iter().any(|(public_method, pattern)| {
+        method_matches(public_method, method) && path_matches(pattern, path)
+    });
+    if public {
+        Access::Public
+    } else {
+        Access::Token
+    }
+}
+
+fn method_matches(public: &str, method: &str) -> bool {
+    // Methods are case-sensitive (RFC 9110 section 9.1): `get` is not `GET`.
+    method == public || (public == "GET" && method == "HEAD")
+}
+
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let mut pattern = pattern.split('/');
+    let mut path = path.split('/');
+    loop {
+        match (pattern.next(), path.next()) {
+            (None, None) => return true,
+            (Some(expected), Some(segment)) => {
+                let is_param = expected.starts_with('{') && expected.ends_with('}');
+                let matches = if is_param {
+                    !segment.is_empty()
+                } else {
+                    expected == segment
+                };
+                if !matches {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_route_is_public_with_its_method() {
+        for (method, path) in [
+            ("POST", "/v1/auth/signup"),
+            ("POST", "/v1/auth/token"),
+            ("POST", "/v1/auth/refresh"),
+            ("POST", "/v1/auth/agent-token"),
+            ("POST", "/v1/auth/api-key-token"),
+            ("POST", "/v1/auth/google"),
+            ("GET", "/v1/auth/jwt-public-key"),
+            ("GET", "/.well-known/jwks.json"),
+            ("GET", "/v1/health"),
+            ("GET", "/v1/health/hsm"),
+            ("GET", "/v1/openapi.json"),
+            ("GET", "/v1/share/3f1c2d3e4b5a4c6d"),
+            ("POST", "/v1/share/3f1c2d3e4b5a4c6d"),
+        ] {
+            assert_eq!(access(method, path), Access::Public, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn head_is_public_where_get_is() {
+        assert_eq!(access("HEAD", "/v1/health/hsm"), Access::Public);
+        assert_eq!(access("HEAD", "/v1/share/abc"), Access::Public);
+        assert_eq!(access("HEAD", "/v1/auth/signup"), Access::Token);
+    }
+
+    #[test]
+    fn a_public_path_with_another_method_needs_a_token() {
+        for (method, path) in [
+            ("DELETE", "/v1/auth/token"),
+            ("GET", "/v1/auth/token"),
+            ("PUT", "/v1/auth/signup"),
+            ("POST", "/v1/auth/jwt-public-key"),
+            ("DELETE", "/v1/health"),
+            ("DELETE", "/v1/share/abc"),
+            ("PATCH", "/v1/share/abc"),
+            ("get", "/v1/health/hsm"),
+        ] {
+            assert_eq!(access(method, path), Access::Token, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn everything_else_under_v1_needs_a_token() {
+        for (method, path) in [
+            ("GET", "/v1/auth/me"),
+            ("POST", "/v1/auth/change-password"),
+            ("POST", "/v1/auth/api-keys"),
+            ("GET", "/v1/auth/api-keys"),
+            ("GET", "/v1/agents"),
+            ("GET", "/v1/agents/me"),
+            ("GET", "/v1/org/members"),
+            ("GET", "/v1/vaults"),
+            ("GET", "/v1/share"),
+            ("GET", "/v1/no-such-thing"),
+        ] {
+            assert_eq!(access(method, path), Access::Token, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn near_misses_of_public_paths_need_a_token() {
+        for path in [
+            "/v1/auth/signup/",
+            "/v1/auth/signup/x",
+            "/v1/auth/signupx",
+            "/v1/auth/%73ignup",
+            "/V1/auth/signup",
+            "/v1//auth/signup",
+            "v1/auth/signup",
+            "/v1/auth",
+        ] {
+            assert_eq!(access("POST", path), Access::Token, "{path}");
+        }
+        for path in [
+            "/v1/health/hsm/",
+            "/v1/health/hsm/x",
+            "/v1/openapi.json/",
+            "/.well-known/jwks.json/",
+            "/.well-known/jwks",
+        ] {
+            assert_eq!(access("GET", path), Access::Token, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_share_id_is_exactly_one_non_empty_segment() {
+        assert_eq!(access("GET", "/v1/share/"), Access::Token);
+        assert_eq!(access("GET", "/v1/share//abc"), Access::Token);
+        assert_eq!(access("GET", "/v1/share/abc/"), Access::Token);
+        assert_eq!(access("GET", "/v1/share/abc/reveal"), Access::Token);
+        // An escaped slash stays inside the segment: still one share id, and the origin
+        // looks it up as a share id, which is all a public share route can do.
+        assert_eq!(access("GET", "/v1/share/a%2Fb"), Access::Public);
+    }
+
+    #[test]
+    fn every_table_entry_is_a_known_method_and_an_absolute_path() {
+        for (method, pattern) in PUBLIC_ROUTES {
+            assert!(matches!(*method, "GET" | "POST"), "{method}");
+            assert!(pattern.starts_with('/'), "{pattern}");
+            assert!(!pattern.ends_with('/'), "{pattern}");
+        }
+    }
+}

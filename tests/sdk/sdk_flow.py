@@ -1,0 +1,90 @@
+"""Drives the official 1Claw Python SDK (unmodified) against oxvault.
+
+Run by tests/tests/api/sdk.rs as `python sdk_flow.py BASE_URL`; exits non-zero with a message
+on the first step that does not behave as the SDK expects, and prints one line per step.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+from oneclaw import create_client
+from oneclaw.errors import OneclawError
+
+PASSWORD = "correct horse battery staple"
+
+
+def step(name: str) -> None:
+    print(f"step {name} ... ok", flush=True)
+
+
+def data(response, what: str):
+    if response.error is not None:
+        raise SystemExit(f"{what} failed: {response.error} (status {response.meta.status})")
+    return response.data
+
+
+def main(base_url: str) -> None:
+    email = f"sdk-{uuid.uuid4().hex[:12]}@example.com"
+
+    human = create_client(base_url=base_url)
+    signed_up = data(human.auth.signup(email, PASSWORD, display_name="SDK User"), "signup")
+    assert signed_up["access_token"], signed_up
+    step("signup")
+
+    data(human.auth.login(email, PASSWORD), "login")
+    me = data(human.auth.me(), "me")
+    assert me["email"] == email, me
+    assert me["role"] == "owner", me
+    step("login and me")
+
+    data(human.auth.refresh(), "refresh with the bearer token")
+    assert data(human.auth.me(), "me after refresh")["email"] == email
+    step("refresh")
+
+    created = data(human.api_keys.create("sdk key"), "api key create")
+    user_key = created["api_key"]
+    assert user_key.startswith("1ck_"), created
+    listed = data(human.api_keys.list(), "api key list")
+    assert [k["id"] for k in listed["keys"]] == [created["key"]["id"]], listed
+    assert user_key not in str(listed), "a listing must never show the key"
+    key_client = create_client(base_url=base_url, api_key=user_key)
+    assert data(key_client.auth.me(), "me through an api key")["email"] == email
+    step("api key client")
+
+    agent = data(human.agents.create("sdk-agent", description="made by the SDK"), "agent create")
+    agent_id = agent["agent"]["id"]
+    agent_key = agent["api_key"]
+    assert agent_key.startswith("ocv_"), agent
+    agent_client = create_client(base_url=base_url, api_key=agent_key)
+    agent_me = data(agent_client.agents.me(), "agent me")
+    assert agent_me["id"] == agent_id, agent_me
+    assert agent_client.resolved_agent_id == agent_id, agent_client.resolved_agent_id
+    step("agent client with an ocv_ key (agent id resolved)")
+
+    explicit = create_client(base_url=base_url, api_key=agent_key, agent_id=agent_id)
+    assert data(explicit.agents.me(), "agent me with explicit id")["id"] == agent_id
+    step("agent client with an explicit agent id")
+
+    members = data(human.org.members(), "org members")
+    assert [m["email"] for m in members["members"]] == [email], members
+    step("org members")
+
+    data(human.auth.revoke_token(), "revoke token")
+    after = human.auth.me()
+    assert after.error is not None and after.meta.status == 401, after
+    step("revoke token")
+
+    bad = create_client(base_url=base_url, api_key="ocv_" + "0" * 39)
+    try:
+        bad.agents.me()
+    except OneclawError as err:
+        assert err.status == 401, err
+    else:
+        raise SystemExit("a malformed agent key must be refused")
+    step("bad agent key refused")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
