@@ -82,6 +82,33 @@ impl TestStack {
             .bearer_auth(token)
     }
 
+    /// A call through the edge with the caller's token and an optional JSON body: the status
+    /// and the body (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = self.request(method, path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("{path} through the edge failed: {err}"));
+        let status = response.status();
+        let text = response.text().await.expect("response body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, body)
+    }
+
     /// POSTs JSON through the edge without credentials.
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client

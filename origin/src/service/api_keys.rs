@@ -22,7 +22,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::ServiceError;
-use super::auth::{AuthService, SessionOptions, token_hash};
+use super::auth::{AuthService, SessionKind, token_hash};
 use super::principal::Principal;
 use crate::store::api_keys::{self, ApiKeyRow, NewApiKey};
 use crate::store::{StoreError, users};
@@ -175,9 +175,9 @@ impl ApiKeyService {
             .open_session(
                 &mut tx,
                 &user,
-                SessionOptions {
-                    api_key: Some((key_id, key.scopes)),
-                    refreshable: false,
+                SessionKind::ApiKey {
+                    key_id,
+                    scopes: key.scopes,
                 },
             )
             .await?;

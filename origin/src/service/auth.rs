@@ -73,14 +73,14 @@ pub struct AuthService {
     google: Option<GoogleVerifier>,
 }
 
-/// How a user session is opened.
-#[derive(Debug, Default)]
-pub(crate) struct SessionOptions {
-    /// The personal API key exchanged for this session, with its scopes.
-    pub api_key: Option<(Uuid, Vec<String>)>,
-    /// Issue a refresh token (not for API-key exchanges: the key itself is the long-lived
-    /// credential).
-    pub refreshable: bool,
+/// What opened a user session.
+#[derive(Debug)]
+pub(crate) enum SessionKind {
+    /// A login (password or Google): refreshable.
+    Login,
+    /// The exchange of a personal API key, with the key's scopes. Not refreshable: the key
+    /// itself is the long-lived credential, and revoking it revokes the session.
+    ApiKey { key_id: Uuid, scopes: Vec<String> },
 }
 
 fn parse_email(text: &str) -> Result<Email, ServiceError> {
@@ -153,14 +153,7 @@ impl AuthService {
             .create_user(&mut tx, &email, &display_name, Some(&hash), None)
             .await?;
         let session = self
-            .open_session(
-                &mut tx,
-                &user,
-                SessionOptions {
-                    refreshable: true,
-                    ..SessionOptions::default()
-                },
-            )
+            .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(SignupResponse {
@@ -195,14 +188,7 @@ impl AuthService {
         };
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let session = self
-            .open_session(
-                &mut tx,
-                &user,
-                SessionOptions {
-                    refreshable: true,
-                    ..SessionOptions::default()
-                },
-            )
+            .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(session)
@@ -238,14 +224,7 @@ impl AuthService {
             },
         };
         let session = self
-            .open_session(
-                &mut tx,
-                &user,
-                SessionOptions {
-                    refreshable: true,
-                    ..SessionOptions::default()
-                },
-            )
+            .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(session)
@@ -491,16 +470,16 @@ impl AuthService {
         &self,
         tx: &mut sqlx::PgConnection,
         user: &UserRow,
-        options: SessionOptions,
+        kind: SessionKind,
     ) -> Result<TokenResponse, ServiceError> {
         let session_id = Uuid::new_v4();
         let expires_at = Utc::now() + self.settings.session_ttl;
-        let (api_key_id, scopes) = match options.api_key {
-            Some((id, scopes)) => (Some(id), scopes),
-            None => (None, Vec::new()),
+        let (api_key_id, scopes) = match &kind {
+            SessionKind::ApiKey { key_id, scopes } => (Some(*key_id), scopes.clone()),
+            SessionKind::Login => (None, Vec::new()),
         };
         sessions::create_session(tx, session_id, user.id, api_key_id, expires_at).await?;
-        let refresh_token = if options.refreshable {
+        let refresh_token = if matches!(kind, SessionKind::Login) {
             let token = random_token(REFRESH_PREFIX)?;
             sessions::insert_refresh_token(tx, &token_hash(&token), session_id, expires_at).await?;
             Some(token)

@@ -10,39 +10,16 @@ use oxvault_tests::{Session, TestStack};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// A call with the caller's token and an optional JSON body: status and body (`Null` if none).
-async fn call(
-    stack: &TestStack,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = stack.request(method, path, token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    };
-    (status, body)
-}
-
 /// Creates an agent as `session`; returns the whole answer (`{agent, api_key}`).
 async fn create_agent(stack: &TestStack, session: &Session, body: Value) -> Value {
-    let (status, created) = call(
-        stack,
-        Method::POST,
-        "/v1/agents",
-        &session.access_token,
-        Some(body),
-    )
-    .await;
+    let (status, created) = stack
+        .call(
+            Method::POST,
+            "/v1/agents",
+            &session.access_token,
+            Some(body),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     created
 }
@@ -62,7 +39,7 @@ async fn agent_token(stack: &TestStack, api_key: &str) -> String {
 }
 
 async fn agent_me(stack: &TestStack, token: &str) -> (StatusCode, Value) {
-    call(stack, Method::GET, "/v1/agents/me", token, None).await
+    stack.call(Method::GET, "/v1/agents/me", token, None).await
 }
 
 fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
@@ -105,18 +82,20 @@ async fn a_created_agent_shows_its_key_once_and_listings_never_do() {
     assert_eq!(agent["vault_ids"], json!([vault]));
     assert_eq!(agent["token_ttl_seconds"], 600);
 
-    let (status, list) = call(&stack, Method::GET, "/v1/agents", &ada.access_token, None).await;
+    let (status, list) = stack
+        .call(Method::GET, "/v1/agents", &ada.access_token, None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["agents"].as_array().unwrap().len(), 1);
     assert_eq!(list["agents"][0]["id"], agent_id);
-    let (status, one) = call(
-        &stack,
-        Method::GET,
-        &format!("/v1/agents/{agent_id}"),
-        &ada.access_token,
-        None,
-    )
-    .await;
+    let (status, one) = stack
+        .call(
+            Method::GET,
+            &format!("/v1/agents/{agent_id}"),
+            &ada.access_token,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(&one, agent);
     for shown in [list.to_string(), one.to_string()] {
@@ -159,7 +138,9 @@ async fn the_key_exchanges_for_a_token_with_or_without_the_agent_id() {
     assert_eq!(me["scopes"], json!(["secrets:read"]));
     assert_eq!(me["vault_ids"], json!([vault]));
     assert_eq!(me["is_active"], true);
-    let (_, profile) = call(&stack, Method::GET, "/v1/auth/me", &ada.access_token, None).await;
+    let (_, profile) = stack
+        .call(Method::GET, "/v1/auth/me", &ada.access_token, None)
+        .await;
     assert_eq!(me["org_id"], profile["org_id"]);
     assert_eq!(me["created_by"], profile["id"]);
 
@@ -225,14 +206,14 @@ async fn rotating_the_key_kills_the_old_key_and_the_tokens_minted_with_it() {
     let old_token = agent_token(&stack, old_key).await;
     assert_eq!(agent_me(&stack, &old_token).await.0, StatusCode::OK);
 
-    let (status, rotated) = call(
-        &stack,
-        Method::POST,
-        &format!("/v1/agents/{agent_id}/rotate-key"),
-        &ada.access_token,
-        None,
-    )
-    .await;
+    let (status, rotated) = stack
+        .call(
+            Method::POST,
+            &format!("/v1/agents/{agent_id}/rotate-key"),
+            &ada.access_token,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let new_key = str_of(&rotated, "api_key");
     assert!(new_key.starts_with("ocv_"));
@@ -266,14 +247,14 @@ async fn a_change_to_an_agent_revokes_its_existing_tokens() {
     let path = format!("/v1/agents/{agent_id}");
     let before = agent_token(&stack, api_key).await;
 
-    let (status, updated) = call(
-        &stack,
-        Method::PATCH,
-        &path,
-        &ada.access_token,
-        Some(json!({"scopes": ["secrets:write"], "name": "renamed", "token_ttl_seconds": 300})),
-    )
-    .await;
+    let (status, updated) = stack
+        .call(
+            Method::PATCH,
+            &path,
+            &ada.access_token,
+            Some(json!({"scopes": ["secrets:write"], "name": "renamed", "token_ttl_seconds": 300})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["scopes"], json!(["secrets:write"]));
     assert_eq!(updated["name"], "renamed");
@@ -298,14 +279,14 @@ async fn a_change_to_an_agent_revokes_its_existing_tokens() {
     // Deactivating by PATCH kills the key and the fresh token alike; reactivating revives
     // the key (not the token).
     let fresh_token = str_of(&fresh, "access_token");
-    let (status, off) = call(
-        &stack,
-        Method::PATCH,
-        &path,
-        &ada.access_token,
-        Some(json!({"is_active": false})),
-    )
-    .await;
+    let (status, off) = stack
+        .call(
+            Method::PATCH,
+            &path,
+            &ada.access_token,
+            Some(json!({"is_active": false})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(off["is_active"], false);
     assert_eq!(
@@ -316,14 +297,14 @@ async fn a_change_to_an_agent_revokes_its_existing_tokens() {
         exchange(&stack, json!({"api_key": api_key})).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _) = call(
-        &stack,
-        Method::PATCH,
-        &path,
-        &ada.access_token,
-        Some(json!({"is_active": true})),
-    )
-    .await;
+    let (status, _) = stack
+        .call(
+            Method::PATCH,
+            &path,
+            &ada.access_token,
+            Some(json!({"is_active": true})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         agent_me(&stack, fresh_token).await.0,
@@ -342,7 +323,9 @@ async fn deleting_an_agent_deactivates_its_key_and_its_tokens() {
     let path = format!("/v1/agents/{agent_id}");
     let token = agent_token(&stack, api_key).await;
 
-    let (status, body) = call(&stack, Method::DELETE, &path, &ada.access_token, None).await;
+    let (status, body) = stack
+        .call(Method::DELETE, &path, &ada.access_token, None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(body, Value::Null);
 
@@ -355,7 +338,9 @@ async fn deleting_an_agent_deactivates_its_key_and_its_tokens() {
         exchange(&stack, json!({"api_key": unknown})).await.1,
         "a deactivated agent's key is refused like an unknown one"
     );
-    let (status, shown) = call(&stack, Method::GET, &path, &ada.access_token, None).await;
+    let (status, shown) = stack
+        .call(Method::GET, &path, &ada.access_token, None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["is_active"], false);
 }
@@ -381,19 +366,15 @@ async fn another_orgs_agents_are_not_found_on_every_route() {
         (Method::DELETE, path.clone(), None),
         (Method::POST, format!("{path}/rotate-key"), None),
     ] {
-        let (status, problem) =
-            call(&stack, method.clone(), &route, &mallory.access_token, body).await;
+        let (status, problem) = stack
+            .call(method.clone(), &route, &mallory.access_token, body)
+            .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {route}: {problem}");
         assert_eq!(problem["status"], 404);
     }
-    let (status, list) = call(
-        &stack,
-        Method::GET,
-        "/v1/agents",
-        &mallory.access_token,
-        None,
-    )
-    .await;
+    let (status, list) = stack
+        .call(Method::GET, "/v1/agents", &mallory.access_token, None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["agents"], json!([]));
 
@@ -425,7 +406,7 @@ async fn agents_cannot_manage_agents_and_users_have_no_agent_profile() {
         (Method::DELETE, path.clone(), None),
         (Method::POST, format!("{path}/rotate-key"), None),
     ] {
-        let (status, problem) = call(&stack, method.clone(), &route, &token, body).await;
+        let (status, problem) = stack.call(method.clone(), &route, &token, body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {route}: {problem}");
     }
     // The refused PATCH changed nothing, so the token is still good.
@@ -464,7 +445,9 @@ async fn sdk_only_and_server_owned_fields_on_create_neither_fail_nor_apply() {
     let (status, token) = exchange(&stack, json!({"api_key": created["api_key"]})).await;
     assert_eq!(status, StatusCode::OK, "{token}");
     let (_, me) = agent_me(&stack, str_of(&token, "access_token")).await;
-    let (_, profile) = call(&stack, Method::GET, "/v1/auth/me", &ada.access_token, None).await;
+    let (_, profile) = stack
+        .call(Method::GET, "/v1/auth/me", &ada.access_token, None)
+        .await;
     assert_eq!(me["org_id"], profile["org_id"]);
     assert_eq!(me["created_by"], profile["id"]);
 }
@@ -489,18 +472,20 @@ async fn invalid_agent_settings_are_400_problems() {
         json!({"name": "bot", "vault_ids": many_vaults}),
         json!({"description": "no name"}),
     ] {
-        let (status, problem) = call(
-            &stack,
-            Method::POST,
-            "/v1/agents",
-            &ada.access_token,
-            Some(body.clone()),
-        )
-        .await;
+        let (status, problem) = stack
+            .call(
+                Method::POST,
+                "/v1/agents",
+                &ada.access_token,
+                Some(body.clone()),
+            )
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
         assert_eq!(problem["status"], 400);
     }
-    let (_, list) = call(&stack, Method::GET, "/v1/agents", &ada.access_token, None).await;
+    let (_, list) = stack
+        .call(Method::GET, "/v1/agents", &ada.access_token, None)
+        .await;
     assert_eq!(list["agents"], json!([]), "nothing was created");
 
     let created = create_agent(&stack, &ada, json!({"name": "bot"})).await;
@@ -511,14 +496,9 @@ async fn invalid_agent_settings_are_400_problems() {
         json!({"expires_at": "2001-01-01T00:00:00Z"}),
         json!({"scopes": ["a b"]}),
     ] {
-        let (status, problem) = call(
-            &stack,
-            Method::PATCH,
-            &path,
-            &ada.access_token,
-            Some(body.clone()),
-        )
-        .await;
+        let (status, problem) = stack
+            .call(Method::PATCH, &path, &ada.access_token, Some(body.clone()))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
     }
 }
@@ -543,8 +523,9 @@ async fn malformed_agent_ids_in_the_path_are_404_problems() {
             (Method::DELETE, path.clone(), None),
             (Method::POST, format!("{path}/rotate-key"), None),
         ] {
-            let (status, problem) =
-                call(&stack, method.clone(), &route, &ada.access_token, body).await;
+            let (status, problem) = stack
+                .call(method.clone(), &route, &ada.access_token, body)
+                .await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{method} {route}: {problem}");
             assert_eq!(problem["status"], 404, "{method} {route}");
         }

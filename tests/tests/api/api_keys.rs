@@ -7,50 +7,29 @@ use oxvault_tests::{Session, TestStack};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// A call with the caller's token and an optional JSON body: status and body (`Null` if none).
-async fn call(
-    stack: &TestStack,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = stack.request(method, path, token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    };
-    (status, body)
-}
-
 /// Creates a key; returns the whole answer.
 async fn create_key(stack: &TestStack, session: &Session, body: Value) -> Value {
-    let (status, created) = call(
-        stack,
-        Method::POST,
-        "/v1/auth/api-keys",
-        &session.access_token,
-        Some(body),
-    )
-    .await;
+    let (status, created) = stack
+        .call(
+            Method::POST,
+            "/v1/auth/api-keys",
+            &session.access_token,
+            Some(body),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     created
 }
 
 async fn list_keys(stack: &TestStack, token: &str) -> (StatusCode, Value) {
-    call(stack, Method::GET, "/v1/auth/api-keys", token, None).await
+    stack
+        .call(Method::GET, "/v1/auth/api-keys", token, None)
+        .await
 }
 
 async fn revoke(stack: &TestStack, token: &str, key_id: &str) -> StatusCode {
     let path = format!("/v1/auth/api-keys/{key_id}");
-    call(stack, Method::DELETE, &path, token, None).await.0
+    stack.call(Method::DELETE, &path, token, None).await.0
 }
 
 /// `POST /v1/auth/api-key-token`, without credentials: status and body.
@@ -63,7 +42,7 @@ async fn exchange(stack: &TestStack, api_key: &str) -> (StatusCode, Value) {
 }
 
 async fn me(stack: &TestStack, token: &str) -> (StatusCode, Value) {
-    call(stack, Method::GET, "/v1/auth/me", token, None).await
+    stack.call(Method::GET, "/v1/auth/me", token, None).await
 }
 
 #[tokio::test]
@@ -214,14 +193,14 @@ async fn another_users_or_orgs_key_id_answers_404_and_the_key_lives_on() {
     let created = create_key(&stack, &ada, json!({"name": "mine"})).await;
     let key_id = created["key"]["id"].as_str().unwrap();
     // A colleague in the same org, and a stranger in another.
-    let (status, _) = call(
-        &stack,
-        Method::POST,
-        "/v1/org/invite",
-        &ada.access_token,
-        Some(json!({"email": "colleague@example.com", "role": "admin"})),
-    )
-    .await;
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/v1/org/invite",
+            &ada.access_token,
+            Some(json!({"email": "colleague@example.com", "role": "admin"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let colleague = stack.signup("colleague@example.com").await;
     let stranger = stack.signup("stranger@example.com").await;
@@ -265,14 +244,14 @@ async fn key_requests_are_validated() {
         json!({"name": "k", "scopes": ["x".repeat(65)]}),
         json!({"scopes": []}),
     ] {
-        let (status, problem) = call(
-            &stack,
-            Method::POST,
-            "/v1/auth/api-keys",
-            &ada.access_token,
-            Some(body.clone()),
-        )
-        .await;
+        let (status, problem) = stack
+            .call(
+                Method::POST,
+                "/v1/auth/api-keys",
+                &ada.access_token,
+                Some(body.clone()),
+            )
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body} -> {problem}");
         assert_eq!(problem["status"], 400);
     }
@@ -318,24 +297,24 @@ async fn a_session_from_a_scoped_key_cannot_mint_a_wider_key() {
         json!([]),
         json!(["vaults:read", "vaults:write"]),
     ] {
-        let (status, _) = call(
-            &stack,
+        let (status, _) = stack
+            .call(
+                Method::POST,
+                "/v1/auth/api-keys",
+                narrow,
+                Some(json!({"name": "wider", "scopes": scopes})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "scopes {scopes}");
+    }
+    let (status, _) = stack
+        .call(
             Method::POST,
             "/v1/auth/api-keys",
             narrow,
-            Some(json!({"name": "wider", "scopes": scopes})),
+            Some(json!({"name": "same", "scopes": ["vaults:read"]})),
         )
         .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "scopes {scopes}");
-    }
-    let (status, _) = call(
-        &stack,
-        Method::POST,
-        "/v1/auth/api-keys",
-        narrow,
-        Some(json!({"name": "same", "scopes": ["vaults:read"]})),
-    )
-    .await;
     assert_eq!(status, StatusCode::CREATED);
 }
 
@@ -343,14 +322,14 @@ async fn a_session_from_a_scoped_key_cannot_mint_a_wider_key() {
 async fn a_removed_members_keys_stop_working() {
     let stack = TestStack::start().await;
     let owner = stack.signup("owner@example.com").await;
-    let (status, _) = call(
-        &stack,
-        Method::POST,
-        "/v1/org/invite",
-        &owner.access_token,
-        Some(json!({"email": "temp@example.com"})),
-    )
-    .await;
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/v1/org/invite",
+            &owner.access_token,
+            Some(json!({"email": "temp@example.com"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let temp = stack.signup("temp@example.com").await;
     let created = create_key(&stack, &temp, json!({"name": "temp"})).await;
@@ -360,7 +339,9 @@ async fn a_removed_members_keys_stop_working() {
     let (_, profile) = me(&stack, &temp.access_token).await;
 
     let path = format!("/v1/org/members/{}", profile["id"].as_str().unwrap());
-    let (status, _) = call(&stack, Method::DELETE, &path, &owner.access_token, None).await;
+    let (status, _) = stack
+        .call(Method::DELETE, &path, &owner.access_token, None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     assert_eq!(me(&stack, &minted).await.0, StatusCode::UNAUTHORIZED);

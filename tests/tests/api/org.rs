@@ -6,42 +6,19 @@ use oxvault_tests::{PASSWORD, Session, TestStack};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// A call with the caller's token and an optional JSON body: status and body (`Null` if none).
-async fn call(
-    stack: &TestStack,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = stack.request(method, path, token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    };
-    (status, body)
-}
-
 async fn me(stack: &TestStack, token: &str) -> (StatusCode, Value) {
-    call(stack, Method::GET, "/v1/auth/me", token, None).await
+    stack.call(Method::GET, "/v1/auth/me", token, None).await
 }
 
 async fn invite(stack: &TestStack, token: &str, email: &str, role: &str) -> (StatusCode, Value) {
-    call(
-        stack,
-        Method::POST,
-        "/v1/org/invite",
-        token,
-        Some(json!({"email": email, "role": role})),
-    )
-    .await
+    stack
+        .call(
+            Method::POST,
+            "/v1/org/invite",
+            token,
+            Some(json!({"email": email, "role": role})),
+        )
+        .await
 }
 
 async fn set_role(
@@ -51,19 +28,14 @@ async fn set_role(
     role: &str,
 ) -> (StatusCode, Value) {
     let path = format!("/v1/org/members/{user_id}");
-    call(
-        stack,
-        Method::PATCH,
-        &path,
-        token,
-        Some(json!({"role": role})),
-    )
-    .await
+    stack
+        .call(Method::PATCH, &path, token, Some(json!({"role": role})))
+        .await
 }
 
 async fn remove(stack: &TestStack, token: &str, user_id: &str) -> StatusCode {
     let path = format!("/v1/org/members/{user_id}");
-    call(stack, Method::DELETE, &path, token, None).await.0
+    stack.call(Method::DELETE, &path, token, None).await.0
 }
 
 /// The caller's user id.
@@ -109,14 +81,9 @@ async fn any_user_of_the_org_lists_its_members() {
     let (owner, member) = owner_and_invited(&stack, "member").await;
 
     for session in [&owner, &member] {
-        let (status, body) = call(
-            &stack,
-            Method::GET,
-            "/v1/org/members",
-            &session.access_token,
-            None,
-        )
-        .await;
+        let (status, body) = stack
+            .call(Method::GET, "/v1/org/members", &session.access_token, None)
+            .await;
         assert_eq!(status, StatusCode::OK);
         let members = body["members"].as_array().unwrap();
         assert_eq!(members.len(), 2);
@@ -240,14 +207,9 @@ async fn an_owner_may_leave_while_another_owner_remains() {
         remove(&stack, &owner.access_token, &owner_id).await,
         StatusCode::NO_CONTENT
     );
-    let (status, body) = call(
-        &stack,
-        Method::GET,
-        "/v1/org/members",
-        &second.access_token,
-        None,
-    )
-    .await;
+    let (status, body) = stack
+        .call(Method::GET, "/v1/org/members", &second.access_token, None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["members"].as_array().unwrap().len(), 1);
 }
@@ -330,7 +292,9 @@ async fn another_orgs_member_ids_answer_404() {
         assert_eq!(remove(&stack, token, id).await, StatusCode::NOT_FOUND);
     }
 
-    let (_, body) = call(&stack, Method::GET, "/v1/org/members", token, None).await;
+    let (_, body) = stack
+        .call(Method::GET, "/v1/org/members", token, None)
+        .await;
     assert_eq!(body["members"].as_array().unwrap().len(), 1, "only its own");
     let (status, profile) = me(&stack, &bob.access_token).await;
     assert_eq!(status, StatusCode::OK, "bob is untouched");
@@ -355,14 +319,14 @@ async fn invitations_refuse_taken_addresses_and_bad_input() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Without a role the invitee becomes a member; re-inviting replaces the org's own invite.
-    let (status, _) = call(
-        &stack,
-        Method::POST,
-        "/v1/org/invite",
-        token,
-        Some(json!({"email": "newbie@example.com"})),
-    )
-    .await;
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/v1/org/invite",
+            token,
+            Some(json!({"email": "newbie@example.com"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     // Another org cannot take over the open invitation.
     let (status, _) = invite(
@@ -387,17 +351,17 @@ async fn server_owned_fields_in_member_bodies_are_ignored() {
     let member_id = user_id(&stack, &member).await;
     let (_, before) = me(&stack, &owner.access_token).await;
 
-    let (status, body) = call(
-        &stack,
-        Method::PATCH,
-        &format!("/v1/org/members/{member_id}"),
-        &owner.access_token,
-        Some(json!({
-            "role": "admin", "email": "hijack@example.com",
-            "org_id": "00000000-0000-0000-0000-000000000001", "token_version": 0,
-        })),
-    )
-    .await;
+    let (status, body) = stack
+        .call(
+            Method::PATCH,
+            &format!("/v1/org/members/{member_id}"),
+            &owner.access_token,
+            Some(json!({
+                "role": "admin", "email": "hijack@example.com",
+                "org_id": "00000000-0000-0000-0000-000000000001", "token_version": 0,
+            })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["email"], "second@example.com");
     let again = stack.login("second@example.com").await;
