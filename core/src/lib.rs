@@ -12,8 +12,11 @@ pub mod email;
 pub mod health;
 pub mod ids;
 pub mod jwt;
+pub mod policy;
 pub mod problem;
 pub mod request_id;
+pub mod secret_path;
+pub mod vault;
 
 /// The version both tiers report in their health bodies.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

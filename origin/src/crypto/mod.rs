@@ -8,6 +8,7 @@
 //! without touching the services.
 
 mod data_key;
+pub mod envelope;
 mod keyring;
 pub mod pkcs11;
 

@@ -53,6 +53,9 @@ impl From<ServiceError> for ApiError {
                 Self::client(ProblemKind::NotFound, format!("{what} not found"))
             }
             ServiceError::Conflict(detail) => Self::client(ProblemKind::Conflict, detail),
+            ServiceError::Gone(what) => {
+                Self::client(ProblemKind::Gone, format!("{what} is no longer available"))
+            }
             ServiceError::Unavailable(what) => Self::Unavailable(what),
             ServiceError::Internal(source) => Self::Internal(source),
         }

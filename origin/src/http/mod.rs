@@ -11,6 +11,8 @@ mod health;
 mod openapi;
 mod org;
 mod request_id;
+mod secrets;
+mod vaults;
 
 use std::sync::Arc;
 
@@ -83,6 +85,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(api_keys::router())
         .merge(agents::router())
         .merge(org::router())
+        .merge(vaults::router())
+        .merge(secrets::router())
 }
 
 /// The generated OpenAPI document, for tools that want it without a running server.

@@ -22,6 +22,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "API Keys", description = "Personal API keys (1ck_) of users"),
         (name = "Agents", description = "AI agent identities and their keys (ocv_)"),
         (name = "Organization", description = "Members, roles and invitations"),
+        (name = "Vaults", description = "Vaults: named containers of secrets"),
+        (name = "Secrets", description = "Secrets and their versions, envelope-encrypted under the HSM"),
     ),
     security(("BearerAuth" = [])),
 )]

@@ -2,6 +2,7 @@
 //! services call the store and the keyring, and answer [`ServiceError`], which the HTTP layer
 //! maps to status codes in one place.
 
+pub mod access;
 pub mod agents;
 pub mod api_keys;
 pub mod auth;
@@ -10,7 +11,9 @@ pub mod health;
 pub mod org;
 pub mod passwords;
 pub mod principal;
+pub mod secrets;
 pub mod tokens;
+pub mod vaults;
 
 use crate::store::StoreError;
 use passwords::PasswordError;
@@ -33,6 +36,9 @@ pub enum ServiceError {
     /// No such resource visible to the caller (404); names the kind of resource.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// It existed, but is no longer readable (410): deleted, expired, used up or disabled.
+    #[error("{0} is no longer available")]
+    Gone(&'static str),
     /// The request conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),

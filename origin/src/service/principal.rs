@@ -39,6 +39,14 @@ impl Principal {
         }
     }
 
+    /// The principal as policies name it: (`user` | `agent`, id).
+    pub fn key(&self) -> (&'static str, uuid::Uuid) {
+        match self.subject {
+            Subject::User(id) => ("user", *id.as_uuid()),
+            Subject::Agent(id) => ("agent", *id.as_uuid()),
+        }
+    }
+
     /// The user id, or 403 for agents.
     pub fn require_user(&self) -> Result<UserId, ServiceError> {
         self.user_id().ok_or(ServiceError::Forbidden(

@@ -4,8 +4,11 @@
 pub mod agents;
 pub mod api_keys;
 pub mod invites;
+pub mod policies;
+pub mod secrets;
 pub mod sessions;
 pub mod users;
+pub mod vaults;
 
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;

@@ -11,3 +11,4 @@ mod health;
 mod lifecycle;
 mod org;
 mod sdk;
+mod secrets;

@@ -1,0 +1,118 @@
+//! Who may do what to which secret path of a vault.
+//!
+//! Owners and admins of the org, and the vault's creator, control the vault. Everyone else
+//! (members, agents) needs a policy: [`oxvault_core::policy::evaluate`] over the policies that
+//! name them on this vault, read fresh from the database on every request — so a policy
+//! change or removal takes effect at once, on every origin, for tokens already issued.
+//! Agents must also be bound to the vault when they are bound at all (checked when the vault
+//! is looked up: an unbound vault is invisible).
+
+use chrono::Utc;
+use oxvault_core::ids::PolicyId;
+use oxvault_core::policy::{
+    Conditions, Effect, PathPattern, Permission, Policy, RequestContext, evaluate,
+};
+use oxvault_core::secret_path::SecretPath;
+use sqlx::PgConnection;
+
+use super::ServiceError;
+use super::principal::Principal;
+use super::vaults::controls;
+use crate::store::policies::{self, PolicyRow};
+use crate::store::secrets::MetadataRow;
+use crate::store::vaults::VaultRow;
+
+/// A stored policy as the evaluator sees it. A row that does not parse (it cannot, unless
+/// the database was edited by hand) fails the request: guessing what it meant could turn a
+/// broken deny into an allow.
+fn to_policy(row: PolicyRow) -> Result<Policy, ServiceError> {
+    let corrupt = || {
+        tracing::error!(policy_id = %row.id, "a stored policy does not parse");
+        ServiceError::Internal("a stored policy does not parse".into())
+    };
+    let pattern = PathPattern::parse(&row.secret_path_pattern).map_err(|_| corrupt())?;
+    let permissions = row
+        .permissions
+        .iter()
+        .map(|text| Permission::ALL.into_iter().find(|p| p.as_str() == text))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(corrupt)?;
+    let effect = match row.effect.as_str() {
+        "allow" => Effect::Allow,
+        "deny" => Effect::Deny,
+        _ => return Err(corrupt()),
+    };
+    let conditions: Conditions =
+        serde_json::from_value(row.conditions.0.clone()).map_err(|_| corrupt())?;
+    Ok(Policy {
+        id: PolicyId::from_uuid(row.id),
+        pattern,
+        permissions,
+        effect,
+        priority: row.priority,
+        conditions,
+        expires_at: row.expires_at.map(|at| at.timestamp()),
+    })
+}
+
+/// The request's context for conditions. The client IP is not known yet (the origin does
+/// not trust `X-Forwarded-For` until the edge authenticates itself to the origin), so IP
+/// allowlists fail closed.
+fn context() -> RequestContext {
+    RequestContext {
+        now_unix: Utc::now().timestamp(),
+        client_ip: None,
+    }
+}
+
+async fn load(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    vault: &VaultRow,
+) -> Result<Vec<Policy>, ServiceError> {
+    let (kind, id) = principal.key();
+    let rows = policies::for_principal(conn, vault.id, kind, id).await?;
+    rows.into_iter().map(to_policy).collect()
+}
+
+/// Passes when `principal` may do `permission` on `path` in `vault`; else 403.
+pub async fn require(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    vault: &VaultRow,
+    path: &SecretPath,
+    permission: Permission,
+) -> Result<(), ServiceError> {
+    if controls(vault, principal) {
+        return Ok(());
+    }
+    let policies = load(conn, principal, vault).await?;
+    if evaluate(&policies, path, permission, &context()).is_allowed() {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(
+            "no policy allows this on this secret path",
+        ))
+    }
+}
+
+/// Keeps the listed secrets `principal` may read.
+pub async fn filter_readable(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    vault: &VaultRow,
+    rows: Vec<MetadataRow>,
+) -> Result<Vec<MetadataRow>, ServiceError> {
+    if controls(vault, principal) {
+        return Ok(rows);
+    }
+    let policies = load(conn, principal, vault).await?;
+    let ctx = context();
+    Ok(rows
+        .into_iter()
+        .filter(|row| {
+            SecretPath::parse(&row.path)
+                .is_ok_and(|path| evaluate(&policies, &path, Permission::Read, &ctx).is_allowed())
+        })
+        .collect())
+}

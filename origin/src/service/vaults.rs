@@ -1,0 +1,188 @@
+//! Vaults: create, list, read, delete — and who may reach a vault at all.
+//!
+//! Visibility: owners and admins see every vault of their org; other callers see the vaults
+//! they created, and (once policies grant them something) the vaults a policy names them on.
+//! An agent bound to `vault_ids` sees only those. Anything not visible answers 404, exactly
+//! like a vault that does not exist.
+
+use oxvault_core::ids::VaultId;
+use oxvault_core::vault::{CreateVaultRequest, VaultListResponse, VaultResponse};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::ServiceError;
+use super::principal::Principal;
+use crate::store::StoreError;
+use crate::store::vaults::{self, Creator, VaultRow};
+
+/// Vault operations; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct VaultsService {
+    pool: PgPool,
+}
+
+/// The creator fields of whatever `principal` creates.
+pub(crate) fn creator_of(principal: &Principal) -> Creator {
+    Creator {
+        user: principal.user_id().map(|id| *id.as_uuid()),
+        agent: principal.agent_id().map(|id| *id.as_uuid()),
+    }
+}
+
+/// Whether `principal` created `vault`.
+pub(crate) fn created_by(vault: &VaultRow, principal: &Principal) -> bool {
+    let creator = creator_of(principal);
+    (creator.user.is_some() && creator.user == vault.created_by_user)
+        || (creator.agent.is_some() && creator.agent == vault.created_by_agent)
+}
+
+/// Whether an agent's vault binding (if any) admits `vault_id`.
+pub(crate) fn binding_admits(principal: &Principal, vault_id: Uuid) -> bool {
+    principal.agent_id().is_none()
+        || principal.vault_ids.is_empty()
+        || principal
+            .vault_ids
+            .iter()
+            .any(|id| *id.as_uuid() == vault_id)
+}
+
+/// Whether `principal` has full control of `vault`: an org manager, or its creator.
+pub(crate) fn controls(vault: &VaultRow, principal: &Principal) -> bool {
+    principal.role.is_some_and(|role| role.can_manage()) || created_by(vault, principal)
+}
+
+pub(crate) fn response(vault: VaultRow) -> VaultResponse {
+    let (created_by, created_by_type) = match (vault.created_by_user, vault.created_by_agent) {
+        (Some(user), _) => (Some(user), Some("user".to_owned())),
+        (None, Some(agent)) => (Some(agent), Some("agent".to_owned())),
+        (None, None) => (None, None),
+    };
+    VaultResponse {
+        id: VaultId::from_uuid(vault.id),
+        name: vault.name,
+        description: vault.description,
+        created_by,
+        created_by_type,
+        created_at: vault.created_at,
+    }
+}
+
+impl VaultsService {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Creates a vault in the caller's org. Any user may; an agent may too (it then controls
+    /// that vault), unless it is bound to a fixed set of vaults.
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        request: CreateVaultRequest,
+    ) -> Result<VaultResponse, ServiceError> {
+        let name = request.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ServiceError::Invalid(
+                "name must be 1 to 200 characters".into(),
+            ));
+        }
+        let description = request
+            .description
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty());
+        if description.is_some_and(|text| text.chars().count() > 2000) {
+            return Err(ServiceError::Invalid("description is too long".into()));
+        }
+        if principal.agent_id().is_some() && !principal.vault_ids.is_empty() {
+            return Err(ServiceError::Forbidden(
+                "an agent bound to vaults cannot create vaults",
+            ));
+        }
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let vault = vaults::insert(
+            &mut conn,
+            Uuid::new_v4(),
+            *principal.org.as_uuid(),
+            name,
+            description,
+            creator_of(principal),
+        )
+        .await?;
+        Ok(response(vault))
+    }
+
+    /// The vaults the caller can see.
+    pub async fn list(&self, principal: &Principal) -> Result<VaultListResponse, ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let all = vaults::list_live(&mut conn, *principal.org.as_uuid()).await?;
+        let mut visible = Vec::with_capacity(all.len());
+        for vault in all {
+            if self.visible(&mut conn, &vault, principal).await? {
+                visible.push(response(vault));
+            }
+        }
+        Ok(VaultListResponse { vaults: visible })
+    }
+
+    /// One vault, if the caller can see it.
+    pub async fn get(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+    ) -> Result<VaultResponse, ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        Ok(response(
+            self.find_visible(&mut conn, principal, vault_id).await?,
+        ))
+    }
+
+    /// Deletes a vault (managers and its creator only); its secrets become unreadable at once.
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+    ) -> Result<(), ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let vault = self.find_visible(&mut conn, principal, vault_id).await?;
+        if !controls(&vault, principal) {
+            return Err(ServiceError::Forbidden(
+                "only an owner, an admin or the vault's creator may delete it",
+            ));
+        }
+        vaults::mark_deleted(&mut conn, vault.org_id, vault.id).await?;
+        Ok(())
+    }
+
+    /// The vault, if it exists in the caller's org and is visible to the caller; else 404.
+    pub(crate) async fn find_visible(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        principal: &Principal,
+        vault_id: VaultId,
+    ) -> Result<VaultRow, ServiceError> {
+        let vault = vaults::find_live(conn, *principal.org.as_uuid(), *vault_id.as_uuid())
+            .await?
+            .ok_or(ServiceError::NotFound("vault"))?;
+        if self.visible(conn, &vault, principal).await? {
+            Ok(vault)
+        } else {
+            Err(ServiceError::NotFound("vault"))
+        }
+    }
+
+    async fn visible(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        vault: &VaultRow,
+        principal: &Principal,
+    ) -> Result<bool, ServiceError> {
+        if !binding_admits(principal, vault.id) {
+            return Ok(false);
+        }
+        if controls(vault, principal) {
+            return Ok(true);
+        }
+        let (kind, id) = principal.key();
+        Ok(crate::store::policies::has_any(conn, vault.id, kind, id).await?)
+    }
+}

@@ -1,0 +1,398 @@
+//! Vaults and secrets through the edge: versions, deletes, expiry and access counts, paths,
+//! tenancy, and what is stored (SECURITY.md cases 7, 8, 12, 13, 16).
+
+use oxvault_tests::{Session, TestStack};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+
+async fn create_vault(stack: &TestStack, session: &Session, name: &str) -> String {
+    let (status, vault) = stack
+        .call(
+            Method::POST,
+            "/v1/vaults",
+            &session.access_token,
+            Some(json!({"name": name})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{vault}");
+    vault["id"].as_str().unwrap().to_owned()
+}
+
+async fn put(
+    stack: &TestStack,
+    session: &Session,
+    vault: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    stack
+        .call(
+            Method::PUT,
+            &format!("/v1/vaults/{vault}/secrets/{path}"),
+            &session.access_token,
+            Some(body),
+        )
+        .await
+}
+
+async fn get(stack: &TestStack, session: &Session, vault: &str, path: &str) -> (StatusCode, Value) {
+    stack
+        .call(
+            Method::GET,
+            &format!("/v1/vaults/{vault}/secrets/{path}"),
+            &session.access_token,
+            None,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn every_put_makes_a_version_and_reads_see_the_latest() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("keeper@example.com").await;
+    let vault = create_vault(&stack, &owner, "prod").await;
+
+    let (status, first) = put(
+        &stack,
+        &owner,
+        &vault,
+        "db/password",
+        json!({"value": "one", "type": "password", "metadata": {"env": "prod"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["type"], "password");
+    assert!(
+        first.get("value").is_none(),
+        "a write never echoes the value"
+    );
+    let (_, second) = put(
+        &stack,
+        &owner,
+        &vault,
+        "db/password",
+        json!({"value": "two"}),
+    )
+    .await;
+    assert_eq!(second["version"], 2);
+    assert_eq!(second["id"], first["id"], "one secret, two versions");
+
+    let (status, read) = get(&stack, &owner, &vault, "db/password").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["value"], "two");
+    assert_eq!(read["version"], 2);
+    assert_eq!(read["path"], "db/password");
+
+    let (status, list) = stack
+        .call(
+            Method::GET,
+            &format!("/v1/vaults/{vault}/secrets?prefix=db/"),
+            &owner.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["secrets"].as_array().unwrap().len(), 1);
+    assert!(
+        !list.to_string().contains("two"),
+        "listings never carry values"
+    );
+}
+
+#[tokio::test]
+async fn deleted_secrets_are_gone_and_unknown_ones_not_found() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("deleter@example.com").await;
+    let vault = create_vault(&stack, &owner, "v").await;
+    put(&stack, &owner, &vault, "temp", json!({"value": "x"})).await;
+
+    let (status, _) = stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/vaults/{vault}/secrets/temp"),
+            &owner.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        get(&stack, &owner, &vault, "temp").await.0,
+        StatusCode::GONE
+    );
+    assert_eq!(
+        get(&stack, &owner, &vault, "never").await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // A new PUT revives the path with the next version.
+    let (_, revived) = put(&stack, &owner, &vault, "temp", json!({"value": "y"})).await;
+    assert_eq!(revived["version"], 2);
+    assert_eq!(get(&stack, &owner, &vault, "temp").await.1["value"], "y");
+}
+
+#[tokio::test]
+async fn access_counts_and_expiry_are_enforced() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("counter@example.com").await;
+    let vault = create_vault(&stack, &owner, "v").await;
+    put(
+        &stack,
+        &owner,
+        &vault,
+        "once",
+        json!({"value": "x", "max_access_count": 2}),
+    )
+    .await;
+
+    assert_eq!(get(&stack, &owner, &vault, "once").await.0, StatusCode::OK);
+    assert_eq!(get(&stack, &owner, &vault, "once").await.0, StatusCode::OK);
+    assert_eq!(
+        get(&stack, &owner, &vault, "once").await.0,
+        StatusCode::GONE
+    );
+
+    let past = put(
+        &stack,
+        &owner,
+        &vault,
+        "old",
+        json!({"value": "x", "expires_at": "2001-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(past.0, StatusCode::BAD_REQUEST);
+    let zero = put(
+        &stack,
+        &owner,
+        &vault,
+        "z",
+        json!({"value": "x", "max_access_count": 0}),
+    )
+    .await;
+    assert_eq!(zero.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn path_tricks_are_refused_not_normalised() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("paths@example.com").await;
+    let vault = create_vault(&stack, &owner, "v").await;
+    put(&stack, &owner, &vault, "a/b", json!({"value": "secret-ab"})).await;
+
+    // Dot segments never get this far through the edge: URL parsing (the client's, then the
+    // Worker runtime's) resolves them first, so `a/./b` arrives as `a/b`. What survives URL
+    // parsing must be refused by the origin.
+    for trick in [
+        "a%2Fb",
+        "a%2fb",
+        "a//b",
+        "a/b/",
+        "A/B%00",
+        "a/b%20",
+        "a%2E%2E/b",
+    ] {
+        let (status, body) = get(&stack, &owner, &vault, trick).await;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+            "{trick}: {status} {body}"
+        );
+        assert!(
+            !body.to_string().contains("secret-ab"),
+            "{trick} must not reach a/b"
+        );
+        let (status, _) = put(&stack, &owner, &vault, trick, json!({"value": "x"})).await;
+        assert_ne!(status, StatusCode::CREATED, "{trick} must not be writable");
+    }
+    // A client that does not resolve dot segments, straight at the origin: refused too.
+    for raw in ["a/./b", "a/../a/b", "./a/b"] {
+        let status = raw_get_status(
+            stack.origin.url(),
+            &format!("/v1/vaults/{vault}/secrets/{raw}"),
+            &owner.access_token,
+        )
+        .await;
+        assert_eq!(status, 400, "{raw} sent as is");
+    }
+    // Paths are case-sensitive: another case is another (missing) secret.
+    assert_eq!(
+        get(&stack, &owner, &vault, "A/B").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn another_orgs_vaults_and_secrets_are_not_found() {
+    let stack = TestStack::start().await;
+    let alice = stack.signup("alice@a.example").await;
+    let mallory = stack.signup("mallory@b.example").await;
+    let vault = create_vault(&stack, &alice, "alice").await;
+    put(&stack, &alice, &vault, "k", json!({"value": "alice-only"})).await;
+
+    let (status, _) = stack
+        .call(
+            Method::GET,
+            &format!("/v1/vaults/{vault}"),
+            &mallory.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&stack, &mallory, &vault, "k").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        put(&stack, &mallory, &vault, "k", json!({"value": "x"}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, list) = stack
+        .call(Method::GET, "/v1/vaults", &mallory.access_token, None)
+        .await;
+    assert_eq!(list["vaults"], json!([]));
+    // And alice's secret is untouched.
+    assert_eq!(
+        get(&stack, &alice, &vault, "k").await.1["value"],
+        "alice-only"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_vaults_secrets_are_unreadable_at_once() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("vaultdel@example.com").await;
+    let vault = create_vault(&stack, &owner, "doomed").await;
+    put(&stack, &owner, &vault, "k", json!({"value": "x"})).await;
+
+    let (status, _) = stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/vaults/{vault}"),
+            &owner.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        get(&stack, &owner, &vault, "k").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("sealed@example.com").await;
+    let vault = create_vault(&stack, &owner, "v").await;
+    let canary = "canary-7f3a9c2e-value";
+    put(&stack, &owner, &vault, "canary", json!({"value": canary})).await;
+    put(
+        &stack,
+        &owner,
+        &vault,
+        "other",
+        json!({"value": "other-value"}),
+    )
+    .await;
+
+    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT s.path, v.sealed FROM secret_versions v JOIN secrets s ON s.id = v.secret_id",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    for (path, sealed) in &rows {
+        assert_eq!(sealed[0], 0x01, "{path}: format byte");
+        assert!(
+            !sealed.windows(canary.len()).any(|w| w == canary.as_bytes()),
+            "{path} holds plaintext"
+        );
+    }
+    assert!(
+        !stack.origin.log_text().contains(canary),
+        "the value never reaches the log"
+    );
+
+    // Move the canary's blob onto the other path: it must not open there.
+    sqlx::query(
+        "UPDATE secret_versions SET sealed = (SELECT v.sealed FROM secret_versions v \
+           JOIN secrets s ON s.id = v.secret_id WHERE s.path = 'canary') \
+         WHERE secret_id = (SELECT id FROM secrets WHERE path = 'other')",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let (status, body) = get(&stack, &owner, &vault, "other").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!body.to_string().contains(canary));
+
+    // Flip one bit of the canary's ciphertext tail: it must not open either.
+    sqlx::query(
+        "UPDATE secret_versions SET sealed = set_byte(sealed, length(sealed) - 1, \
+           get_byte(sealed, length(sealed) - 1) # 1) \
+         WHERE secret_id = (SELECT id FROM secrets WHERE path = 'canary')",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let (status, body) = get(&stack, &owner, &vault, "canary").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!body.to_string().contains(canary));
+}
+
+#[tokio::test]
+async fn an_agent_without_a_policy_sees_no_vault() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("agentowner@example.com").await;
+    let vault = create_vault(&stack, &owner, "v").await;
+    put(&stack, &owner, &vault, "k", json!({"value": "x"})).await;
+    let (_, agent) = stack
+        .call(
+            Method::POST,
+            "/v1/agents",
+            &owner.access_token,
+            Some(json!({"name": "bot"})),
+        )
+        .await;
+    let key = agent["api_key"].as_str().unwrap();
+    let token: Value = stack
+        .post_json("/v1/auth/agent-token", &json!({"api_key": key}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let agent_session = Session {
+        email: String::new(),
+        access_token: token["access_token"].as_str().unwrap().to_owned(),
+        refresh_token: String::new(),
+    };
+
+    assert_eq!(
+        get(&stack, &agent_session, &vault, "k").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, list) = stack
+        .call(Method::GET, "/v1/vaults", &agent_session.access_token, None)
+        .await;
+    assert_eq!(list["vaults"], json!([]));
+}
+
+/// A GET sent byte for byte, without any URL normalisation, returning the status code.
+async fn raw_get_status(base: &str, path: &str, token: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
