@@ -157,6 +157,101 @@ pub struct SecretListResponse {
     pub secrets: Vec<SecretMetadataResponse>,
 }
 
+/// `GET /v1/vaults/{vault_id}/secret-versions/{path}`: every version's metadata, newest
+/// first, disabled ones included (flagged); never values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SecretVersionListResponse {
+    pub versions: Vec<SecretMetadataResponse>,
+}
+
+/// The alphabets a rotated value is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RotateCharset {
+    /// `0-9a-f`.
+    #[default]
+    Hex,
+    /// The standard base64 alphabet `A-Za-z0-9+/`, no padding.
+    Base64,
+    /// `A-Za-z0-9`.
+    Alphanumeric,
+    /// Visible ASCII, `!` (0x21) to `~` (0x7E): no space, no control characters.
+    Ascii,
+}
+
+const HEX: &[u8] = b"0123456789abcdef";
+const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const ASCII: &[u8] = b"!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~";
+
+impl RotateCharset {
+    /// The characters a value may hold, each once; at most 256 of them.
+    pub const fn alphabet(self) -> &'static [u8] {
+        match self {
+            Self::Hex => HEX,
+            Self::Base64 => BASE64,
+            Self::Alphanumeric => ALPHANUMERIC,
+            Self::Ascii => ASCII,
+        }
+    }
+}
+
+/// Shortest server-generated value.
+pub const ROTATE_MIN_LEN: u32 = 8;
+/// Longest server-generated value.
+pub const ROTATE_MAX_LEN: u32 = 1024;
+/// Length of a server-generated value when the request names none.
+pub const ROTATE_DEFAULT_LEN: u32 = 32;
+
+/// `POST /v1/vaults/{vault_id}/secret-rotate/{path}`: the server writes a new version holding
+/// a random value; every field is optional (an empty body or `{}` uses the defaults).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct RotateSecretRequest {
+    /// Length of the generated value, 8 to 1024 (default 32).
+    #[serde(default)]
+    pub length: Option<u32>,
+    /// Character set of the generated value (default `hex`, as in 1Claw's API).
+    #[serde(default)]
+    pub charset: Option<RotateCharset>,
+    /// The new version's type (default: the current version's).
+    #[serde(default, rename = "type")]
+    pub secret_type: Option<SecretType>,
+}
+
+/// A rotation request that passed its checks: what to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationSpec {
+    length: usize,
+    charset: RotateCharset,
+}
+
+impl RotationSpec {
+    /// Checks the length (8..=1024) and fills in the defaults.
+    pub fn parse(request: &RotateSecretRequest) -> Result<Self, String> {
+        let length = request.length.unwrap_or(ROTATE_DEFAULT_LEN);
+        if !(ROTATE_MIN_LEN..=ROTATE_MAX_LEN).contains(&length) {
+            return Err(format!(
+                "length must be between {ROTATE_MIN_LEN} and {ROTATE_MAX_LEN}"
+            ));
+        }
+        Ok(Self {
+            // u32 -> usize is lossless on every target this code runs on (32 and 64 bit).
+            length: length as usize,
+            charset: request.charset.unwrap_or_default(),
+        })
+    }
+
+    /// How many characters to generate.
+    pub const fn length(self) -> usize {
+        self.length
+    }
+
+    /// Which characters.
+    pub const fn charset(self) -> RotateCharset {
+        self.charset
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +281,51 @@ mod tests {
         let request: PutSecretRequest =
             serde_json::from_value(serde_json::json!({"value": "canary-value-1234"})).unwrap();
         assert!(!format!("{request:?}").contains("canary-value-1234"));
+    }
+    #[test]
+    fn rotation_lengths_outside_8_to_1024_are_refused() {
+        for (length, ok) in [
+            (7, false),
+            (8, true),
+            (1024, true),
+            (1025, false),
+            (0, false),
+        ] {
+            let request = RotateSecretRequest {
+                length: Some(length),
+                ..RotateSecretRequest::default()
+            };
+            assert_eq!(RotationSpec::parse(&request).is_ok(), ok, "length {length}");
+        }
+    }
+
+    #[test]
+    fn an_empty_rotation_request_means_32_hex_characters() {
+        let request: RotateSecretRequest = serde_json::from_str("{}").unwrap();
+        let spec = RotationSpec::parse(&request).unwrap();
+        assert_eq!(spec.length(), 32);
+        assert_eq!(spec.charset(), RotateCharset::Hex);
+    }
+
+    #[test]
+    fn unknown_charsets_do_not_parse() {
+        assert!(serde_json::from_str::<RotateSecretRequest>(r#"{"charset": "emoji"}"#).is_err());
+        assert!(serde_json::from_str::<RotateSecretRequest>(r#"{"length": -1}"#).is_err());
+    }
+
+    #[test]
+    fn each_alphabet_has_the_expected_distinct_characters() {
+        for (charset, size) in [
+            (RotateCharset::Hex, 16),
+            (RotateCharset::Base64, 64),
+            (RotateCharset::Alphanumeric, 62),
+            (RotateCharset::Ascii, 94),
+        ] {
+            let alphabet = charset.alphabet();
+            assert_eq!(alphabet.len(), size, "{charset:?}");
+            let distinct: std::collections::BTreeSet<u8> = alphabet.iter().copied().collect();
+            assert_eq!(distinct.len(), size, "{charset:?} repeats a character");
+            assert!(alphabet.iter().all(|b| b.is_ascii_graphic()), "{charset:?}");
+        }
     }
 }

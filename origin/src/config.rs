@@ -62,6 +62,16 @@ pub struct HsmConfig {
     pub signing_key_label: String,
     /// Most PKCS#11 sessions (and concurrent HSM calls) per process (`OXVAULT_HSM_SESSIONS`).
     pub sessions: usize,
+    /// How often a running origin lists the token's KEKs again, to start wrapping under a KEK
+    /// that `rotate-kek` created (`OXVAULT_HSM_KEK_REFRESH_SECS`, default 60).
+    pub kek_refresh: Duration,
+}
+
+/// What `oxvault-origin rotate-kek` needs: the database and the HSM.
+#[derive(Debug, Clone)]
+pub struct KekRotationConfig {
+    pub database: DatabaseConfig,
+    pub hsm: HsmConfig,
 }
 
 /// The environment did not describe a usable configuration.
@@ -183,6 +193,21 @@ impl Config {
     }
 }
 
+impl KekRotationConfig {
+    /// Loads the configuration of `rotate-kek` from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env_lookup)
+    }
+
+    /// Loads the configuration of `rotate-kek` through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Reader::new(lookup);
+        let database = DatabaseConfig::read(&mut env);
+        let hsm = HsmConfig::read(&mut env);
+        env.finish(Self { database, hsm })
+    }
+}
+
 impl DatabaseConfig {
     /// Loads the database section alone (what `migrate` needs) from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -233,6 +258,11 @@ impl HsmConfig {
             env.problems
                 .push("  OXVAULT_HSM_SESSIONS must be at least 1".to_owned());
         }
+        let kek_refresh_secs: u64 = env.parsed("OXVAULT_HSM_KEK_REFRESH_SECS", 60, "whole seconds");
+        if kek_refresh_secs == 0 {
+            env.problems
+                .push("  OXVAULT_HSM_KEK_REFRESH_SECS must be at least 1".to_owned());
+        }
         Self {
             module: PathBuf::from(module),
             token_label,
@@ -240,6 +270,7 @@ impl HsmConfig {
             kek_label,
             signing_key_label,
             sessions,
+            kek_refresh: Duration::from_secs(kek_refresh_secs.max(1)),
         }
     }
 }
@@ -276,6 +307,7 @@ mod tests {
         assert_eq!(config.hsm.kek_label, DEFAULT_KEK_LABEL);
         assert_eq!(config.hsm.signing_key_label, DEFAULT_SIGNING_KEY_LABEL);
         assert_eq!(config.hsm.sessions, 4);
+        assert_eq!(config.hsm.kek_refresh, Duration::from_secs(60));
         assert_eq!(config.database.max_connections, 16);
         assert!(!config.migrate_on_start);
         assert_eq!(config.hsm.pin.expose_secret(), "1234");
@@ -304,6 +336,18 @@ mod tests {
         pairs.push(("OXVAULT_HSM_SESSIONS", "0"));
         let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
         assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn rotate_kek_needs_the_database_and_the_hsm_but_no_listener() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("OXVAULT_LISTEN_ADDR", "not an address"));
+        pairs.push(("OXVAULT_HSM_KEK_REFRESH_SECS", "5"));
+        let config = KekRotationConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.hsm.kek_refresh, Duration::from_secs(5));
+        let err = KekRotationConfig::from_lookup(lookup(&MINIMAL[1..])).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(err.to_string().contains("DATABASE_URL"));
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! `oxvault-origin`: `serve` runs the HTTP service, `migrate` applies database migrations,
-//! `openapi` prints the OpenAPI document. All configuration comes from the environment
-//! (see README.md); this file only parses the command line and reports failures.
+//! `openapi` prints the OpenAPI document, `rotate-kek` moves every data key under a new HSM
+//! key-encryption key. All configuration comes from the environment (see README.md); this
+//! file only parses the command line and reports failures.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use oxvault_origin::config::{Config, DatabaseConfig};
+use oxvault_origin::config::{Config, DatabaseConfig, KekRotationConfig};
+use oxvault_origin::crypto::{Keyring, Pkcs11Hsm};
+use oxvault_origin::service::kek_rotation::{self, RotationOptions};
 use oxvault_origin::startup::{Application, shutdown_signal};
 use oxvault_origin::{http, store, telemetry};
 
@@ -24,6 +29,26 @@ enum Command {
     Migrate,
     /// Print the OpenAPI 3.1 document and exit.
     Openapi,
+    /// Create a new KEK in the HSM and re-wrap every data key under it, online and in
+    /// batches; prints progress as JSON log lines and a JSON summary last.
+    RotateKek(RotateKekArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RotateKekArgs {
+    /// Secret versions per batch (one transaction each).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch: u32,
+    /// Finish an interrupted rotation: move what is left under the current KEK, create none.
+    #[arg(long)]
+    resume: bool,
+    /// Afterwards, destroy the old KEKs once no secret version is wrapped under them.
+    #[arg(long)]
+    retire_old: bool,
+    /// With --retire-old: seconds to wait after fencing the old KEKs for writes that wrapped
+    /// under them just before to commit.
+    #[arg(long, default_value_t = 10)]
+    settle_secs: u64,
 }
 
 #[tokio::main]
@@ -34,6 +59,7 @@ async fn main() -> ExitCode {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
         Command::Openapi => print_openapi(),
+        Command::RotateKek(args) => rotate_kek(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,6 +89,38 @@ async fn migrate() -> Result<(), String> {
     store::migrate(&pool).await.map_err(|err| err.to_string())?;
     tracing::info!("migrations applied");
     Ok(())
+}
+
+async fn rotate_kek(args: RotateKekArgs) -> Result<(), String> {
+    let config = KekRotationConfig::from_env().map_err(|err| err.to_string())?;
+    let pool = store::connect_lazy(&config.database).map_err(|err| err.to_string())?;
+    let hsm = Arc::new(Pkcs11Hsm::new(config.hsm.clone()));
+    let connecting = Arc::clone(&hsm);
+    tokio::task::spawn_blocking(move || connecting.connect_now())
+        .await
+        .map_err(|err| err.to_string())?
+        .map_err(|err| err.to_string())?;
+    let keyring = Keyring::new(hsm.clone(), hsm.clone(), config.hsm.sessions);
+    let options = RotationOptions {
+        batch: args.batch,
+        resume: args.resume,
+        retire_old: args.retire_old,
+        settle: Duration::from_secs(args.settle_secs),
+    };
+    let summary = kek_rotation::rotate(&pool, hsm, &keyring, &options)
+        .await
+        .map_err(|err| err.to_string())?;
+    let text = serde_json::to_string(&serde_json::json!({ "kek_rotation": summary }))
+        .map_err(|err| err.to_string())?;
+    println!("{text}");
+    if summary.complete() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} secret versions are still under older KEKs ({} did not open); rerun with --resume",
+            summary.remaining, summary.failed
+        ))
+    }
 }
 
 fn print_openapi() -> Result<(), String> {

@@ -4,6 +4,9 @@
 //! binary re-runs itself with that variable pointing at a fresh token directory, then runs its
 //! cases one after another (the PKCS#11 library is process-global state).
 //! Needs `softhsm2-util` and the module (Debian's softhsm2); `scripts/test.sh` installs both.
+//!
+//! Some cases need a second process on the same token (another origin, or `rotate-kek`): the
+//! binary runs itself once more as a helper (see [`helper`]) for those.
 
 // Without the test harness clippy cannot tell this is test code; a failed expect is a failed
 // case here, caught and counted by `main`.
@@ -20,12 +23,21 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use oxvault_origin::config::HsmConfig;
 use oxvault_origin::crypto::pkcs11::{Pkcs11Hsm, RETRY_AFTER};
-use oxvault_origin::crypto::{CryptoError, DataKey, KeyWrapper, TokenSigner, WrappedKey};
+use oxvault_origin::crypto::{
+    CryptoError, DataKey, KekAdmin, KekAdminError, KeyWrapper, TokenSigner, WrappedKey, kek_id_hex,
+};
 use secrecy::SecretString;
 
 const PIN: &str = "1234-test";
 const SO_PIN: &str = "5678-test";
 const CHILD_MARKER: &str = "OXVAULT_SOFTHSM_TEST_CHILD";
+/// Set in a helper run: what the helper does (see [`helper`]).
+const HELPER: &str = "OXVAULT_SOFTHSM_TEST_HELPER";
+/// The token directory of the child's `SOFTHSM2_CONF`.
+const TOKEN_DIR: &str = "OXVAULT_SOFTHSM_TEST_TOKENDIR";
+/// The data key and AAD a helper wraps, so the main process can check what it unwraps.
+const HELPER_KEY: [u8; 32] = [0x33; 32];
+const HELPER_AAD: &[u8] = b"wrapped by another process";
 
 fn module() -> PathBuf {
     std::env::var_os("OXVAULT_HSM_MODULE")
@@ -36,6 +48,10 @@ fn module() -> PathBuf {
 fn main() -> ExitCode {
     if std::env::var_os(CHILD_MARKER).is_none() {
         return run_as_child();
+    }
+    if let Ok(task) = std::env::var(HELPER) {
+        helper(&task);
+        return ExitCode::SUCCESS;
     }
     let cases: &[(&str, fn())] = &[
         (
@@ -66,6 +82,30 @@ fn main() -> ExitCode {
         (
             "an_extractable_key_under_the_kek_label_is_refused",
             an_extractable_key_under_the_kek_label_is_refused,
+        ),
+        (
+            "a_new_kek_takes_over_and_keys_under_the_old_one_still_unwrap",
+            a_new_kek_takes_over_and_keys_under_the_old_one_still_unwrap,
+        ),
+        (
+            "a_kek_made_by_another_process_is_picked_up_without_reconnecting",
+            a_kek_made_by_another_process_is_picked_up_without_reconnecting,
+        ),
+        (
+            "a_fenced_kek_unwraps_but_no_longer_wraps_and_a_destroyed_one_does_neither",
+            a_fenced_kek_unwraps_but_no_longer_wraps_and_a_destroyed_one_does_neither,
+        ),
+        (
+            "a_wrapper_follows_when_another_process_retires_its_kek",
+            a_wrapper_follows_when_another_process_retires_its_kek,
+        ),
+        (
+            "an_extractable_key_with_a_greater_id_is_ignored_not_used",
+            an_extractable_key_with_a_greater_id_is_ignored_not_used,
+        ),
+        (
+            "a_token_directory_taken_away_is_unavailable_until_it_returns",
+            a_token_directory_taken_away_is_unavailable_until_it_returns,
         ),
     ];
     let mut failed = 0;
@@ -100,6 +140,7 @@ fn run_as_child() -> ExitCode {
     .expect("softhsm2.conf");
     let status = Command::new(std::env::current_exe().expect("own path"))
         .env("SOFTHSM2_CONF", &conf)
+        .env(TOKEN_DIR, &tokens)
         .env(CHILD_MARKER, "1")
         .status()
         .expect("re-run self");
@@ -140,7 +181,58 @@ fn config(token: &str, pin: &str) -> HsmConfig {
         kek_label: "test-kek".to_owned(),
         signing_key_label: "test-signing".to_owned(),
         sessions: 2,
+        kek_refresh: Duration::from_secs(60),
     }
+}
+
+/// A helper run: another process using the token, as a second origin or `rotate-kek` would.
+///
+/// - `rotate:<token>`: creates a KEK, wraps [`HELPER_KEY`] under it and prints
+///   `<kek id> <wrapped key>` in hex;
+/// - `retire:<token>`: creates a KEK, then fences and destroys every other one.
+fn helper(task: &str) {
+    let (action, token) = task.split_once(':').expect("helper task");
+    let hsm = Pkcs11Hsm::new(config(token, PIN));
+    let new = hsm.create_kek().expect("create a KEK");
+    match action {
+        "rotate" => {
+            let wrapped = hsm
+                .wrap(&DataKey::from_bytes(HELPER_KEY), HELPER_AAD)
+                .expect("wrap");
+            assert_eq!(wrapped.kek_id, new, "the new KEK is current at once");
+            println!("{} {}", kek_id_hex(&new), kek_id_hex(&wrapped.bytes));
+        }
+        "retire" => {
+            for kek in hsm.list_keks().expect("list") {
+                if kek.id != new {
+                    hsm.fence_kek(&kek.id).expect("fence");
+                    hsm.destroy_kek(&kek.id).expect("destroy");
+                }
+            }
+        }
+        other => panic!("unknown helper action {other}"),
+    }
+}
+
+/// Runs [`helper`] in another process and returns what it printed.
+fn run_helper(task: &str) -> String {
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .env(HELPER, task)
+        .output()
+        .expect("run the helper");
+    assert!(
+        out.status.success(),
+        "helper {task} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 /// Opens the token directly (no wrapper alive in this process) for inspection.
@@ -405,4 +497,216 @@ fn the_signing_key_stays_in_the_token_and_survives_restarts() {
         assert!(flags.contains(&Attribute::Sensitive(true)), "{flags:?}");
         assert!(flags.contains(&Attribute::Extractable(false)), "{flags:?}");
     });
+}
+
+fn a_new_kek_takes_over_and_keys_under_the_old_one_still_unwrap() {
+    init_token("rotate");
+    let hsm = Pkcs11Hsm::new(config("rotate", PIN));
+    let key = DataKey::generate().expect("key");
+    let old = hsm.wrap(&key, b"aad").expect("wrap");
+
+    let new_id = hsm.create_kek().expect("create a KEK");
+
+    assert!(new_id > old.kek_id, "the new KEK's id sorts last");
+    assert_eq!(new_id.len(), 16);
+    let new = hsm.wrap(&key, b"aad").expect("wrap");
+    assert_eq!(new.kek_id, new_id, "wraps go under the new KEK at once");
+    assert_eq!(hsm.unwrap(&old, b"aad").expect("old key"), key);
+    assert_eq!(hsm.unwrap(&new, b"aad").expect("new key"), key);
+    let moved = WrappedKey {
+        kek_id: new_id.clone(),
+        bytes: old.bytes.clone(),
+    };
+    assert!(
+        matches!(hsm.unwrap(&moved, b"aad"), Err(CryptoError::Integrity)),
+        "a key sealed by one KEK does not open under another"
+    );
+    let keks = hsm.list_keks().expect("list");
+    assert_eq!(keks.len(), 2);
+    assert!(keks[1].current && keks[1].id == new_id && keks[1].can_encrypt);
+    assert!(!keks[0].current && keks[0].id == old.kek_id);
+    drop(hsm);
+
+    // A restart picks the greatest id too.
+    let restarted = Pkcs11Hsm::new(config("rotate", PIN));
+    assert_eq!(restarted.wrap(&key, b"aad").expect("wrap").kek_id, new_id);
+    assert_eq!(restarted.unwrap(&old, b"aad").expect("old key"), key);
+    drop(restarted);
+    assert_eq!(with_raw_session("rotate", kek_count), 2);
+}
+
+fn a_kek_made_by_another_process_is_picked_up_without_reconnecting() {
+    init_token("shared");
+    let mut settings = config("shared", PIN);
+    settings.kek_refresh = Duration::from_secs(1);
+    let hsm = Pkcs11Hsm::new(settings);
+    let key = DataKey::generate().expect("key");
+    let first = hsm.wrap(&key, b"aad").expect("wrap");
+
+    // Another process rotates and wraps under its new KEK: unwrapping that key here finds
+    // the KEK by its id, listing the token's KEKs again.
+    let printed = run_helper("rotate:shared");
+    let (second_id, wrapped) = printed.trim().split_once(' ').expect("two fields");
+    let theirs = WrappedKey {
+        kek_id: unhex(second_id),
+        bytes: unhex(wrapped),
+    };
+    assert_eq!(
+        hsm.unwrap(&theirs, HELPER_AAD)
+            .expect("unwrap under a KEK made elsewhere"),
+        DataKey::from_bytes(HELPER_KEY)
+    );
+    assert_eq!(
+        hsm.wrap(&key, b"aad").expect("wrap").kek_id,
+        unhex(second_id)
+    );
+
+    // A third KEK made elsewhere, with nothing here naming it: the periodic listing finds it.
+    let printed = run_helper("rotate:shared");
+    let third_id = unhex(printed.split(' ').next().expect("id"));
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(hsm.wrap(&key, b"aad").expect("wrap").kek_id, third_id);
+    assert_eq!(hsm.unwrap(&first, b"aad").expect("first key"), key);
+}
+
+fn a_fenced_kek_unwraps_but_no_longer_wraps_and_a_destroyed_one_does_neither() {
+    init_token("retire");
+    let hsm = Pkcs11Hsm::new(config("retire", PIN));
+    let key = DataKey::generate().expect("key");
+    let old = hsm.wrap(&key, b"aad").expect("wrap");
+    let new_id = hsm.create_kek().expect("create");
+
+    assert!(matches!(
+        hsm.fence_kek(&new_id),
+        Err(KekAdminError::Refused(_))
+    ));
+    assert!(matches!(
+        hsm.destroy_kek(&new_id),
+        Err(KekAdminError::Refused(_))
+    ));
+    hsm.fence_kek(&old.kek_id).expect("fence the old KEK");
+    let keks = hsm.list_keks().expect("list");
+    assert!(!keks[0].can_encrypt && keks[1].can_encrypt, "{keks:?}");
+    assert_eq!(hsm.unwrap(&old, b"aad").expect("a fenced KEK unwraps"), key);
+    assert_eq!(hsm.wrap(&key, b"aad").expect("wrap").kek_id, new_id);
+    drop(hsm);
+    with_raw_session("retire", |session| {
+        let fenced = session
+            .find_objects(&[
+                Attribute::Label(b"test-kek".to_vec()),
+                Attribute::Id(old.kek_id.clone()),
+            ])
+            .expect("find")[0];
+        let flags = session
+            .get_attributes(fenced, &[AttributeType::Encrypt, AttributeType::Wrap])
+            .expect("attributes");
+        assert!(flags.contains(&Attribute::Encrypt(false)), "{flags:?}");
+        assert!(flags.contains(&Attribute::Wrap(false)), "{flags:?}");
+    });
+    let hsm = Pkcs11Hsm::new(config("retire", PIN));
+    assert_eq!(
+        hsm.unwrap(&old, b"aad")
+            .expect("still unwraps after a restart"),
+        key
+    );
+    hsm.destroy_kek(&old.kek_id).expect("destroy the old KEK");
+    assert!(matches!(
+        hsm.unwrap(&old, b"aad"),
+        Err(CryptoError::Integrity)
+    ));
+    assert_eq!(hsm.list_keks().expect("list").len(), 1);
+    assert_eq!(hsm.wrap(&key, b"aad").expect("wrap").kek_id, new_id);
+}
+
+fn a_wrapper_follows_when_another_process_retires_its_kek() {
+    init_token("follow");
+    // Listing only once a minute: what makes it follow is the token refusing the old KEK.
+    let hsm = Pkcs11Hsm::new(config("follow", PIN));
+    let key = DataKey::generate().expect("key");
+    let old = hsm.wrap(&key, b"aad").expect("wrap");
+
+    run_helper("retire:follow");
+
+    let new = hsm
+        .wrap(&key, b"aad")
+        .expect("wrap after the KEK was retired elsewhere");
+    assert_ne!(new.kek_id, old.kek_id);
+    assert_eq!(hsm.unwrap(&new, b"aad").expect("unwrap"), key);
+    assert!(matches!(
+        hsm.unwrap(&old, b"aad"),
+        Err(CryptoError::Integrity)
+    ));
+}
+
+fn an_extractable_key_with_a_greater_id_is_ignored_not_used() {
+    init_token("planted");
+    let hsm = Pkcs11Hsm::new(config("planted", PIN));
+    let key = DataKey::generate().expect("key");
+    let ours = hsm.wrap(&key, b"aad").expect("wrap");
+    drop(hsm);
+    with_raw_session("planted", |session| {
+        session
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Label(b"test-kek".to_vec()),
+                    Attribute::Id(vec![0xFF; 16]),
+                    Attribute::Token(true),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Sensitive(false),
+                    Attribute::Extractable(true),
+                    Attribute::Encrypt(true),
+                    Attribute::Decrypt(true),
+                ],
+            )
+            .expect("a planted key");
+    });
+    let hsm = Pkcs11Hsm::new(config("planted", PIN));
+    assert_eq!(hsm.wrap(&key, b"aad").expect("wrap").kek_id, ours.kek_id);
+    assert_eq!(hsm.list_keks().expect("list").len(), 1);
+    let new_id = hsm
+        .create_kek()
+        .expect("a planted key does not block rotation");
+    assert_eq!(hsm.wrap(&key, b"aad").expect("wrap").kek_id, new_id);
+}
+
+fn a_token_directory_taken_away_is_unavailable_until_it_returns() {
+    init_token("outage");
+    let hsm = Pkcs11Hsm::new(config("outage", PIN));
+    let key = DataKey::generate().expect("key");
+    let wrapped = hsm.wrap(&key, b"aad").expect("wrap");
+    let tokens = PathBuf::from(std::env::var_os(TOKEN_DIR).expect("token dir"));
+    let away = tokens.with_extension("away");
+
+    std::fs::rename(&tokens, &away).expect("take the token directory away");
+    let during_wrap = hsm.wrap(&key, b"aad");
+    let during_unwrap = hsm.unwrap(&wrapped, b"aad");
+    let during_sign = hsm.sign(b"header.payload");
+    std::fs::rename(&away, &tokens).expect("put the token directory back");
+
+    assert!(
+        matches!(during_wrap, Err(CryptoError::Unavailable)),
+        "{during_wrap:?}"
+    );
+    assert!(
+        matches!(during_unwrap, Err(CryptoError::Unavailable)),
+        "an outage is not an integrity failure: {during_unwrap:?}"
+    );
+    assert!(matches!(during_sign, Err(CryptoError::Unavailable)));
+    let deadline = Instant::now() + RETRY_AFTER * 5;
+    loop {
+        match hsm.unwrap(&wrapped, b"aad") {
+            Ok(back) => {
+                assert_eq!(back, key);
+                break;
+            }
+            Err(CryptoError::Unavailable) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(err) => panic!("the wrapper did not recover once the token returned: {err}"),
+        }
+    }
+    assert_eq!(hsm.wrap(&key, b"aad").expect("wrap").kek_id, wrapped.kek_id);
 }

@@ -67,6 +67,52 @@ def main(base_url: str) -> None:
     assert data(explicit.agents.me(), "agent me with explicit id")["id"] == agent_id
     step("agent client with an explicit agent id")
 
+    vault = data(human.vaults.create("sdk-vault", description="made by the SDK"), "vault create")
+    vault_id = vault["id"]
+    assert vault_id in [v["id"] for v in data(human.vaults.list(), "vault list")["vaults"]]
+    assert data(human.vaults.get(vault_id), "vault get")["name"] == "sdk-vault"
+    first = data(human.secrets.set(vault_id, "db/password", "s3cret-one", type="password",
+                                   metadata={"env": "test"}), "secret set")
+    assert first["version"] == 1, first
+    second = data(human.secrets.rotate(vault_id, "db/password", "s3cret-two"), "secret rotate")
+    assert second["version"] == 2, second
+    read = data(human.secrets.get(vault_id, "db/password"), "secret get")
+    assert read["value"] == "s3cret-two" and read["version"] == 2, read
+    listed = data(human.secrets.list(vault_id, prefix="db/"), "secret list")
+    assert [s["path"] for s in listed["secrets"]] == ["db/password"], listed
+    assert "s3cret" not in str(listed), "listings never carry values"
+    step("vaults and secrets")
+
+    versions = data(human.secrets.list_versions(vault_id, "db/password"), "list versions")
+    assert sorted(v["version"] for v in versions["versions"]) == [1, 2], versions
+    old = data(human.secrets.get_version(vault_id, "db/password", 1), "get version 1")
+    assert old["value"] == "s3cret-one", old
+    generated = data(human.secrets.rotate_generate(vault_id, "db/password", length=40,
+                                                   charset="hex"), "rotate generate")
+    assert generated["version"] == 3, generated
+    new_value = data(human.secrets.get(vault_id, "db/password"), "read generated")["value"]
+    assert len(new_value) == 40 and all(c in "0123456789abcdef" for c in new_value), new_value
+    step("secret versions and server-side rotation")
+
+    policy = data(human.policies.create(vault_id, principal_type="agent", principal_id=agent_id,
+                                        secret_path_pattern="db/*", permissions=["read"]),
+                  "policy create")
+    assert data(agent_client.secrets.get(vault_id, "db/password"), "agent read")["value"] == new_value
+    denied = agent_client.secrets.set(vault_id, "db/password", "nope")
+    assert denied.error is not None and denied.meta.status == 403, denied
+    assert [p["id"] for p in data(human.policies.list(vault_id), "policy list")["policies"]] == [policy["id"]]
+    data(human.policies.update(vault_id, policy["id"], permissions=["read", "write"]), "policy update")
+    data(agent_client.secrets.set(vault_id, "db/password", "agent-wrote"), "agent write")
+    data(human.policies.delete(vault_id, policy["id"]), "policy delete")
+    gone = agent_client.secrets.get(vault_id, "db/password")
+    assert gone.error is not None and gone.meta.status in (403, 404), gone
+    step("policies drive what an agent may do")
+
+    data(human.secrets.delete(vault_id, "db/password"), "secret delete")
+    after_delete = human.secrets.get(vault_id, "db/password")
+    assert after_delete.meta.status == 410, after_delete
+    step("secret delete")
+
     members = data(human.org.members(), "org members")
     assert [m["email"] for m in members["members"]] == [email], members
     step("org members")

@@ -40,6 +40,8 @@ impl OriginSettings {
 pub struct Origin {
     process: Managed,
     url: String,
+    /// What it was started with, for [`Origin::subcommand`].
+    settings: OriginSettings,
     _logs: TempDir,
 }
 
@@ -101,8 +103,17 @@ impl Origin {
         Self {
             process,
             url: format!("http://{addr}"),
+            settings: settings.clone(),
             _logs: logs,
         }
+    }
+
+    /// Another `oxvault-origin` subcommand (e.g. `rotate-kek`) with the environment this
+    /// origin runs with (same database, token and PIN), ready to run.
+    pub fn subcommand(&self, subcommand: &str, args: &[&str]) -> Command {
+        let mut command = command(&self.settings, subcommand);
+        command.args(args);
+        command
     }
 
     /// The origin's base URL, e.g. `http://127.0.0.1:41234`.

@@ -74,6 +74,26 @@ impl SoftHsmToken {
         self.dir.path()
     }
 
+    /// Takes the token's files away from under running processes (renames the token
+    /// directory), as a removed or failed HSM would: SoftHSM2 checks an object's file on
+    /// every use, so calls on keys already loaded fail from then on.
+    pub fn take_away(&self) {
+        std::fs::rename(self.tokens_dir(), self.away_dir()).expect("take the tokens away");
+    }
+
+    /// Puts the token's files back after [`SoftHsmToken::take_away`].
+    pub fn bring_back(&self) {
+        std::fs::rename(self.away_dir(), self.tokens_dir()).expect("bring the tokens back");
+    }
+
+    fn tokens_dir(&self) -> PathBuf {
+        self.dir.path().join("tokens")
+    }
+
+    fn away_dir(&self) -> PathBuf {
+        self.dir.path().join("tokens.away")
+    }
+
     /// The PKCS#11 module to load.
     pub fn module() -> String {
         env_or("OXVAULT_HSM_MODULE", || {

@@ -6,6 +6,10 @@
 //! (blocking) on tokio's blocking pool. [`pkcs11::Pkcs11Hsm`] is the production
 //! wrapper and signer; anything else implementing the trait (a network HSM, a cloud KMS) slots in here
 //! without touching the services.
+//!
+//! KEK rotation (`oxvault-origin rotate-kek`) manages the KEKs themselves through
+//! [`KekAdmin`]: create a newer one, stop old ones from encrypting, destroy them once nothing
+//! is wrapped under them any more.
 
 mod data_key;
 pub mod envelope;
@@ -59,4 +63,48 @@ pub trait TokenSigner: Send + Sync + 'static {
 
     /// The public key, for the JWKS and for verifying tokens at the origin.
     fn public_key(&self) -> Result<[u8; 32], CryptoError>;
+}
+
+/// A KEK id as lowercase hex, for logs and reports (ids name keys; they are not secret).
+pub fn kek_id_hex(id: &[u8]) -> String {
+    id.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// One KEK in the HSM, as KEK rotation sees it. Ids are not secret (they name keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekInfo {
+    /// The KEK's id (`CKA_ID` for PKCS#11), as stored beside every wrapped data key.
+    pub id: Vec<u8>,
+    /// Whether new data keys are wrapped under it.
+    pub current: bool,
+    /// Whether it may still wrap (a fenced KEK only unwraps).
+    pub can_encrypt: bool,
+}
+
+/// Why a KEK administration call did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum KekAdminError {
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The call would have broken the keyring (e.g. destroying the current KEK).
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// Manages the key-encryption keys: what `rotate-kek` needs beyond wrapping and unwrapping.
+///
+/// Blocking, like [`KeyWrapper`]: run it off the async executor.
+pub trait KekAdmin: Send + Sync + 'static {
+    /// Creates a KEK that becomes the current one (for this process at once; for other
+    /// processes sharing the HSM on their next listing). Returns its id.
+    fn create_kek(&self) -> Result<Vec<u8>, KekAdminError>;
+
+    /// Every usable KEK, oldest first, with the current one marked.
+    fn list_keks(&self) -> Result<Vec<KekInfo>, KekAdminError>;
+
+    /// Stops the KEK `id` from wrapping new keys; it still unwraps. Refuses the current KEK.
+    fn fence_kek(&self, id: &[u8]) -> Result<(), KekAdminError>;
+
+    /// Destroys the KEK `id`: every key wrapped under it is lost. Refuses the current KEK.
+    fn destroy_kek(&self, id: &[u8]) -> Result<(), KekAdminError>;
 }

@@ -10,6 +10,7 @@ mod extract;
 mod health;
 mod openapi;
 mod org;
+mod policies;
 mod request_id;
 mod secrets;
 mod vaults;
@@ -87,6 +88,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(org::router())
         .merge(vaults::router())
         .merge(secrets::router())
+        .merge(policies::router())
 }
 
 /// The generated OpenAPI document, for tools that want it without a running server.

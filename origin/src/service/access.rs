@@ -22,35 +22,65 @@ use crate::store::policies::{self, PolicyRow};
 use crate::store::secrets::MetadataRow;
 use crate::store::vaults::VaultRow;
 
-/// A stored policy as the evaluator sees it. A row that does not parse (it cannot, unless
-/// the database was edited by hand) fails the request: guessing what it meant could turn a
-/// broken deny into an allow.
-fn to_policy(row: PolicyRow) -> Result<Policy, ServiceError> {
+/// The parts of a stored policy that decide access, parsed back into their types.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub pattern: PathPattern,
+    pub permissions: Vec<Permission>,
+    pub effect: Effect,
+    pub conditions: Conditions,
+}
+
+/// Parses a stored policy's rule. A row that does not parse (it cannot, unless the database
+/// was edited by hand) fails the request: guessing what it meant could turn a broken deny
+/// into an allow, or show a policy half right.
+pub(crate) fn parse_rule(
+    id: uuid::Uuid,
+    pattern: &str,
+    permissions: &[String],
+    effect: &str,
+    conditions: &serde_json::Value,
+) -> Result<Rule, ServiceError> {
     let corrupt = || {
-        tracing::error!(policy_id = %row.id, "a stored policy does not parse");
+        tracing::error!(policy_id = %id, "a stored policy does not parse");
         ServiceError::Internal("a stored policy does not parse".into())
     };
-    let pattern = PathPattern::parse(&row.secret_path_pattern).map_err(|_| corrupt())?;
-    let permissions = row
-        .permissions
+    let pattern = PathPattern::parse(pattern).map_err(|_| corrupt())?;
+    let permissions = permissions
         .iter()
         .map(|text| Permission::ALL.into_iter().find(|p| p.as_str() == text))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(corrupt)?;
-    let effect = match row.effect.as_str() {
+    let effect = match effect {
         "allow" => Effect::Allow,
         "deny" => Effect::Deny,
         _ => return Err(corrupt()),
     };
     let conditions: Conditions =
-        serde_json::from_value(row.conditions.0.clone()).map_err(|_| corrupt())?;
-    Ok(Policy {
-        id: PolicyId::from_uuid(row.id),
+        serde_json::from_value(conditions.clone()).map_err(|_| corrupt())?;
+    Ok(Rule {
         pattern,
         permissions,
         effect,
-        priority: row.priority,
         conditions,
+    })
+}
+
+fn to_policy(row: PolicyRow) -> Result<Policy, ServiceError> {
+    let rule = parse_rule(
+        row.id,
+        &row.secret_path_pattern,
+        &row.permissions,
+        &row.effect,
+        &row.conditions.0,
+    )?;
+    Ok(Policy {
+        id: PolicyId::from_uuid(row.id),
+        pattern: rule.pattern,
+        permissions: rule.permissions,
+        effect: rule.effect,
+        priority: row.priority,
+        conditions: rule.conditions,
         expires_at: row.expires_at.map(|at| at.timestamp()),
     })
 }

@@ -1,19 +1,29 @@
-//! Secrets: write a new version, read the current one, delete, list.
+//! Secrets: write a new version (a given value, or a random one on rotation), read the
+//! current or an older version, disable a version, delete, list.
 //!
 //! A read is one indexed statement that checks and counts the access, one HSM unwrap of the
 //! version's data key, and one AES-GCM open. Writes allocate the version number first (the
 //! secret's row stays locked until commit, so concurrent writes get consecutive versions),
 //! then seal the value for exactly that place, then store the blob — all in one transaction,
 //! so a failure anywhere leaves nothing behind and nothing is ever stored in plaintext.
+//!
+//! Conditional and repeated writes (`If-Match`, `Idempotency-Key`) are decided inside that
+//! same transaction, after the secret's row is locked: two writers naming the same version
+//! cannot both win, and a request retried while its first attempt is still running waits
+//! for it and then replays its answer. See [`SecretsService::put`].
 
-use chrono::Utc;
-use oxvault_core::ids::{SecretId, VaultId};
+use chrono::{DateTime, Utc};
+use oxvault_core::ids::{OrgId, SecretId, VaultId};
 use oxvault_core::policy::Permission;
 use oxvault_core::secret_path::SecretPath;
 use oxvault_core::vault::{
-    PutSecretRequest, SecretListResponse, SecretMetadataResponse, SecretResponse, SecretType,
+    PutSecretRequest, RotateSecretRequest, RotationSpec, SecretListResponse,
+    SecretMetadataResponse, SecretResponse, SecretType, SecretVersionListResponse,
 };
-use sqlx::PgPool;
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use sqlx::{PgConnection, PgPool};
+use zeroize::Zeroizing;
 
 use super::ServiceError;
 use super::access;
@@ -22,10 +32,14 @@ use super::vaults::{VaultsService, creator_of};
 use crate::crypto::envelope::{self, Place};
 use crate::crypto::{CryptoError, Keyring};
 use crate::store::StoreError;
-use crate::store::secrets::{self, MetadataRow, NewVersion, Unreadable};
+use crate::store::idempotency::{self, NewResponse, StoredResponse};
+use crate::store::secrets::{self, LockedSecret, MetadataRow, NewVersion, Unreadable, VersionRow};
 
 /// Largest secret value accepted, in bytes.
 pub const MAX_VALUE_LEN: usize = 256 * 1024;
+
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// Secret operations; cheap to clone.
 #[derive(Debug, Clone)]
@@ -33,6 +47,88 @@ pub struct SecretsService {
     pool: PgPool,
     keyring: Keyring,
     vaults: VaultsService,
+}
+
+/// An `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(text: &str) -> Result<Self, ServiceError> {
+        if text.is_empty()
+            || text.len() > MAX_IDEMPOTENCY_KEY_LEN
+            || !text.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ServiceError::Invalid(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+            )));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What makes a write conditional or repeatable, from its headers.
+#[derive(Debug, Clone, Default)]
+pub struct WriteConditions {
+    /// `If-Match`: the version the caller believes is current. The write fails (412) unless
+    /// the secret is live and that is its current version.
+    pub if_match: Option<i32>,
+    /// `Idempotency-Key`, with the SHA-256 fingerprint of the request it came with.
+    pub idempotency: Option<(IdempotencyKey, [u8; 32])>,
+}
+
+/// The answer to a write.
+#[derive(Debug, Clone)]
+pub enum Written {
+    /// A new version was written (201).
+    Created(SecretMetadataResponse),
+    /// The key was used before with the same request: its first answer, unchanged.
+    Replayed {
+        status: u16,
+        body: serde_json::Value,
+    },
+}
+
+/// What a write can fail with: a stale `If-Match`, or anything a service call can.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// `If-Match` named a version that is not the current one, or the secret is not live
+    /// (412); nothing was written.
+    #[error("the secret's current version is not the one named in If-Match")]
+    Stale,
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(err: StoreError) -> Self {
+        Self::Service(err.into())
+    }
+}
+
+/// A value to write and the fields of its version.
+struct NewValue {
+    value: Zeroizing<String>,
+    secret_type: SecretType,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    expires_at: Option<DateTime<Utc>>,
+    max_access_count: Option<i32>,
+}
+
+/// Where a write's value comes from.
+enum Source {
+    /// `PUT`: the caller's value, already checked.
+    Given(NewValue),
+    /// Rotation: a random value; type and metadata carried over from the current version
+    /// unless the request names a type.
+    Random {
+        spec: RotationSpec,
+        secret_type: Option<SecretType>,
+    },
 }
 
 fn crypto_error(err: CryptoError) -> ServiceError {
@@ -68,6 +164,113 @@ fn metadata_response(row: MetadataRow) -> SecretMetadataResponse {
     }
 }
 
+fn unreadable(why: Unreadable, what: &'static str) -> ServiceError {
+    match why {
+        Unreadable::Missing => ServiceError::NotFound(what),
+        Unreadable::Gone => ServiceError::Gone(what),
+    }
+}
+
+/// How idempotency keys are scoped: per principal (the org is a column of its own).
+fn principal_key(principal: &Principal) -> String {
+    let (kind, id) = principal.key();
+    format!("{kind}:{id}")
+}
+
+/// The first answer to a key, if the request is the same; else 409.
+fn replay(stored: StoredResponse, request_hash: &[u8; 32]) -> Result<Written, WriteError> {
+    if stored.request_hash.as_slice() != request_hash.as_slice() {
+        return Err(ServiceError::Conflict(
+            "this Idempotency-Key was already used with a different request".into(),
+        )
+        .into());
+    }
+    let status = u16::try_from(stored.response_status)
+        .map_err(|_| ServiceError::Internal("a stored idempotent response is corrupt".into()))?;
+    Ok(Written::Replayed {
+        status,
+        body: stored.response_body.0,
+    })
+}
+
+/// Checks a PUT body and turns it into the value to write.
+fn given_value(request: PutSecretRequest) -> Result<NewValue, ServiceError> {
+    if request.value.len() > MAX_VALUE_LEN {
+        return Err(ServiceError::Invalid(format!(
+            "value must be at most {MAX_VALUE_LEN} bytes"
+        )));
+    }
+    if request.max_access_count.is_some_and(|count| count < 1) {
+        return Err(ServiceError::Invalid(
+            "max_access_count must be at least 1".into(),
+        ));
+    }
+    if request.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(ServiceError::Invalid(
+            "expires_at must be in the future".into(),
+        ));
+    }
+    Ok(NewValue {
+        value: Zeroizing::new(request.value),
+        secret_type: request.secret_type.unwrap_or_default(),
+        metadata: request.metadata.unwrap_or_default(),
+        expires_at: request.expires_at,
+        max_access_count: request.max_access_count,
+    })
+}
+
+/// `length` characters drawn uniformly from `alphabet` (2 to 256 distinct characters), with
+/// bytes from `fill`.
+///
+/// Unbiased by rejection: a byte is used only below the largest multiple of the alphabet's
+/// size that fits in 256, so `byte % size` hits every character equally often. (Plain
+/// `byte % 62` would favour the first 8 characters of the alphanumeric alphabet.)
+fn draw<E>(
+    alphabet: &[u8],
+    length: usize,
+    mut fill: impl FnMut(&mut [u8]) -> Result<(), E>,
+) -> Result<Zeroizing<String>, E> {
+    let size = alphabet.len().clamp(1, 256);
+    let limit = 256 - 256 % size;
+    // Sized once: the string never reallocates, so no copy of the value is left unwiped.
+    let mut value = Zeroizing::new(String::with_capacity(length));
+    let mut bytes = Zeroizing::new([0u8; 64]);
+    while value.len() < length {
+        fill(bytes.as_mut_slice())?;
+        for &byte in bytes.iter() {
+            let byte = usize::from(byte);
+            if byte < limit
+                && let Some(&c) = alphabet.get(byte % size)
+            {
+                value.push(char::from(c));
+                if value.len() == length {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(value)
+}
+
+/// A fresh random value for a rotation, from the operating system's CSPRNG.
+fn random_value(spec: RotationSpec) -> Result<Zeroizing<String>, ServiceError> {
+    draw(spec.charset().alphabet(), spec.length(), |buf| {
+        OsRng.try_fill_bytes(buf)
+    })
+    .map_err(|err| {
+        tracing::error!(error = %err, "the OS gave no randomness for a rotation");
+        ServiceError::Unavailable("random number generator")
+    })
+}
+
+/// Parses the `{version}` of a version route: a positive integer.
+pub fn parse_version(text: &str) -> Result<i32, ServiceError> {
+    text.parse::<i32>()
+        .ok()
+        .filter(|version| *version >= 1 && text.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| ServiceError::Invalid("version must be a positive integer".into()))
+}
+
 impl SecretsService {
     pub fn new(pool: PgPool, keyring: Keyring) -> Self {
         Self {
@@ -77,39 +280,108 @@ impl SecretsService {
         }
     }
 
-    /// Writes a new version of `raw_path` (201 with its metadata).
+    /// Writes a new version of `raw_path` holding `request.value` (201 with its metadata).
+    ///
+    /// With `If-Match`, only if the secret is live and at that version (else
+    /// [`WriteError::Stale`]). With an `Idempotency-Key` used before by the same principal
+    /// within 24 hours: the same request replays the first answer and writes nothing; another
+    /// request is a 409. Only successful writes are recorded, so a retry of a failed request
+    /// runs again.
     pub async fn put(
         &self,
         principal: &Principal,
         vault_id: VaultId,
         raw_path: &str,
         request: PutSecretRequest,
-    ) -> Result<SecretMetadataResponse, ServiceError> {
+        conditions: WriteConditions,
+    ) -> Result<Written, WriteError> {
         let path = parse_path(raw_path)?;
-        if request.value.len() > MAX_VALUE_LEN {
-            return Err(ServiceError::Invalid(format!(
-                "value must be at most {MAX_VALUE_LEN} bytes"
-            )));
-        }
-        if request.max_access_count.is_some_and(|count| count < 1) {
-            return Err(ServiceError::Invalid(
-                "max_access_count must be at least 1".into(),
-            ));
-        }
-        if request.expires_at.is_some_and(|at| at <= Utc::now()) {
-            return Err(ServiceError::Invalid(
-                "expires_at must be in the future".into(),
-            ));
-        }
-        let secret_type = request.secret_type.unwrap_or_default();
-        let metadata = request.metadata.unwrap_or_default();
+        let value = given_value(request)?;
+        self.write(
+            principal,
+            vault_id,
+            &path,
+            Permission::Write,
+            Source::Given(value),
+            conditions,
+        )
+        .await
+    }
 
+    /// Rotates `raw_path`: writes a new version holding a server-generated random value,
+    /// under the same rules as [`Self::put`]. The secret must exist and be live (404, 410);
+    /// the new version keeps the current one's type (unless the request names one) and
+    /// metadata, and has no expiry or access limit. Needs the `rotate` permission. The value
+    /// is never answered or logged: the caller reads it back like any other.
+    pub async fn rotate(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        raw_path: &str,
+        request: RotateSecretRequest,
+        conditions: WriteConditions,
+    ) -> Result<Written, WriteError> {
+        let path = parse_path(raw_path)?;
+        let spec = RotationSpec::parse(&request).map_err(ServiceError::Invalid)?;
+        self.write(
+            principal,
+            vault_id,
+            &path,
+            Permission::Rotate,
+            Source::Random {
+                spec,
+                secret_type: request.secret_type,
+            },
+            conditions,
+        )
+        .await
+    }
+
+    async fn write(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+        permission: Permission,
+        source: Source,
+        conditions: WriteConditions,
+    ) -> Result<Written, WriteError> {
+        let principal_key = principal_key(principal);
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let vault = self
             .vaults
             .find_visible(&mut tx, principal, vault_id)
             .await?;
-        access::require(&mut tx, principal, &vault, &path, Permission::Write).await?;
+        access::require(&mut tx, principal, &vault, path, permission).await?;
+        // From here until commit no other writer of this path gets past this line, and
+        // everything read below sees what the previous writer committed.
+        let locked = secrets::lock(&mut tx, vault.id, path.as_str()).await?;
+
+        // A retry is answered before If-Match is looked at: the first attempt moved the
+        // version on, and its retry must get the first answer, not a 412.
+        if let Some((key, request_hash)) = &conditions.idempotency
+            && let Some(stored) =
+                idempotency::find(&mut tx, vault.org_id, &principal_key, key.as_str()).await?
+        {
+            return replay(stored, request_hash);
+        }
+        if let Some(expected) = conditions.if_match {
+            match locked {
+                Some(LockedSecret {
+                    deleted: false,
+                    current_version,
+                    ..
+                }) if current_version == expected => {}
+                _ => return Err(WriteError::Stale),
+            }
+        }
+        let new = match source {
+            Source::Given(value) => value,
+            Source::Random { spec, secret_type } => {
+                rotation_value(&mut tx, locked, spec, secret_type).await?
+            }
+        };
+
         let (secret_id, version) =
             secrets::allocate_version(&mut tx, vault.org_id, vault.id, path.as_str()).await?;
         let place = Place {
@@ -118,36 +390,67 @@ impl SecretsService {
             path: path.as_str(),
             version,
         };
-        let sealed = envelope::seal(&self.keyring, place, request.value.as_bytes())
+        let sealed = envelope::seal(&self.keyring, place, new.value.as_bytes())
             .await
             .map_err(crypto_error)?;
+        drop(new.value);
         let kek_id = envelope::kek_id(&sealed).map_err(crypto_error)?;
         let created_at = secrets::insert_version(
             &mut tx,
             &NewVersion {
                 secret_id,
                 version,
-                secret_type: secret_type.as_str(),
-                metadata: &metadata,
+                secret_type: new.secret_type.as_str(),
+                metadata: &new.metadata,
                 sealed: &sealed,
                 kek_id: &kek_id,
-                expires_at: request.expires_at,
-                max_access_count: request.max_access_count,
+                expires_at: new.expires_at,
+                max_access_count: new.max_access_count,
                 creator: creator_of(principal),
             },
         )
         .await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(SecretMetadataResponse {
+        let response = SecretMetadataResponse {
             id: SecretId::from_uuid(secret_id),
             path: path.as_str().to_owned(),
-            secret_type,
+            secret_type: new.secret_type,
             version,
-            metadata,
+            metadata: new.metadata,
             created_at,
-            expires_at: request.expires_at,
+            expires_at: new.expires_at,
             is_disabled: false,
-        })
+        };
+
+        if let Some((key, request_hash)) = &conditions.idempotency {
+            let body = serde_json::to_value(&response).map_err(ServiceError::internal)?;
+            let recorded = idempotency::record(
+                &mut tx,
+                &NewResponse {
+                    org_id: vault.org_id,
+                    principal: &principal_key,
+                    key: key.as_str(),
+                    request_hash,
+                    response_status: 201,
+                    response_body: &body,
+                },
+            )
+            .await?;
+            if !recorded {
+                // Another request with this key committed while this one ran (its path was
+                // not locked by us, or it created the path): undo this version, answer theirs.
+                tx.rollback().await.map_err(StoreError::from)?;
+                let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+                let stored =
+                    idempotency::find(&mut conn, vault.org_id, &principal_key, key.as_str())
+                        .await?
+                        .ok_or_else(|| {
+                            ServiceError::Internal("an idempotency key vanished".into())
+                        })?;
+                return replay(stored, request_hash);
+            }
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(Written::Created(response))
     }
 
     /// Reads the current version of `raw_path`, counting the access.
@@ -165,18 +468,51 @@ impl SecretsService {
             .await?;
         access::require(&mut conn, principal, &vault, &path, Permission::Read).await?;
         let Some(row) = secrets::read_current(&mut conn, vault.id, path.as_str()).await? else {
-            return Err(
-                match secrets::why_unreadable(&mut conn, vault.id, path.as_str()).await? {
-                    Unreadable::Missing => ServiceError::NotFound("secret"),
-                    Unreadable::Gone => ServiceError::Gone("secret"),
-                },
-            );
+            let why = secrets::why_unreadable(&mut conn, vault.id, path.as_str()).await?;
+            return Err(unreadable(why, "secret"));
         };
         drop(conn);
+        self.open(principal.org, vault_id, row).await
+    }
+
+    /// Reads version `version` of `raw_path`, counting the access against that version's
+    /// limit. 410 when it is disabled, expired or used up (or the secret was deleted); 404
+    /// when it never existed.
+    pub async fn get_version(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        raw_path: &str,
+        version: i32,
+    ) -> Result<SecretResponse, ServiceError> {
+        let path = parse_path(raw_path)?;
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let vault = self
+            .vaults
+            .find_visible(&mut conn, principal, vault_id)
+            .await?;
+        access::require(&mut conn, principal, &vault, &path, Permission::Read).await?;
+        let Some(row) = secrets::read_version(&mut conn, vault.id, path.as_str(), version).await?
+        else {
+            let why = secrets::why_version_unreadable(&mut conn, vault.id, path.as_str(), version)
+                .await?;
+            return Err(unreadable(why, "secret version"));
+        };
+        drop(conn);
+        self.open(principal.org, vault_id, row).await
+    }
+
+    /// Opens a version row read for `org` and `vault_id` into a read's answer.
+    async fn open(
+        &self,
+        org: OrgId,
+        vault_id: VaultId,
+        row: VersionRow,
+    ) -> Result<SecretResponse, ServiceError> {
         let place = Place {
-            org: principal.org,
+            org,
             vault: vault_id,
-            path: path.as_str(),
+            path: &row.path,
             version: row.version,
         };
         let plain = envelope::open(&self.keyring, place, &row.sealed)
@@ -195,6 +531,57 @@ impl SecretsService {
             created_at: row.created_at,
             expires_at: row.expires_at,
         })
+    }
+
+    /// Lists every version of `raw_path`, newest first: metadata only, disabled ones flagged.
+    /// Needs `read`; 404 when the path never existed, 410 when it was deleted.
+    pub async fn list_versions(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        raw_path: &str,
+    ) -> Result<SecretVersionListResponse, ServiceError> {
+        let path = parse_path(raw_path)?;
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let vault = self
+            .vaults
+            .find_visible(&mut conn, principal, vault_id)
+            .await?;
+        access::require(&mut conn, principal, &vault, &path, Permission::Read).await?;
+        let rows = secrets::list_versions(&mut conn, vault.id, path.as_str()).await?;
+        if rows.is_empty() {
+            let why = secrets::why_unreadable(&mut conn, vault.id, path.as_str()).await?;
+            return Err(unreadable(why, "secret"));
+        }
+        Ok(SecretVersionListResponse {
+            versions: rows.into_iter().map(metadata_response).collect(),
+        })
+    }
+
+    /// Disables version `version` of `raw_path` for good: reads of it answer 410 (and so do
+    /// reads of the current version, if it is that one). Needs `write`, the permission that
+    /// makes versions: disabling is retiring a value, not deleting the secret. Disabling a
+    /// disabled version succeeds and changes nothing.
+    pub async fn disable_version(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        raw_path: &str,
+        version: i32,
+    ) -> Result<(), ServiceError> {
+        let path = parse_path(raw_path)?;
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let vault = self
+            .vaults
+            .find_visible(&mut conn, principal, vault_id)
+            .await?;
+        access::require(&mut conn, principal, &vault, &path, Permission::Write).await?;
+        if secrets::disable_version(&mut conn, vault.id, path.as_str(), version).await? {
+            return Ok(());
+        }
+        let why =
+            secrets::why_version_unreadable(&mut conn, vault.id, path.as_str(), version).await?;
+        Err(unreadable(why, "secret version"))
     }
 
     /// Deletes `raw_path` (later reads answer 410).
@@ -237,5 +624,237 @@ impl SecretsService {
         Ok(SecretListResponse {
             secrets: readable.into_iter().map(metadata_response).collect(),
         })
+    }
+}
+
+/// The value and fields of a rotation's new version, given the secret's locked row.
+async fn rotation_value(
+    conn: &mut PgConnection,
+    locked: Option<LockedSecret>,
+    spec: RotationSpec,
+    requested_type: Option<SecretType>,
+) -> Result<NewValue, ServiceError> {
+    let locked = match locked {
+        None => return Err(ServiceError::NotFound("secret")),
+        Some(LockedSecret { deleted: true, .. }) => return Err(ServiceError::Gone("secret")),
+        Some(locked) => locked,
+    };
+    let current = secrets::version_kind(conn, locked.secret_id, locked.current_version)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("a secret's current version is missing".into()))?;
+    Ok(NewValue {
+        value: random_value(spec)?,
+        secret_type: requested_type.unwrap_or_else(|| secret_type(&current.secret_type)),
+        metadata: current.metadata.0,
+        expires_at: None,
+        max_access_count: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::Arc;
+
+    use oxvault_core::vault::RotateCharset;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::crypto::{DataKey, KeyWrapper, Signature, TokenSigner, WrappedKey};
+
+    const CHARSETS: [RotateCharset; 4] = [
+        RotateCharset::Hex,
+        RotateCharset::Base64,
+        RotateCharset::Alphanumeric,
+        RotateCharset::Ascii,
+    ];
+
+    fn spec(length: u32, charset: RotateCharset) -> RotationSpec {
+        RotationSpec::parse(&RotateSecretRequest {
+            length: Some(length),
+            charset: Some(charset),
+            secret_type: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_full_cycle_of_bytes_hits_every_character_equally_often() {
+        for charset in CHARSETS {
+            let alphabet = charset.alphabet();
+            let accepted = 256 - 256 % alphabet.len();
+            let mut next = 0u8;
+            let value = draw(alphabet, accepted, |buf: &mut [u8]| {
+                for byte in buf.iter_mut() {
+                    *byte = next;
+                    next = next.wrapping_add(1);
+                }
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            let mut counts = BTreeMap::new();
+            for c in value.chars() {
+                *counts.entry(c).or_insert(0) += 1;
+            }
+            assert_eq!(counts.len(), alphabet.len(), "{charset:?}");
+            let per_char = accepted / alphabet.len();
+            assert!(counts.values().all(|&n| n == per_char), "{charset:?}");
+        }
+    }
+
+    #[test]
+    fn bytes_past_the_last_whole_multiple_are_dropped_not_folded() {
+        // 255 % 62 would give 'H'; it is above 247 (62 * 4 - 1), so it is skipped and only
+        // the following 63s (-> 'B') are used.
+        let mut calls = 0;
+        let value = draw(
+            RotateCharset::Alphanumeric.alphabet(),
+            8,
+            |buf: &mut [u8]| {
+                buf.fill(if calls == 0 { 255 } else { 63 });
+                calls += 1;
+                Ok::<(), ()>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(value.as_str(), "BBBBBBBB");
+    }
+
+    #[test]
+    fn rotated_values_have_the_asked_length_and_charset() {
+        for charset in CHARSETS {
+            for length in [8, 32, 1024] {
+                let value = random_value(spec(length, charset)).unwrap();
+                assert_eq!(value.len(), length as usize, "{charset:?}");
+                assert!(
+                    value.bytes().all(|b| charset.alphabet().contains(&b)),
+                    "{charset:?}: {}",
+                    value.as_str()
+                );
+            }
+        }
+        let a = random_value(spec(32, RotateCharset::Hex)).unwrap();
+        let b = random_value(spec(32, RotateCharset::Hex)).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn os_random_values_spread_evenly_over_the_alphabet() {
+        // 62 000 draws: each character is expected 1000 times (standard deviation ~31); a
+        // bias like modulo's (+25% for the first 8 characters) would show far outside ±200.
+        let alphabet = RotateCharset::Alphanumeric.alphabet();
+        let mut counts = BTreeMap::new();
+        for _ in 0..62 {
+            for c in random_value(spec(1000, RotateCharset::Alphanumeric))
+                .unwrap()
+                .chars()
+            {
+                *counts.entry(c).or_insert(0u32) += 1;
+            }
+        }
+        assert_eq!(counts.len(), alphabet.len());
+        for (c, n) in counts {
+            assert!((800..=1200).contains(&n), "{c}: {n}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_1_to_255_visible_ascii_characters() {
+        assert!(IdempotencyKey::parse("a").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        assert!(IdempotencyKey::parse("9f1c-4b2e_ä").is_err());
+        for bad in ["", " ", "a b", "tab\tkey", "é"] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn versions_are_positive_decimal_integers() {
+        assert_eq!(parse_version("1").unwrap(), 1);
+        assert_eq!(parse_version("2147483647").unwrap(), i32::MAX);
+        for bad in ["0", "-1", "+1", "", "1.0", "a", "2147483648", " 1", "0x1"] {
+            assert!(parse_version(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// "Wraps" a data key by storing it as is, so the blob shows the data key itself.
+    struct ClearWrapper;
+
+    impl KeyWrapper for ClearWrapper {
+        fn wrap(&self, key: &DataKey, _: &[u8]) -> Result<WrappedKey, CryptoError> {
+            Ok(WrappedKey {
+                kek_id: vec![0x0A; 16],
+                bytes: key.expose().to_vec(),
+            })
+        }
+        fn unwrap(&self, _: &WrappedKey, _: &[u8]) -> Result<DataKey, CryptoError> {
+            Err(CryptoError::Unavailable)
+        }
+    }
+
+    struct NoSigner;
+
+    impl TokenSigner for NoSigner {
+        fn sign(&self, _: &[u8]) -> Result<Signature, CryptoError> {
+            Err(CryptoError::Unavailable)
+        }
+        fn public_key(&self) -> Result<[u8; 32], CryptoError> {
+            Err(CryptoError::Unavailable)
+        }
+    }
+
+    /// The (wrapped data key, nonce) of a blob, read by the layout documented in
+    /// `crypto/envelope.rs` (formats 1 and 2 share it): `format | kek_id_len | kek_id |
+    /// wrapped_len (BE16) | wrapped | nonce (12) | ciphertext || tag`.
+    fn key_and_nonce(blob: &[u8]) -> (Vec<u8>, [u8; 12]) {
+        assert!(matches!(blob[0], 0x01 | 0x02), "format {}", blob[0]);
+        let kek_len = usize::from(blob[1]);
+        let at = 2 + kek_len;
+        let wrapped_len = usize::from(u16::from_be_bytes([blob[at], blob[at + 1]]));
+        let wrapped = blob[at + 2..at + 2 + wrapped_len].to_vec();
+        let nonce = blob[at + 2 + wrapped_len..at + 14 + wrapped_len]
+            .try_into()
+            .unwrap();
+        (wrapped, nonce)
+    }
+
+    /// SECURITY.md case 15 at full size: 10^5 seals of the same value at the same place
+    /// (the worst case for reuse) never repeat a data key or a nonce. The HSM is replaced by
+    /// a wrapper that stores the data key in clear, so the blob shows the key itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hundred_thousand_seals_never_repeat_a_data_key_or_nonce() {
+        const SEALS: usize = 100_000;
+        const TASKS: usize = 4;
+        let keyring = Keyring::new(Arc::new(ClearWrapper), Arc::new(NoSigner), TASKS);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..TASKS {
+            let keyring = keyring.clone();
+            tasks.spawn(async move {
+                let place = Place {
+                    org: OrgId::from_uuid(Uuid::from_u128(1)),
+                    vault: VaultId::from_uuid(Uuid::from_u128(2)),
+                    path: "db/password",
+                    version: 1,
+                };
+                let mut blobs = Vec::with_capacity(SEALS / TASKS);
+                for _ in 0..SEALS / TASKS {
+                    blobs.push(envelope::seal(&keyring, place, b"same").await.unwrap());
+                }
+                blobs
+            });
+        }
+        let mut keys = HashSet::with_capacity(SEALS);
+        let mut nonces = HashSet::with_capacity(SEALS);
+        while let Some(blobs) = tasks.join_next().await {
+            for blob in blobs.unwrap() {
+                let (key, nonce) = key_and_nonce(&blob);
+                assert_eq!(key.len(), 32);
+                keys.insert(key);
+                nonces.insert(nonce);
+            }
+        }
+        assert_eq!(keys.len(), SEALS, "a data key repeated");
+        assert_eq!(nonces.len(), SEALS, "a nonce repeated");
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod idempotency;
 pub mod invites;
 pub mod policies;
+pub mod rewrap;
 pub mod secrets;
 pub mod sessions;
 pub mod users;

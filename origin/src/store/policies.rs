@@ -1,6 +1,14 @@
 //! Access policies of vaults.
+//!
+//! Two readers: evaluation ([`has_any`], [`for_principal`]), which runs on every secret
+//! request and reads only what [`oxvault_core::policy::evaluate`] needs, and management
+//! ([`insert`], [`list_in_vault`], [`update_in_vault`], [`delete_in_vault`]), which reads
+//! whole rows. Every management query names the org and the vault as well as the policy, so
+//! another vault's or another org's policy id finds nothing (SECURITY.md case 7).
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::StoreError;
@@ -57,4 +65,152 @@ pub async fn for_principal(
     .bind(principal_id)
     .fetch_all(conn)
     .await?)
+}
+
+/// A whole policy row, as the management endpoints show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PolicyRecord {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub vault_id: Uuid,
+    pub principal_type: String,
+    pub principal_id: Uuid,
+    pub secret_path_pattern: String,
+    pub permissions: Vec<String>,
+    pub effect: String,
+    pub priority: i32,
+    pub conditions: Json<serde_json::Value>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+const RECORD_COLUMNS: &str = "id, org_id, vault_id, principal_type, principal_id, \
+                              secret_path_pattern, permissions, effect, priority, conditions, \
+                              expires_at, created_by, created_at";
+
+/// What a new policy is made of; the service has checked every field.
+#[derive(Debug)]
+pub struct NewPolicy<'a> {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub vault_id: Uuid,
+    pub principal_type: &'a str,
+    pub principal_id: Uuid,
+    pub secret_path_pattern: &'a str,
+    pub permissions: &'a [String],
+    pub effect: &'a str,
+    pub priority: i32,
+    pub conditions: &'a serde_json::Value,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_by: Option<Uuid>,
+}
+
+/// Changes to a policy; `None` leaves a column as it is. The principal and the pattern never
+/// change (replace the policy instead).
+#[derive(Debug, Default)]
+pub struct PolicyChanges {
+    pub permissions: Option<Vec<String>>,
+    pub effect: Option<&'static str>,
+    pub priority: Option<i32>,
+    pub conditions: Option<serde_json::Value>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[tracing::instrument(skip(conn, policy), fields(policy_id = %policy.id, vault_id = %policy.vault_id))]
+pub async fn insert(
+    conn: &mut PgConnection,
+    policy: &NewPolicy<'_>,
+) -> Result<PolicyRecord, StoreError> {
+    let sql = format!(
+        "INSERT INTO policies (id, org_id, vault_id, principal_type, principal_id, \
+                               secret_path_pattern, permissions, effect, priority, conditions, \
+                               expires_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         RETURNING {RECORD_COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(policy.id)
+        .bind(policy.org_id)
+        .bind(policy.vault_id)
+        .bind(policy.principal_type)
+        .bind(policy.principal_id)
+        .bind(policy.secret_path_pattern)
+        .bind(policy.permissions)
+        .bind(policy.effect)
+        .bind(policy.priority)
+        .bind(Json(policy.conditions))
+        .bind(policy.expires_at)
+        .bind(policy.created_by)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Every policy of one vault of one org, expired ones included, oldest first.
+#[tracing::instrument(skip(conn))]
+pub async fn list_in_vault(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    vault_id: Uuid,
+) -> Result<Vec<PolicyRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM policies WHERE org_id = $1 AND vault_id = $2 \
+         ORDER BY created_at, id"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(org_id)
+        .bind(vault_id)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Applies `changes` to one policy of one vault of one org, in one statement (so a reader
+/// sees the policy before or after, never half changed). `None` when there is no such policy.
+#[tracing::instrument(skip(conn, changes))]
+pub async fn update_in_vault(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    vault_id: Uuid,
+    policy_id: Uuid,
+    changes: &PolicyChanges,
+) -> Result<Option<PolicyRecord>, StoreError> {
+    let sql = format!(
+        "UPDATE policies SET \
+           permissions = COALESCE($4, permissions), \
+           effect = COALESCE($5, effect), \
+           priority = COALESCE($6, priority), \
+           conditions = COALESCE($7, conditions), \
+           expires_at = COALESCE($8, expires_at), \
+           updated_at = now() \
+         WHERE org_id = $1 AND vault_id = $2 AND id = $3 \
+         RETURNING {RECORD_COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(org_id)
+        .bind(vault_id)
+        .bind(policy_id)
+        .bind(changes.permissions.as_deref())
+        .bind(changes.effect)
+        .bind(changes.priority)
+        .bind(changes.conditions.as_ref().map(Json))
+        .bind(changes.expires_at)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Deletes one policy of one vault of one org; `false` when there is no such policy.
+#[tracing::instrument(skip(conn))]
+pub async fn delete_in_vault(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    vault_id: Uuid,
+    policy_id: Uuid,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM policies WHERE org_id = $1 AND vault_id = $2 AND id = $3")
+        .bind(org_id)
+        .bind(vault_id)
+        .bind(policy_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -64,6 +64,60 @@ pub async fn allocate_version(
     .await?)
 }
 
+/// A secret's row as locked by [`lock`].
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct LockedSecret {
+    pub secret_id: Uuid,
+    pub current_version: i32,
+    pub deleted: bool,
+}
+
+/// Locks the row of `path` until the transaction ends and returns it; `None` (and no lock)
+/// when the path never existed. Writers that check the current version (`If-Match`, rotate)
+/// call this first, so the check and the new version see the same state: a second writer
+/// blocks here until the first commits, then reads the version the first one wrote.
+///
+/// One table only: with a join, PostgreSQL's re-check of a row updated meanwhile reuses the
+/// other table's old row and could drop the match instead of returning the new state.
+#[tracing::instrument(skip(conn, path))]
+pub async fn lock(
+    conn: &mut PgConnection,
+    vault_id: Uuid,
+    path: &str,
+) -> Result<Option<LockedSecret>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id AS secret_id, current_version, deleted_at IS NOT NULL AS deleted \
+         FROM secrets WHERE vault_id = $1 AND path = $2 FOR UPDATE",
+    )
+    .bind(vault_id)
+    .bind(path)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The type and metadata of one version (what a rotation carries over).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionKind {
+    #[sqlx(rename = "type")]
+    pub secret_type: String,
+    pub metadata: sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn version_kind(
+    conn: &mut PgConnection,
+    secret_id: Uuid,
+    version: i32,
+) -> Result<Option<VersionKind>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT type, metadata FROM secret_versions WHERE secret_id = $1 AND version = $2",
+    )
+    .bind(secret_id)
+    .bind(version)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// What a new version is made of.
 #[derive(Debug)]
 pub struct NewVersion<'a> {
@@ -128,6 +182,105 @@ pub async fn read_current(
     .bind(path)
     .fetch_optional(conn)
     .await?)
+}
+
+/// Reads one version of a live secret, counting the access against that version's
+/// `max_access_count` — one statement, like [`read_current`]. `None`: not readable
+/// ([`why_version_unreadable`] tells why).
+#[tracing::instrument(skip(conn, path))]
+pub async fn read_version(
+    conn: &mut PgConnection,
+    vault_id: Uuid,
+    path: &str,
+    version: i32,
+) -> Result<Option<VersionRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "UPDATE secret_versions sv SET access_count = sv.access_count + 1 \
+         FROM secrets s \
+         WHERE s.vault_id = $1 AND s.path = $2 AND s.deleted_at IS NULL \
+           AND sv.secret_id = s.id AND sv.version = $3 \
+           AND sv.disabled_at IS NULL \
+           AND (sv.expires_at IS NULL OR sv.expires_at > now()) \
+           AND (sv.max_access_count IS NULL OR sv.access_count < sv.max_access_count) \
+         RETURNING s.id AS secret_id, s.path, sv.version, sv.type, sv.metadata, sv.sealed, \
+                   sv.expires_at, sv.created_by_user, sv.created_by_agent, sv.created_at, \
+                   sv.disabled_at",
+    )
+    .bind(vault_id)
+    .bind(path)
+    .bind(version)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Every version of a live secret, newest first: metadata only. Empty when the path is not
+/// live ([`why_unreadable`] tells why).
+#[tracing::instrument(skip(conn, path))]
+pub async fn list_versions(
+    conn: &mut PgConnection,
+    vault_id: Uuid,
+    path: &str,
+) -> Result<Vec<MetadataRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT s.id AS secret_id, s.path, sv.version, sv.type, sv.metadata, sv.expires_at, \
+                sv.created_at, sv.disabled_at \
+         FROM secrets s JOIN secret_versions sv ON sv.secret_id = s.id \
+         WHERE s.vault_id = $1 AND s.path = $2 AND s.deleted_at IS NULL \
+         ORDER BY sv.version DESC",
+    )
+    .bind(vault_id)
+    .bind(path)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Disables one version of a live secret for good (disabling it again changes nothing).
+/// `false`: no such version of a live secret ([`why_version_unreadable`] tells why).
+#[tracing::instrument(skip(conn, path))]
+pub async fn disable_version(
+    conn: &mut PgConnection,
+    vault_id: Uuid,
+    path: &str,
+    version: i32,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE secret_versions sv SET disabled_at = COALESCE(sv.disabled_at, now()) \
+         FROM secrets s \
+         WHERE s.vault_id = $1 AND s.path = $2 AND s.deleted_at IS NULL \
+           AND sv.secret_id = s.id AND sv.version = $3",
+    )
+    .bind(vault_id)
+    .bind(path)
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Why a version did not read: [`Unreadable::Gone`] when it exists (disabled, expired, used
+/// up, or its secret deleted), [`Unreadable::Missing`] when it never did.
+#[tracing::instrument(skip(conn, path))]
+pub async fn why_version_unreadable(
+    conn: &mut PgConnection,
+    vault_id: Uuid,
+    path: &str,
+    version: i32,
+) -> Result<Unreadable, StoreError> {
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM secrets s \
+           JOIN secret_versions sv ON sv.secret_id = s.id \
+           WHERE s.vault_id = $1 AND s.path = $2 AND sv.version = $3)",
+    )
+    .bind(vault_id)
+    .bind(path)
+    .bind(version)
+    .fetch_one(conn)
+    .await?;
+    Ok(if known {
+        Unreadable::Gone
+    } else {
+        Unreadable::Missing
+    })
 }
 
 /// Why a path did not read.

@@ -1,6 +1,7 @@
 //! The official 1Claw Python SDK (`oneclaw`, pinned in tests/sdk/requirements.txt), unmodified,
 //! against the whole stack: sign-up, login, refresh, an API-key client, an agent client with an
-//! `ocv_` key whose agent id is resolved by the exchange, org members, revocation.
+//! `ocv_` key whose agent id is resolved by the exchange, vaults, secrets and their versions,
+//! policies steering an agent, org members, revocation.
 //!
 //! `scripts/test.sh` installs the SDK into a venv and exports `OXVAULT_SDK_PYTHON`; without it
 //! this test fails with a message rather than pass silently.
@@ -44,6 +45,10 @@ async fn the_official_python_sdk_works_unmodified() {
         "refresh",
         "api key client",
         "agent client with an ocv_ key (agent id resolved)",
+        "vaults and secrets",
+        "secret versions and server-side rotation",
+        "policies drive what an agent may do",
+        "secret delete",
         "org members",
         "revoke token",
         "bad agent key refused",

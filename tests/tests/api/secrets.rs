@@ -305,7 +305,7 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
     .await
     .unwrap();
     for (path, sealed) in &rows {
-        assert_eq!(sealed[0], 0x01, "{path}: format byte");
+        assert_eq!(sealed[0], 0x02, "{path}: format byte");
         assert!(
             !sealed.windows(canary.len()).any(|w| w == canary.as_bytes()),
             "{path} holds plaintext"

@@ -6,8 +6,10 @@
 //! call, no more often than [`RETRY_AFTER`] (and only every [`RETRY_AFTER_PIN`] after a PIN
 //! error, so a misconfigured origin cannot lock a real HSM's PIN by retrying).
 //!
-//! Several origins share one token: keys are found by label, and when origins race to create
-//! one, each picks the object with the smallest `CKA_ID`, so they converge on the same key.
+//! Several origins share one token: keys are found by label. The token-signing key pair is
+//! the one with the smallest `CKA_ID` (origins racing to create it converge on the same one);
+//! the KEK that wraps is the one with the greatest `CKA_ID`, so a KEK made by `rotate-kek` takes
+//! over, and older KEKs stay usable for unwrapping by id (see [`kek`]).
 
 mod kek;
 mod signing;
@@ -65,8 +67,14 @@ struct State {
 struct Connection {
     ctx: Pkcs11,
     slot: Slot,
-    kek: ObjectHandle,
-    kek_id: Vec<u8>,
+    /// Label of the KEKs, to list them again.
+    kek_label: String,
+    /// How old the KEK list may get before a wrap lists them again.
+    kek_refresh: Duration,
+    /// The KEKs under [`Connection::kek_label`], with their handles in this connection. Locked
+    /// only for a lookup, or for a listing (a few PKCS#11 calls), so one thread lists while
+    /// the others wait for its result rather than listing too.
+    keks: Mutex<kek::KekSet>,
     signing: signing::SigningKey,
     /// Keeps the login alive: PKCS#11 logs the user out when an application's last session on
     /// a token closes, so this one stays open for the connection's whole life.
@@ -87,6 +95,31 @@ enum ConnectError {
 impl From<CkError> for ConnectError {
     fn from(err: CkError) -> Self {
         Self::Other(err.to_string())
+    }
+}
+
+impl From<OpError> for ConnectError {
+    fn from(err: OpError) -> Self {
+        match err {
+            OpError::Ck(err) => err.into(),
+            OpError::Device(reason) => Self::Other(reason),
+        }
+    }
+}
+
+/// Why an operation on a session failed.
+enum OpError {
+    /// The module answered with an error code: bad input or a bad device, sorted out by
+    /// [`is_data_error`].
+    Ck(CkError),
+    /// The module answered, but not the way a working token does (e.g. it no longer lists any
+    /// KEK): treated like a device error.
+    Device(String),
+}
+
+impl From<CkError> for OpError {
+    fn from(err: CkError) -> Self {
+        Self::Ck(err)
     }
 }
 
@@ -160,7 +193,7 @@ impl Pkcs11Hsm {
     /// later).
     fn with_session<T>(
         &self,
-        op: impl FnOnce(&Session, &Connection) -> Result<T, CkError>,
+        op: impl FnOnce(&Session, &Connection) -> Result<T, OpError>,
     ) -> Result<T, CryptoError> {
         let connection = self.connection()?;
         let session = match connection.checkout() {
@@ -172,13 +205,17 @@ impl Pkcs11Hsm {
                 connection.checkin(session);
                 Ok(value)
             }
-            Err(err) if is_data_error(&err, &session) => {
+            Err(OpError::Ck(err)) if is_data_error(&err, &session) => {
                 connection.checkin(session);
                 Err(CryptoError::Integrity)
             }
-            Err(err) => {
+            Err(OpError::Ck(err)) => {
                 drop(session);
                 Err(connection.fail(&err))
+            }
+            Err(OpError::Device(reason)) => {
+                drop(session);
+                Err(connection.fail(&reason))
             }
         }
     }
@@ -219,13 +256,14 @@ impl Connection {
             ) => return Err(ConnectError::Pin(err)),
             Err(err) => return Err(err.into()),
         }
-        let (kek, kek_id) = kek::find_or_create_kek(&login, &config.kek_label)?;
+        let keks = kek::find_or_create_kek(&login, &config.kek_label)?;
         let signing = signing::find_or_create_signing_key(&login, &config.signing_key_label)?;
         Ok(Self {
             ctx: ctx.clone(),
             slot,
-            kek,
-            kek_id,
+            kek_label: config.kek_label.clone(),
+            kek_refresh: config.kek_refresh,
+            keks: Mutex::new(keks),
             signing,
             login: Mutex::new(Some(login)),
             idle: Mutex::new(Vec::new()),
@@ -253,7 +291,7 @@ impl Connection {
     }
 
     /// Marks the connection broken after a device-level error, so the next call reconnects.
-    fn fail(&self, err: &CkError) -> CryptoError {
+    fn fail(&self, err: &dyn std::fmt::Display) -> CryptoError {
         tracing::warn!(error = %err, "an HSM call failed; reconnecting on a later call");
         self.broken.store(true, Ordering::Release);
         CryptoError::Unavailable
@@ -314,12 +352,13 @@ fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Slot, ConnectError> {
     }
 }
 
-/// Finds the objects matching `template` with their `CKA_ID`s, smallest id first: the one
-/// every origin sharing the token picks.
+/// Finds the objects matching `template` with their `CKA_ID`s, in ascending id order, so every
+/// origin sharing the token picks the same one (the signing key takes the first, the KEK the
+/// last).
 fn find_converged(
     session: &Session,
     template: &[Attribute],
-) -> Result<Vec<(ObjectHandle, Vec<u8>)>, ConnectError> {
+) -> Result<Vec<(ObjectHandle, Vec<u8>)>, CkError> {
     let mut found = Vec::new();
     for handle in session.find_objects(template)? {
         let id = session

@@ -1,0 +1,332 @@
+//! Access policies of a vault: create, list, change, delete.
+//!
+//! Only those who control the vault (an owner or admin of the org, or the vault's creator)
+//! manage its policies; anyone else who can see the vault gets 403, and a vault the caller
+//! cannot see is 404 like one that does not exist. Every query names the org and the vault,
+//! so another vault's or org's policy id is 404 too.
+//!
+//! Nothing is cached: [`super::access`] reads a principal's policies fresh on every secret
+//! request, so a change or a removal made here binds tokens already issued at once.
+
+use chrono::{DateTime, Utc};
+use oxvault_core::ids::{PolicyId, UserId, VaultId};
+use oxvault_core::policy::{
+    Conditions, CreatePolicyRequest, Effect, Permission, PolicyListResponse, PolicyResponse,
+    PrincipalType, UpdatePolicyRequest,
+};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::ServiceError;
+use super::access::parse_rule;
+use super::principal::Principal;
+use super::vaults::{VaultsService, controls};
+use crate::store::StoreError;
+use crate::store::policies::{self, NewPolicy, PolicyChanges, PolicyRecord};
+use crate::store::vaults::VaultRow;
+use crate::store::{agents, users};
+
+/// Highest priority accepted. 1Claw documents a minimum of 0 and no maximum; a bound keeps
+/// the number meaningful and the column far from overflow.
+pub const MAX_PRIORITY: i32 = 1000;
+
+/// Most networks one `ip_allowlist` may name: each is checked on every request.
+pub const MAX_IP_ALLOWLIST: usize = 100;
+
+/// Policy operations; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PoliciesService {
+    pool: PgPool,
+    vaults: VaultsService,
+}
+
+/// The permissions of a request: at least one, each once, in wire order.
+fn permissions(mut permissions: Vec<Permission>) -> Result<Vec<String>, ServiceError> {
+    if permissions.is_empty() {
+        return Err(ServiceError::Invalid(
+            "permissions must name at least one of read, write, delete, rotate, share".into(),
+        ));
+    }
+    permissions.sort_unstable();
+    permissions.dedup();
+    Ok(permissions
+        .into_iter()
+        .map(|permission| permission.as_str().to_owned())
+        .collect())
+}
+
+fn check_priority(priority: i32) -> Result<i32, ServiceError> {
+    if (0..=MAX_PRIORITY).contains(&priority) {
+        Ok(priority)
+    } else {
+        Err(ServiceError::Invalid(format!(
+            "priority must be from 0 to {MAX_PRIORITY}"
+        )))
+    }
+}
+
+fn check_expiry(expires_at: DateTime<Utc>) -> Result<DateTime<Utc>, ServiceError> {
+    if expires_at > Utc::now() {
+        Ok(expires_at)
+    } else {
+        Err(ServiceError::Invalid(
+            "expires_at must be in the future".into(),
+        ))
+    }
+}
+
+/// The conditions as stored; their shape was checked when the body was read.
+fn conditions(conditions: &Conditions) -> Result<serde_json::Value, ServiceError> {
+    if conditions
+        .ip_allowlist
+        .as_ref()
+        .is_some_and(|list| list.len() > MAX_IP_ALLOWLIST)
+    {
+        return Err(ServiceError::Invalid(format!(
+            "ip_allowlist may name at most {MAX_IP_ALLOWLIST} networks"
+        )));
+    }
+    serde_json::to_value(conditions).map_err(ServiceError::internal)
+}
+
+/// A stored policy as the API shows it. A row that does not parse (it cannot, unless the
+/// database was edited by hand) fails the request rather than being shown half right.
+fn response(row: PolicyRecord) -> Result<PolicyResponse, ServiceError> {
+    let corrupt = || {
+        tracing::error!(policy_id = %row.id, "a stored policy does not parse");
+        ServiceError::Internal("a stored policy does not parse".into())
+    };
+    let principal_type = match row.principal_type.as_str() {
+        "user" => PrincipalType::User,
+        "agent" => PrincipalType::Agent,
+        _ => return Err(corrupt()),
+    };
+    let rule = parse_rule(
+        row.id,
+        &row.secret_path_pattern,
+        &row.permissions,
+        &row.effect,
+        &row.conditions.0,
+    )?;
+    Ok(PolicyResponse {
+        id: PolicyId::from_uuid(row.id),
+        vault_id: VaultId::from_uuid(row.vault_id),
+        principal_type,
+        principal_id: row.principal_id,
+        secret_path_pattern: rule.pattern,
+        permissions: rule.permissions,
+        effect: rule.effect,
+        priority: row.priority,
+        conditions: rule.conditions,
+        expires_at: row.expires_at,
+        created_by: row.created_by.map(UserId::from_uuid),
+        created_at: row.created_at,
+    })
+}
+
+impl PoliciesService {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            vaults: VaultsService::new(pool.clone()),
+            pool,
+        }
+    }
+
+    /// The vault, when the caller may manage its policies: 404 when it is not visible, 403
+    /// when it is but the caller does not control it.
+    async fn managed_vault(
+        &self,
+        conn: &mut PgConnection,
+        principal: &Principal,
+        vault_id: VaultId,
+    ) -> Result<VaultRow, ServiceError> {
+        let vault = self.vaults.find_visible(conn, principal, vault_id).await?;
+        if controls(&vault, principal) {
+            Ok(vault)
+        } else {
+            Err(ServiceError::Forbidden(
+                "only an owner, an admin or the vault's creator may manage its policies",
+            ))
+        }
+    }
+
+    /// Creates a policy on a vault (201).
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        request: CreatePolicyRequest,
+    ) -> Result<PolicyResponse, ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let vault = self.managed_vault(&mut conn, principal, vault_id).await?;
+
+        let permissions = permissions(request.permissions)?;
+        let priority = check_priority(request.priority)?;
+        let expires_at = request.expires_at.map(check_expiry).transpose()?;
+        let conditions = conditions(&request.conditions)?;
+        // A body field, not a path id: an unknown principal is a bad request, and one
+        // answer covers missing and another org's alike.
+        let org = vault.org_id;
+        let exists = match request.principal_type {
+            PrincipalType::User => users::find_in_org(&mut conn, org, request.principal_id)
+                .await?
+                .is_some(),
+            PrincipalType::Agent => agents::find_in_org(&mut conn, org, request.principal_id)
+                .await?
+                .is_some(),
+        };
+        if !exists {
+            return Err(ServiceError::Invalid(
+                "principal not found in this organization".into(),
+            ));
+        }
+
+        let row = policies::insert(
+            &mut conn,
+            &NewPolicy {
+                id: Uuid::new_v4(),
+                org_id: org,
+                vault_id: vault.id,
+                principal_type: request.principal_type.as_str(),
+                principal_id: request.principal_id,
+                secret_path_pattern: request.secret_path_pattern.as_str(),
+                permissions: &permissions,
+                effect: request.effect.as_str(),
+                priority,
+                conditions: &conditions,
+                expires_at,
+                // The column names users; a policy made by an agent that created the vault
+                // has no user behind it.
+                created_by: principal.user_id().map(|id| *id.as_uuid()),
+            },
+        )
+        .await?;
+        tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy created");
+        response(row)
+    }
+
+    /// Every policy of a vault, expired ones included (managers only).
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+    ) -> Result<PolicyListResponse, ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let vault = self.managed_vault(&mut conn, principal, vault_id).await?;
+        let rows = policies::list_in_vault(&mut conn, vault.org_id, vault.id).await?;
+        Ok(PolicyListResponse {
+            policies: rows.into_iter().map(response).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Changes a policy's permissions, conditions, expiry, effect or priority; absent fields
+    /// stay as they are. Binds existing tokens from the next request on.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        policy_id: PolicyId,
+        request: UpdatePolicyRequest,
+    ) -> Result<PolicyResponse, ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let vault = self.managed_vault(&mut conn, principal, vault_id).await?;
+        let changes = PolicyChanges {
+            permissions: request.permissions.map(permissions).transpose()?,
+            effect: request.effect.map(Effect::as_str),
+            priority: request.priority.map(check_priority).transpose()?,
+            conditions: request.conditions.as_ref().map(conditions).transpose()?,
+            expires_at: request.expires_at.map(check_expiry).transpose()?,
+        };
+        let row = policies::update_in_vault(
+            &mut conn,
+            vault.org_id,
+            vault.id,
+            *policy_id.as_uuid(),
+            &changes,
+        )
+        .await?
+        .ok_or(ServiceError::NotFound("policy"))?;
+        tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy updated");
+        response(row)
+    }
+
+    /// Deletes a policy (204). Binds existing tokens from the next request on.
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        policy_id: PolicyId,
+    ) -> Result<(), ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let vault = self.managed_vault(&mut conn, principal, vault_id).await?;
+        if !policies::delete_in_vault(&mut conn, vault.org_id, vault.id, *policy_id.as_uuid())
+            .await?
+        {
+            return Err(ServiceError::NotFound("policy"));
+        }
+        tracing::info!(policy_id = %policy_id, vault_id = %vault.id, "policy deleted");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_must_not_be_empty_and_are_kept_once_each_in_wire_order() {
+        assert!(permissions(Vec::new()).is_err());
+        assert_eq!(
+            permissions(vec![
+                Permission::Share,
+                Permission::Read,
+                Permission::Share,
+                Permission::Write,
+            ])
+            .unwrap(),
+            ["read", "write", "share"]
+        );
+    }
+
+    #[test]
+    fn priorities_run_from_zero_to_the_maximum() {
+        assert!(check_priority(0).is_ok());
+        assert!(check_priority(MAX_PRIORITY).is_ok());
+        assert!(check_priority(-1).is_err());
+        assert!(check_priority(MAX_PRIORITY + 1).is_err());
+    }
+
+    #[test]
+    fn an_expiry_must_lie_ahead() {
+        assert!(check_expiry(Utc::now() + chrono::Duration::seconds(60)).is_ok());
+        assert!(check_expiry(Utc::now() - chrono::Duration::seconds(1)).is_err());
+    }
+
+    #[test]
+    fn stored_conditions_read_back_as_written() {
+        let written: Conditions = serde_json::from_value(serde_json::json!({
+            "ip_allowlist": ["10.0.0.0/8"],
+            "time_window": {"after": "22:00", "before": "06:00", "timezone": "+02:00"},
+        }))
+        .unwrap();
+        let back: Conditions = serde_json::from_value(conditions(&written).unwrap()).unwrap();
+        assert_eq!(back, written);
+        assert_eq!(
+            conditions(&Conditions::default()).unwrap(),
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn an_overlong_ip_allowlist_is_refused() {
+        let many: Vec<String> = (0..=MAX_IP_ALLOWLIST)
+            .map(|i| format!("10.0.{i}.0/24"))
+            .collect();
+        let too_many: Conditions =
+            serde_json::from_value(serde_json::json!({ "ip_allowlist": many })).unwrap();
+        assert!(matches!(
+            conditions(&too_many),
+            Err(ServiceError::Invalid(_))
+        ));
+    }
+}
