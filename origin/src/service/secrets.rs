@@ -454,6 +454,9 @@ impl SecretsService {
     }
 
     /// Reads the current version of `raw_path`, counting the access.
+    ///
+    /// The count and the open share one transaction: when the HSM cannot open the value the
+    /// count rolls back, so an outage never uses up a limited secret's views.
     pub async fn get(
         &self,
         principal: &Principal,
@@ -461,18 +464,19 @@ impl SecretsService {
         raw_path: &str,
     ) -> Result<SecretResponse, ServiceError> {
         let path = parse_path(raw_path)?;
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let vault = self
             .vaults
-            .find_visible(&mut conn, principal, vault_id)
+            .find_visible(&mut tx, principal, vault_id)
             .await?;
-        access::require(&mut conn, principal, &vault, &path, Permission::Read).await?;
-        let Some(row) = secrets::read_current(&mut conn, vault.id, path.as_str()).await? else {
-            let why = secrets::why_unreadable(&mut conn, vault.id, path.as_str()).await?;
+        access::require(&mut tx, principal, &vault, &path, Permission::Read).await?;
+        let Some(row) = secrets::read_current(&mut tx, vault.id, path.as_str()).await? else {
+            let why = secrets::why_unreadable(&mut tx, vault.id, path.as_str()).await?;
             return Err(unreadable(why, "secret"));
         };
-        drop(conn);
-        self.open(principal.org, vault_id, row).await
+        let secret = self.open(principal.org, vault_id, row).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(secret)
     }
 
     /// Reads version `version` of `raw_path`, counting the access against that version's
@@ -486,20 +490,22 @@ impl SecretsService {
         version: i32,
     ) -> Result<SecretResponse, ServiceError> {
         let path = parse_path(raw_path)?;
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        // One transaction for the count and the open, as in `get`.
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let vault = self
             .vaults
-            .find_visible(&mut conn, principal, vault_id)
+            .find_visible(&mut tx, principal, vault_id)
             .await?;
-        access::require(&mut conn, principal, &vault, &path, Permission::Read).await?;
-        let Some(row) = secrets::read_version(&mut conn, vault.id, path.as_str(), version).await?
+        access::require(&mut tx, principal, &vault, &path, Permission::Read).await?;
+        let Some(row) = secrets::read_version(&mut tx, vault.id, path.as_str(), version).await?
         else {
-            let why = secrets::why_version_unreadable(&mut conn, vault.id, path.as_str(), version)
-                .await?;
+            let why =
+                secrets::why_version_unreadable(&mut tx, vault.id, path.as_str(), version).await?;
             return Err(unreadable(why, "secret version"));
         };
-        drop(conn);
-        self.open(principal.org, vault_id, row).await
+        let secret = self.open(principal.org, vault_id, row).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(secret)
     }
 
     /// Opens a version row read for `org` and `vault_id` into a read's answer.

@@ -148,6 +148,16 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
     let vault = create_vault(&stack, &owner, "prod").await;
     let (status, body) = put(&stack, &owner, &vault, "db/password", "before-outage").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A secret that may be read once: an outage must not use up its one view.
+    let (status, body) = stack
+        .call(
+            Method::PUT,
+            &format!("/v1/vaults/{vault}/secrets/once"),
+            &owner.access_token,
+            Some(json!({"value": "single-view", "max_access_count": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let rows_before = stored(&stack).await;
 
     stack.token.take_away();
@@ -157,6 +167,7 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
         (Method::PUT, "db/password"),
         (Method::PUT, "brand/new"),
         (Method::GET, "db/password"),
+        (Method::GET, "once"),
     ] {
         let mut request = stack.request(
             method.clone(),
@@ -192,7 +203,7 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
         rows_during.keys().collect::<Vec<_>>(),
         rows_before.keys().collect::<Vec<_>>()
     );
-    assert_eq!(count(&stack, "SELECT count(*) FROM secrets").await, 1);
+    assert_eq!(count(&stack, "SELECT count(*) FROM secrets").await, 2);
     assert_eq!(
         count(&stack, "SELECT max(current_version)::int8 FROM secrets").await,
         1
@@ -226,6 +237,17 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
     );
     let (_, body) = get(&stack, &owner, &vault, "db/password").await;
     assert_eq!(body["value"], "after-outage");
+    let (status, body) = get(&stack, &owner, &vault, "once").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the failed read used up no view: {body}"
+    );
+    assert_eq!(body["value"], "single-view");
+    assert_eq!(
+        get(&stack, &owner, &vault, "once").await.0,
+        StatusCode::GONE
+    );
     assert_eq!(stack.get("/v1/health/hsm").await.status(), StatusCode::OK);
 }
 
