@@ -109,6 +109,53 @@ impl TestStack {
         (status, body)
     }
 
+    /// Creates a vault as the holder of `token`; returns its id.
+    pub async fn create_vault(&self, token: &str, name: &str) -> String {
+        let (status, vault) = self
+            .call(
+                Method::POST,
+                "/v1/vaults",
+                token,
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{vault}");
+        vault["id"].as_str().expect("vault id").to_owned()
+    }
+
+    /// `GET /v1/vaults/{vault}/secrets/{path}` as the holder of `token`.
+    pub async fn get_secret(
+        &self,
+        token: &str,
+        vault: &str,
+        path: &str,
+    ) -> (reqwest::StatusCode, Value) {
+        self.call(
+            Method::GET,
+            &format!("/v1/vaults/{vault}/secrets/{path}"),
+            token,
+            None,
+        )
+        .await
+    }
+
+    /// `PUT /v1/vaults/{vault}/secrets/{path}` with `body` as the holder of `token`.
+    pub async fn put_secret(
+        &self,
+        token: &str,
+        vault: &str,
+        path: &str,
+        body: Value,
+    ) -> (reqwest::StatusCode, Value) {
+        self.call(
+            Method::PUT,
+            &format!("/v1/vaults/{vault}/secrets/{path}"),
+            token,
+            Some(body),
+        )
+        .await
+    }
+
     /// POSTs JSON through the edge without credentials.
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client

@@ -11,19 +11,6 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-async fn create_vault(stack: &TestStack, session: &Session, name: &str) -> String {
-    let (status, vault) = stack
-        .call(
-            Method::POST,
-            "/v1/vaults",
-            &session.access_token,
-            Some(json!({"name": name})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{vault}");
-    vault["id"].as_str().unwrap().to_owned()
-}
-
 async fn put(
     stack: &TestStack,
     session: &Session,
@@ -37,17 +24,6 @@ async fn put(
             &format!("/v1/vaults/{vault}/secrets/{path}"),
             &session.access_token,
             Some(json!({"value": value})),
-        )
-        .await
-}
-
-async fn get(stack: &TestStack, session: &Session, vault: &str, path: &str) -> (StatusCode, Value) {
-    stack
-        .call(
-            Method::GET,
-            &format!("/v1/vaults/{vault}/secrets/{path}"),
-            &session.access_token,
-            None,
         )
         .await
 }
@@ -99,7 +75,7 @@ async fn wait_readable(
 ) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let (status, body) = get(stack, session, vault, path).await;
+        let (status, body) = stack.get_secret(&session.access_token, vault, path).await;
         if status == StatusCode::OK {
             return body;
         }
@@ -145,7 +121,7 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
     let stack = TestStack::start().await;
     // Sign up (tokens are signed in the HSM) and warm the edge's key cache while it is up.
     let owner = stack.signup("outage@example.com").await;
-    let vault = create_vault(&stack, &owner, "prod").await;
+    let vault = stack.create_vault(&owner.access_token, "prod").await;
     let (status, body) = put(&stack, &owner, &vault, "db/password", "before-outage").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // A secret that may be read once: an outage must not use up its one view.
@@ -235,9 +211,11 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
         body["version"], 2,
         "the failed writes used no version number"
     );
-    let (_, body) = get(&stack, &owner, &vault, "db/password").await;
+    let (_, body) = stack
+        .get_secret(&owner.access_token, &vault, "db/password")
+        .await;
     assert_eq!(body["value"], "after-outage");
-    let (status, body) = get(&stack, &owner, &vault, "once").await;
+    let (status, body) = stack.get_secret(&owner.access_token, &vault, "once").await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -245,7 +223,10 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
     );
     assert_eq!(body["value"], "single-view");
     assert_eq!(
-        get(&stack, &owner, &vault, "once").await.0,
+        stack
+            .get_secret(&owner.access_token, &vault, "once")
+            .await
+            .0,
         StatusCode::GONE
     );
     assert_eq!(stack.get("/v1/health/hsm").await.status(), StatusCode::OK);
@@ -260,8 +241,8 @@ async fn rotate_kek_rewraps_every_version_leaves_ciphertexts_alone_and_the_origi
     })
     .await;
     let owner = stack.signup("rotate@example.com").await;
-    let prod = create_vault(&stack, &owner, "prod").await;
-    let staging = create_vault(&stack, &owner, "staging").await;
+    let prod = stack.create_vault(&owner.access_token, "prod").await;
+    let staging = stack.create_vault(&owner.access_token, "staging").await;
     let mut expected = BTreeMap::new();
     for i in 0..9 {
         let (vault, path) = if i % 3 == 0 {
@@ -339,7 +320,7 @@ async fn rotate_kek_rewraps_every_version_leaves_ciphertexts_alone_and_the_origi
         .unwrap();
     assert_eq!(hex(&fresh.kek_id), new_kek, "new writes use the new KEK");
     for ((vault, path), value) in &expected {
-        let (status, body) = get(&stack, &owner, vault, path).await;
+        let (status, body) = stack.get_secret(&owner.access_token, vault, path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
         assert_eq!(body["value"], *value);
     }
@@ -355,7 +336,7 @@ async fn rotate_kek_rewraps_every_version_leaves_ciphertexts_alone_and_the_origi
     let retired = rotate_kek(&stack, &["--resume", "--retire-old", "--settle-secs", "1"]).await;
     assert_eq!(retired["retired"], json!([hex(&old_kek)]), "{retired}");
     for ((vault, path), value) in &expected {
-        let (status, body) = get(&stack, &owner, vault, path).await;
+        let (status, body) = stack.get_secret(&owner.access_token, vault, path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
         assert_eq!(body["value"], *value);
     }
@@ -375,7 +356,7 @@ async fn a_rotation_with_retirement_under_live_writes_loses_nothing() {
     // token refuse it (or, rarely, it reads a row the rotation just moved).
     let stack = TestStack::start().await;
     let owner = stack.signup("busy@example.com").await;
-    let vault = create_vault(&stack, &owner, "busy").await;
+    let vault = stack.create_vault(&owner.access_token, "busy").await;
     for i in 0..20 {
         let (status, body) = put(&stack, &owner, &vault, &format!("seed/{i}"), "seed").await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -400,7 +381,7 @@ async fn a_rotation_with_retirement_under_live_writes_loses_nothing() {
                     StatusCode::CREATED,
                     "write {i} during rotation: {body}"
                 );
-                let (status, body) = get(stack, &owner, &vault, &path).await;
+                let (status, body) = stack.get_secret(&owner.access_token, &vault, &path).await;
                 assert_eq!(status, StatusCode::OK, "read during rotation: {body}");
                 acknowledged.push((path, value));
                 i += 1;
@@ -430,7 +411,7 @@ async fn a_rotation_with_retirement_under_live_writes_loses_nothing() {
             .all(|row| hex(&row.kek_id) == new_kek)
     );
     for (path, value) in &acknowledged {
-        let (status, body) = get(&stack, &owner, &vault, path).await;
+        let (status, body) = stack.get_secret(&owner.access_token, &vault, path).await;
         assert_eq!(status, StatusCode::OK, "{path} was acknowledged: {body}");
         assert_eq!(body["value"], *value);
     }

@@ -15,19 +15,6 @@ use sqlx::types::chrono::{DateTime, Utc};
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-async fn create_vault(stack: &TestStack, token: &str, name: &str) -> String {
-    let (status, vault) = stack
-        .call(
-            Method::POST,
-            "/v1/vaults",
-            token,
-            Some(json!({"name": name})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{vault}");
-    vault["id"].as_str().unwrap().to_owned()
-}
-
 /// Writes `path` in `vault` as `token` (expected to control it).
 async fn seed(stack: &TestStack, token: &str, vault: &str, path: &str) {
     let (status, body) = write(stack, token, vault, path).await;
@@ -232,8 +219,8 @@ async fn policies_round_trip_through_create_list_update_and_delete() {
     let owner = stack.signup("policyowner@example.com").await;
     let token = owner.access_token.as_str();
     let owner_id = user_id(&stack, token).await;
-    let vault = create_vault(&stack, token, "prod").await;
-    let elsewhere = create_vault(&stack, token, "elsewhere").await;
+    let vault = stack.create_vault(token, "prod").await;
+    let elsewhere = stack.create_vault(token, "elsewhere").await;
     let (agent_id, _) = agent(&stack, &owner).await;
 
     // What the SDK sends: the four required fields only.
@@ -448,7 +435,7 @@ async fn invalid_policies_are_400_problems_and_create_nothing() {
     let owner = stack.signup("validator@example.com").await;
     let token = owner.access_token.as_str();
     let owner_id = user_id(&stack, token).await;
-    let vault = create_vault(&stack, token, "v").await;
+    let vault = stack.create_vault(token, "v").await;
     let (agent_id, _) = agent(&stack, &owner).await;
     let stranger = stack.signup("stranger@other.example").await;
     let stranger_id = user_id(&stack, &stranger.access_token).await;
@@ -590,7 +577,7 @@ async fn a_single_star_grants_one_segment_and_writing_needs_its_own_grant() {
     let stack = TestStack::start().await;
     let owner = stack.signup("star@example.com").await;
     let token = owner.access_token.as_str();
-    let vault = create_vault(&stack, token, "v").await;
+    let vault = stack.create_vault(token, "v").await;
     for path in ["db/x", "db/x/y", "other", "dbx"] {
         seed(&stack, token, &vault, path).await;
     }
@@ -666,7 +653,7 @@ async fn a_double_star_grants_nested_paths() {
     let stack = TestStack::start().await;
     let owner = stack.signup("doublestar@example.com").await;
     let token = owner.access_token.as_str();
-    let vault = create_vault(&stack, token, "v").await;
+    let vault = stack.create_vault(token, "v").await;
     for path in ["db", "db/x", "db/x/y/z", "other", "other/deep/key"] {
         seed(&stack, token, &vault, path).await;
     }
@@ -722,7 +709,7 @@ async fn deny_beats_allow_whatever_the_priorities() {
     let stack = TestStack::start().await;
     let owner = stack.signup("deny@example.com").await;
     let token = owner.access_token.as_str();
-    let vault = create_vault(&stack, token, "v").await;
+    let vault = stack.create_vault(token, "v").await;
     for path in ["db/secret", "db/other", "top"] {
         seed(&stack, token, &vault, path).await;
     }
@@ -783,8 +770,8 @@ async fn an_agent_bound_to_another_vault_sees_404_here_even_with_a_policy() {
     let stack = TestStack::start().await;
     let owner = stack.signup("binding@example.com").await;
     let token = owner.access_token.as_str();
-    let here = create_vault(&stack, token, "here").await;
-    let there = create_vault(&stack, token, "there").await;
+    let here = stack.create_vault(token, "here").await;
+    let there = stack.create_vault(token, "there").await;
     seed(&stack, token, &here, "db/x").await;
     seed(&stack, token, &there, "db/x").await;
     let (agent_id, bot) = agent_with(
@@ -837,7 +824,7 @@ async fn removing_or_narrowing_a_policy_binds_the_agents_existing_token_at_once(
     let stack = TestStack::start().await;
     let owner = stack.signup("revoke@example.com").await;
     let token = owner.access_token.as_str();
-    let vault = create_vault(&stack, token, "v").await;
+    let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
     let (agent_id, bot) = agent(&stack, &owner).await;
     let policy = grant(
@@ -900,7 +887,7 @@ async fn an_expired_policy_stops_matching() {
     let stack = TestStack::start().await;
     let owner = stack.signup("expiry@example.com").await;
     let token = owner.access_token.as_str();
-    let vault = create_vault(&stack, token, "v").await;
+    let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
     seed(&stack, token, &vault, "other/x").await;
     let (agent_id, bot) = agent(&stack, &owner).await;
@@ -969,7 +956,7 @@ async fn the_secret_listing_shows_an_agent_only_what_its_policies_let_it_read() 
     let stack = TestStack::start().await;
     let owner = stack.signup("listing@example.com").await;
     let token = owner.access_token.as_str();
-    let vault = create_vault(&stack, token, "v").await;
+    let vault = stack.create_vault(token, "v").await;
     for path in ["db/x", "db/y", "db/x/y", "other", "api/key"] {
         seed(&stack, token, &vault, path).await;
     }
@@ -1016,7 +1003,7 @@ async fn a_member_reads_what_a_policy_grants_and_cannot_manage_policies() {
     let stack = TestStack::start().await;
     let owner = stack.signup("memberowner@example.com").await;
     let token = owner.access_token.as_str();
-    let vault = create_vault(&stack, token, "team").await;
+    let vault = stack.create_vault(token, "team").await;
     seed(&stack, token, &vault, "db/x").await;
     seed(&stack, token, &vault, "db/x/y").await;
     let (colleague, member_id) = invite_member(&stack, &owner, "member@example.com").await;
@@ -1088,7 +1075,7 @@ async fn a_member_reads_what_a_policy_grants_and_cannot_manage_policies() {
     assert_eq!(list["policies"][0]["permissions"], json!(["read"]));
 
     // A vault the member created is theirs to manage.
-    let own = create_vault(&stack, mine, "mine").await;
+    let own = stack.create_vault(mine, "mine").await;
     seed(&stack, mine, &own, "k").await;
     let (agent_id, bot) = agent(&stack, &owner).await;
     let (status, created) =
@@ -1107,12 +1094,12 @@ async fn another_orgs_owner_gets_404_on_every_policy_route() {
     let mallory = stack.signup("mallory@b.example").await;
     let a = alice.access_token.as_str();
     let b = mallory.access_token.as_str();
-    let vault = create_vault(&stack, a, "alice").await;
+    let vault = stack.create_vault(a, "alice").await;
     seed(&stack, a, &vault, "db/x").await;
     let (agent_id, bot) = agent(&stack, &alice).await;
     let policy = grant(&stack, a, &vault, for_agent(&agent_id, "db/*", &["read"])).await;
     let (mallory_agent, _) = agent(&stack, &mallory).await;
-    let mallory_vault = create_vault(&stack, b, "mallory").await;
+    let mallory_vault = stack.create_vault(b, "mallory").await;
 
     let (status, body) = list_policies(&stack, b, &vault).await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "list");
@@ -1182,7 +1169,7 @@ async fn a_time_window_applies_only_while_now_is_inside_it() {
     let stack = TestStack::start().await;
     let owner = stack.signup("window@example.com").await;
     let token = owner.access_token.as_str();
-    let vault = create_vault(&stack, token, "v").await;
+    let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "closed/x").await;
     seed(&stack, token, &vault, "open/x").await;
     let (agent_id, bot) = agent(&stack, &owner).await;
@@ -1258,7 +1245,7 @@ async fn an_ip_allowlist_fails_closed_while_the_client_ip_is_unknown() {
     let stack = TestStack::start().await;
     let owner = stack.signup("allowlist@example.com").await;
     let token = owner.access_token.as_str();
-    let vault = create_vault(&stack, token, "v").await;
+    let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
     let (agent_id, bot) = agent(&stack, &owner).await;
     let (status, policy) = create_policy(

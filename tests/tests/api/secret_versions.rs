@@ -10,19 +10,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
-async fn create_vault(stack: &TestStack, session: &Session, name: &str) -> String {
-    let (status, vault) = stack
-        .call(
-            Method::POST,
-            "/v1/vaults",
-            &session.access_token,
-            Some(json!({"name": name})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{vault}");
-    vault["id"].as_str().unwrap().to_owned()
-}
-
 /// A call through the edge with extra headers: status, response headers and JSON body.
 async fn send(
     stack: &TestStack,
@@ -180,7 +167,7 @@ async fn version_numbers(
 async fn versions_are_listed_newest_first_and_each_reads_its_own_value() {
     let stack = TestStack::start().await;
     let owner = stack.signup("versions@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     for value in ["value-one", "value-two", "value-three"] {
         let (status, _, body) = put(
             &stack,
@@ -267,7 +254,7 @@ async fn versions_are_listed_newest_first_and_each_reads_its_own_value() {
 async fn disabled_versions_answer_gone_and_disabling_the_current_one_stops_reads() {
     let stack = TestStack::start().await;
     let owner = stack.signup("disable@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     for value in ["a1", "a2", "a3"] {
         put(&stack, &owner, &vault, "k", &[], json!({"value": value})).await;
     }
@@ -332,7 +319,7 @@ async fn disabled_versions_answer_gone_and_disabling_the_current_one_stops_reads
 async fn a_version_read_counts_against_that_versions_own_limit() {
     let stack = TestStack::start().await;
     let owner = stack.signup("vcount@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(
         &stack,
         &owner,
@@ -384,7 +371,7 @@ fn is_of(value: &str, charset: &str) -> bool {
 async fn rotation_writes_a_random_value_of_the_asked_length_and_charset() {
     let stack = TestStack::start().await;
     let owner = stack.signup("rotate@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(
         &stack,
         &owner,
@@ -495,7 +482,7 @@ async fn rotation_writes_a_random_value_of_the_asked_length_and_charset() {
 async fn a_stale_if_match_is_refused_and_writes_nothing() {
     let stack = TestStack::start().await;
     let owner = stack.signup("ifmatch@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(&stack, &owner, &vault, "cfg", &[], json!({"value": "v1"})).await;
     put(&stack, &owner, &vault, "cfg", &[], json!({"value": "v2"})).await;
 
@@ -603,7 +590,7 @@ async fn a_stale_if_match_is_refused_and_writes_nothing() {
 async fn concurrent_writers_with_the_same_if_match_cannot_both_win() {
     let stack = std::sync::Arc::new(TestStack::start().await);
     let owner = stack.signup("race@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(&stack, &owner, &vault, "hot", &[], json!({"value": "base"})).await;
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -642,7 +629,7 @@ async fn concurrent_writers_with_the_same_if_match_cannot_both_win() {
 async fn the_same_idempotency_key_and_body_make_one_version() {
     let stack = TestStack::start().await;
     let owner = stack.signup("idem@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     let key = [("Idempotency-Key", "order-7f3a")];
     let body = json!({"value": "idem-value", "metadata": {"n": 1}});
 
@@ -681,7 +668,7 @@ async fn the_same_idempotency_key_and_body_make_one_version() {
     );
 
     // Keys belong to the caller, not to a path or vault: reused in another vault, a conflict.
-    let other_vault = create_vault(&stack, &owner, "second").await;
+    let other_vault = stack.create_vault(&owner.access_token, "second").await;
     let (status, _, _) = put(&stack, &owner, &other_vault, "idem", &key, body.clone()).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
@@ -766,7 +753,7 @@ async fn the_same_idempotency_key_and_body_make_one_version() {
 async fn concurrent_puts_with_one_key_make_exactly_one_version() {
     let stack = std::sync::Arc::new(TestStack::start().await);
     let owner = stack.signup("idemrace@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     // One new path (the first writer creates the secret) and one existing path (the
     // writers queue on its row).
     put(
@@ -826,7 +813,7 @@ async fn every_stored_version_has_its_own_wrapped_key_and_nonce() {
     const VERSIONS: usize = 200;
     let stack = std::sync::Arc::new(TestStack::start().await);
     let owner = stack.signup("nonces@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(
         &stack,
         &owner,
@@ -952,7 +939,7 @@ async fn agent_session(stack: &TestStack, owner: &Session, name: &str) -> (Strin
 async fn rotation_needs_the_rotate_permission_and_disabling_needs_write() {
     let stack = TestStack::start().await;
     let owner = stack.signup("perm@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(&stack, &owner, &vault, "k", &[], json!({"value": "x"})).await;
     let (writer_id, writer) = agent_session(&stack, &owner, "writer").await;
     let (rotator_id, rotator) = agent_session(&stack, &owner, "rotator").await;
@@ -984,7 +971,7 @@ async fn another_orgs_secret_versions_are_not_found() {
     let stack = TestStack::start().await;
     let alice = stack.signup("alice-v@a.example").await;
     let mallory = stack.signup("mallory-v@b.example").await;
-    let vault = create_vault(&stack, &alice, "alice").await;
+    let vault = stack.create_vault(&alice.access_token, "alice").await;
     put(
         &stack,
         &alice,

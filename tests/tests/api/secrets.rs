@@ -6,19 +6,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
-async fn create_vault(stack: &TestStack, session: &Session, name: &str) -> String {
-    let (status, vault) = stack
-        .call(
-            Method::POST,
-            "/v1/vaults",
-            &session.access_token,
-            Some(json!({"name": name})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{vault}");
-    vault["id"].as_str().unwrap().to_owned()
-}
-
 async fn put(
     stack: &TestStack,
     session: &Session,
@@ -36,22 +23,11 @@ async fn put(
         .await
 }
 
-async fn get(stack: &TestStack, session: &Session, vault: &str, path: &str) -> (StatusCode, Value) {
-    stack
-        .call(
-            Method::GET,
-            &format!("/v1/vaults/{vault}/secrets/{path}"),
-            &session.access_token,
-            None,
-        )
-        .await
-}
-
 #[tokio::test]
 async fn every_put_makes_a_version_and_reads_see_the_latest() {
     let stack = TestStack::start().await;
     let owner = stack.signup("keeper@example.com").await;
-    let vault = create_vault(&stack, &owner, "prod").await;
+    let vault = stack.create_vault(&owner.access_token, "prod").await;
 
     let (status, first) = put(
         &stack,
@@ -79,7 +55,9 @@ async fn every_put_makes_a_version_and_reads_see_the_latest() {
     assert_eq!(second["version"], 2);
     assert_eq!(second["id"], first["id"], "one secret, two versions");
 
-    let (status, read) = get(&stack, &owner, &vault, "db/password").await;
+    let (status, read) = stack
+        .get_secret(&owner.access_token, &vault, "db/password")
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read["value"], "two");
     assert_eq!(read["version"], 2);
@@ -105,7 +83,7 @@ async fn every_put_makes_a_version_and_reads_see_the_latest() {
 async fn deleted_secrets_are_gone_and_unknown_ones_not_found() {
     let stack = TestStack::start().await;
     let owner = stack.signup("deleter@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(&stack, &owner, &vault, "temp", json!({"value": "x"})).await;
 
     let (status, _) = stack
@@ -118,25 +96,37 @@ async fn deleted_secrets_are_gone_and_unknown_ones_not_found() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
-        get(&stack, &owner, &vault, "temp").await.0,
+        stack
+            .get_secret(&owner.access_token, &vault, "temp")
+            .await
+            .0,
         StatusCode::GONE
     );
     assert_eq!(
-        get(&stack, &owner, &vault, "never").await.0,
+        stack
+            .get_secret(&owner.access_token, &vault, "never")
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
 
     // A new PUT revives the path with the next version.
     let (_, revived) = put(&stack, &owner, &vault, "temp", json!({"value": "y"})).await;
     assert_eq!(revived["version"], 2);
-    assert_eq!(get(&stack, &owner, &vault, "temp").await.1["value"], "y");
+    assert_eq!(
+        stack
+            .get_secret(&owner.access_token, &vault, "temp")
+            .await
+            .1["value"],
+        "y"
+    );
 }
 
 #[tokio::test]
 async fn access_counts_and_expiry_are_enforced() {
     let stack = TestStack::start().await;
     let owner = stack.signup("counter@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(
         &stack,
         &owner,
@@ -146,10 +136,25 @@ async fn access_counts_and_expiry_are_enforced() {
     )
     .await;
 
-    assert_eq!(get(&stack, &owner, &vault, "once").await.0, StatusCode::OK);
-    assert_eq!(get(&stack, &owner, &vault, "once").await.0, StatusCode::OK);
     assert_eq!(
-        get(&stack, &owner, &vault, "once").await.0,
+        stack
+            .get_secret(&owner.access_token, &vault, "once")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        stack
+            .get_secret(&owner.access_token, &vault, "once")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        stack
+            .get_secret(&owner.access_token, &vault, "once")
+            .await
+            .0,
         StatusCode::GONE
     );
 
@@ -177,7 +182,7 @@ async fn access_counts_and_expiry_are_enforced() {
 async fn path_tricks_are_refused_not_normalised() {
     let stack = TestStack::start().await;
     let owner = stack.signup("paths@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(&stack, &owner, &vault, "a/b", json!({"value": "secret-ab"})).await;
 
     // Dot segments never get this far through the edge: URL parsing (the client's, then the
@@ -192,7 +197,7 @@ async fn path_tricks_are_refused_not_normalised() {
         "a/b%20",
         "a%2E%2E/b",
     ] {
-        let (status, body) = get(&stack, &owner, &vault, trick).await;
+        let (status, body) = stack.get_secret(&owner.access_token, &vault, trick).await;
         assert!(
             status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
             "{trick}: {status} {body}"
@@ -216,7 +221,7 @@ async fn path_tricks_are_refused_not_normalised() {
     }
     // Paths are case-sensitive: another case is another (missing) secret.
     assert_eq!(
-        get(&stack, &owner, &vault, "A/B").await.0,
+        stack.get_secret(&owner.access_token, &vault, "A/B").await.0,
         StatusCode::NOT_FOUND
     );
 }
@@ -226,7 +231,7 @@ async fn another_orgs_vaults_and_secrets_are_not_found() {
     let stack = TestStack::start().await;
     let alice = stack.signup("alice@a.example").await;
     let mallory = stack.signup("mallory@b.example").await;
-    let vault = create_vault(&stack, &alice, "alice").await;
+    let vault = stack.create_vault(&alice.access_token, "alice").await;
     put(&stack, &alice, &vault, "k", json!({"value": "alice-only"})).await;
 
     let (status, _) = stack
@@ -239,7 +244,7 @@ async fn another_orgs_vaults_and_secrets_are_not_found() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
-        get(&stack, &mallory, &vault, "k").await.0,
+        stack.get_secret(&mallory.access_token, &vault, "k").await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
@@ -254,7 +259,7 @@ async fn another_orgs_vaults_and_secrets_are_not_found() {
     assert_eq!(list["vaults"], json!([]));
     // And alice's secret is untouched.
     assert_eq!(
-        get(&stack, &alice, &vault, "k").await.1["value"],
+        stack.get_secret(&alice.access_token, &vault, "k").await.1["value"],
         "alice-only"
     );
 }
@@ -263,7 +268,7 @@ async fn another_orgs_vaults_and_secrets_are_not_found() {
 async fn a_deleted_vaults_secrets_are_unreadable_at_once() {
     let stack = TestStack::start().await;
     let owner = stack.signup("vaultdel@example.com").await;
-    let vault = create_vault(&stack, &owner, "doomed").await;
+    let vault = stack.create_vault(&owner.access_token, "doomed").await;
     put(&stack, &owner, &vault, "k", json!({"value": "x"})).await;
 
     let (status, _) = stack
@@ -276,7 +281,7 @@ async fn a_deleted_vaults_secrets_are_unreadable_at_once() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
-        get(&stack, &owner, &vault, "k").await.0,
+        stack.get_secret(&owner.access_token, &vault, "k").await.0,
         StatusCode::NOT_FOUND
     );
 }
@@ -285,7 +290,7 @@ async fn a_deleted_vaults_secrets_are_unreadable_at_once() {
 async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
     let stack = TestStack::start().await;
     let owner = stack.signup("sealed@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     let canary = "canary-7f3a9c2e-value";
     put(&stack, &owner, &vault, "canary", json!({"value": canary})).await;
     put(
@@ -325,7 +330,7 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
     .execute(&mut db)
     .await
     .unwrap();
-    let (status, body) = get(&stack, &owner, &vault, "other").await;
+    let (status, body) = stack.get_secret(&owner.access_token, &vault, "other").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!body.to_string().contains(canary));
 
@@ -338,7 +343,9 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
     .execute(&mut db)
     .await
     .unwrap();
-    let (status, body) = get(&stack, &owner, &vault, "canary").await;
+    let (status, body) = stack
+        .get_secret(&owner.access_token, &vault, "canary")
+        .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!body.to_string().contains(canary));
 }
@@ -347,7 +354,7 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
 async fn an_agent_without_a_policy_sees_no_vault() {
     let stack = TestStack::start().await;
     let owner = stack.signup("agentowner@example.com").await;
-    let vault = create_vault(&stack, &owner, "v").await;
+    let vault = stack.create_vault(&owner.access_token, "v").await;
     put(&stack, &owner, &vault, "k", json!({"value": "x"})).await;
     let (_, agent) = stack
         .call(
@@ -371,7 +378,10 @@ async fn an_agent_without_a_policy_sees_no_vault() {
     };
 
     assert_eq!(
-        get(&stack, &agent_session, &vault, "k").await.0,
+        stack
+            .get_secret(&agent_session.access_token, &vault, "k")
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     let (_, list) = stack
