@@ -34,6 +34,7 @@ use crate::crypto::{CryptoError, Keyring};
 use crate::store::StoreError;
 use crate::store::idempotency::{self, NewResponse, StoredResponse};
 use crate::store::secrets::{self, LockedSecret, MetadataRow, NewVersion, Unreadable, VersionRow};
+use crate::store::vaults::VaultRow;
 
 /// Largest secret value accepted, in bytes.
 pub const MAX_VALUE_LEN: usize = 256 * 1024;
@@ -280,6 +281,21 @@ impl SecretsService {
         }
     }
 
+    /// The vault, when the caller can see it (else 404) and may do `permission` on `path`
+    /// in it (else 403).
+    async fn authorize(
+        &self,
+        conn: &mut PgConnection,
+        principal: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+        permission: Permission,
+    ) -> Result<VaultRow, ServiceError> {
+        let vault = self.vaults.find_visible(conn, principal, vault_id).await?;
+        access::require(conn, principal, &vault, path, permission).await?;
+        Ok(vault)
+    }
+
     /// Writes a new version of `raw_path` holding `request.value` (201 with its metadata).
     ///
     /// With `If-Match`, only if the secret is live and at that version (else
@@ -349,10 +365,8 @@ impl SecretsService {
         let principal_key = principal_key(principal);
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let vault = self
-            .vaults
-            .find_visible(&mut tx, principal, vault_id)
+            .authorize(&mut tx, principal, vault_id, path, permission)
             .await?;
-        access::require(&mut tx, principal, &vault, path, permission).await?;
         // From here until commit no other writer of this path gets past this line, and
         // everything read below sees what the previous writer committed.
         let locked = secrets::lock(&mut tx, vault.id, path.as_str()).await?;
@@ -466,10 +480,8 @@ impl SecretsService {
         let path = parse_path(raw_path)?;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let vault = self
-            .vaults
-            .find_visible(&mut tx, principal, vault_id)
+            .authorize(&mut tx, principal, vault_id, &path, Permission::Read)
             .await?;
-        access::require(&mut tx, principal, &vault, &path, Permission::Read).await?;
         let Some(row) = secrets::read_current(&mut tx, vault.id, path.as_str()).await? else {
             let why = secrets::why_unreadable(&mut tx, vault.id, path.as_str()).await?;
             return Err(unreadable(why, "secret"));
@@ -493,10 +505,8 @@ impl SecretsService {
         // One transaction for the count and the open, as in `get`.
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let vault = self
-            .vaults
-            .find_visible(&mut tx, principal, vault_id)
+            .authorize(&mut tx, principal, vault_id, &path, Permission::Read)
             .await?;
-        access::require(&mut tx, principal, &vault, &path, Permission::Read).await?;
         let Some(row) = secrets::read_version(&mut tx, vault.id, path.as_str(), version).await?
         else {
             let why =
@@ -550,10 +560,8 @@ impl SecretsService {
         let path = parse_path(raw_path)?;
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         let vault = self
-            .vaults
-            .find_visible(&mut conn, principal, vault_id)
+            .authorize(&mut conn, principal, vault_id, &path, Permission::Read)
             .await?;
-        access::require(&mut conn, principal, &vault, &path, Permission::Read).await?;
         let rows = secrets::list_versions(&mut conn, vault.id, path.as_str()).await?;
         if rows.is_empty() {
             let why = secrets::why_unreadable(&mut conn, vault.id, path.as_str()).await?;
@@ -578,10 +586,8 @@ impl SecretsService {
         let path = parse_path(raw_path)?;
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         let vault = self
-            .vaults
-            .find_visible(&mut conn, principal, vault_id)
+            .authorize(&mut conn, principal, vault_id, &path, Permission::Write)
             .await?;
-        access::require(&mut conn, principal, &vault, &path, Permission::Write).await?;
         if secrets::disable_version(&mut conn, vault.id, path.as_str(), version).await? {
             return Ok(());
         }
@@ -600,10 +606,8 @@ impl SecretsService {
         let path = parse_path(raw_path)?;
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         let vault = self
-            .vaults
-            .find_visible(&mut conn, principal, vault_id)
+            .authorize(&mut conn, principal, vault_id, &path, Permission::Delete)
             .await?;
-        access::require(&mut conn, principal, &vault, &path, Permission::Delete).await?;
         if secrets::mark_deleted(&mut conn, vault.id, path.as_str()).await? {
             Ok(())
         } else {
