@@ -82,34 +82,44 @@ impl Edge {
         let dir = tempfile::tempdir().expect("edge dir");
         let config = dir.path().join("wrangler.toml");
         std::fs::write(&config, test_config()).expect("test wrangler.toml");
-        let port = free_port();
-        let mut command = Command::new(wrangler());
-        command
-            .current_dir(dir.path())
-            .args(["dev", "--local", "--ip", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
-            .arg("--config")
-            .arg(&config)
-            .arg("--persist-to")
-            .arg(dir.path().join("state"))
-            .args([
-                "--show-interactive-dev-session=false",
-                "--log-level",
-                "warn",
-            ])
-            .arg("--var")
-            .arg(format!("ORIGIN_URL:{origin_url}"))
-            // Offline: no Cloudflare look-ups, metrics, error reports or update checks.
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
-            .env("WRANGLER_HIDE_BANNER", "true")
-            .env("CI", "true");
-        let (mut process, _lines) =
-            Managed::spawn("wrangler dev", command, &dir.path().join("wrangler.log"));
-        let url = format!("http://127.0.0.1:{port}");
-        wait_until_answering(&url, &mut process);
+        // A port from `free_port` can be taken by another test between the pick and wrangler's
+        // bind; wrangler then exits with "Address already in use" and a new pair is tried.
+        let mut attempt = 0;
+        let (process, url) = loop {
+            attempt += 1;
+            let port = free_port();
+            let mut command = Command::new(wrangler());
+            command
+                .current_dir(dir.path())
+                .args(["dev", "--local", "--ip", "127.0.0.1"])
+                .args(["--port", &port.to_string()])
+                .args(["--inspector-port", &free_port().to_string()])
+                .arg("--config")
+                .arg(&config)
+                .arg("--persist-to")
+                .arg(dir.path().join("state"))
+                .args([
+                    "--show-interactive-dev-session=false",
+                    "--log-level",
+                    "warn",
+                ])
+                .arg("--var")
+                .arg(format!("ORIGIN_URL:{origin_url}"))
+                // Offline: no Cloudflare look-ups, metrics, error reports or update checks.
+                .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+                .env("WRANGLER_SEND_METRICS", "false")
+                .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+                .env("WRANGLER_HIDE_BANNER", "true")
+                .env("CI", "true");
+            let (mut process, _lines) =
+                Managed::spawn("wrangler dev", command, &dir.path().join("wrangler.log"));
+            let url = format!("http://127.0.0.1:{port}");
+            match wait_until_answering(&url, &mut process) {
+                Ok(()) => break (process, url),
+                Err(log) if attempt < 4 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("wrangler dev did not start:\n{log}"),
+            }
+        };
         Self {
             process,
             url,
@@ -130,12 +140,14 @@ impl Edge {
 
 /// Polls until the Worker answers any HTTP response on a path outside `/v1` (so the origin's
 /// state does not matter).
-fn wait_until_answering(url: &str, process: &mut Managed) {
+fn wait_until_answering(url: &str, process: &mut Managed) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let probe = format!("{url}/__oxvault_ready");
     while Instant::now() < deadline {
         if let Some(status) = process.try_status() {
-            panic!("wrangler dev exited with {status}:\n{}", process.log_text());
+            // Let the output threads drain the last lines into the log first.
+            std::thread::sleep(Duration::from_millis(300));
+            return Err(format!("exited with {status}:\n{}", process.log_text()));
         }
         if let Ok(stream) = std::net::TcpStream::connect_timeout(
             &url.trim_start_matches("http://")
@@ -144,8 +156,13 @@ fn wait_until_answering(url: &str, process: &mut Managed) {
             Duration::from_millis(200),
         ) {
             drop(stream);
+            // Something answered; make sure it is our wrangler and not whoever else holds the
+            // port (then ours exits with "Address already in use").
             if http_get_status(&probe).is_some() {
-                return;
+                std::thread::sleep(Duration::from_millis(300));
+                if process.try_status().is_none() {
+                    return Ok(());
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(250));
