@@ -19,12 +19,7 @@ async fn put(
     value: &str,
 ) -> (StatusCode, Value) {
     stack
-        .call(
-            Method::PUT,
-            &format!("/v1/vaults/{vault}/secrets/{path}"),
-            &session.access_token,
-            Some(json!({"value": value})),
-        )
+        .put_secret(&session.access_token, vault, path, json!({"value": value}))
         .await
 }
 

@@ -23,25 +23,18 @@ async fn seed(stack: &TestStack, token: &str, vault: &str, path: &str) {
 
 async fn write(stack: &TestStack, token: &str, vault: &str, path: &str) -> (StatusCode, Value) {
     stack
-        .call(
-            Method::PUT,
-            &format!("/v1/vaults/{vault}/secrets/{path}"),
+        .put_secret(
             token,
-            Some(json!({"value": format!("value-of-{path}")})),
+            vault,
+            path,
+            json!({"value": format!("value-of-{path}")}),
         )
         .await
 }
 
 /// The status of reading `path`; on 200, the value read is checked to be `path`'s own.
 async fn read(stack: &TestStack, token: &str, vault: &str, path: &str) -> StatusCode {
-    let (status, body) = stack
-        .call(
-            Method::GET,
-            &format!("/v1/vaults/{vault}/secrets/{path}"),
-            token,
-            None,
-        )
-        .await;
+    let (status, body) = stack.get_secret(token, vault, path).await;
     if status == StatusCode::OK {
         assert_eq!(body["value"], format!("value-of-{path}"), "{body}");
     }

@@ -79,22 +79,6 @@ async fn rotate(
     .await
 }
 
-async fn read(
-    stack: &TestStack,
-    session: &Session,
-    vault: &str,
-    path: &str,
-) -> (StatusCode, Value) {
-    stack
-        .call(
-            Method::GET,
-            &format!("/v1/vaults/{vault}/secrets/{path}"),
-            &session.access_token,
-            None,
-        )
-        .await
-}
-
 async fn read_version(
     stack: &TestStack,
     session: &Session,
@@ -280,14 +264,20 @@ async fn disabled_versions_answer_gone_and_disabling_the_current_one_stops_reads
         })
         .collect();
     assert_eq!(flags, [(3, false), (2, false), (1, true)]);
-    assert_eq!(read(&stack, &owner, &vault, "k").await.1["value"], "a3");
+    assert_eq!(
+        stack.get_secret(&owner.access_token, &vault, "k").await.1["value"],
+        "a3"
+    );
 
     // Disabling the current version makes the current read 410 as well.
     assert_eq!(
         disable(&stack, &owner, &vault, "k", "3").await,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(read(&stack, &owner, &vault, "k").await.0, StatusCode::GONE);
+    assert_eq!(
+        stack.get_secret(&owner.access_token, &vault, "k").await.0,
+        StatusCode::GONE
+    );
     assert_eq!(
         read_version(&stack, &owner, &vault, "k", "3").await.0,
         StatusCode::GONE
@@ -312,7 +302,10 @@ async fn disabled_versions_answer_gone_and_disabling_the_current_one_stops_reads
     );
     // A new version is readable again.
     put(&stack, &owner, &vault, "k", &[], json!({"value": "a4"})).await;
-    assert_eq!(read(&stack, &owner, &vault, "k").await.1["value"], "a4");
+    assert_eq!(
+        stack.get_secret(&owner.access_token, &vault, "k").await.1["value"],
+        "a4"
+    );
 }
 
 #[tokio::test]
@@ -348,7 +341,10 @@ async fn a_version_read_counts_against_that_versions_own_limit() {
         StatusCode::GONE
     );
     assert_eq!(
-        read(&stack, &owner, &vault, "once").await.1["value"],
+        stack
+            .get_secret(&owner.access_token, &vault, "once")
+            .await
+            .1["value"],
         "second"
     );
     assert_eq!(
@@ -389,7 +385,9 @@ async fn rotation_writes_a_random_value_of_the_asked_length_and_charset() {
     assert_eq!(rotated["type"], "api_key");
     assert_eq!(rotated["metadata"], json!({"team": "core"}));
     assert!(rotated.get("value").is_none(), "{rotated}");
-    let (_, current) = read(&stack, &owner, &vault, "svc/token").await;
+    let (_, current) = stack
+        .get_secret(&owner.access_token, &vault, "svc/token")
+        .await;
     let first = current["value"].as_str().unwrap().to_owned();
     assert_eq!(first.len(), 32);
     assert!(is_of(&first, "hex"), "{first}");
@@ -412,7 +410,9 @@ async fn rotation_writes_a_random_value_of_the_asked_length_and_charset() {
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{rotated}");
-        let (_, current) = read(&stack, &owner, &vault, "svc/token").await;
+        let (_, current) = stack
+            .get_secret(&owner.access_token, &vault, "svc/token")
+            .await;
         assert_eq!(current["version"], rotated["version"]);
         let value = current["value"].as_str().unwrap().to_owned();
         assert_eq!(value.len(), length, "{charset}");
@@ -502,7 +502,10 @@ async fn a_stale_if_match_is_refused_and_writes_nothing() {
         "a problem body"
     );
     assert_eq!(version_numbers(&stack, &owner, &vault, "cfg").await, [2, 1]);
-    assert_eq!(read(&stack, &owner, &vault, "cfg").await.1["value"], "v2");
+    assert_eq!(
+        stack.get_secret(&owner.access_token, &vault, "cfg").await.1["value"],
+        "v2"
+    );
 
     let (status, _, written) = put(
         &stack,
@@ -577,7 +580,10 @@ async fn a_stale_if_match_is_refused_and_writes_nothing() {
     .await;
     assert_eq!(status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(
-        read(&stack, &owner, &vault, "fresh").await.0,
+        stack
+            .get_secret(&owner.access_token, &vault, "fresh")
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
@@ -659,11 +665,17 @@ async fn the_same_idempotency_key_and_body_make_one_version() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(version_numbers(&stack, &owner, &vault, "idem").await, [1]);
     assert_eq!(
-        read(&stack, &owner, &vault, "elsewhere").await.0,
+        stack
+            .get_secret(&owner.access_token, &vault, "elsewhere")
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        read(&stack, &owner, &vault, "idem").await.1["value"],
+        stack
+            .get_secret(&owner.access_token, &vault, "idem")
+            .await
+            .1["value"],
         "idem-value"
     );
 
@@ -705,12 +717,22 @@ async fn the_same_idempotency_key_and_body_make_one_version() {
     let (status, _, rotated) =
         rotate(&stack, &owner, &vault, "idem", &rot, json!({"length": 40})).await;
     assert_eq!(status, StatusCode::CREATED);
-    let value = read(&stack, &owner, &vault, "idem").await.1["value"].clone();
+    let value = stack
+        .get_secret(&owner.access_token, &vault, "idem")
+        .await
+        .1["value"]
+        .clone();
     let (status, _, again) =
         rotate(&stack, &owner, &vault, "idem", &rot, json!({"length": 40})).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again, rotated);
-    assert_eq!(read(&stack, &owner, &vault, "idem").await.1["value"], value);
+    assert_eq!(
+        stack
+            .get_secret(&owner.access_token, &vault, "idem")
+            .await
+            .1["value"],
+        value
+    );
     let (status, _, _) = rotate(&stack, &owner, &vault, "idem", &rot, json!({"length": 41})).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(

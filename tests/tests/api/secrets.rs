@@ -6,37 +6,20 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
-async fn put(
-    stack: &TestStack,
-    session: &Session,
-    vault: &str,
-    path: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    stack
-        .call(
-            Method::PUT,
-            &format!("/v1/vaults/{vault}/secrets/{path}"),
-            &session.access_token,
-            Some(body),
-        )
-        .await
-}
-
 #[tokio::test]
 async fn every_put_makes_a_version_and_reads_see_the_latest() {
     let stack = TestStack::start().await;
     let owner = stack.signup("keeper@example.com").await;
     let vault = stack.create_vault(&owner.access_token, "prod").await;
 
-    let (status, first) = put(
-        &stack,
-        &owner,
-        &vault,
-        "db/password",
-        json!({"value": "one", "type": "password", "metadata": {"env": "prod"}}),
-    )
-    .await;
+    let (status, first) = stack
+        .put_secret(
+            &owner.access_token,
+            &vault,
+            "db/password",
+            json!({"value": "one", "type": "password", "metadata": {"env": "prod"}}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["version"], 1);
     assert_eq!(first["type"], "password");
@@ -44,14 +27,14 @@ async fn every_put_makes_a_version_and_reads_see_the_latest() {
         first.get("value").is_none(),
         "a write never echoes the value"
     );
-    let (_, second) = put(
-        &stack,
-        &owner,
-        &vault,
-        "db/password",
-        json!({"value": "two"}),
-    )
-    .await;
+    let (_, second) = stack
+        .put_secret(
+            &owner.access_token,
+            &vault,
+            "db/password",
+            json!({"value": "two"}),
+        )
+        .await;
     assert_eq!(second["version"], 2);
     assert_eq!(second["id"], first["id"], "one secret, two versions");
 
@@ -84,7 +67,9 @@ async fn deleted_secrets_are_gone_and_unknown_ones_not_found() {
     let stack = TestStack::start().await;
     let owner = stack.signup("deleter@example.com").await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
-    put(&stack, &owner, &vault, "temp", json!({"value": "x"})).await;
+    stack
+        .put_secret(&owner.access_token, &vault, "temp", json!({"value": "x"}))
+        .await;
 
     let (status, _) = stack
         .call(
@@ -111,7 +96,9 @@ async fn deleted_secrets_are_gone_and_unknown_ones_not_found() {
     );
 
     // A new PUT revives the path with the next version.
-    let (_, revived) = put(&stack, &owner, &vault, "temp", json!({"value": "y"})).await;
+    let (_, revived) = stack
+        .put_secret(&owner.access_token, &vault, "temp", json!({"value": "y"}))
+        .await;
     assert_eq!(revived["version"], 2);
     assert_eq!(
         stack
@@ -127,14 +114,14 @@ async fn access_counts_and_expiry_are_enforced() {
     let stack = TestStack::start().await;
     let owner = stack.signup("counter@example.com").await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
-    put(
-        &stack,
-        &owner,
-        &vault,
-        "once",
-        json!({"value": "x", "max_access_count": 2}),
-    )
-    .await;
+    stack
+        .put_secret(
+            &owner.access_token,
+            &vault,
+            "once",
+            json!({"value": "x", "max_access_count": 2}),
+        )
+        .await;
 
     assert_eq!(
         stack
@@ -158,23 +145,23 @@ async fn access_counts_and_expiry_are_enforced() {
         StatusCode::GONE
     );
 
-    let past = put(
-        &stack,
-        &owner,
-        &vault,
-        "old",
-        json!({"value": "x", "expires_at": "2001-01-01T00:00:00Z"}),
-    )
-    .await;
+    let past = stack
+        .put_secret(
+            &owner.access_token,
+            &vault,
+            "old",
+            json!({"value": "x", "expires_at": "2001-01-01T00:00:00Z"}),
+        )
+        .await;
     assert_eq!(past.0, StatusCode::BAD_REQUEST);
-    let zero = put(
-        &stack,
-        &owner,
-        &vault,
-        "z",
-        json!({"value": "x", "max_access_count": 0}),
-    )
-    .await;
+    let zero = stack
+        .put_secret(
+            &owner.access_token,
+            &vault,
+            "z",
+            json!({"value": "x", "max_access_count": 0}),
+        )
+        .await;
     assert_eq!(zero.0, StatusCode::BAD_REQUEST);
 }
 
@@ -183,7 +170,14 @@ async fn path_tricks_are_refused_not_normalised() {
     let stack = TestStack::start().await;
     let owner = stack.signup("paths@example.com").await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
-    put(&stack, &owner, &vault, "a/b", json!({"value": "secret-ab"})).await;
+    stack
+        .put_secret(
+            &owner.access_token,
+            &vault,
+            "a/b",
+            json!({"value": "secret-ab"}),
+        )
+        .await;
 
     // Dot segments never get this far through the edge: URL parsing (the client's, then the
     // Worker runtime's) resolves them first, so `a/./b` arrives as `a/b`. What survives URL
@@ -206,7 +200,9 @@ async fn path_tricks_are_refused_not_normalised() {
             !body.to_string().contains("secret-ab"),
             "{trick} must not reach a/b"
         );
-        let (status, _) = put(&stack, &owner, &vault, trick, json!({"value": "x"})).await;
+        let (status, _) = stack
+            .put_secret(&owner.access_token, &vault, trick, json!({"value": "x"}))
+            .await;
         assert_ne!(status, StatusCode::CREATED, "{trick} must not be writable");
     }
     // A client that does not resolve dot segments, straight at the origin: refused too.
@@ -232,7 +228,14 @@ async fn another_orgs_vaults_and_secrets_are_not_found() {
     let alice = stack.signup("alice@a.example").await;
     let mallory = stack.signup("mallory@b.example").await;
     let vault = stack.create_vault(&alice.access_token, "alice").await;
-    put(&stack, &alice, &vault, "k", json!({"value": "alice-only"})).await;
+    stack
+        .put_secret(
+            &alice.access_token,
+            &vault,
+            "k",
+            json!({"value": "alice-only"}),
+        )
+        .await;
 
     let (status, _) = stack
         .call(
@@ -248,7 +251,8 @@ async fn another_orgs_vaults_and_secrets_are_not_found() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        put(&stack, &mallory, &vault, "k", json!({"value": "x"}))
+        stack
+            .put_secret(&mallory.access_token, &vault, "k", json!({"value": "x"}))
             .await
             .0,
         StatusCode::NOT_FOUND
@@ -269,7 +273,9 @@ async fn a_deleted_vaults_secrets_are_unreadable_at_once() {
     let stack = TestStack::start().await;
     let owner = stack.signup("vaultdel@example.com").await;
     let vault = stack.create_vault(&owner.access_token, "doomed").await;
-    put(&stack, &owner, &vault, "k", json!({"value": "x"})).await;
+    stack
+        .put_secret(&owner.access_token, &vault, "k", json!({"value": "x"}))
+        .await;
 
     let (status, _) = stack
         .call(
@@ -292,15 +298,22 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
     let owner = stack.signup("sealed@example.com").await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     let canary = "canary-7f3a9c2e-value";
-    put(&stack, &owner, &vault, "canary", json!({"value": canary})).await;
-    put(
-        &stack,
-        &owner,
-        &vault,
-        "other",
-        json!({"value": "other-value"}),
-    )
-    .await;
+    stack
+        .put_secret(
+            &owner.access_token,
+            &vault,
+            "canary",
+            json!({"value": canary}),
+        )
+        .await;
+    stack
+        .put_secret(
+            &owner.access_token,
+            &vault,
+            "other",
+            json!({"value": "other-value"}),
+        )
+        .await;
 
     let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
     let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
@@ -355,7 +368,9 @@ async fn an_agent_without_a_policy_sees_no_vault() {
     let stack = TestStack::start().await;
     let owner = stack.signup("agentowner@example.com").await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
-    put(&stack, &owner, &vault, "k", json!({"value": "x"})).await;
+    stack
+        .put_secret(&owner.access_token, &vault, "k", json!({"value": "x"}))
+        .await;
     let (_, agent) = stack
         .call(
             Method::POST,
