@@ -32,6 +32,31 @@ pub struct Config {
     pub password_hash_concurrency: usize,
     /// Google sign-in, when `OXVAULT_GOOGLE_CLIENT_ID` is set.
     pub google: Option<GoogleConfig>,
+    /// The secret the edge proves itself with (`OXVAULT_EDGE_SHARED_SECRET`, at least 32
+    /// characters). Only a request carrying it may name the client's address; without it the
+    /// origin trusts no forwarded address and uses the TCP peer's.
+    pub edge_shared_secret: Option<SecretString>,
+    /// The base URL people reach the edge at (`OXVAULT_PUBLIC_URL`, default
+    /// `http://127.0.0.1:8787`), without a trailing slash: share links and mails point there.
+    pub public_url: String,
+    /// Outgoing mail (share links, invitations).
+    pub mail: MailConfig,
+}
+
+/// Outgoing mail: where to send it and how patiently to retry.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `OXVAULT_SMTP_URL`, e.g. `smtp://127.0.0.1:2525` or `smtps://user:pass@mail:465`
+    /// (lettre's URL form). Unset: mail is queued in the outbox and not sent until it is set.
+    pub smtp_url: Option<SecretString>,
+    /// The sender address (`OXVAULT_MAIL_FROM`, default `oxvault <no-reply@oxvault.local>`).
+    pub from: String,
+    /// Longest wait between two delivery attempts of one message (`OXVAULT_MAIL_RETRY_MAX_SECS`,
+    /// default 300); waits double from one second up to it.
+    pub retry_max: Duration,
+    /// How often the outbox is polled for due messages when nothing wakes it
+    /// (`OXVAULT_MAIL_POLL_MS`, default 1000).
+    pub poll: Duration,
 }
 
 /// PostgreSQL settings.
@@ -81,6 +106,11 @@ pub struct ConfigError {
     /// One line per missing or malformed variable.
     pub problems: Vec<String>,
 }
+
+/// Shortest edge secret accepted: guessing it must be out of reach.
+const MIN_EDGE_SECRET_LEN: usize = 32;
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8787";
+const DEFAULT_MAIL_FROM: &str = "oxvault <no-reply@oxvault.local>";
 
 const DEFAULT_KEK_LABEL: &str = "oxvault-kek";
 const DEFAULT_SIGNING_KEY_LABEL: &str = "oxvault-token-signing";
@@ -181,6 +211,16 @@ impl Config {
                     .optional("OXVAULT_GOOGLE_JWKS_URL")
                     .unwrap_or_else(|| GOOGLE_JWKS_URL.to_owned()),
             });
+        let edge_shared_secret = env.optional("OXVAULT_EDGE_SHARED_SECRET").map(|secret| {
+            if secret.trim().len() < MIN_EDGE_SECRET_LEN {
+                env.problems.push(format!(
+                    "  OXVAULT_EDGE_SHARED_SECRET must be at least {MIN_EDGE_SECRET_LEN} characters"
+                ));
+            }
+            SecretString::from(secret.trim().to_owned())
+        });
+        let public_url = public_url(&mut env);
+        let mail = MailConfig::read(&mut env);
         env.finish(Self {
             listen_addr,
             database,
@@ -189,6 +229,9 @@ impl Config {
             shutdown_grace: Duration::from_secs(grace_secs),
             password_hash_concurrency: password_hash_concurrency.max(1),
             google,
+            edge_shared_secret,
+            public_url,
+            mail,
         })
     }
 }
@@ -275,6 +318,52 @@ impl HsmConfig {
     }
 }
 
+/// `OXVAULT_PUBLIC_URL`: an http(s) URL with nothing after the host but an optional path,
+/// kept without its trailing slash so `{public_url}/s/{id}` is plain concatenation.
+fn public_url<F: Fn(&str) -> Option<String>>(env: &mut Reader<F>) -> String {
+    let Some(text) = env.optional("OXVAULT_PUBLIC_URL") else {
+        return DEFAULT_PUBLIC_URL.to_owned();
+    };
+    let text = text.trim();
+    match url::Url::parse(text) {
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.query().is_none()
+                && url.fragment().is_none()
+                && url.username().is_empty()
+                && url.password().is_none() =>
+        {
+            url.as_str().trim_end_matches('/').to_owned()
+        }
+        _ => {
+            env.problems.push(format!(
+                "  OXVAULT_PUBLIC_URL={text:?} is not valid: expected an http(s) URL such as https://vault.example.com"
+            ));
+            DEFAULT_PUBLIC_URL.to_owned()
+        }
+    }
+}
+
+impl MailConfig {
+    fn read<F: Fn(&str) -> Option<String>>(env: &mut Reader<F>) -> Self {
+        let smtp_url = env
+            .optional("OXVAULT_SMTP_URL")
+            .map(|url| SecretString::from(url.trim().to_owned()));
+        let from = env.optional("OXVAULT_MAIL_FROM").map_or_else(
+            || DEFAULT_MAIL_FROM.to_owned(),
+            |from| from.trim().to_owned(),
+        );
+        let retry_max_secs: u64 = env.parsed("OXVAULT_MAIL_RETRY_MAX_SECS", 300, "whole seconds");
+        let poll_ms: u64 = env.parsed("OXVAULT_MAIL_POLL_MS", 1000, "milliseconds");
+        Self {
+            smtp_url,
+            from,
+            retry_max: Duration::from_secs(retry_max_secs.max(1)),
+            poll: Duration::from_millis(poll_ms.max(10)),
+        }
+    }
+}
+
 fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
@@ -311,6 +400,44 @@ mod tests {
         assert_eq!(config.database.max_connections, 16);
         assert!(!config.migrate_on_start);
         assert_eq!(config.hsm.pin.expose_secret(), "1234");
+        assert!(config.edge_shared_secret.is_none());
+        assert_eq!(config.public_url, "http://127.0.0.1:8787");
+        assert!(config.mail.smtp_url.is_none());
+        assert_eq!(config.mail.retry_max, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_public_url_loses_its_trailing_slash_and_must_be_http() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("OXVAULT_PUBLIC_URL", "https://vault.example.com/"));
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.public_url, "https://vault.example.com");
+
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("OXVAULT_PUBLIC_URL", "ftp://vault.example.com"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("OXVAULT_PUBLIC_URL"), "{err}");
+    }
+
+    #[test]
+    fn a_short_edge_secret_is_refused_and_a_long_one_kept_secret() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("OXVAULT_EDGE_SHARED_SECRET", "too-short"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("at least 32"), "{err}");
+
+        let secret = "0123456789abcdef0123456789abcdef-edge";
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("OXVAULT_EDGE_SHARED_SECRET", secret));
+        pairs.push(("OXVAULT_SMTP_URL", "smtp://user:mailpass@127.0.0.1:2525"));
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(
+            config.edge_shared_secret.as_ref().unwrap().expose_secret(),
+            secret
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(secret), "{debug}");
+        assert!(!debug.contains("mailpass"), "{debug}");
     }
 
     #[test]

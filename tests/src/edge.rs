@@ -13,6 +13,44 @@ use tempfile::TempDir;
 use crate::process::{Managed, free_port};
 use crate::{env_or, repo_root};
 
+/// The default rate limits of a test edge: far above what any test sends, so only the tests
+/// about limits (which set their own) ever see a 429. Each `(var, value)` may be overridden.
+pub const GENEROUS_LIMITS: &[(&str, &str)] = &[
+    ("RATE_LIMIT_AUTH_IP", "100000/60"),
+    ("RATE_LIMIT_LOGIN_IDENTITY", "100000/60"),
+    ("RATE_LIMIT_SHARE_IP", "100000/60"),
+    ("RATE_LIMIT_IDENTITY", "100000/60"),
+];
+
+/// How a test edge is started.
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    /// The origin's base URL (`ORIGIN_URL`).
+    pub origin_url: String,
+    /// Worker bindings passed with `--var NAME:VALUE`; later entries win over earlier ones.
+    pub vars: Vec<(String, String)>,
+}
+
+impl EdgeSettings {
+    /// An edge in front of `origin_url` with [`GENEROUS_LIMITS`].
+    pub fn new(origin_url: &str) -> Self {
+        Self {
+            origin_url: origin_url.to_owned(),
+            vars: GENEROUS_LIMITS
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// Sets a binding, replacing an earlier value of the same name.
+    pub fn var(&mut self, name: &str, value: &str) -> &mut Self {
+        self.vars.retain(|(existing, _)| existing != name);
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
 /// A running `wrangler dev`.
 #[derive(Debug)]
 pub struct Edge {
@@ -77,8 +115,13 @@ fn test_config() -> String {
 }
 
 impl Edge {
-    /// Starts `wrangler dev` with `ORIGIN_URL` set to `origin_url`; returns once it answers.
+    /// Starts `wrangler dev` in front of `origin_url` with the default test bindings.
     pub fn start(origin_url: &str) -> Self {
+        Self::start_with(&EdgeSettings::new(origin_url))
+    }
+
+    /// Starts `wrangler dev` with `settings`; returns once it answers.
+    pub fn start_with(settings: &EdgeSettings) -> Self {
         let dir = tempfile::tempdir().expect("edge dir");
         let config = dir.path().join("wrangler.toml");
         std::fs::write(&config, test_config()).expect("test wrangler.toml");
@@ -104,13 +147,16 @@ impl Edge {
                     "warn",
                 ])
                 .arg("--var")
-                .arg(format!("ORIGIN_URL:{origin_url}"))
+                .arg(format!("ORIGIN_URL:{}", settings.origin_url))
                 // Offline: no Cloudflare look-ups, metrics, error reports or update checks.
                 .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
                 .env("WRANGLER_SEND_METRICS", "false")
                 .env("WRANGLER_SEND_ERROR_REPORTS", "false")
                 .env("WRANGLER_HIDE_BANNER", "true")
                 .env("CI", "true");
+            for (name, value) in &settings.vars {
+                command.arg("--var").arg(format!("{name}:{value}"));
+            }
             let (mut process, _lines) =
                 Managed::spawn("wrangler dev", command, &dir.path().join("wrangler.log"));
             let url = format!("http://127.0.0.1:{port}");

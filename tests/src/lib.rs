@@ -24,7 +24,7 @@ mod softhsm;
 mod stack;
 
 pub use database::TestDatabase;
-pub use edge::Edge;
+pub use edge::{Edge, EdgeSettings, GENEROUS_LIMITS};
 pub use origin::{Origin, OriginSettings};
 pub use softhsm::SoftHsmToken;
 pub use stack::{PASSWORD, Session, TestStack};

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{Edge, Origin, OriginSettings, SoftHsmToken, TestDatabase};
+use crate::{Edge, EdgeSettings, Origin, OriginSettings, SoftHsmToken, TestDatabase};
 
 /// The password every test user signs up with.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -35,14 +35,40 @@ impl TestStack {
 
     /// A stack with the given token, after `adjust` has changed the origin's settings.
     pub async fn start_with(token: SoftHsmToken, adjust: impl FnOnce(&mut OriginSettings)) -> Self {
+        Self::start_custom(token, adjust, |_| {}).await
+    }
+
+    /// A healthy stack whose edge bindings `adjust_edge` has changed (e.g. rate limits).
+    pub async fn start_with_edge(adjust_edge: impl FnOnce(&mut EdgeSettings)) -> Self {
+        Self::start_custom(SoftHsmToken::initialized(), |_| {}, adjust_edge).await
+    }
+
+    /// A stack with the given token, origin settings and edge bindings. The edge and the
+    /// origin share a fresh random secret, so the origin trusts the client address the edge
+    /// reports (as in production, where the secret is a Worker secret).
+    pub async fn start_custom(
+        token: SoftHsmToken,
+        adjust_origin: impl FnOnce(&mut OriginSettings),
+        adjust_edge: impl FnOnce(&mut EdgeSettings),
+    ) -> Self {
         let database = TestDatabase::create().await;
+        let edge_secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let mut settings = OriginSettings::new(database.url(), &token);
-        adjust(&mut settings);
+        settings
+            .extra_env
+            .push(("OXVAULT_EDGE_SHARED_SECRET".to_owned(), edge_secret.clone()));
+        adjust_origin(&mut settings);
         let origin = tokio::task::spawn_blocking(move || Origin::start(&settings))
             .await
             .expect("origin start");
-        let origin_url = origin.url().to_owned();
-        let edge = tokio::task::spawn_blocking(move || Edge::start(&origin_url))
+        let mut edge_settings = EdgeSettings::new(origin.url());
+        edge_settings.var("ORIGIN_SHARED_SECRET", &edge_secret);
+        adjust_edge(&mut edge_settings);
+        let edge = tokio::task::spawn_blocking(move || Edge::start_with(&edge_settings))
             .await
             .expect("edge start");
         Self {

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod idempotency;
 pub mod invites;
+pub mod outbox;
 pub mod policies;
 pub mod rewrap;
 pub mod secrets;
