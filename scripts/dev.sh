@@ -187,6 +187,11 @@ start_origin() {
     bin=$(origin_bin "$DEV_PROFILE")
     [ -x "$bin" ] || die "$bin missing after the build"
     export OXVAULT_LISTEN_ADDR="127.0.0.1:$ORIGIN_PORT" OXVAULT_LOG="${OXVAULT_LOG:-info}"
+    # Links in mail and share_url point at the edge; the edge proves itself to the origin with
+    # a secret made fresh for this run (in production: a Worker secret and the origin's env).
+    export OXVAULT_PUBLIC_URL="${OXVAULT_PUBLIC_URL:-http://127.0.0.1:$EDGE_PORT}"
+    EDGE_SHARED_SECRET=$(random_pin)$(random_pin)
+    export OXVAULT_EDGE_SHARED_SECRET=$EDGE_SHARED_SECRET
     "$bin" migrate
     start_bg origin "$bin" serve
     wait_http origin "http://127.0.0.1:$ORIGIN_PORT/v1/health" 60 "${PIDS[-1]}"
@@ -209,6 +214,7 @@ start_edge() {
     start_bg wrangler "$OXVAULT_WRANGLER" dev --config "$DEV_DIR/wrangler.dev.toml" \
         --local --ip 127.0.0.1 --port "$EDGE_PORT" \
         --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" \
+        --var "ORIGIN_SHARED_SECRET:$EDGE_SHARED_SECRET" \
         --persist-to "$DEV_DIR/wrangler-state"
     wait_http wrangler "http://127.0.0.1:$EDGE_PORT/v1/health" 120 "${PIDS[-1]}"
 }

@@ -183,6 +183,15 @@ ensure_node_modules() {
     fi
 }
 
+# Debian's Chromium for the share page's browser test (driven by playwright-core from
+# node_modules, which never downloads a browser of its own).
+ensure_chromium() {
+    OXVAULT_CHROMIUM=${OXVAULT_CHROMIUM:-/usr/bin/chromium}
+    [ -x "$OXVAULT_CHROMIUM" ] || apt_install chromium
+    [ -x "$OXVAULT_CHROMIUM" ] || die "$OXVAULT_CHROMIUM missing after installing chromium"
+    export OXVAULT_CHROMIUM
+}
+
 # Point worker-build at local binaries so that it never downloads (it would fail here), and
 # keep wrangler from calling Cloudflare.
 export_tool_env() {

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod problem;
 pub mod request_id;
 pub mod secret_path;
+pub mod share;
 pub mod vault;
 
 /// The version both tiers report in their health bodies.

@@ -37,9 +37,10 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/health"),
     ("GET", "/v1/health/hsm"),
     ("GET", "/v1/openapi.json"),
-    // Share links: the unguessable id is the credential.
+    // Share links: the unguessable id is the credential (user, agent and creator shares
+    // are checked against the caller's token by the origin). The status never uses a view.
     ("GET", "/v1/share/{id}"),
-    ("POST", "/v1/share/{id}"),
+    ("GET", "/v1/share/{id}/status"),
 ];
 
 /// The access rule for a request.
@@ -59,7 +60,9 @@ fn method_matches(public: &str, method: &str) -> bool {
     method == public || (public == "GET" && method == "HEAD")
 }
 
-fn path_matches(pattern: &str, path: &str) -> bool {
+/// Whether `path` fits `pattern`: `{name}` segments match one non-empty segment, the others
+/// exactly. Shared with the rate limiter's route lists.
+pub(crate) fn path_matches(pattern: &str, path: &str) -> bool {
     let mut pattern = pattern.split('/');
     let mut path = path.split('/');
     loop {
@@ -100,7 +103,7 @@ mod tests {
             ("GET", "/v1/health/hsm"),
             ("GET", "/v1/openapi.json"),
             ("GET", "/v1/share/3f1c2d3e4b5a4c6d"),
-            ("POST", "/v1/share/3f1c2d3e4b5a4c6d"),
+            ("GET", "/v1/share/3f1c2d3e4b5a4c6d/status"),
         ] {
             assert_eq!(access(method, path), Access::Public, "{method} {path}");
         }
@@ -123,6 +126,9 @@ mod tests {
             ("DELETE", "/v1/health"),
             ("DELETE", "/v1/share/abc"),
             ("PATCH", "/v1/share/abc"),
+            // There is no such origin route: a share is read with GET only.
+            ("POST", "/v1/share/abc"),
+            ("POST", "/v1/share/abc/status"),
             ("get", "/v1/health/hsm"),
         ] {
             assert_eq!(access(method, path), Access::Token, "{method} {path}");
@@ -178,6 +184,8 @@ mod tests {
         assert_eq!(access("GET", "/v1/share//abc"), Access::Token);
         assert_eq!(access("GET", "/v1/share/abc/"), Access::Token);
         assert_eq!(access("GET", "/v1/share/abc/reveal"), Access::Token);
+        assert_eq!(access("GET", "/v1/share/abc/status/"), Access::Token);
+        assert_eq!(access("GET", "/v1/share//status"), Access::Token);
         // An escaped slash stays inside the segment: still one share id, and the origin
         // looks it up as a share id, which is all a public share route can do.
         assert_eq!(access("GET", "/v1/share/a%2Fb"), Access::Public);

@@ -1,60 +1,93 @@
 //! The edge's configuration, read from the Worker's bindings once per request.
 //!
-//! Bindings are plain strings set in `wrangler.toml` (`[vars]`) or with `--var`; parsing them
-//! here, into types, means the forwarding code never sees a malformed origin. A bad or missing
-//! binding is an operator mistake: the edge answers 503 and logs the reason, never the caller.
+//! Bindings are plain strings set in `wrangler.toml` (`[vars]`), as Worker secrets, or with
+//! `--var`; parsing them here, into types, means the forwarding code never sees a malformed
+//! origin or limit. A bad or missing binding is an operator mistake: the edge answers 503 and
+//! logs the reason, never the caller, and never the value of a secret.
+
+use std::fmt;
 
 use thiserror::Error;
 use url::Url;
 
+use crate::rate_limit::{Limit, LimitError, RateLimits};
+
 /// The binding that names the origin, e.g. `http://127.0.0.1:8080`.
 pub const ORIGIN_URL_VAR: &str = "ORIGIN_URL";
+/// The secret the edge proves itself to the origin with (a Worker secret in production).
+pub const SHARED_SECRET_VAR: &str = "ORIGIN_SHARED_SECRET";
+/// The base URL people reach the edge at, e.g. `https://vault.example.com`; optional.
+pub const PUBLIC_URL_VAR: &str = "PUBLIC_URL";
+/// Per client IP, on the routes that hand out tokens.
+pub const RATE_LIMIT_AUTH_IP_VAR: &str = "RATE_LIMIT_AUTH_IP";
+/// Per identity (email, agent, API key) on token exchanges.
+pub const RATE_LIMIT_LOGIN_IDENTITY_VAR: &str = "RATE_LIMIT_LOGIN_IDENTITY";
+/// Per client IP, on share lookups and share pages.
+pub const RATE_LIMIT_SHARE_IP_VAR: &str = "RATE_LIMIT_SHARE_IP";
+/// Per token subject, on every authenticated route.
+pub const RATE_LIMIT_IDENTITY_VAR: &str = "RATE_LIMIT_IDENTITY";
 
-/// Why the bindings could not be turned into an [`EdgeConfig`]. For the log only.
+/// The longest shared secret accepted: it travels in a header on every request.
+const MAX_SECRET_LEN: usize = 512;
+
+/// Why the bindings could not be turned into an [`EdgeConfig`]. For the log only; no variant
+/// carries a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
     #[error("the {0} binding is missing or not a string")]
     Missing(&'static str),
-    #[error("{ORIGIN_URL_VAR} is not a URL")]
-    NotAUrl,
-    #[error("{ORIGIN_URL_VAR} must use http or https, not {0:?}")]
-    UnsupportedScheme(String),
-    #[error("{ORIGIN_URL_VAR} must not carry a user name or password")]
-    HasCredentials,
-    #[error("{ORIGIN_URL_VAR} must not have a path other than `/`")]
-    HasPath,
-    #[error("{ORIGIN_URL_VAR} must not have a query or fragment")]
-    HasQueryOrFragment,
+    #[error("{0} is not a URL")]
+    NotAUrl(&'static str),
+    #[error("{0} must use http or https, not {1:?}")]
+    UnsupportedScheme(&'static str, String),
+    #[error("{0} must not carry a user name or password")]
+    HasCredentials(&'static str),
+    #[error("{0} must not have a path other than `/`")]
+    HasPath(&'static str),
+    #[error("{0} must not have a query or fragment")]
+    HasQueryOrFragment(&'static str),
+    #[error("{SHARED_SECRET_VAR} must be 1 to {MAX_SECRET_LEN} visible ASCII characters")]
+    BadSecret,
+    #[error("{0} is not a rate limit: {1}")]
+    BadLimit(&'static str, LimitError),
 }
 
-/// The origin's base URL: `http` or `https`, a host, perhaps a port, and nothing after it.
+/// A base URL: `http` or `https`, a host, perhaps a port, and nothing after it.
 ///
 /// Held without a trailing slash so that joining a request path (which starts with `/`) is
 /// plain concatenation; see [`crate::target`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginUrl(String);
+pub struct BaseUrl(String);
 
-impl OriginUrl {
-    /// Parses and checks an origin URL such as `http://127.0.0.1:8080/`.
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let url = Url::parse(text.trim()).map_err(|_| ConfigError::NotAUrl)?;
+/// The origin's base URL.
+pub type OriginUrl = BaseUrl;
+
+impl BaseUrl {
+    /// Parses and checks the value of the binding `var`, such as `http://127.0.0.1:8080/`.
+    pub fn parse_var(var: &'static str, text: &str) -> Result<Self, ConfigError> {
+        let url = Url::parse(text.trim()).map_err(|_| ConfigError::NotAUrl(var))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ConfigError::UnsupportedScheme(url.scheme().to_owned()));
+            return Err(ConfigError::UnsupportedScheme(var, url.scheme().to_owned()));
         }
         // Credentials in a var would end up in every outbound request and in logs.
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(ConfigError::HasCredentials);
+            return Err(ConfigError::HasCredentials(var));
         }
-        // A base path would silently change every forwarded path; refuse it rather than guess.
+        // A base path would silently change every path joined to it; refuse rather than guess.
         if url.path() != "/" {
-            return Err(ConfigError::HasPath);
+            return Err(ConfigError::HasPath(var));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(ConfigError::HasQueryOrFragment);
+            return Err(ConfigError::HasQueryOrFragment(var));
         }
         // http(s) URLs always have a host, so what is left is `scheme://host[:port]/`.
         let base = url.as_str().trim_end_matches('/');
         Ok(Self(base.to_owned()))
+    }
+
+    /// Parses an origin URL (the `ORIGIN_URL` binding).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::parse_var(ORIGIN_URL_VAR, text)
     }
 
     /// The base URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
@@ -63,19 +96,79 @@ impl OriginUrl {
     }
 }
 
+/// The secret shared with the origin. Its `Debug` never shows the value, so a config printed
+/// into a log line cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedSecret(String);
+
+impl SharedSecret {
+    /// Checks a secret: non-empty visible ASCII, because it is sent as a header value.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let valid = !text.is_empty()
+            && text.len() <= MAX_SECRET_LEN
+            && text.bytes().all(|byte| byte.is_ascii_graphic());
+        if valid {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(ConfigError::BadSecret)
+        }
+    }
+
+    /// The value, for the one header that carries it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SharedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedSecret(<redacted>)")
+    }
+}
+
 /// Everything the edge needs from its bindings, already checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeConfig {
     /// Where `/v1/*` requests are forwarded.
     pub origin: OriginUrl,
+    /// When set, the origin trusts the client address and public URL the edge reports.
+    pub shared_secret: Option<SharedSecret>,
+    /// The public base URL; `None`: the one each request came in on.
+    pub public_url: Option<BaseUrl>,
+    /// The rate limits.
+    pub limits: RateLimits,
 }
 
 impl EdgeConfig {
-    /// Builds the configuration from the raw binding values (`None`: binding absent).
-    pub fn from_vars(origin_url: Option<&str>) -> Result<Self, ConfigError> {
-        let origin_url = origin_url.ok_or(ConfigError::Missing(ORIGIN_URL_VAR))?;
+    /// Builds the configuration from the bindings; `var` returns a binding's value, `None`
+    /// when it is absent.
+    ///
+    /// An empty `ORIGIN_SHARED_SECRET` or `PUBLIC_URL` counts as absent (a placeholder in
+    /// `[vars]`); every rate limit must be present, so a deployment that lost one fails
+    /// closed (503) instead of running unlimited.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let origin_url = var(ORIGIN_URL_VAR).ok_or(ConfigError::Missing(ORIGIN_URL_VAR))?;
+        let present = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+        let shared_secret = present(SHARED_SECRET_VAR)
+            .map(|text| SharedSecret::parse(&text))
+            .transpose()?;
+        let public_url = present(PUBLIC_URL_VAR)
+            .map(|text| BaseUrl::parse_var(PUBLIC_URL_VAR, &text))
+            .transpose()?;
+        let limit = |name: &'static str| {
+            let text = var(name).ok_or(ConfigError::Missing(name))?;
+            Limit::parse(&text).map_err(|err| ConfigError::BadLimit(name, err))
+        };
         Ok(Self {
-            origin: OriginUrl::parse(origin_url)?,
+            origin: OriginUrl::parse(&origin_url)?,
+            shared_secret,
+            public_url,
+            limits: RateLimits {
+                auth_ip: limit(RATE_LIMIT_AUTH_IP_VAR)?,
+                login_identity: limit(RATE_LIMIT_LOGIN_IDENTITY_VAR)?,
+                share_ip: limit(RATE_LIMIT_SHARE_IP_VAR)?,
+                identity: limit(RATE_LIMIT_IDENTITY_VAR)?,
+            },
         })
     }
 }
@@ -83,6 +176,29 @@ impl EdgeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let mut map: HashMap<String, String> = [
+            (ORIGIN_URL_VAR, "http://127.0.0.1:8080"),
+            (RATE_LIMIT_AUTH_IP_VAR, "30/60"),
+            (RATE_LIMIT_LOGIN_IDENTITY_VAR, "10/300"),
+            (RATE_LIMIT_SHARE_IP_VAR, "60/60"),
+            (RATE_LIMIT_IDENTITY_VAR, "1200/60"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        for (name, value) in pairs {
+            map.insert((*name).to_owned(), (*value).to_owned());
+        }
+        move |name| map.get(name).cloned()
+    }
+
+    fn without(name: &'static str) -> impl Fn(&str) -> Option<String> {
+        let all = vars(&[]);
+        move |asked| (asked != name).then(|| all(asked)).flatten()
+    }
 
     #[test]
     fn a_host_and_port_is_kept_without_a_trailing_slash() {
@@ -110,31 +226,32 @@ mod tests {
     fn schemes_other_than_http_and_https_are_refused() {
         assert_eq!(
             OriginUrl::parse("ftp://127.0.0.1/"),
-            Err(ConfigError::UnsupportedScheme("ftp".into()))
+            Err(ConfigError::UnsupportedScheme(ORIGIN_URL_VAR, "ftp".into()))
         );
         assert!(matches!(
             OriginUrl::parse("file:///etc/passwd"),
-            Err(ConfigError::UnsupportedScheme(_))
+            Err(ConfigError::UnsupportedScheme(..))
         ));
     }
 
     #[test]
     fn a_path_query_or_fragment_is_refused() {
+        let var = ORIGIN_URL_VAR;
         assert_eq!(
             OriginUrl::parse("http://127.0.0.1:8080/api"),
-            Err(ConfigError::HasPath)
+            Err(ConfigError::HasPath(var))
         );
         assert_eq!(
             OriginUrl::parse("http://127.0.0.1:8080//"),
-            Err(ConfigError::HasPath)
+            Err(ConfigError::HasPath(var))
         );
         assert_eq!(
             OriginUrl::parse("http://127.0.0.1:8080/?a=1"),
-            Err(ConfigError::HasQueryOrFragment)
+            Err(ConfigError::HasQueryOrFragment(var))
         );
         assert_eq!(
             OriginUrl::parse("http://127.0.0.1:8080/#x"),
-            Err(ConfigError::HasQueryOrFragment)
+            Err(ConfigError::HasQueryOrFragment(var))
         );
     }
 
@@ -142,28 +259,29 @@ mod tests {
     fn credentials_in_the_origin_url_are_refused() {
         assert_eq!(
             OriginUrl::parse("http://user:pw@127.0.0.1:8080/"),
-            Err(ConfigError::HasCredentials)
+            Err(ConfigError::HasCredentials(ORIGIN_URL_VAR))
         );
     }
 
     #[test]
     fn text_that_is_not_a_url_is_refused() {
-        assert_eq!(OriginUrl::parse(""), Err(ConfigError::NotAUrl));
+        let var = ORIGIN_URL_VAR;
+        assert_eq!(OriginUrl::parse(""), Err(ConfigError::NotAUrl(var)));
         assert_eq!(
             OriginUrl::parse("127.0.0.1:8080"),
-            Err(ConfigError::NotAUrl)
+            Err(ConfigError::NotAUrl(var))
         );
         // Without a scheme, `host:port` reads as scheme `host`: refused all the same.
         assert_eq!(
             OriginUrl::parse("localhost:8080"),
-            Err(ConfigError::UnsupportedScheme("localhost".into()))
+            Err(ConfigError::UnsupportedScheme(var, "localhost".into()))
         );
-        assert_eq!(OriginUrl::parse("http://"), Err(ConfigError::NotAUrl));
+        assert_eq!(OriginUrl::parse("http://"), Err(ConfigError::NotAUrl(var)));
     }
 
     #[test]
     fn a_missing_binding_is_reported_by_name() {
-        let err = EdgeConfig::from_vars(None).unwrap_err();
+        let err = EdgeConfig::from_vars(without(ORIGIN_URL_VAR)).unwrap_err();
         assert_eq!(err, ConfigError::Missing("ORIGIN_URL"));
         assert_eq!(
             err.to_string(),
@@ -172,8 +290,82 @@ mod tests {
     }
 
     #[test]
-    fn a_good_binding_becomes_the_config() {
-        let config = EdgeConfig::from_vars(Some("http://127.0.0.1:8080")).unwrap();
+    fn good_bindings_become_the_config() {
+        let config = EdgeConfig::from_vars(vars(&[])).unwrap();
         assert_eq!(config.origin.as_str(), "http://127.0.0.1:8080");
+        assert_eq!(config.shared_secret, None);
+        assert_eq!(config.public_url, None);
+        assert_eq!(config.limits.auth_ip, Limit::parse("30/60").unwrap());
+        assert_eq!(
+            config.limits.login_identity,
+            Limit::parse("10/300").unwrap()
+        );
+        assert_eq!(config.limits.share_ip, Limit::parse("60/60").unwrap());
+        assert_eq!(config.limits.identity, Limit::parse("1200/60").unwrap());
+    }
+
+    #[test]
+    fn the_shared_secret_and_public_url_are_read_when_set() {
+        let config = EdgeConfig::from_vars(vars(&[
+            (SHARED_SECRET_VAR, "s3cret-value"),
+            (PUBLIC_URL_VAR, "https://vault.example.com/"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.shared_secret.as_ref().map(SharedSecret::expose),
+            Some("s3cret-value")
+        );
+        assert_eq!(
+            config.public_url.as_ref().map(BaseUrl::as_str),
+            Some("https://vault.example.com")
+        );
+    }
+
+    #[test]
+    fn empty_optional_bindings_count_as_absent() {
+        let config =
+            EdgeConfig::from_vars(vars(&[(SHARED_SECRET_VAR, ""), (PUBLIC_URL_VAR, "  ")]))
+                .unwrap();
+        assert_eq!(config.shared_secret, None);
+        assert_eq!(config.public_url, None);
+    }
+
+    #[test]
+    fn a_public_url_with_a_path_is_refused_by_its_own_name() {
+        assert_eq!(
+            EdgeConfig::from_vars(vars(&[(PUBLIC_URL_VAR, "https://x.example/s")])),
+            Err(ConfigError::HasPath(PUBLIC_URL_VAR))
+        );
+    }
+
+    #[test]
+    fn a_secret_that_cannot_be_a_header_value_is_refused_without_showing_it() {
+        for bad in ["has space", "line\nbreak", "caf\u{e9}", &"x".repeat(513)] {
+            let err = EdgeConfig::from_vars(vars(&[(SHARED_SECRET_VAR, bad)])).unwrap_err();
+            assert_eq!(err, ConfigError::BadSecret);
+            assert!(!err.to_string().contains(bad));
+        }
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let config =
+            EdgeConfig::from_vars(vars(&[(SHARED_SECRET_VAR, "do-not-print-me")])).unwrap();
+        assert!(!format!("{config:?}").contains("do-not-print-me"));
+        assert!(format!("{config:?}").contains("<redacted>"));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_rate_limit_fails_closed() {
+        assert_eq!(
+            EdgeConfig::from_vars(without(RATE_LIMIT_SHARE_IP_VAR)),
+            Err(ConfigError::Missing(RATE_LIMIT_SHARE_IP_VAR))
+        );
+        let err = EdgeConfig::from_vars(vars(&[(RATE_LIMIT_IDENTITY_VAR, "lots")])).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::BadLimit(RATE_LIMIT_IDENTITY_VAR, _)
+        ));
+        assert!(err.to_string().contains(RATE_LIMIT_IDENTITY_VAR));
     }
 }

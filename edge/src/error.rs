@@ -11,6 +11,8 @@ use thiserror::Error;
 
 use crate::body::{BodyError, MAX_BODY_BYTES};
 use crate::config::ConfigError;
+use crate::rate_limit::wire::Decision;
+use crate::share::MAX_PASSPHRASE_LEN;
 
 /// Everything that makes the edge answer for itself instead of relaying the origin.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -28,6 +30,17 @@ pub enum EdgeError {
     MissingToken,
     #[error("token refused: {0}")]
     InvalidToken(JwtError),
+    #[error("share passphrase in the query string")]
+    PassphraseInQuery,
+    #[error("share lookup body is not a JSON object with a string passphrase")]
+    MalformedShareBody,
+    #[error("share passphrase cannot be sent as a header value")]
+    UnusablePassphrase,
+    /// `HEAD` on a share lookup: it would use up a view and show nothing.
+    #[error("HEAD on a share lookup")]
+    HeadOnShareLookup,
+    #[error("rate limited: retry after {}s", .0.retry_after_secs)]
+    RateLimited(Decision),
 
     // Inside the system.
     #[error("edge misconfigured: {0}")]
@@ -42,6 +55,10 @@ pub enum EdgeError {
     /// (the fetch's own error was logged where it happened).
     #[error("no token-verification keys available")]
     KeysUnavailable,
+    /// The rate limiter could not be asked; the request is refused rather than let through
+    /// unlimited (fail closed).
+    #[error("rate limiter unavailable: {0}")]
+    LimiterUnavailable(String),
 }
 
 impl From<BodyError> for EdgeError {
@@ -56,14 +73,17 @@ impl From<BodyError> for EdgeError {
     }
 }
 
-/// A complete answer the edge makes up itself: status, content type and body text.
+/// A complete answer the edge makes up itself: status, content type, body text and the
+/// headers that go with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
-    /// The `WWW-Authenticate` challenge of a 401 (RFC 9110 section 11.6.1 requires one).
-    pub www_authenticate: Option<&'static str>,
+    /// Headers the status calls for: the `WWW-Authenticate` challenge of a 401 (RFC 9110
+    /// section 11.6.1 requires one), `Allow` of a 405, `Retry-After` and `X-RateLimit-*` of a
+    /// 429.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// The challenge of every 401: the same bare `Bearer` the origin sends, so a client sees
@@ -99,6 +119,35 @@ impl EdgeError {
                 ProblemKind::Unauthorized,
                 "invalid or expired token".to_owned(),
             ),
+            Self::PassphraseInQuery => (
+                ProblemKind::BadRequest,
+                "a share passphrase must never be sent in the URL; send it in the \
+                 X-Share-Passphrase header or as {\"passphrase\": ...} in the body"
+                    .to_owned(),
+            ),
+            Self::MalformedShareBody => (
+                ProblemKind::BadRequest,
+                "the body of a share lookup must be a JSON object whose passphrase is a string"
+                    .to_owned(),
+            ),
+            Self::UnusablePassphrase => (
+                ProblemKind::BadRequest,
+                format!(
+                    "a share passphrase must be 1 to {MAX_PASSPHRASE_LEN} bytes of text without \
+                     control characters or spaces at either end"
+                ),
+            ),
+            Self::HeadOnShareLookup => (
+                ProblemKind::MethodNotAllowed,
+                "a share is read with GET; HEAD would use up a view".to_owned(),
+            ),
+            Self::RateLimited(decision) => (
+                ProblemKind::TooManyRequests,
+                format!(
+                    "too many requests; try again in {} s",
+                    decision.retry_after_secs.max(1)
+                ),
+            ),
             Self::Misconfigured(_) => (
                 ProblemKind::ServiceUnavailable,
                 "the service is not configured correctly; try again later".to_owned(),
@@ -119,6 +168,10 @@ impl EdgeError {
                 ProblemKind::ServiceUnavailable,
                 "tokens cannot be verified right now; try again later".to_owned(),
             ),
+            Self::LimiterUnavailable(_) => (
+                ProblemKind::ServiceUnavailable,
+                "the service cannot take requests right now; try again later".to_owned(),
+            ),
         }
     }
 
@@ -131,7 +184,20 @@ impl EdgeError {
                 | Self::BadOriginResponse(_)
                 | Self::Internal(_)
                 | Self::KeysUnavailable
+                | Self::LimiterUnavailable(_)
         )
+    }
+
+    /// The headers this error's reply carries besides the body's.
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => {
+                vec![("www-authenticate", BEARER_CHALLENGE.to_owned())]
+            }
+            Self::HeadOnShareLookup => vec![("allow", "GET".to_owned())],
+            Self::RateLimited(decision) => decision.headers(),
+            _ => Vec::new(),
+        }
     }
 
     /// The RFC 7807 reply for this error.
@@ -141,7 +207,7 @@ impl EdgeError {
             status: kind.status(),
             content_type: PROBLEM_JSON,
             body: kind.with_detail(detail).to_json(),
-            www_authenticate: (kind == ProblemKind::Unauthorized).then_some(BEARER_CHALLENGE),
+            headers: self.headers(),
         }
     }
 }
@@ -153,6 +219,68 @@ mod tests {
 
     fn body(err: &EdgeError) -> Value {
         serde_json::from_str(&err.reply().body).unwrap()
+    }
+
+    fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+        reply
+            .headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn challenge(reply: &Reply) -> Option<&str> {
+        header(reply, "www-authenticate")
+    }
+
+    #[test]
+    fn a_rate_limited_request_is_a_429_problem_with_retry_after_and_the_limit() {
+        let err = EdgeError::RateLimited(Decision {
+            allowed: false,
+            limit: 3,
+            remaining: 0,
+            reset_secs: 2,
+            retry_after_secs: 1,
+        });
+        let reply = err.reply();
+        assert_eq!(reply.status, 429);
+        assert_eq!(
+            body(&err),
+            json!({
+                "type": "urn:oxvault:problem:too-many-requests",
+                "title": "Too Many Requests",
+                "status": 429,
+                "detail": "too many requests; try again in 1 s",
+            })
+        );
+        assert_eq!(header(&reply, "retry-after"), Some("1"));
+        assert_eq!(header(&reply, "x-ratelimit-limit"), Some("3"));
+        assert_eq!(header(&reply, "x-ratelimit-remaining"), Some("0"));
+        assert_eq!(header(&reply, "x-ratelimit-reset"), Some("2"));
+        assert!(!err.is_internal());
+    }
+
+    #[test]
+    fn an_unavailable_limiter_fails_closed_with_a_503() {
+        let err = EdgeError::LimiterUnavailable("storage said no".into());
+        assert_eq!(err.reply().status, 503);
+        assert!(err.is_internal());
+        assert!(!err.reply().body.contains("storage"));
+    }
+
+    #[test]
+    fn share_passphrase_mistakes_are_400s_and_head_on_a_lookup_is_a_405() {
+        for err in [
+            EdgeError::PassphraseInQuery,
+            EdgeError::MalformedShareBody,
+            EdgeError::UnusablePassphrase,
+        ] {
+            assert_eq!(err.reply().status, 400, "{err:?}");
+            assert!(!err.is_internal());
+        }
+        let reply = EdgeError::HeadOnShareLookup.reply();
+        assert_eq!(reply.status, 405);
+        assert_eq!(header(&reply, "allow"), Some("GET"));
     }
 
     #[test]
@@ -201,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_misconfiguration_is_a_503_problem_that_does_not_say_what_is_wrong() {
-        let err = EdgeError::from(ConfigError::HasPath);
+        let err = EdgeError::from(ConfigError::HasPath(crate::config::ORIGIN_URL_VAR));
         let reply = err.reply();
         assert_eq!(reply.status, 503);
         assert!(!reply.body.contains("ORIGIN_URL"));
@@ -227,7 +355,7 @@ mod tests {
     fn a_missing_token_is_a_401_problem_with_a_bearer_challenge() {
         let reply = EdgeError::MissingToken.reply();
         assert_eq!(reply.status, 401);
-        assert_eq!(reply.www_authenticate, Some("Bearer"));
+        assert_eq!(challenge(&reply), Some("Bearer"));
         assert_eq!(
             body(&EdgeError::MissingToken),
             json!({
@@ -258,7 +386,7 @@ mod tests {
             assert_eq!(reply, &replies[0]);
         }
         assert_eq!(replies[0].status, 401);
-        assert_eq!(replies[0].www_authenticate, Some("Bearer"));
+        assert_eq!(challenge(&replies[0]), Some("Bearer"));
         assert_eq!(
             body(&EdgeError::InvalidToken(JwtError::Expired))["detail"],
             "invalid or expired token"
@@ -270,17 +398,15 @@ mod tests {
     fn missing_keys_are_a_503_the_system_owns() {
         let err = EdgeError::KeysUnavailable;
         assert_eq!(err.reply().status, 503);
-        assert_eq!(err.reply().www_authenticate, None);
+        assert_eq!(challenge(&err.reply()), None);
         assert!(err.is_internal());
     }
 
     #[test]
     fn only_401s_carry_a_challenge() {
-        assert_eq!(EdgeError::NotFound.reply().www_authenticate, None);
+        assert_eq!(challenge(&EdgeError::NotFound.reply()), None);
         assert_eq!(
-            EdgeError::OriginUnreachable(String::new())
-                .reply()
-                .www_authenticate,
+            challenge(&EdgeError::OriginUnreachable(String::new()).reply()),
             None
         );
     }
@@ -290,6 +416,6 @@ mod tests {
         assert!(!EdgeError::NotFound.is_internal());
         assert!(!EdgeError::PayloadTooLarge.is_internal());
         assert!(EdgeError::OriginUnreachable(String::new()).is_internal());
-        assert!(EdgeError::from(ConfigError::NotAUrl).is_internal());
+        assert!(EdgeError::from(ConfigError::NotAUrl("ORIGIN_URL")).is_internal());
     }
 }

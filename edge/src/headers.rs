@@ -5,13 +5,23 @@
 //! Requests also lose every header that claims to say who the client is (`X-Forwarded-For`,
 //! `X-Real-IP`, `Forwarded`) and every `cf-*` header, because the client could have written
 //! them; the edge then adds the ones it vouches for. The `x-oxvault-` prefix is reserved for
-//! headers the edge itself may one day send the origin (such as a verified subject), so a
-//! client's `x-oxvault-*` headers are dropped too. Headers are `(name, value)` pairs so
-//! this module stays free of the runtime's types; names are compared case-insensitively.
+//! headers the edge itself sends the origin, so a client's `x-oxvault-*` headers are always
+//! dropped.
+//!
+//! When the edge shares a secret with the origin (`ORIGIN_SHARED_SECRET`), every forwarded
+//! request proves it came through the edge with `x-oxvault-edge-auth` and carries what only
+//! the edge knows: the client's address (`x-oxvault-client-ip`) and the public base URL
+//! people use (`x-oxvault-public-url`, for links the origin writes, such as share URLs). The
+//! origin believes those two only next to the right secret.
+//!
+//! Headers are `(name, value)` pairs so this module stays free of the runtime's types; names
+//! are compared case-insensitively.
 
 use std::net::IpAddr;
 
 use oxvault_core::request_id::REQUEST_ID_HEADER;
+
+use crate::config::SharedSecret;
 
 /// The header the edge sets to the client's address.
 pub const FORWARDED_FOR_HEADER: &str = "x-forwarded-for";
@@ -42,6 +52,27 @@ const CLIENT_ADDRESS: &[&str] = &["x-forwarded-for", "x-real-ip", "forwarded"];
 /// The prefix of headers only the edge may send to the origin.
 pub const RESERVED_PREFIX: &str = "x-oxvault-";
 
+/// Proves to the origin that a request came through the edge: the shared secret.
+pub const EDGE_AUTH_HEADER: &str = "x-oxvault-edge-auth";
+/// The client's address as the edge saw it; trusted by the origin only with the secret.
+pub const TRUSTED_CLIENT_IP_HEADER: &str = "x-oxvault-client-ip";
+/// The base URL clients reach the service at; trusted by the origin only with the secret.
+pub const PUBLIC_URL_HEADER: &str = "x-oxvault-public-url";
+
+/// What the edge vouches for when it shares a secret with the origin.
+#[derive(Debug, Clone, Copy)]
+pub struct Trust<'a> {
+    pub secret: &'a SharedSecret,
+    /// `scheme://host[:port]`, see [`public_base`].
+    pub public_url: &'a str,
+}
+
+/// The public base URL: the configured `PUBLIC_URL`, else the `scheme://host[:port]` the
+/// request came in on (`request_origin`, as the runtime serialises the URL's origin).
+pub fn public_base<'a>(configured: Option<&'a str>, request_origin: &'a str) -> &'a str {
+    configured.unwrap_or(request_origin)
+}
+
 /// The header list of a request or response, as `(name, value)` pairs.
 pub type HeaderList = Vec<(String, String)>;
 
@@ -71,13 +102,15 @@ fn end_to_end(headers: &[(String, String)]) -> impl Iterator<Item = &(String, St
 /// The headers to send to the origin for a client request.
 ///
 /// `client_ip` is the runtime's `CF-Connecting-IP`; when it is absent or not an IP address
-/// (some local setups) no `X-Forwarded-For` is sent rather than a made-up one.
-/// `Content-Length` is dropped because the edge re-sends the body it read and the runtime
-/// frames it; a stale length would corrupt the request.
+/// (some local setups) no `X-Forwarded-For` (nor `x-oxvault-client-ip`) is sent rather than
+/// a made-up one. `trust` adds the edge's proof and what it vouches for (see the module
+/// docs). `Content-Length` is dropped because the edge re-sends the body it read and the
+/// runtime frames it; a stale length would corrupt the request.
 pub fn to_origin(
     incoming: &[(String, String)],
     client_ip: Option<&str>,
     request_id: &str,
+    trust: Option<Trust<'_>>,
 ) -> HeaderList {
     let mut out: HeaderList = end_to_end(incoming)
         .filter(|(name, _)| {
@@ -89,11 +122,28 @@ pub fn to_origin(
         })
         .cloned()
         .collect();
-    if let Some(ip) = client_ip.and_then(valid_ip) {
-        out.push((FORWARDED_FOR_HEADER.to_owned(), ip));
+    let ip = client_ip.and_then(valid_ip);
+    if let Some(ip) = &ip {
+        out.push((FORWARDED_FOR_HEADER.to_owned(), ip.clone()));
     }
     out.push((REQUEST_ID_HEADER.to_owned(), request_id.to_owned()));
+    if let Some(trust) = trust {
+        out.push((
+            EDGE_AUTH_HEADER.to_owned(),
+            trust.secret.expose().to_owned(),
+        ));
+        if let Some(ip) = ip {
+            out.push((TRUSTED_CLIENT_IP_HEADER.to_owned(), ip));
+        }
+        out.push((PUBLIC_URL_HEADER.to_owned(), trust.public_url.to_owned()));
+    }
     out
+}
+
+/// Sets a header to one value, dropping every earlier value of that name.
+pub fn set(headers: &mut HeaderList, name: &str, value: &str) {
+    headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
+    headers.push((name.to_owned(), value.to_owned()));
 }
 
 /// The headers to return to the client for an origin response: the origin's end-to-end
@@ -156,7 +206,7 @@ mod tests {
             ("x-custom", "1"),
             ("x-custom", "2"),
         ]);
-        let out = to_origin(&incoming, None, "rid");
+        let out = to_origin(&incoming, None, "rid", None);
         assert_eq!(&out[..5], &incoming[..]);
     }
 
@@ -174,7 +224,7 @@ mod tests {
             ("Host", "edge.example"),
             ("accept", "*/*"),
         ]);
-        let out = to_origin(&incoming, None, "rid");
+        let out = to_origin(&incoming, None, "rid", None);
         assert_eq!(names(&out), ["accept", "x-request-id"]);
     }
 
@@ -186,7 +236,7 @@ mod tests {
             ("X-Other", "2"),
             ("x-kept", "3"),
         ]);
-        let out = to_origin(&incoming, None, "rid");
+        let out = to_origin(&incoming, None, "rid", None);
         assert_eq!(names(&out), ["x-kept", "x-request-id"]);
     }
 
@@ -198,7 +248,7 @@ mod tests {
             ("forwarded", "for=6.6.6.6"),
             ("accept", "*/*"),
         ]);
-        let out = to_origin(&incoming, Some("203.0.113.7"), "rid");
+        let out = to_origin(&incoming, Some("203.0.113.7"), "rid", None);
         assert_eq!(
             out,
             list(&[
@@ -217,7 +267,7 @@ mod tests {
             ("cf-ipcountry", "XX"),
             ("cfx", "kept: not the cf- prefix"),
         ]);
-        let out = to_origin(&incoming, None, "rid");
+        let out = to_origin(&incoming, None, "rid", None);
         assert_eq!(names(&out), ["cfx", "x-request-id"]);
     }
 
@@ -231,7 +281,7 @@ mod tests {
             ("x-oxvaul", "kept: shorter than the prefix"),
             ("accept", "*/*"),
         ]);
-        let out = to_origin(&incoming, None, "rid");
+        let out = to_origin(&incoming, None, "rid", None);
         assert_eq!(
             names(&out),
             ["x-oxvaultish", "x-oxvaul", "accept", "x-request-id"]
@@ -241,24 +291,24 @@ mod tests {
     #[test]
     fn the_clients_request_id_header_is_replaced_by_the_chosen_one() {
         let incoming = list(&[("X-Request-Id", "bad id\n"), ("accept", "*/*")]);
-        let out = to_origin(&incoming, None, "chosen");
+        let out = to_origin(&incoming, None, "chosen", None);
         assert_eq!(out, list(&[("accept", "*/*"), ("x-request-id", "chosen")]));
     }
 
     #[test]
     fn content_length_is_left_to_the_runtime() {
         let incoming = list(&[("content-length", "5"), ("content-type", "text/plain")]);
-        let out = to_origin(&incoming, None, "rid");
+        let out = to_origin(&incoming, None, "rid", None);
         assert_eq!(names(&out), ["content-type", "x-request-id"]);
     }
 
     #[test]
     fn a_client_ip_that_is_not_an_address_is_not_forwarded() {
-        let out = to_origin(&[], Some("1.2.3.4, 5.6.7.8"), "rid");
+        let out = to_origin(&[], Some("1.2.3.4, 5.6.7.8"), "rid", None);
         assert_eq!(names(&out), ["x-request-id"]);
-        let out = to_origin(&[], Some(""), "rid");
+        let out = to_origin(&[], Some(""), "rid", None);
         assert_eq!(names(&out), ["x-request-id"]);
-        let out = to_origin(&[], Some("::1"), "rid");
+        let out = to_origin(&[], Some("::1"), "rid", None);
         assert_eq!(find(&out, "x-forwarded-for"), Some("::1"));
     }
 
@@ -283,6 +333,105 @@ mod tests {
                 ("x-request-id", "rid"),
             ])
         );
+    }
+
+    fn secret() -> SharedSecret {
+        SharedSecret::parse("edge-secret-123").unwrap()
+    }
+
+    #[test]
+    fn with_a_shared_secret_the_edge_vouches_for_the_client_and_public_url() {
+        let secret = secret();
+        let trust = Trust {
+            secret: &secret,
+            public_url: "https://vault.example.com",
+        };
+        let out = to_origin(
+            &list(&[("accept", "*/*")]),
+            Some("203.0.113.7"),
+            "rid",
+            Some(trust),
+        );
+        assert_eq!(
+            out,
+            list(&[
+                ("accept", "*/*"),
+                ("x-forwarded-for", "203.0.113.7"),
+                ("x-request-id", "rid"),
+                ("x-oxvault-edge-auth", "edge-secret-123"),
+                ("x-oxvault-client-ip", "203.0.113.7"),
+                ("x-oxvault-public-url", "https://vault.example.com"),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_clients_own_trust_headers_are_replaced_not_kept() {
+        let secret = secret();
+        let trust = Trust {
+            secret: &secret,
+            public_url: "https://vault.example.com",
+        };
+        let incoming = list(&[
+            ("X-OxVault-Edge-Auth", "guess"),
+            ("x-oxvault-client-ip", "10.0.0.1"),
+            ("x-oxvault-public-url", "https://evil.example"),
+        ]);
+        let out = to_origin(&incoming, Some("203.0.113.7"), "rid", Some(trust));
+        assert_eq!(find(&out, "x-oxvault-edge-auth"), Some("edge-secret-123"));
+        assert_eq!(find(&out, "x-oxvault-client-ip"), Some("203.0.113.7"));
+        assert_eq!(
+            find(&out, "x-oxvault-public-url"),
+            Some("https://vault.example.com")
+        );
+        assert_eq!(out.len(), 5, "{out:?}");
+    }
+
+    #[test]
+    fn without_a_usable_client_address_no_client_ip_is_vouched_for() {
+        let secret = secret();
+        let trust = Trust {
+            secret: &secret,
+            public_url: "http://127.0.0.1:8787",
+        };
+        for ip in [None, Some("not-an-ip"), Some("")] {
+            let out = to_origin(&[], ip, "rid", Some(trust));
+            assert_eq!(find(&out, "x-oxvault-client-ip"), None, "{ip:?}");
+            assert_eq!(find(&out, "x-oxvault-edge-auth"), Some("edge-secret-123"));
+            assert_eq!(
+                find(&out, "x-oxvault-public-url"),
+                Some("http://127.0.0.1:8787")
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_shared_secret_no_trust_header_is_sent() {
+        let out = to_origin(&[], Some("203.0.113.7"), "rid", None);
+        assert!(
+            out.iter()
+                .all(|(name, _)| !has_prefix(name, RESERVED_PREFIX)),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn the_public_base_is_the_configured_one_else_the_requests() {
+        assert_eq!(
+            public_base(Some("https://vault.example.com"), "http://127.0.0.1:8787"),
+            "https://vault.example.com"
+        );
+        assert_eq!(
+            public_base(None, "http://127.0.0.1:8787"),
+            "http://127.0.0.1:8787"
+        );
+    }
+
+    #[test]
+    fn set_replaces_every_earlier_value() {
+        let mut headers = list(&[("X-Share-Passphrase", "a"), ("x-share-passphrase", "b")]);
+        set(&mut headers, "x-share-passphrase", "c");
+        assert_eq!(headers, list(&[("x-share-passphrase", "c")]));
     }
 
     #[test]

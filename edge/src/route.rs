@@ -1,5 +1,5 @@
-//! Which of the edge's three answers a request gets, from its method and path alone. Whether
-//! a forwarded request needs a token is the separate question of [`crate::access`].
+//! Which of the edge's answers a request gets, from its method and path alone. Whether a
+//! forwarded request needs a token is the separate question of [`crate::access`].
 //!
 //! The path is the one the runtime parsed (WHATWG URL rules), so dot segments such as
 //! `/v1/../admin` are already resolved before it gets here: a request cannot escape `/v1/`
@@ -15,6 +15,9 @@ pub const API_PREFIX: &str = "/v1/";
 /// `HEAD` only: it is a document, and other methods have no business there).
 pub const JWKS_PATH: &str = crate::keys::JWKS_PATH;
 
+/// The human page of a share link, `share_url` = `{public_url}/s/{id}`.
+pub const SHARE_PAGE_PATTERN: &str = "/s/{id}";
+
 /// What the edge does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -23,6 +26,9 @@ pub enum Route {
     /// Any other `/v1/*` request, and `GET`/`HEAD /.well-known/jwks.json`: sent on to the
     /// origin (after the token check of [`crate::access`]).
     Forward,
+    /// `GET`/`HEAD /s/{id}`: the share page, rendered by the edge (see
+    /// [`crate::share_page`]).
+    SharePage,
     /// Not part of the API: 404 without bothering the origin.
     NotFound,
 }
@@ -35,6 +41,10 @@ pub fn route(method: &str, path: &str) -> Route {
         || (path == JWKS_PATH && matches!(method, "GET" | "HEAD"))
     {
         Route::Forward
+    } else if matches!(method, "GET" | "HEAD")
+        && crate::access::path_matches(SHARE_PAGE_PATTERN, path)
+    {
+        Route::SharePage
     } else {
         Route::NotFound
     }
@@ -84,6 +94,18 @@ mod tests {
             Route::NotFound
         );
         assert_eq!(route("GET", "/.well-known/JWKS.json"), Route::NotFound);
+    }
+
+    #[test]
+    fn share_pages_are_served_for_get_and_head_on_one_segment() {
+        assert_eq!(route("GET", "/s/abc"), Route::SharePage);
+        assert_eq!(route("HEAD", "/s/abc"), Route::SharePage);
+        assert_eq!(route("POST", "/s/abc"), Route::NotFound);
+        assert_eq!(route("GET", "/s/"), Route::NotFound);
+        assert_eq!(route("GET", "/s"), Route::NotFound);
+        assert_eq!(route("GET", "/s/abc/"), Route::NotFound);
+        assert_eq!(route("GET", "/s/abc/x"), Route::NotFound);
+        assert_eq!(route("GET", "/S/abc"), Route::NotFound);
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct Config {
     pub public_url: String,
     /// Outgoing mail (share links, invitations).
     pub mail: MailConfig,
+    /// The origin's own coarse per-client limit on its costly routes (sign-in, token
+    /// exchanges, share lookups), `OXVAULT_ORIGIN_RATE_LIMIT` as `N/S` (default `120/60`).
+    /// Per process: the exact limits are the edge's.
+    pub origin_rate_limit: crate::http::throttle::Rate,
 }
 
 /// Outgoing mail: where to send it and how patiently to retry.
@@ -221,6 +225,7 @@ impl Config {
         });
         let public_url = public_url(&mut env);
         let mail = MailConfig::read(&mut env);
+        let origin_rate_limit = origin_rate_limit(&mut env);
         env.finish(Self {
             listen_addr,
             database,
@@ -232,6 +237,7 @@ impl Config {
             edge_shared_secret,
             public_url,
             mail,
+            origin_rate_limit,
         })
     }
 }
@@ -342,6 +348,24 @@ fn public_url<F: Fn(&str) -> Option<String>>(env: &mut Reader<F>) -> String {
             DEFAULT_PUBLIC_URL.to_owned()
         }
     }
+}
+
+fn origin_rate_limit<F: Fn(&str) -> Option<String>>(
+    env: &mut Reader<F>,
+) -> crate::http::throttle::Rate {
+    let default = crate::http::throttle::Rate {
+        requests: 120,
+        period: Duration::from_secs(60),
+    };
+    let Some(text) = env.optional("OXVAULT_ORIGIN_RATE_LIMIT") else {
+        return default;
+    };
+    crate::http::throttle::Rate::parse(&text).unwrap_or_else(|| {
+        env.problems.push(format!(
+            "  OXVAULT_ORIGIN_RATE_LIMIT={text:?} is not valid: expected N/S, e.g. 120/60"
+        ));
+        default
+    })
 }
 
 impl MailConfig {

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod mail;
 pub mod service;
 pub mod startup;
 pub mod store;

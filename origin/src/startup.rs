@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::crypto::Pkcs11Hsm;
 use crate::http::{self, AppState};
+use crate::mail::{MailDelivery, MailSetupError};
 use crate::service::api_keys::ApiKeyService;
 use crate::service::auth::{AuthService, AuthSettings};
 use crate::service::google::GoogleVerifier;
@@ -39,6 +40,8 @@ pub enum StartupError {
     Passwords(String),
     #[error("Google sign-in cannot start: {0}")]
     Google(String),
+    #[error("mail delivery cannot start: {0}")]
+    Mail(#[from] MailSetupError),
     #[error("the server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -49,6 +52,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     shutdown_grace: Duration,
+    /// The outbox's delivery loop, stopped after the server has drained.
+    mail: MailDelivery,
 }
 
 impl Application {
@@ -95,16 +100,24 @@ impl Application {
                 addr: config.listen_addr,
                 source,
             })?;
+        // After the bind, so an origin that cannot serve does not start delivering either.
+        let mail = MailDelivery::start(pool.clone(), &config.mail)?;
         Ok(Self {
             listener,
             state: AppState {
-                org: OrgService::new(pool.clone()),
+                org: OrgService::new(pool.clone(), config.public_url.clone()),
                 api_keys: ApiKeyService::new(pool.clone(), auth.clone()),
+                edge_trust: http::client::EdgeTrust::new(
+                    config.edge_shared_secret.as_ref(),
+                    &config.public_url,
+                ),
+                throttle: http::throttle::Throttle::new(config.origin_rate_limit),
                 pool,
                 keyring,
                 auth,
             },
             shutdown_grace: config.shutdown_grace,
+            mail,
         })
     }
 
@@ -147,6 +160,9 @@ impl Application {
                 tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections");
             }
         }
+        // Requests drained may have queued mail: the loop stops between messages, and
+        // whatever is unsent stays in the outbox for the next start.
+        self.mail.stop().await;
         self.state.pool.close().await;
         tracing::info!("stopped");
         Ok(())

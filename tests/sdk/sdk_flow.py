@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from oneclaw import create_client
 from oneclaw.errors import OneclawError
@@ -107,6 +108,36 @@ def main(base_url: str) -> None:
     gone = agent_client.secrets.get(vault_id, "db/password")
     assert gone.error is not None and gone.meta.status in (403, 404), gone
     step("policies drive what an agent may do")
+
+    shared = data(human.secrets.set(vault_id, "share/token", "shared-value-1"), "secret to share")
+    expires = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    link = data(human.sharing.create(shared["id"], recipient_type="anyone_with_link",
+                                     expires_at=expires, max_access_count=2,
+                                     passphrase="open sesame"), "share create")
+    assert link["share_url"].endswith(f"/s/{link['id']}"), link
+    stranger = create_client(base_url=base_url)
+    wrong = stranger.sharing.access(link["id"], passphrase="wrong")
+    assert wrong.error is not None and wrong.meta.status == 404, wrong
+    got = data(stranger.sharing.access(link["id"], passphrase="open sesame"), "share access")
+    assert got["value"] == "shared-value-1" and got["access_count"] == 1, got
+    outbound = data(human.sharing.list_outbound(), "outbound shares")
+    assert [s["id"] for s in outbound["shares"]] == [link["id"]], outbound
+    assert outbound["shares"][0]["access_count"] == 1, outbound
+    data(human.sharing.revoke(link["id"]), "share revoke")
+    revoked = stranger.sharing.access(link["id"], passphrase="open sesame")
+    assert revoked.error is not None and revoked.meta.status == 404, revoked
+    step("share link: create, access with passphrase, list, revoke")
+
+    to_agent = data(human.sharing.create(shared["id"], recipient_type="agent",
+                                         recipient_id=agent_id, expires_at=expires),
+                    "share to agent")
+    inbound = data(agent_client.sharing.list_inbound(), "agent inbound shares")
+    assert [s["id"] for s in inbound["shares"]] == [to_agent["id"]], inbound
+    data(agent_client.sharing.accept(to_agent["id"]), "agent accepts")
+    assert data(agent_client.sharing.access(to_agent["id"]), "agent reads share")["value"] == "shared-value-1"
+    not_for_stranger = stranger.sharing.access(to_agent["id"])
+    assert not_for_stranger.error is not None and not_for_stranger.meta.status == 404
+    step("share to an agent: inbound, accept, access")
 
     data(human.secrets.delete(vault_id, "db/password"), "secret delete")
     after_delete = human.secrets.get(vault_id, "db/password")

@@ -20,12 +20,15 @@ mod database;
 mod edge;
 mod origin;
 mod process;
+pub mod shares;
+mod smtp;
 mod softhsm;
 mod stack;
 
 pub use database::TestDatabase;
 pub use edge::{Edge, EdgeSettings, GENEROUS_LIMITS};
 pub use origin::{Origin, OriginSettings};
+pub use smtp::{ReceivedMail, SmtpListener, SmtpSettings, TempFailure};
 pub use softhsm::SoftHsmToken;
 pub use stack::{PASSWORD, Session, TestStack};
 

@@ -237,4 +237,27 @@ impl TestStack {
                 .to_owned(),
         }
     }
+
+    /// The id of the user holding `token` (`GET /v1/auth/me`).
+    pub async fn user_id(&self, token: &str) -> String {
+        let (status, me) = self.call(Method::GET, "/v1/auth/me", token, None).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{me}");
+        me["id"].as_str().expect("user id").to_owned()
+    }
+
+    /// A `member` of `owner`'s org, signed up after an invitation: its session and user id.
+    pub async fn invite_member(&self, owner: &Session, email: &str) -> (Session, String) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/org/invite",
+                &owner.access_token,
+                Some(json!({"email": email, "role": "member"})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        let session = self.signup(email).await;
+        let id = self.user_id(&session.access_token).await;
+        (session, id)
+    }
 }

@@ -8,6 +8,8 @@ use std::cell::RefCell;
 use oxvault_core::request_id::REQUEST_ID_HEADER;
 use worker::{AbortSignal, Date, Fetch, Request, console_error, console_log, web_sys};
 
+use oxvault_core::claims::Claims;
+
 use super::http::to_headers;
 use crate::auth::{bearer_token, token_kid, unix_seconds, verify_token};
 use crate::config::EdgeConfig;
@@ -25,13 +27,14 @@ thread_local! {
     static KEYS: RefCell<KeyCache> = const { RefCell::new(KeyCache::new()) };
 }
 
-/// Lets the request through only with a bearer token that verifies; otherwise the error is
-/// the answer (401, or 503 when no keys can be had), and nothing is forwarded.
+/// Lets the request through only with a bearer token that verifies, and returns its claims
+/// (the subject is what the per-identity rate limit counts); otherwise the error is the
+/// answer (401, or 503 when no keys can be had), and nothing is forwarded.
 pub(super) async fn require_token(
     authorization: Option<&str>,
     config: &EdgeConfig,
     request_id: &str,
-) -> Result<(), EdgeError> {
+) -> Result<Claims, EdgeError> {
     let token = bearer_token(authorization)?;
     let kid = token_kid(token)?;
 
@@ -44,7 +47,6 @@ pub(super) async fn require_token(
     // Taken again after the fetch: the clock only moves across I/O in a Worker.
     let now = now_unix();
     KEYS.with_borrow(|cache| verify_token(cache, token, now))
-        .map(|_claims| ())
 }
 
 /// Fetches the origin's key set and caches it; a failure is logged and leaves the cache as

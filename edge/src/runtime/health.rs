@@ -25,7 +25,7 @@ pub(super) async fn answer(config: &EdgeConfig, request_id: &str) -> Response {
             status,
             content_type: "application/json",
             body: to_json(&report),
-            www_authenticate: None,
+            headers: Vec::new(),
         },
         request_id,
     )

@@ -1,26 +1,36 @@
 //! The Worker's entry point: the only code that touches the Workers runtime (wasm32 only).
 //!
-//! Each request is routed, the bindings are read into an [`EdgeConfig`], protected routes
-//! have their bearer token verified, and the pure modules decide what to do; this layer does
-//! the I/O. Every failure becomes an [`EdgeError`] and then an RFC 7807 response here, so
-//! `fetch` always returns `Ok`: an `Err` would reach the client as the `worker` crate's bare
-//! "INTERNAL SERVER ERROR", and a panic would kill the isolate.
+//! Each request is routed, the bindings are read into an [`EdgeConfig`], rate limits are
+//! counted, protected routes have their bearer token verified, and the pure modules decide
+//! what to do; this layer does the I/O. Every failure becomes an [`EdgeError`] and then an
+//! RFC 7807 response here, so `fetch` always returns `Ok`: an `Err` would reach the client as
+//! the `worker` crate's bare "INTERNAL SERVER ERROR", and a panic would kill the isolate.
+//!
+//! The `RateLimiter` Durable Object class ([`rate_limiter`]) is exported from here too.
 
 mod auth;
 mod forward;
 mod health;
 mod http;
+mod limiter;
+mod page;
+mod rate_limiter;
 
 use oxvault_core::request_id::REQUEST_ID_HEADER;
-use worker::{Context, Env, Request, Response, console_error, console_log, event};
+use worker::js_sys::JsString;
+use worker::{Context, Env, Request, Response, Url, console_error, console_log, event};
 
 use crate::access::{Access, access};
 use crate::body::check_declared_length;
-use crate::config::{EdgeConfig, ORIGIN_URL_VAR};
+use crate::config::{BaseUrl, EdgeConfig};
 use crate::error::EdgeError;
-use crate::headers;
+use crate::headers::{self, CLIENT_IP_HEADER, Trust};
+use crate::rate_limit::plan;
 use crate::request_id::{choose_request_id, fresh_request_id};
 use crate::route::{Route, route};
+use crate::share::{self, PASSPHRASE_HEADER, ShareRoute};
+use forward::Outbound;
+use limiter::Limiter;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -62,25 +72,122 @@ async fn dispatch(req: Request, env: &Env, request_id: &str) -> Result<Response,
             let config = load_config(env)?;
             Ok(health::answer(&config, request_id).await)
         }
+        Route::SharePage => {
+            let config = load_config(env)?;
+            page::answer(&req, &url, &method, env, &config, request_id).await
+        }
         Route::Forward => {
             let config = load_config(env)?;
-            let incoming = http::header_list(req.headers());
-            // Framing first: a malformed or oversized declared length is refused whoever
-            // sends it, and costs nothing to check (the body itself is read only after the
-            // token check).
-            let declared = check_declared_length(headers::find(&incoming, "content-length"))?;
-            if access(&method, url.path()) == Access::Token {
-                let authorization = headers::find(&incoming, "authorization");
-                auth::require_token(authorization, &config, request_id).await?;
-            }
-            forward::forward(req, &url, &method, &incoming, declared, &config, request_id).await
+            forward_request(req, &url, &method, env, &config, request_id).await
         }
     }
+}
+
+/// A `/v1/*` request: limits, token, body, then the origin. Each step that can refuse runs
+/// before the work of the next, and all of them before the origin is called.
+async fn forward_request(
+    req: Request,
+    url: &Url,
+    method: &str,
+    env: &Env,
+    config: &EdgeConfig,
+    request_id: &str,
+) -> Result<Response, EdgeError> {
+    let path = url.path();
+    let incoming = http::header_list(req.headers());
+    // Framing first: a malformed or oversized declared length is refused whoever sends it,
+    // and costs nothing to check (the body itself is read only after the token check).
+    let declared = check_declared_length(headers::find(&incoming, "content-length"))?;
+
+    let share = share::share_route(path).filter(|_| matches!(method, "GET" | "HEAD"));
+    if share.is_some() {
+        share::refuse_passphrase_in_query(url.query())?;
+    }
+    if share == Some(ShareRoute::Lookup) && method == "HEAD" {
+        return Err(EdgeError::HeadOnShareLookup);
+    }
+
+    let client_ip = headers::find(&incoming, CLIENT_IP_HEADER);
+    let mut limiter = Limiter::new(env, config.limits);
+    // Per IP first: it needs nothing but the address, so a flood from one address is turned
+    // away before any token or body work.
+    if let Some(class) = plan::ip_class(method, path) {
+        limiter.check(plan::ip_check(class, client_ip)).await?;
+    }
+    if access(method, path) == Access::Token {
+        let authorization = headers::find(&incoming, "authorization");
+        let claims = auth::require_token(authorization, config, request_id).await?;
+        limiter.check(plan::subject_check(&claims.sub)).await?;
+    }
+
+    // A share lookup's GET may carry the passphrase in a JSON body; other GETs and HEADs are
+    // forwarded without one, as fetch() requires.
+    let lookup = share == Some(ShareRoute::Lookup);
+    let body = if lookup || !matches!(method, "GET" | "HEAD") {
+        forward::read_body(&req, declared).await?
+    } else {
+        None
+    };
+    let identity = plan::identity_check(
+        method,
+        path,
+        body.as_deref().unwrap_or_default(),
+        &nfkc_lower,
+    );
+    if let Some(check) = identity {
+        limiter.check(check).await?;
+    }
+
+    let request_origin = url.origin().ascii_serialization();
+    let mut outgoing = headers::to_origin(
+        &incoming,
+        client_ip,
+        request_id,
+        trust(config, &request_origin),
+    );
+    let body = if lookup {
+        if let Some(passphrase) = share::passphrase_from_body(body.as_deref().unwrap_or_default())?
+        {
+            headers::set(&mut outgoing, PASSPHRASE_HEADER, passphrase.header_value());
+        }
+        None
+    } else {
+        body
+    };
+    let outbound = Outbound {
+        method,
+        url,
+        headers: outgoing,
+        body,
+    };
+    forward::send(outbound, config, &limiter.headers(), request_id).await
+}
+
+/// NFKC, then lower case, by the JavaScript runtime: the same Unicode operations as the core's
+/// `Email` normalisation, without linking its tables into the Worker (see
+/// [`crate::rate_limit::plan`]).
+fn nfkc_lower(text: &str) -> String {
+    JsString::from(text)
+        .normalize("NFKC")
+        .to_lower_case()
+        .into()
+}
+
+/// What the edge vouches for to the origin, when it shares a secret with it.
+fn trust<'a>(config: &'a EdgeConfig, request_origin: &'a str) -> Option<Trust<'a>> {
+    config.shared_secret.as_ref().map(|secret| Trust {
+        secret,
+        public_url: headers::public_base(
+            config.public_url.as_ref().map(BaseUrl::as_str),
+            request_origin,
+        ),
+    })
 }
 
 /// Reads the bindings once for this request. Only routes that need the origin call it, so a
 /// 404 never depends on configuration.
 fn load_config(env: &Env) -> Result<EdgeConfig, EdgeError> {
-    let origin_url = env.var(ORIGIN_URL_VAR).ok().map(|var| var.to_string());
-    Ok(EdgeConfig::from_vars(origin_url.as_deref())?)
+    Ok(EdgeConfig::from_vars(|name| {
+        env.var(name).ok().map(|var| var.to_string())
+    })?)
 }

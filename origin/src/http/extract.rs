@@ -1,18 +1,32 @@
 //! Extractors shared by the handlers: JSON bodies whose rejections are RFC 7807 bodies, and
-//! the authenticated [`Principal`] of a request.
+//! the authenticated [`Principal`] of a request, carrying the client's address as
+//! [`super::client`] establishes it (for policy conditions).
 
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use oxvault_core::problem::ProblemKind;
 
+use super::client::ClientContext;
 use super::{ApiError, AppState};
+use crate::service::ServiceError;
 use crate::service::principal::Principal;
 
 /// `axum::Json`, but a bad body answers with a problem body instead of plain text.
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// Authenticates `token` and notes the request's client address on the principal.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    token: &str,
+) -> Result<Principal, ServiceError> {
+    let mut principal = state.auth.authenticate(token).await?;
+    principal.client_ip = ClientContext::of(parts, &state.edge_trust).ip;
+    Ok(principal)
+}
 
 /// The bearer token of a request, if any.
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -34,6 +48,28 @@ impl FromRequestParts<AppState> for Principal {
                 "a bearer token is required",
             ));
         };
-        Ok(state.auth.authenticate(token).await?)
+        Ok(authenticate(parts, state, token).await?)
+    }
+}
+
+/// The authenticated caller when a valid bearer token came with the request, else `None`:
+/// for public routes that answer more to some callers (share reads). A token that does not
+/// authenticate counts as no token, so such a route answers alike whatever is wrong with it;
+/// an outage (HSM, database) is still an error, not an anonymous caller.
+#[derive(Debug, Clone)]
+pub struct OptionalPrincipal(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for OptionalPrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(token) = bearer(parts) else {
+            return Ok(Self(None));
+        };
+        match authenticate(parts, state, token).await {
+            Ok(principal) => Ok(Self(Some(principal))),
+            Err(ServiceError::Unauthenticated(_)) => Ok(Self(None)),
+            Err(other) => Err(other.into()),
+        }
     }
 }

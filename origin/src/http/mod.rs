@@ -5,6 +5,7 @@
 mod agents;
 mod api_keys;
 mod auth;
+pub mod client;
 pub mod error;
 mod extract;
 mod health;
@@ -13,6 +14,8 @@ mod org;
 mod policies;
 mod request_id;
 mod secrets;
+mod shares;
+pub mod throttle;
 mod vaults;
 
 use std::sync::Arc;
@@ -42,6 +45,10 @@ pub struct AppState {
     pub auth: AuthService,
     pub org: OrgService,
     pub api_keys: ApiKeyService,
+    /// Whether a request comes from the edge, and so whose client address to believe.
+    pub edge_trust: client::EdgeTrust,
+    /// The origin's own coarse per-client limit on costly routes.
+    pub throttle: throttle::Throttle,
 }
 
 /// The whole HTTP application: every module's routes, the OpenAPI document, and the shared
@@ -59,6 +66,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            throttle::guard_costly_routes,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             // The panic message may hold anything; it is not repeated to the caller.
@@ -89,6 +100,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(vaults::router())
         .merge(secrets::router())
         .merge(policies::router())
+        .merge(shares::router())
 }
 
 /// The generated OpenAPI document, for tools that want it without a running server.

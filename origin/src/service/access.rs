@@ -85,13 +85,13 @@ fn to_policy(row: PolicyRow) -> Result<Policy, ServiceError> {
     })
 }
 
-/// The request's context for conditions. The client IP is not known yet (the origin does
-/// not trust `X-Forwarded-For` until the edge authenticates itself to the origin), so IP
-/// allowlists fail closed.
-fn context() -> RequestContext {
+/// The request's context for conditions: now, and the client's address as the HTTP layer
+/// established it (the edge's word on a request it vouches for with the shared secret, else
+/// the TCP peer; never a client-supplied header). An unknown address fails IP allowlists.
+fn context(principal: &Principal) -> RequestContext {
     RequestContext {
         now_unix: Utc::now().timestamp(),
-        client_ip: None,
+        client_ip: principal.client_ip,
     }
 }
 
@@ -117,7 +117,7 @@ pub async fn require(
         return Ok(());
     }
     let policies = load(conn, principal, vault).await?;
-    if evaluate(&policies, path, permission, &context()).is_allowed() {
+    if evaluate(&policies, path, permission, &context(principal)).is_allowed() {
         Ok(())
     } else {
         Err(ServiceError::Forbidden(
@@ -137,7 +137,7 @@ pub async fn filter_readable(
         return Ok(rows);
     }
     let policies = load(conn, principal, vault).await?;
-    let ctx = context();
+    let ctx = context(principal);
     Ok(rows
         .into_iter()
         .filter(|row| {

@@ -131,6 +131,12 @@ impl AuthService {
         &self.tokens
     }
 
+    /// The bounded Argon2id hasher (for other services that hash secrets, e.g. share
+    /// passphrases), so every hash in the process shares one concurrency limit.
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
     /// Creates a user. With an open invitation for the email the user joins that org with the
     /// invited role; otherwise a new org is created with the user as its owner.
     pub async fn signup(&self, request: SignupRequest) -> Result<SignupResponse, ServiceError> {
@@ -436,6 +442,7 @@ impl AuthService {
                     session: Some(session),
                     scopes: claims.scopes.unwrap_or_default(),
                     vault_ids: Vec::new(),
+                    client_ip: None,
                 })
             }
             Subject::Agent(agent_id) => {
@@ -460,6 +467,7 @@ impl AuthService {
                         .into_iter()
                         .map(VaultId::from_uuid)
                         .collect(),
+                    client_ip: None,
                 })
             }
         }

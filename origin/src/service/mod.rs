@@ -14,6 +14,7 @@ pub mod passwords;
 pub mod policies;
 pub mod principal;
 pub mod secrets;
+pub mod shares;
 pub mod tokens;
 pub mod vaults;
 

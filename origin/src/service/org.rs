@@ -7,8 +7,11 @@
 //!
 //! A role change bumps the member's token version and a removal deletes the user row (its
 //! sessions go with it), so the member's tokens stop working on the next request.
+//!
+//! An invitation queues its mail in the outbox in the same transaction, so the mail exists
+//! exactly when the invitation does; `crate::mail` delivers it.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use oxvault_core::auth::{
     InviteMemberRequest, InviteMemberResponse, OrgMemberListResponse, OrgMemberResponse,
     UpdateMemberRoleRequest,
@@ -21,6 +24,7 @@ use sqlx::PgPool;
 use super::ServiceError;
 use super::auth::{auth_method, parse_role};
 use super::principal::Principal;
+use crate::store::outbox::{self, NewMail};
 use crate::store::users::{self, UserRow};
 use crate::store::{StoreError, invites};
 
@@ -33,11 +37,13 @@ const ONLY_OWNERS_MANAGE_OWNERS: &str = "only an owner can grant, remove or invi
 #[derive(Debug, Clone)]
 pub struct OrgService {
     pool: PgPool,
+    /// Where people reach oxvault (`Config::public_url`): invitation mails point there.
+    public_url: String,
 }
 
 impl OrgService {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, public_url: String) -> Self {
+        Self { pool, public_url }
     }
 
     /// Every member of the caller's org. Any user may list; agents may not.
@@ -122,9 +128,10 @@ impl OrgService {
         Ok(())
     }
 
-    /// Records an invitation, redeemed when the address signs up. Re-inviting replaces the
-    /// org's own open invitation; an address with an account, or with an open invitation from
-    /// another org, is refused, so no org can take over an invitation another org sent.
+    /// Records an invitation, redeemed when the address signs up, and queues the mail that
+    /// tells the address. Re-inviting replaces the org's own open invitation (and mails
+    /// again); an address with an account, or with an open invitation from another org, is
+    /// refused, so no org can take over an invitation another org sent.
     pub async fn invite(
         &self,
         principal: &Principal,
@@ -164,6 +171,25 @@ impl OrgService {
             expires_at,
         )
         .await?;
+        let org_name = users::org_name(&mut tx, org_id).await?;
+        let mail = invitation_mail(
+            org_name.as_deref(),
+            role,
+            email.as_str(),
+            &self.public_url,
+            expires_at,
+        );
+        outbox::enqueue(
+            &mut tx,
+            &NewMail {
+                org_id: Some(org_id),
+                kind: "invite",
+                recipient: email.as_str(),
+                subject: &mail.subject,
+                body_text: &mail.body,
+            },
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         // The address is personal data: the log names the org, the inviter and the role only.
         tracing::info!(org_id = %org_id, by = %caller, role = %role, "invitation recorded");
@@ -172,6 +198,53 @@ impl OrgService {
             email: email.to_string(),
         })
     }
+}
+
+/// The words of an invitation mail.
+#[derive(Debug)]
+struct InvitationMail {
+    subject: String,
+    body: String,
+}
+
+/// The invitation mail for `email`, invited with `role` into the org named `org` (when
+/// known). The org name is chosen by its members, so it is kept on one line.
+fn invitation_mail(
+    org: Option<&str>,
+    role: Role,
+    email: &str,
+    public_url: &str,
+    expires_at: DateTime<Utc>,
+) -> InvitationMail {
+    let org = org
+        .map(|name| {
+            name.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+        })
+        .filter(|name| !name.trim().is_empty());
+    let (subject, joining) = match &org {
+        Some(name) => (
+            format!("You're invited to {} on oxvault", name.trim()),
+            format!("the organization \"{}\"", name.trim()),
+        ),
+        None => (
+            "You're invited to an organization on oxvault".to_owned(),
+            "an organization".to_owned(),
+        ),
+    };
+    let expires = expires_at.format("%Y-%m-%d %H:%M UTC");
+    let body = format!(
+        "You have been invited to join {joining} on oxvault, a secrets vault, as {role}.\n\
+         \n\
+         To accept, sign up with this email address ({email}) at:\n\
+         \n\
+         {public_url}\n\
+         \n\
+         The invitation expires on {expires}. If you did not expect it, ignore this message:\n\
+         nothing happens unless you sign up.\n"
+    );
+    InvitationMail { subject, body }
 }
 
 /// A user row as a member body.
@@ -255,6 +328,63 @@ mod tests {
         assert!(check_role_change(true, 2, Owner, Admin).is_ok());
         assert!(conflict(check_role_change(true, 1, Owner, Member)));
         assert!(conflict(check_role_change(true, 0, Owner, Admin)));
+    }
+
+    #[test]
+    fn an_invitation_mail_names_the_org_the_role_the_address_and_where_to_sign_up() {
+        let expires = DateTime::parse_from_rfc3339("2026-12-05T10:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mail = invitation_mail(
+            Some("Acme's org"),
+            Role::Admin,
+            "eve@example.com",
+            "https://vault.example.com",
+            expires,
+        );
+        assert_eq!(mail.subject, "You're invited to Acme's org on oxvault");
+        assert!(mail.body.contains("\"Acme's org\""), "{}", mail.body);
+        assert!(mail.body.contains("as admin."), "{}", mail.body);
+        assert!(mail.body.contains("(eve@example.com)"), "{}", mail.body);
+        assert!(
+            mail.body.contains("\nhttps://vault.example.com\n"),
+            "{}",
+            mail.body
+        );
+        assert!(mail.body.contains("2026-12-05 10:30 UTC"), "{}", mail.body);
+    }
+
+    #[test]
+    fn an_org_name_with_line_breaks_stays_on_one_line_and_a_blank_one_is_left_out() {
+        let expires = Utc::now();
+        let mail = invitation_mail(
+            Some("Evil\r\nBcc: x@evil.example"),
+            Role::Member,
+            "a@example.com",
+            "http://127.0.0.1:8787",
+            expires,
+        );
+        assert!(!mail.subject.contains(['\r', '\n']), "{}", mail.subject);
+        let mail = invitation_mail(
+            Some(" \n "),
+            Role::Member,
+            "a@example.com",
+            "http://127.0.0.1:8787",
+            expires,
+        );
+        assert_eq!(mail.subject, "You're invited to an organization on oxvault");
+        let mail = invitation_mail(
+            None,
+            Role::Member,
+            "a@example.com",
+            "http://127.0.0.1:8787",
+            expires,
+        );
+        assert!(
+            mail.body.contains("join an organization on"),
+            "{}",
+            mail.body
+        );
     }
 
     #[test]

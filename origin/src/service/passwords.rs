@@ -80,7 +80,13 @@ impl Passwords {
     /// Hashes a new password after checking the length rule.
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
         check_password_rules(password.expose_secret())?;
-        self.run(move || hash_blocking(password.expose_secret().as_bytes()))
+        self.hash_checked(password).await
+    }
+
+    /// Hashes a secret whose length rule the caller has already checked (a share's
+    /// passphrase has its own, 1 to 1024 characters), with the same parameters and bounds.
+    pub async fn hash_checked(&self, secret: SecretString) -> Result<String, PasswordError> {
+        self.run(move || hash_blocking(secret.expose_secret().as_bytes()))
             .await
     }
 

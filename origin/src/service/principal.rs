@@ -1,6 +1,8 @@
 //! The authenticated caller, as established for one request: a verified token whose
 //! principal is, right now, still what the token says.
 
+use std::net::IpAddr;
+
 use oxvault_core::claims::{Role, Subject};
 use oxvault_core::ids::{AgentId, OrgId, UserId, VaultId};
 use uuid::Uuid;
@@ -20,6 +22,10 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// The vaults an agent is bound to (empty: not bound).
     pub vault_ids: Vec<VaultId>,
+    /// The address the request came from, when known (as the edge vouches for it, else the
+    /// TCP peer): what policy `ip_allowlist` conditions are checked against. Set by the HTTP
+    /// layer after authentication; `None` fails every allowlist.
+    pub client_ip: Option<IpAddr>,
 }
 
 impl Principal {

@@ -518,8 +518,9 @@ impl SecretsService {
         Ok(secret)
     }
 
-    /// Opens a version row read for `org` and `vault_id` into a read's answer.
-    async fn open(
+    /// Opens a version row read for `org` and `vault_id` into a read's answer (also used by
+    /// share reads, which count and open in their own transaction).
+    pub(crate) async fn open(
         &self,
         org: OrgId,
         vault_id: VaultId,

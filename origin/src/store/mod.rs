@@ -10,6 +10,7 @@ pub mod policies;
 pub mod rewrap;
 pub mod secrets;
 pub mod sessions;
+pub mod shares;
 pub mod users;
 pub mod vaults;
 

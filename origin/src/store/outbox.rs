@@ -1,10 +1,19 @@
 //! The mail outbox: messages written in the same transaction as the act that causes them,
 //! and handed to SMTP by the delivery loop (`crate::mail`). Nothing here talks to SMTP.
+//!
+//! A row is pending (`sent_at` and `failed_at` NULL, due at `next_attempt_at`), sent
+//! (`sent_at` set, body erased) or undeliverable (`failed_at` set, body erased, never due).
+
+use std::fmt;
+use std::time::Duration;
 
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
+
+/// Longest `last_error` kept: it is a short reason for operators, never message content.
+const MAX_ERROR_LEN: usize = 200;
 
 /// A message to queue.
 #[derive(Debug, Clone)]
@@ -35,4 +44,146 @@ pub async fn enqueue(conn: &mut PgConnection, mail: &NewMail<'_>) -> Result<Uuid
     .execute(conn)
     .await?;
     Ok(id)
+}
+
+/// A pending message, claimed for delivery.
+#[derive(Clone, sqlx::FromRow)]
+pub struct QueuedMail {
+    pub id: Uuid,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    /// NULL only on a sent or failed row, which is never claimed; read as `Option` anyway so
+    /// a hand-edited row cannot make the loop fail to decode.
+    pub body_text: Option<String>,
+    /// Failed attempts so far.
+    pub attempts: i32,
+}
+
+/// Only the id, kind and attempts: the recipient is personal data and the body may hold a
+/// share link, a credential.
+impl fmt::Debug for QueuedMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueuedMail")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Claims the oldest due, pending message: its row stays locked until `conn`'s transaction
+/// ends, and other delivery loops skip it (`SKIP LOCKED`) instead of waiting or sending it too.
+///
+/// One row per transaction on purpose: its outcome is committed right after its SMTP
+/// exchange, so a crash re-sends at most that one message, and the lock (not a lease timer)
+/// is what keeps every other process off it for as long as the sender lives.
+#[tracing::instrument(skip_all)]
+pub async fn claim_next(conn: &mut PgConnection) -> Result<Option<QueuedMail>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, kind, recipient, subject, body_text, attempts FROM mail_outbox \
+         WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now() \
+         ORDER BY next_attempt_at \
+         LIMIT 1 \
+         FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Records a delivery: the SMTP server accepted the message. The body goes, since it may hold
+/// a share link and nothing needs it any more.
+#[tracing::instrument(skip(conn))]
+pub async fn mark_sent(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE mail_outbox SET sent_at = now(), body_text = NULL, last_error = NULL \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt that is worth repeating: `attempts` becomes the new count and the
+/// message is due again after `delay`.
+#[tracing::instrument(skip(conn))]
+pub async fn mark_retry(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attempts: i32,
+    delay: Duration,
+    error: &str,
+) -> Result<(), StoreError> {
+    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query(
+        "UPDATE mail_outbox \
+         SET attempts = $2, next_attempt_at = now() + $3::bigint * interval '1 millisecond', \
+             last_error = $4 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(attempts)
+    .bind(delay_ms)
+    .bind(short(error))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets a message aside for good: it can never be delivered. Never due again (`infinity`, so
+/// even a loop that predates `failed_at` skips it), and its body is erased like a sent one's.
+#[tracing::instrument(skip(conn))]
+pub async fn mark_undeliverable(
+    conn: &mut PgConnection,
+    id: Uuid,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE mail_outbox \
+         SET attempts = attempts + 1, failed_at = now(), next_attempt_at = 'infinity', \
+             body_text = NULL, last_error = $2 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(short(error))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `error` cut to [`MAX_ERROR_LEN`] characters (on a character boundary).
+fn short(error: &str) -> &str {
+    match error.char_indices().nth(MAX_ERROR_LEN) {
+        Some((end, _)) => &error[..end],
+        None => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_error_is_cut_on_a_character_boundary() {
+        assert_eq!(short("refused (451)"), "refused (451)");
+        let long = "é".repeat(MAX_ERROR_LEN + 10);
+        assert_eq!(short(&long).chars().count(), MAX_ERROR_LEN);
+    }
+
+    #[test]
+    fn debug_output_names_neither_recipient_nor_body() {
+        let mail = QueuedMail {
+            id: Uuid::nil(),
+            kind: "share".into(),
+            recipient: "alice@example.com".into(),
+            subject: "A secret was shared with you".into(),
+            body_text: Some("https://vault.example.com/s/link".into()),
+            attempts: 2,
+        };
+        let printed = format!("{mail:?}");
+        assert!(!printed.contains("alice"), "{printed}");
+        assert!(!printed.contains("/s/link"), "{printed}");
+        assert!(printed.contains("share"), "{printed}");
+    }
 }

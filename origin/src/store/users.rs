@@ -45,6 +45,17 @@ pub async fn insert_org(conn: &mut PgConnection, id: Uuid, name: &str) -> Result
     Ok(())
 }
 
+/// The name of org `id`, if it exists (invitation mails name the org).
+#[tracing::instrument(skip(conn))]
+pub async fn org_name(conn: &mut PgConnection, id: Uuid) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT name FROM organizations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
 /// Inserts a user; a taken email is `Conflict("users_email_key")`.
 #[tracing::instrument(skip(conn, user), fields(user_id = %user.id))]
 pub async fn insert_user(conn: &mut PgConnection, user: &NewUser<'_>) -> Result<(), StoreError> {

@@ -623,7 +623,7 @@ async fn public_routes_need_no_token_and_reserved_headers_never_reach_the_origin
         (Method::GET, "/v1/health/hsm"),
         (Method::GET, "/v1/openapi.json"),
         (Method::GET, "/v1/share/0123456789abcdef"),
-        (Method::POST, "/v1/share/0123456789abcdef"),
+        (Method::GET, "/v1/share/0123456789abcdef/status"),
     ] {
         let response = client
             .request(method.clone(), format!("{}{path}", edge.url()))

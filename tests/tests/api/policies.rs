@@ -132,29 +132,6 @@ async fn agent(stack: &TestStack, owner: &Session) -> (String, String) {
     agent_with(stack, owner, json!({"name": "bot"})).await
 }
 
-/// The caller's user id.
-async fn user_id(stack: &TestStack, token: &str) -> String {
-    let (status, me) = stack.call(Method::GET, "/v1/auth/me", token, None).await;
-    assert_eq!(status, StatusCode::OK, "{me}");
-    me["id"].as_str().unwrap().to_owned()
-}
-
-/// A `member` of the owner's org, signed up after an invitation: its session and user id.
-async fn invite_member(stack: &TestStack, owner: &Session, email: &str) -> (Session, String) {
-    let (status, body) = stack
-        .call(
-            Method::POST,
-            "/v1/org/invite",
-            &owner.access_token,
-            Some(json!({"email": email, "role": "member"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let session = stack.signup(email).await;
-    let id = user_id(stack, &session.access_token).await;
-    (session, id)
-}
-
 /// The paths of `vault`'s secret listing as `token` sees it, sorted.
 async fn listed_paths(stack: &TestStack, token: &str, vault: &str) -> Vec<String> {
     let (status, list) = stack
@@ -211,7 +188,7 @@ async fn policies_round_trip_through_create_list_update_and_delete() {
     let stack = TestStack::start().await;
     let owner = stack.signup("policyowner@example.com").await;
     let token = owner.access_token.as_str();
-    let owner_id = user_id(&stack, token).await;
+    let owner_id = stack.user_id(token).await;
     let vault = stack.create_vault(token, "prod").await;
     let elsewhere = stack.create_vault(token, "elsewhere").await;
     let (agent_id, _) = agent(&stack, &owner).await;
@@ -427,11 +404,11 @@ async fn invalid_policies_are_400_problems_and_create_nothing() {
     let stack = TestStack::start().await;
     let owner = stack.signup("validator@example.com").await;
     let token = owner.access_token.as_str();
-    let owner_id = user_id(&stack, token).await;
+    let owner_id = stack.user_id(token).await;
     let vault = stack.create_vault(token, "v").await;
     let (agent_id, _) = agent(&stack, &owner).await;
     let stranger = stack.signup("stranger@other.example").await;
-    let stranger_id = user_id(&stack, &stranger.access_token).await;
+    let stranger_id = stack.user_id(&stranger.access_token).await;
     let (stranger_agent, _) = agent(&stack, &stranger).await;
     let nobody = "00000000-0000-4000-8000-00000000abcd";
 
@@ -999,7 +976,7 @@ async fn a_member_reads_what_a_policy_grants_and_cannot_manage_policies() {
     let vault = stack.create_vault(token, "team").await;
     seed(&stack, token, &vault, "db/x").await;
     seed(&stack, token, &vault, "db/x/y").await;
-    let (colleague, member_id) = invite_member(&stack, &owner, "member@example.com").await;
+    let (colleague, member_id) = stack.invite_member(&owner, "member@example.com").await;
     let mine = colleague.access_token.as_str();
 
     // Without a policy the vault is invisible.
@@ -1229,12 +1206,11 @@ async fn a_time_window_applies_only_while_now_is_inside_it() {
     );
 }
 
-/// The origin does not know the client's IP yet (it does not trust `X-Forwarded-For` until
-/// the edge authenticates itself to it), so an IP allowlist fails closed: even one that
-/// admits every address denies. When client IPs arrive, this test must change to check
-/// addresses inside and outside the list.
+/// An IP allowlist is checked against the client's address as the edge reports it to the
+/// origin (127.0.0.1 under `wrangler dev`): a list holding it allows, a list without it denies,
+/// and a client naming another address in its own headers changes nothing.
 #[tokio::test]
-async fn an_ip_allowlist_fails_closed_while_the_client_ip_is_unknown() {
+async fn an_ip_allowlist_admits_the_address_the_edge_reports_and_no_other() {
     let stack = TestStack::start().await;
     let owner = stack.signup("allowlist@example.com").await;
     let token = owner.access_token.as_str();
@@ -1247,29 +1223,49 @@ async fn an_ip_allowlist_fails_closed_while_the_client_ip_is_unknown() {
         &vault,
         with(
             for_agent(&agent_id, "db/*", &["read"]),
-            json!({"conditions": {"ip_allowlist": ["0.0.0.0/0", "::/0"]}}),
+            json!({"conditions": {"ip_allowlist": ["127.0.0.1/32"]}}),
         ),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{policy}");
     assert_eq!(
         policy["conditions"],
-        json!({"ip_allowlist": ["0.0.0.0/0", "::/0"]})
+        json!({"ip_allowlist": ["127.0.0.1/32"]})
     );
+    let policy_id = policy["id"].as_str().unwrap();
+    assert_eq!(read(&stack, &bot, &vault, "db/x").await, StatusCode::OK);
 
-    assert_eq!(
-        read(&stack, &bot, &vault, "db/x").await,
-        StatusCode::FORBIDDEN
-    );
-    // Without the condition the same policy allows: the allowlist is what denies.
     let (status, _) = update_policy(
         &stack,
         token,
         &vault,
-        policy["id"].as_str().unwrap(),
-        json!({"conditions": {}}),
+        policy_id,
+        json!({"conditions": {"ip_allowlist": ["10.0.0.0/8"]}}),
     )
     .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        read(&stack, &bot, &vault, "db/x").await,
+        StatusCode::FORBIDDEN
+    );
+    // A client cannot claim an address inside the list. (`CF-Connecting-IP` is left out:
+    // Cloudflare sets it on every request, but `wrangler dev` lets a client's own through.)
+    let spoofed = stack
+        .request(
+            Method::GET,
+            &format!("/v1/vaults/{vault}/secrets/db/x"),
+            &bot,
+        )
+        .header("x-oxvault-client-ip", "10.1.2.3")
+        .header("x-forwarded-for", "10.1.2.3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), StatusCode::FORBIDDEN);
+
+    // Without the condition the same policy allows: the allowlist is what denied.
+    let (status, _) =
+        update_policy(&stack, token, &vault, policy_id, json!({"conditions": {}})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read(&stack, &bot, &vault, "db/x").await, StatusCode::OK);
 }

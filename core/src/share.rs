@@ -1,0 +1,608 @@
+//! Share links: their wire types and the rules a new share must meet.
+//!
+//! A share hands one secret's current value to one recipient: anyone holding the link, a user
+//! or agent of the same org, an outside email address, or the creator themself. It always
+//! expires (at most [`MAX_SHARE_DAYS`] ahead) and may be limited in views, locked by a
+//! passphrase and restricted to some networks. The origin stores and enforces shares; the
+//! edge serves the human share page and forwards the API calls. [`ShareSpec::parse`] holds
+//! every rule that needs no database, so both tiers agree on them.
+//!
+//! Share ids are 128 random bits written as a UUID: the id of a link share is its only
+//! credential, so it must not be guessable (a v4 UUID has only 122 random bits, and ids made
+//! from time or counters would be).
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::email::Email;
+use crate::ids::{AgentId, SecretId, UserId};
+use crate::policy::{Cidr, Permission};
+use crate::vault::SecretType;
+
+/// Furthest a share may expire, in days from its creation.
+pub const MAX_SHARE_DAYS: i64 = 30;
+/// Longest passphrase accepted, in characters: bounds the hashing work one request can ask for.
+pub const MAX_PASSPHRASE_LEN: usize = 1024;
+/// The request header that carries a share's passphrase on `GET /v1/share/{share_id}`.
+pub const PASSPHRASE_HEADER: &str = "x-share-passphrase";
+
+/// The id of a share: 128 random bits in UUID form (see the module docs).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(transparent)]
+#[schema(value_type = String, format = Uuid)]
+pub struct ShareId(Uuid);
+
+impl ShareId {
+    /// A share id made of these 16 bytes, which must come from a CSPRNG.
+    pub const fn from_random_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
+    }
+
+    /// Wraps a UUID already known to name a share.
+    pub const fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    /// The UUID behind the id.
+    pub const fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+
+    /// Parses the text form; `None` for anything that is not a UUID (callers answer it like
+    /// a share that does not exist).
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::try_parse(text).ok().map(Self)
+    }
+}
+
+impl fmt::Display for ShareId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// The link people open: `{public_url}/s/{id}`, with `public_url` lacking a trailing slash.
+pub fn share_url(public_url: &str, id: ShareId) -> String {
+    format!("{}/s/{id}", public_url.trim_end_matches('/'))
+}
+
+/// Who a share is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientType {
+    /// Whoever holds the link.
+    AnyoneWithLink,
+    /// One user of the creator's org, who reads it with their own token.
+    User,
+    /// One agent of the creator's org, which reads it with its own token.
+    Agent,
+    /// An outside address: the link is mailed there and works without a token.
+    ExternalEmail,
+    /// The creating user or agent themself (a way to hand a value to a later session).
+    Creator,
+}
+
+impl RecipientType {
+    /// Every recipient type, in wire order.
+    pub const ALL: [Self; 5] = [
+        Self::AnyoneWithLink,
+        Self::User,
+        Self::Agent,
+        Self::ExternalEmail,
+        Self::Creator,
+    ];
+
+    /// The wire and database name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AnyoneWithLink => "anyone_with_link",
+            Self::User => "user",
+            Self::Agent => "agent",
+            Self::ExternalEmail => "external_email",
+            Self::Creator => "creator",
+        }
+    }
+
+    /// Parses the wire and database name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Whether the link alone opens the share (no token): the kinds the share page serves.
+    pub const fn is_link(self) -> bool {
+        matches!(self, Self::AnyoneWithLink | Self::ExternalEmail)
+    }
+}
+
+/// `POST /v1/secrets/{secret_id}/share`.
+#[derive(Clone, Deserialize, ToSchema)]
+pub struct CreateShareRequest {
+    pub recipient_type: RecipientType,
+    /// The user or agent id, for `user` and `agent` shares (and only for them).
+    #[serde(default)]
+    pub recipient_id: Option<Uuid>,
+    /// The address, for `external_email` shares (and only for them).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// What the recipient may do; a share only ever grants `read` (the default).
+    #[serde(default)]
+    pub permissions: Option<Vec<Permission>>,
+    /// When the share stops working: in the future, at most 30 days ahead. Required.
+    pub expires_at: DateTime<Utc>,
+    /// How many reads the share allows (at least 1); unset: no limit but the expiry.
+    #[serde(default)]
+    pub max_access_count: Option<i32>,
+    /// A passphrase the recipient must also present (1 to 1024 characters). Only its Argon2id
+    /// hash is kept.
+    #[serde(default)]
+    pub passphrase: Option<String>,
+    /// Addresses or CIDR blocks the share may be read from.
+    #[serde(default)]
+    #[schema(example = json!(["203.0.113.0/24"]))]
+    pub ip_allowlist: Option<Vec<String>>,
+}
+
+impl fmt::Debug for CreateShareRequest {
+    // The passphrase is a credential: it never reaches a log through Debug.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateShareRequest")
+            .field("recipient_type", &self.recipient_type)
+            .field("recipient_id", &self.recipient_id)
+            .field("expires_at", &self.expires_at)
+            .field("max_access_count", &self.max_access_count)
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ip_allowlist", &self.ip_allowlist)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a share request was refused; each message is meant for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidShare {
+    #[error("recipient_id is required for user and agent shares")]
+    MissingRecipientId,
+    #[error("recipient_id is only for user and agent shares")]
+    UnexpectedRecipientId,
+    #[error("email is required for external_email shares")]
+    MissingEmail,
+    #[error("email is only for external_email shares")]
+    UnexpectedEmail,
+    #[error("invalid email: {0}")]
+    Email(#[from] crate::email::InvalidEmail),
+    #[error("a share only grants read: permissions may only list \"read\"")]
+    Permissions,
+    #[error("expires_at must be in the future")]
+    ExpiryPast,
+    #[error("expires_at must be at most {MAX_SHARE_DAYS} days ahead")]
+    ExpiryTooFar,
+    #[error("max_access_count must be at least 1")]
+    MaxAccessCount,
+    #[error("passphrase must be 1 to {MAX_PASSPHRASE_LEN} characters")]
+    Passphrase,
+    #[error("ip_allowlist must name at least one address or CIDR block")]
+    EmptyAllowlist,
+    #[error("{0}")]
+    Allowlist(#[from] crate::policy::InvalidCidr),
+}
+
+/// Who a checked share is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    AnyoneWithLink,
+    User(UserId),
+    Agent(AgentId),
+    ExternalEmail(Email),
+    Creator,
+}
+
+impl Recipient {
+    /// The kind of recipient.
+    pub fn kind(&self) -> RecipientType {
+        match self {
+            Self::AnyoneWithLink => RecipientType::AnyoneWithLink,
+            Self::User(_) => RecipientType::User,
+            Self::Agent(_) => RecipientType::Agent,
+            Self::ExternalEmail(_) => RecipientType::ExternalEmail,
+            Self::Creator => RecipientType::Creator,
+        }
+    }
+}
+
+/// A passphrase that passed the length rule. Its text never shows in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passphrase(String);
+
+impl Passphrase {
+    /// Checks the length rule (1 to [`MAX_PASSPHRASE_LEN`] characters).
+    pub fn parse(text: String) -> Result<Self, InvalidShare> {
+        if (1..=MAX_PASSPHRASE_LEN).contains(&text.chars().count()) {
+            Ok(Self(text))
+        } else {
+            Err(InvalidShare::Passphrase)
+        }
+    }
+
+    /// The passphrase itself, to hash or verify.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+/// A share request that passed every rule needing no database: what to store. Whether the
+/// recipient id names someone of the creator's org, and whether the creator may share the
+/// secret at all, is the origin's to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareSpec {
+    pub recipient: Recipient,
+    pub expires_at: DateTime<Utc>,
+    pub max_access_count: Option<i32>,
+    pub passphrase: Option<Passphrase>,
+    /// Normalised blocks (`10.0.0.0/8`, a bare address as `/32` or `/128`).
+    pub ip_allowlist: Option<Vec<Cidr>>,
+}
+
+impl ShareSpec {
+    /// Checks `request` as of `now`. Fields that do not apply to the recipient type are
+    /// refused rather than ignored: a caller who sent an email with an `anyone_with_link`
+    /// share must not believe the link is restricted to that address.
+    pub fn parse(request: CreateShareRequest, now: DateTime<Utc>) -> Result<Self, InvalidShare> {
+        let kind = request.recipient_type;
+        let wants_id = matches!(kind, RecipientType::User | RecipientType::Agent);
+        let recipient = match (kind, request.recipient_id, request.email) {
+            (_, Some(_), _) if !wants_id => return Err(InvalidShare::UnexpectedRecipientId),
+            (_, _, Some(_)) if kind != RecipientType::ExternalEmail => {
+                return Err(InvalidShare::UnexpectedEmail);
+            }
+            (RecipientType::User, Some(id), None) => Recipient::User(UserId::from_uuid(id)),
+            (RecipientType::Agent, Some(id), None) => Recipient::Agent(AgentId::from_uuid(id)),
+            (RecipientType::User | RecipientType::Agent, None, _) => {
+                return Err(InvalidShare::MissingRecipientId);
+            }
+            (RecipientType::ExternalEmail, None, Some(email)) => {
+                Recipient::ExternalEmail(Email::parse(&email)?)
+            }
+            (RecipientType::ExternalEmail, None, None) => return Err(InvalidShare::MissingEmail),
+            (RecipientType::AnyoneWithLink, ..) => Recipient::AnyoneWithLink,
+            (RecipientType::Creator, ..) => Recipient::Creator,
+            // Unreachable given the guards above; refused all the same rather than panicking.
+            _ => return Err(InvalidShare::UnexpectedRecipientId),
+        };
+        if let Some(permissions) = &request.permissions
+            && (permissions.is_empty() || permissions.iter().any(|p| *p != Permission::Read))
+        {
+            return Err(InvalidShare::Permissions);
+        }
+        if request.expires_at <= now {
+            return Err(InvalidShare::ExpiryPast);
+        }
+        if request.expires_at > now + Duration::days(MAX_SHARE_DAYS) {
+            return Err(InvalidShare::ExpiryTooFar);
+        }
+        if request.max_access_count.is_some_and(|count| count < 1) {
+            return Err(InvalidShare::MaxAccessCount);
+        }
+        let passphrase = request.passphrase.map(Passphrase::parse).transpose()?;
+        let ip_allowlist = match request.ip_allowlist {
+            None => None,
+            Some(entries) if entries.is_empty() => return Err(InvalidShare::EmptyAllowlist),
+            Some(entries) => Some(
+                entries
+                    .iter()
+                    .map(|entry| Cidr::parse(entry.trim()))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        Ok(Self {
+            recipient,
+            expires_at: request.expires_at,
+            max_access_count: request.max_access_count,
+            passphrase,
+            ip_allowlist,
+        })
+    }
+}
+
+/// A share as created: `201` of `POST /v1/secrets/{secret_id}/share`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ShareResponse {
+    pub id: ShareId,
+    /// `{public_url}/s/{id}`: the page a person opens.
+    pub share_url: String,
+    pub recipient_type: RecipientType,
+    /// The address of an `external_email` share; `null` otherwise.
+    pub recipient_email: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub max_access_count: Option<i32>,
+}
+
+/// The optional JSON body of `GET /v1/share/{share_id}` (the header form is preferred).
+#[derive(Clone, Default, Deserialize, ToSchema)]
+pub struct SharePassphraseBody {
+    #[serde(default)]
+    pub passphrase: Option<String>,
+}
+
+impl fmt::Debug for SharePassphraseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharePassphraseBody")
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// A shared secret as read through its share: `200` of `GET /v1/share/{share_id}`.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SharedSecretResponse {
+    /// The secret's id.
+    pub id: SecretId,
+    pub path: String,
+    #[serde(rename = "type")]
+    pub secret_type: SecretType,
+    pub value: String,
+    /// Reads of the share so far, this one included.
+    pub access_count: i32,
+    pub max_access_count: Option<i32>,
+}
+
+impl fmt::Debug for SharedSecretResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSecretResponse")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("value", &"<redacted>")
+            .field("access_count", &self.access_count)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/share/{share_id}/status`: what the share page needs before the reveal. Never
+/// counts as a read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ShareStatusResponse {
+    pub id: ShareId,
+    pub requires_passphrase: bool,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One share in `GET /v1/shares/outbound` or `/v1/shares/inbound`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ShareSummary {
+    pub id: ShareId,
+    pub secret_path: String,
+    pub recipient_type: RecipientType,
+    pub recipient_email: Option<String>,
+    pub access_count: i32,
+    pub max_access_count: Option<i32>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub is_expired: bool,
+    pub is_accepted: bool,
+}
+
+/// `GET /v1/shares/outbound`, `GET /v1/shares/inbound`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ShareListResponse {
+    pub shares: Vec<ShareSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn request(body: Value) -> CreateShareRequest {
+        let mut base = json!({
+            "recipient_type": "anyone_with_link",
+            "expires_at": (now() + Duration::hours(1)).to_rfc3339(),
+        });
+        if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), body) {
+            base.extend(extra);
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn parse(body: Value) -> Result<ShareSpec, InvalidShare> {
+        ShareSpec::parse(request(body), now())
+    }
+
+    #[test]
+    fn a_link_share_needs_nothing_but_an_expiry() {
+        let spec = parse(json!({})).unwrap();
+        assert_eq!(spec.recipient, Recipient::AnyoneWithLink);
+        assert_eq!(spec.max_access_count, None);
+        assert!(spec.passphrase.is_none() && spec.ip_allowlist.is_none());
+    }
+
+    #[test]
+    fn a_request_without_an_expiry_does_not_parse() {
+        let body = json!({"recipient_type": "anyone_with_link"});
+        assert!(serde_json::from_value::<CreateShareRequest>(body).is_err());
+    }
+
+    #[test]
+    fn expiry_must_be_ahead_and_within_thirty_days() {
+        let at = |offset: Duration| json!({"expires_at": (now() + offset).to_rfc3339()});
+        assert_eq!(parse(at(Duration::zero())), Err(InvalidShare::ExpiryPast));
+        assert_eq!(
+            parse(at(Duration::seconds(-1))),
+            Err(InvalidShare::ExpiryPast)
+        );
+        assert!(parse(at(Duration::seconds(1))).is_ok());
+        assert!(parse(at(Duration::days(MAX_SHARE_DAYS))).is_ok());
+        assert_eq!(
+            parse(at(Duration::days(MAX_SHARE_DAYS) + Duration::seconds(1))),
+            Err(InvalidShare::ExpiryTooFar)
+        );
+    }
+
+    #[test]
+    fn user_and_agent_shares_need_a_recipient_id_and_only_they_take_one() {
+        let id = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f";
+        let uuid = Uuid::parse_str(id).unwrap();
+        assert_eq!(
+            parse(json!({"recipient_type": "user", "recipient_id": id}))
+                .unwrap()
+                .recipient,
+            Recipient::User(UserId::from_uuid(uuid))
+        );
+        assert_eq!(
+            parse(json!({"recipient_type": "agent", "recipient_id": id}))
+                .unwrap()
+                .recipient,
+            Recipient::Agent(AgentId::from_uuid(uuid))
+        );
+        for kind in ["user", "agent"] {
+            assert_eq!(
+                parse(json!({"recipient_type": kind})),
+                Err(InvalidShare::MissingRecipientId)
+            );
+        }
+        for kind in ["anyone_with_link", "creator", "external_email"] {
+            assert_eq!(
+                parse(json!({"recipient_type": kind, "recipient_id": id, "email": "a@b.c"})),
+                Err(InvalidShare::UnexpectedRecipientId),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn external_email_shares_need_an_address_which_is_normalised() {
+        assert_eq!(
+            parse(json!({"recipient_type": "external_email", "email": " Ada@Example.ORG "}))
+                .unwrap()
+                .recipient,
+            Recipient::ExternalEmail(Email::parse("ada@example.org").unwrap())
+        );
+        assert_eq!(
+            parse(json!({"recipient_type": "external_email"})),
+            Err(InvalidShare::MissingEmail)
+        );
+        assert!(matches!(
+            parse(json!({"recipient_type": "external_email", "email": "nope"})),
+            Err(InvalidShare::Email(_))
+        ));
+        assert_eq!(
+            parse(json!({"email": "a@b.c"})),
+            Err(InvalidShare::UnexpectedEmail)
+        );
+    }
+
+    #[test]
+    fn a_share_grants_read_and_nothing_else() {
+        assert!(parse(json!({"permissions": ["read"]})).is_ok());
+        for bad in [json!([]), json!(["read", "write"]), json!(["share"])] {
+            assert_eq!(
+                parse(json!({"permissions": bad})),
+                Err(InvalidShare::Permissions)
+            );
+        }
+    }
+
+    #[test]
+    fn access_counts_start_at_one() {
+        assert!(parse(json!({"max_access_count": 1})).is_ok());
+        for bad in [0, -1] {
+            assert_eq!(
+                parse(json!({"max_access_count": bad})),
+                Err(InvalidShare::MaxAccessCount)
+            );
+        }
+    }
+
+    #[test]
+    fn passphrases_are_1_to_1024_characters_and_never_shown() {
+        assert_eq!(
+            parse(json!({"passphrase": ""})),
+            Err(InvalidShare::Passphrase)
+        );
+        let long = "é".repeat(MAX_PASSPHRASE_LEN);
+        assert!(parse(json!({"passphrase": long})).is_ok());
+        let too_long = "x".repeat(MAX_PASSPHRASE_LEN + 1);
+        assert_eq!(
+            parse(json!({"passphrase": too_long})),
+            Err(InvalidShare::Passphrase)
+        );
+        let request = request(json!({"passphrase": "canary-passphrase-77"}));
+        assert!(!format!("{request:?}").contains("canary-passphrase-77"));
+        let spec = ShareSpec::parse(request, now()).unwrap();
+        assert!(!format!("{spec:?}").contains("canary-passphrase-77"));
+        let body: SharePassphraseBody =
+            serde_json::from_value(json!({"passphrase": "canary-passphrase-77"})).unwrap();
+        assert!(!format!("{body:?}").contains("canary-passphrase-77"));
+    }
+
+    #[test]
+    fn allowlists_take_addresses_and_blocks_and_refuse_the_rest() {
+        let spec =
+            parse(json!({"ip_allowlist": ["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"]})).unwrap();
+        let blocks: Vec<String> = spec
+            .ip_allowlist
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(blocks, ["127.0.0.1/32", "10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(
+            parse(json!({"ip_allowlist": []})),
+            Err(InvalidShare::EmptyAllowlist)
+        );
+        for bad in ["10.0.0.0/33", "not-an-ip", "10.1.2.3/8"] {
+            assert!(
+                matches!(
+                    parse(json!({"ip_allowlist": [bad]})),
+                    Err(InvalidShare::Allowlist(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn share_ids_round_trip_and_make_links() {
+        let id = ShareId::from_random_bytes([0xAB; 16]);
+        assert_eq!(ShareId::parse(&id.to_string()), Some(id));
+        assert_eq!(ShareId::parse("../etc"), None);
+        assert_eq!(
+            share_url("https://vault.example.com/", id),
+            format!("https://vault.example.com/s/{id}")
+        );
+        assert_eq!(
+            serde_json::to_value(id).unwrap(),
+            "abababab-abab-abab-abab-abababababab"
+        );
+    }
+
+    #[test]
+    fn recipient_types_round_trip_through_their_names() {
+        for kind in RecipientType::ALL {
+            assert_eq!(RecipientType::parse(kind.as_str()), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert!(RecipientType::AnyoneWithLink.is_link() && RecipientType::ExternalEmail.is_link());
+        assert!(!RecipientType::User.is_link() && !RecipientType::Creator.is_link());
+    }
+}

@@ -1,0 +1,91 @@
+//! Asking the rate-limiter objects, from the Worker's side.
+//!
+//! Each [`Check`] goes to the object named by its key; a refusal ends the request with a 429,
+//! and the allowed decisions are kept so the response can tell the client how much room it
+//! has left. When an object cannot be asked, the request is refused with a 503: letting it
+//! through would turn an outage of the limiter into no limit at all (fail closed).
+
+use worker::wasm_bindgen::JsValue;
+use worker::{Env, Method, Request, RequestInit};
+
+use crate::error::EdgeError;
+use crate::rate_limit::RateLimits;
+use crate::rate_limit::plan::Check;
+use crate::rate_limit::wire::{CHECK_URL, CheckRequest, Decision, tightest};
+
+/// The Durable Object namespace binding of `wrangler.toml`.
+pub(super) const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
+
+/// The checks of one request.
+#[derive(Debug)]
+pub(super) struct Limiter<'a> {
+    env: &'a Env,
+    limits: RateLimits,
+    decisions: Vec<Decision>,
+}
+
+impl<'a> Limiter<'a> {
+    pub(super) fn new(env: &'a Env, limits: RateLimits) -> Self {
+        Self {
+            env,
+            limits,
+            decisions: Vec::new(),
+        }
+    }
+
+    /// Counts this request under `check`; `Err` (429 or 503) when it may not go on.
+    pub(super) async fn check(&mut self, check: Check) -> Result<(), EdgeError> {
+        let limit = check.class.limit(&self.limits);
+        let decision = ask(self.env, &check.key, CheckRequest::new(limit)).await?;
+        if !decision.allowed {
+            return Err(EdgeError::RateLimited(decision));
+        }
+        self.decisions.push(decision);
+        Ok(())
+    }
+
+    /// The `X-RateLimit-*` headers of the tightest limit that applied; none when no limit
+    /// applied.
+    pub(super) fn headers(&self) -> Vec<(&'static str, String)> {
+        tightest(&self.decisions)
+            .map(Decision::headers)
+            .unwrap_or_default()
+    }
+}
+
+/// One round trip to the object named `key`. Errors name what failed, never the key (it may
+/// be an email address).
+async fn ask(env: &Env, key: &str, request: CheckRequest) -> Result<Decision, EdgeError> {
+    let unavailable =
+        |what: &str, err: worker::Error| EdgeError::LimiterUnavailable(format!("{what}: {err}"));
+    let namespace = env
+        .durable_object(RATE_LIMITER_BINDING)
+        .map_err(|err| unavailable("binding RATE_LIMITER", err))?;
+    let stub = namespace
+        .id_from_name(key)
+        .and_then(|id| id.get_stub())
+        .map_err(|err| unavailable("stub", err))?;
+
+    let body = serde_json::to_string(&request)
+        .map_err(|err| EdgeError::LimiterUnavailable(format!("check not encoded: {err}")))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&body)));
+    let check =
+        Request::new_with_init(CHECK_URL, &init).map_err(|err| unavailable("request", err))?;
+
+    let mut response = stub
+        .fetch_with_request(check)
+        .await
+        .map_err(|err| unavailable("check", err))?;
+    if response.status_code() != 200 {
+        return Err(EdgeError::LimiterUnavailable(format!(
+            "check answered {}",
+            response.status_code()
+        )));
+    }
+    response
+        .json::<Decision>()
+        .await
+        .map_err(|err| unavailable("decision", err))
+}

@@ -1,0 +1,565 @@
+//! Share links: create, read through, check, revoke, list, accept and decline.
+//!
+//! A read answers one 404 ("share not found") for every refusal — missing, expired, used up,
+//! revoked, declined, wrong or missing passphrase, address not allowed, wrong or missing
+//! recipient token — so a caller learns nothing about which; the cause goes to the debug log.
+//!
+//! The order of a read matters. First the checks that must not use up a view (recipient,
+//! allowlist, passphrase) run against the row as read; the Argon2 verify comes last so a
+//! stranger's request costs no hashing. Then one transaction counts the read with a single
+//! UPDATE that re-checks everything that can have changed meanwhile, reads the secret's live
+//! current version (which counts against that version's own limit too) and opens it in the
+//! HSM: if anything in there fails, the transaction rolls back and the share's count with it.
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+use oxvault_core::claims::Subject;
+use oxvault_core::email::Email;
+use oxvault_core::ids::{OrgId, SecretId, VaultId};
+use oxvault_core::policy::Permission;
+use oxvault_core::secret_path::SecretPath;
+use oxvault_core::share::CreateShareRequest;
+use oxvault_core::share::{
+    MAX_PASSPHRASE_LEN, Recipient, RecipientType, ShareId, ShareListResponse, ShareResponse,
+    ShareSpec, ShareStatusResponse, ShareSummary, SharedSecretResponse, share_url,
+};
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use secrecy::SecretString;
+use sqlx::{PgConnection, PgPool};
+
+use super::ServiceError;
+use super::access;
+use super::passwords::Passwords;
+use super::principal::Principal;
+use super::secrets::SecretsService;
+use super::vaults::{VaultsService, creator_of};
+use crate::crypto::Keyring;
+use crate::store::outbox::{self, NewMail};
+use crate::store::shares::{self, LiveShare, NewShare, RecipientKey, SummaryRow};
+use crate::store::{StoreError, agents, secrets, users};
+
+/// Share operations; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SharesService {
+    pool: PgPool,
+    vaults: VaultsService,
+    secrets: SecretsService,
+    passwords: Passwords,
+}
+
+/// Who is reading a share, as far as the read is concerned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reader<'a> {
+    /// The authenticated caller, if a valid token came with the request.
+    pub principal: Option<&'a Principal>,
+    /// The client's address, when known (trusted from the edge, or the TCP peer).
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The one answer to a share read or check that is refused, whatever the cause; the cause is
+/// logged at debug level only.
+fn refused(cause: &'static str) -> ServiceError {
+    tracing::debug!(cause, "share refused");
+    ServiceError::NotFound("share")
+}
+
+/// The address as stored allowlists compare it: IPv4-mapped IPv6 as plain IPv4.
+fn canonical_ip(ip: Option<IpAddr>) -> Option<String> {
+    ip.map(|ip| ip.to_canonical().to_string())
+}
+
+fn random_share_id() -> Result<ShareId, ServiceError> {
+    let mut bytes = [0u8; 16];
+    OsRng.try_fill_bytes(&mut bytes).map_err(|err| {
+        tracing::error!(error = %err, "the OS gave no randomness for a share id");
+        ServiceError::Unavailable("random number generator")
+    })?;
+    Ok(ShareId::from_random_bytes(bytes))
+}
+
+fn recipient_type(text: &str) -> Result<RecipientType, ServiceError> {
+    RecipientType::parse(text)
+        .ok_or_else(|| ServiceError::Internal(format!("unknown recipient type {text:?}").into()))
+}
+
+fn summary(row: SummaryRow) -> Result<ShareSummary, ServiceError> {
+    Ok(ShareSummary {
+        id: ShareId::from_uuid(row.id),
+        secret_path: row.secret_path,
+        recipient_type: recipient_type(&row.recipient_type)?,
+        recipient_email: row.recipient_email,
+        access_count: row.access_count,
+        max_access_count: row.max_access_count,
+        expires_at: row.expires_at,
+        created_at: row.created_at,
+        is_expired: row.is_expired,
+        is_accepted: row.is_accepted,
+    })
+}
+
+/// Whether `principal` is the user or agent a targeted share names.
+fn is_recipient(share: &LiveShare, principal: Option<&Principal>) -> bool {
+    match principal.map(|p| p.subject) {
+        Some(Subject::User(id)) => share.recipient_user_id == Some(*id.as_uuid()),
+        Some(Subject::Agent(id)) => share.recipient_agent_id == Some(*id.as_uuid()),
+        None => false,
+    }
+}
+
+/// The text of the mail that carries an `external_email` share's link. It never holds the
+/// passphrase (that must travel another way) nor the secret's path.
+fn share_mail(sender: &str, url: &str, spec: &ShareSpec, has_passphrase: bool) -> String {
+    let mut body = format!(
+        "{sender} shared a secret with you through oxvault.\n\n\
+         Open it here:\n{url}\n\n\
+         The link works until {} UTC",
+        spec.expires_at.format("%Y-%m-%d %H:%M")
+    );
+    match spec.max_access_count {
+        Some(1) => body.push_str(", for one view only"),
+        Some(count) => body.push_str(&format!(", for {count} views")),
+        None => {}
+    }
+    body.push_str(".\n");
+    if has_passphrase {
+        body.push_str(
+            "It is protected by a passphrase, which the sender will give you another way.\n",
+        );
+    }
+    body.push_str(
+        "\nAnyone holding this link may open it: do not forward this message.\n\
+         If you did not expect it, you can ignore it.\n",
+    );
+    body
+}
+
+impl SharesService {
+    pub fn new(pool: PgPool, keyring: Keyring, passwords: Passwords) -> Self {
+        Self {
+            vaults: VaultsService::new(pool.clone()),
+            secrets: SecretsService::new(pool.clone(), keyring),
+            pool,
+            passwords,
+        }
+    }
+
+    /// Shares secret `secret_id` as `request` says. Needs the `share` permission on the
+    /// secret's path; a secret the caller cannot see is a 404. An `external_email` share
+    /// queues its mail in the same transaction, so the mail exists exactly when the share
+    /// does. `public_url` is the base of the link.
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        secret_id: SecretId,
+        request: CreateShareRequest,
+        public_url: &str,
+    ) -> Result<ShareResponse, ServiceError> {
+        let mut spec = ShareSpec::parse(request, Utc::now())
+            .map_err(|err| ServiceError::Invalid(err.to_string()))?;
+        if matches!(spec.recipient, Recipient::ExternalEmail(_)) && principal.agent_id().is_some() {
+            return Err(ServiceError::Forbidden(
+                "agents cannot share secrets with outside email addresses",
+            ));
+        }
+        let org = *principal.org.as_uuid();
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let target = shares::find_target(&mut tx, org, *secret_id.as_uuid())
+            .await?
+            .ok_or(ServiceError::NotFound("secret"))?;
+        let vault = self
+            .vaults
+            .find_visible(&mut tx, principal, VaultId::from_uuid(target.vault_id))
+            .await
+            .map_err(|err| match err {
+                ServiceError::NotFound(_) => ServiceError::NotFound("secret"),
+                other => other,
+            })?;
+        let path = SecretPath::parse(&target.path)
+            .map_err(|_| ServiceError::Internal("a stored secret path does not parse".into()))?;
+        access::require(&mut tx, principal, &vault, &path, Permission::Share).await?;
+        let recipient = self
+            .recipient_key(&mut tx, principal, &spec.recipient)
+            .await?;
+
+        // Hashed only once the caller is known to be allowed, so a refused request costs no
+        // Argon2 work; taken out of the spec, not copied, so it lives on only inside the
+        // `SecretString`, which wipes it when dropped.
+        let passphrase = spec.passphrase.take();
+        let has_passphrase = passphrase.is_some();
+        let passphrase_hash = match passphrase {
+            Some(passphrase) => Some(
+                self.passwords
+                    .hash_checked(SecretString::from(passphrase.into_inner()))
+                    .await?,
+            ),
+            None => None,
+        };
+        let id = random_share_id()?;
+        let kind = spec.recipient.kind();
+        shares::insert(
+            &mut tx,
+            &NewShare {
+                id: *id.as_uuid(),
+                org_id: org,
+                secret_id: target.secret_id,
+                vault_id: target.vault_id,
+                creator: creator_of(principal),
+                recipient_type: kind.as_str(),
+                recipient_user_id: recipient.user,
+                recipient_agent_id: recipient.agent,
+                recipient_email: recipient.email,
+                passphrase_hash: passphrase_hash.as_deref(),
+                ip_allowlist: spec
+                    .ip_allowlist
+                    .as_ref()
+                    .map(|blocks| blocks.iter().map(ToString::to_string).collect()),
+                expires_at: spec.expires_at,
+                max_access_count: spec.max_access_count,
+            },
+        )
+        .await?;
+        let url = share_url(public_url, id);
+        if let Some(email) = recipient.email {
+            let body = share_mail(
+                &self.sender_of(&mut tx, principal).await?,
+                &url,
+                &spec,
+                has_passphrase,
+            );
+            queue_mail(&mut tx, principal, email, &body).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(share_id = %id, recipient_type = kind.as_str(), "share created");
+        Ok(ShareResponse {
+            id,
+            share_url: url,
+            recipient_type: kind,
+            recipient_email: recipient.email.map(str::to_owned),
+            expires_at: spec.expires_at,
+            max_access_count: spec.max_access_count,
+        })
+    }
+
+    /// The recipient columns of a new share; 400 when a user or agent id names nobody of the
+    /// creator's org.
+    async fn recipient_key<'a>(
+        &self,
+        conn: &mut PgConnection,
+        principal: &Principal,
+        recipient: &'a Recipient,
+    ) -> Result<RecipientKey<'a>, ServiceError> {
+        let org = *principal.org.as_uuid();
+        Ok(match recipient {
+            Recipient::AnyoneWithLink => RecipientKey::default(),
+            Recipient::User(id) => {
+                users::find_in_org(conn, org, *id.as_uuid())
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::Invalid(
+                            "recipient_id does not name a user of your organization".into(),
+                        )
+                    })?;
+                RecipientKey {
+                    user: Some(*id.as_uuid()),
+                    ..RecipientKey::default()
+                }
+            }
+            Recipient::Agent(id) => {
+                agents::find_in_org(conn, org, *id.as_uuid())
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::Invalid(
+                            "recipient_id does not name an agent of your organization".into(),
+                        )
+                    })?;
+                RecipientKey {
+                    agent: Some(*id.as_uuid()),
+                    ..RecipientKey::default()
+                }
+            }
+            Recipient::ExternalEmail(email) => RecipientKey {
+                email: Some(email.as_str()),
+                ..RecipientKey::default()
+            },
+            Recipient::Creator => {
+                let creator = creator_of(principal);
+                RecipientKey {
+                    user: creator.user,
+                    agent: creator.agent,
+                    email: None,
+                }
+            }
+        })
+    }
+
+    /// How a share mail names its sender: the user's address (only users may share by
+    /// email).
+    async fn sender_of(
+        &self,
+        conn: &mut PgConnection,
+        principal: &Principal,
+    ) -> Result<String, ServiceError> {
+        let user = principal.require_user()?;
+        Ok(users::find_by_id(conn, *user.as_uuid())
+            .await?
+            .map_or_else(|| "Someone".to_owned(), |row| row.email))
+    }
+
+    /// Reads the secret behind share `id`, counting one view (see the module docs for the
+    /// order of the checks). Every refusal is the same 404.
+    pub async fn read(
+        &self,
+        id: ShareId,
+        reader: Reader<'_>,
+        passphrase: Option<SecretString>,
+    ) -> Result<SharedSecretResponse, ServiceError> {
+        let client_ip = canonical_ip(reader.client_ip);
+        let share = {
+            let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+            shares::find_live(&mut conn, *id.as_uuid(), client_ip.as_deref())
+                .await?
+                .ok_or_else(|| refused("missing, expired, used up, revoked or declined"))?
+        };
+        let kind = recipient_type(&share.recipient_type)?;
+        if !kind.is_link() && !is_recipient(&share, reader.principal) {
+            return Err(refused("not the share's recipient"));
+        }
+        if !share.ip_allowed {
+            return Err(refused("client address not in the share's allowlist"));
+        }
+        self.check_passphrase(&share, passphrase).await?;
+
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let counted = shares::consume(&mut tx, *id.as_uuid(), client_ip.as_deref())
+            .await?
+            .ok_or_else(|| refused("used up, expired or revoked while being read"))?;
+        let path = shares::live_path(&mut tx, counted.vault_id, counted.secret_id)
+            .await?
+            .ok_or_else(|| refused("the secret or its vault was deleted"))?;
+        // Returning early drops `tx`, which rolls the share's count back.
+        let version = secrets::read_current(&mut tx, counted.vault_id, &path)
+            .await?
+            .ok_or_else(|| refused("the secret's current version is not readable"))?;
+        let secret = self
+            .secrets
+            .open(
+                OrgId::from_uuid(counted.org_id),
+                VaultId::from_uuid(counted.vault_id),
+                version,
+            )
+            .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(share_id = %id, access_count = counted.access_count, "share read");
+        Ok(SharedSecretResponse {
+            id: secret.id,
+            path: secret.path,
+            secret_type: secret.secret_type,
+            value: secret.value,
+            access_count: counted.access_count,
+            max_access_count: counted.max_access_count,
+        })
+    }
+
+    /// Passes when the share has no passphrase, or `given` matches its hash.
+    async fn check_passphrase(
+        &self,
+        share: &LiveShare,
+        given: Option<SecretString>,
+    ) -> Result<(), ServiceError> {
+        let Some(hash) = share.passphrase_hash.clone() else {
+            return Ok(());
+        };
+        let Some(given) = given else {
+            return Err(refused("passphrase required"));
+        };
+        // Bounds the hashing work a request can ask for, like the creation rule.
+        if secrecy::ExposeSecret::expose_secret(&given).chars().count() > MAX_PASSPHRASE_LEN {
+            return Err(refused("passphrase too long"));
+        }
+        if self.passwords.verify(given, Some(hash)).await? {
+            Ok(())
+        } else {
+            Err(refused("wrong passphrase"))
+        }
+    }
+
+    /// What the share page needs before the reveal, for a live link share readable from
+    /// `client_ip`; counts nothing. Anything else is the same 404 as a read.
+    pub async fn status(
+        &self,
+        id: ShareId,
+        client_ip: Option<IpAddr>,
+    ) -> Result<ShareStatusResponse, ServiceError> {
+        let client_ip = canonical_ip(client_ip);
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let share = shares::find_live(&mut conn, *id.as_uuid(), client_ip.as_deref())
+            .await?
+            .ok_or_else(|| refused("missing, expired, used up, revoked or declined"))?;
+        if !recipient_type(&share.recipient_type)?.is_link() {
+            return Err(refused("not a link share"));
+        }
+        if !share.ip_allowed {
+            return Err(refused("client address not in the share's allowlist"));
+        }
+        Ok(ShareStatusResponse {
+            id,
+            requires_passphrase: share.passphrase_hash.is_some(),
+            expires_at: share.expires_at,
+        })
+    }
+
+    /// Revokes share `id`: its creator, or an owner or admin of its org, may. Another org's
+    /// share is a 404; someone else of the same org gets a 403.
+    pub async fn revoke(&self, principal: &Principal, id: ShareId) -> Result<(), ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let owner = shares::find_owner(&mut conn, *id.as_uuid())
+            .await?
+            .filter(|owner| owner.org_id == *principal.org.as_uuid())
+            .ok_or(ServiceError::NotFound("share"))?;
+        let creator = creator_of(principal);
+        let is_creator = (creator.user.is_some() && creator.user == owner.created_by_user)
+            || (creator.agent.is_some() && creator.agent == owner.created_by_agent);
+        let is_manager = principal.role.is_some_and(|role| role.can_manage());
+        if !is_creator && !is_manager {
+            return Err(ServiceError::Forbidden(
+                "only the share's creator, an owner or an admin may revoke it",
+            ));
+        }
+        shares::revoke(&mut conn, *id.as_uuid()).await?;
+        tracing::info!(share_id = %id, "share revoked");
+        Ok(())
+    }
+
+    /// The shares the caller created and has not revoked, newest first.
+    pub async fn outbound(&self, principal: &Principal) -> Result<ShareListResponse, ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let rows = shares::list_outbound(&mut conn, creator_of(principal)).await?;
+        Ok(ShareListResponse {
+            shares: rows.into_iter().map(summary).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The shares addressed to the caller (by id, or for a user also by email) that are
+    /// neither revoked nor declined, newest first.
+    pub async fn inbound(&self, principal: &Principal) -> Result<ShareListResponse, ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let email = self.email_of(&mut conn, principal).await?;
+        let rows = shares::list_inbound(&mut conn, recipient_of(principal, email.as_ref())).await?;
+        Ok(ShareListResponse {
+            shares: rows.into_iter().map(summary).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Accepts (`accept`) or declines share `id` as its recipient; a declined share can no
+    /// longer be read. Not the caller's share: 404. Accepting a declined share: 409.
+    pub async fn respond(
+        &self,
+        principal: &Principal,
+        id: ShareId,
+        accept: bool,
+    ) -> Result<(), ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let email = self.email_of(&mut conn, principal).await?;
+        let key = recipient_of(principal, email.as_ref());
+        match shares::respond(&mut conn, *id.as_uuid(), key, accept).await? {
+            shares::Response::Done => Ok(()),
+            shares::Response::AlreadyDeclined => Err(ServiceError::Conflict(
+                "this share was declined; it cannot be accepted".into(),
+            )),
+            shares::Response::NotFound => Err(ServiceError::NotFound("share")),
+        }
+    }
+
+    /// The caller's email when a user (the address `external_email` shares name).
+    async fn email_of(
+        &self,
+        conn: &mut PgConnection,
+        principal: &Principal,
+    ) -> Result<Option<Email>, ServiceError> {
+        let Some(user) = principal.user_id() else {
+            return Ok(None);
+        };
+        let row = users::find_by_id(conn, *user.as_uuid()).await?;
+        // Stored normalised; parsed again so only a well-formed address is ever compared.
+        Ok(row.and_then(|row| Email::parse(&row.email).ok()))
+    }
+}
+
+/// Queues the mail of an `external_email` share on `conn`, the transaction creating it.
+async fn queue_mail(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    to: &str,
+    body: &str,
+) -> Result<(), ServiceError> {
+    outbox::enqueue(
+        conn,
+        &NewMail {
+            org_id: Some(*principal.org.as_uuid()),
+            kind: "share",
+            recipient: to,
+            subject: "A secret has been shared with you",
+            body_text: body,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The recipient key of `principal`: its user or agent id, and a user's email.
+fn recipient_of<'a>(principal: &Principal, email: Option<&'a Email>) -> RecipientKey<'a> {
+    let creator = creator_of(principal);
+    RecipientKey {
+        user: creator.user,
+        agent: creator.agent,
+        email: email.map(Email::as_str),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(extra: serde_json::Value) -> ShareSpec {
+        let mut body = json!({
+            "recipient_type": "external_email",
+            "email": "friend@example.org",
+            "expires_at": (Utc::now() + Duration::hours(2)).to_rfc3339(),
+        });
+        if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        ShareSpec::parse(serde_json::from_value(body).unwrap(), Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn the_share_mail_carries_the_link_but_never_the_passphrase() {
+        let spec = spec(json!({"passphrase": "canary-passphrase-31", "max_access_count": 1}));
+        let body = share_mail("ada@example.org", "https://v.example/s/abc", &spec, true);
+        assert!(body.contains("https://v.example/s/abc"), "{body}");
+        assert!(body.contains("ada@example.org"), "{body}");
+        assert!(body.contains("one view only"), "{body}");
+        assert!(body.contains("passphrase"), "{body}");
+        assert!(!body.contains("canary-passphrase-31"), "{body}");
+    }
+
+    #[test]
+    fn share_ids_are_random_and_differ() {
+        let a = random_share_id().unwrap();
+        let b = random_share_id().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.to_string().len(), 36);
+    }
+
+    #[test]
+    fn ipv4_mapped_clients_compare_as_ipv4() {
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(canonical_ip(Some(mapped)).as_deref(), Some("127.0.0.1"));
+        assert_eq!(canonical_ip(None), None);
+    }
+}

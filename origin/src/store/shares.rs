@@ -1,0 +1,370 @@
+//! Share links. The read path is two statements: [`find_live`] (no side effect, for the
+//! checks that must not use up a view: recipient, passphrase) and [`consume`], which re-checks
+//! everything that can change and counts the read in one UPDATE.
+//!
+//! Client addresses and allowlists are compared by PostgreSQL (`inet <<= cidr`): the address
+//! is bound as text in canonical form (an IPv4-mapped IPv6 address as the IPv4 address), the
+//! same form the blocks were stored in.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::vaults::Creator;
+
+/// The secret a new share points at, found within the creator's org.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ShareTarget {
+    pub secret_id: Uuid,
+    pub vault_id: Uuid,
+    pub path: String,
+}
+
+/// A live secret of `org_id` in a live vault; another org's secret is `None`, like a
+/// missing one.
+#[tracing::instrument(skip(conn))]
+pub async fn find_target(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    secret_id: Uuid,
+) -> Result<Option<ShareTarget>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT s.id AS secret_id, s.vault_id, s.path FROM secrets s \
+         JOIN vaults v ON v.id = s.vault_id AND v.deleted_at IS NULL \
+         WHERE s.id = $1 AND s.org_id = $2 AND s.deleted_at IS NULL",
+    )
+    .bind(secret_id)
+    .bind(org_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// What a new share row holds.
+#[derive(Debug)]
+pub struct NewShare<'a> {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub secret_id: Uuid,
+    pub vault_id: Uuid,
+    pub creator: Creator,
+    pub recipient_type: &'a str,
+    pub recipient_user_id: Option<Uuid>,
+    pub recipient_agent_id: Option<Uuid>,
+    pub recipient_email: Option<&'a str>,
+    /// The Argon2id hash, never the passphrase.
+    pub passphrase_hash: Option<&'a str>,
+    /// Blocks in canonical text form (`10.0.0.0/8`).
+    pub ip_allowlist: Option<Vec<String>>,
+    pub expires_at: DateTime<Utc>,
+    pub max_access_count: Option<i32>,
+}
+
+#[tracing::instrument(skip(conn, share), fields(share_id = %share.id))]
+pub async fn insert(conn: &mut PgConnection, share: &NewShare<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO shares (id, org_id, secret_id, vault_id, created_by_user, created_by_agent, \
+           recipient_type, recipient_user_id, recipient_agent_id, recipient_email, \
+           passphrase_hash, ip_allowlist, expires_at, max_access_count) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::cidr[], $13, $14)",
+    )
+    .bind(share.id)
+    .bind(share.org_id)
+    .bind(share.secret_id)
+    .bind(share.vault_id)
+    .bind(share.creator.user)
+    .bind(share.creator.agent)
+    .bind(share.recipient_type)
+    .bind(share.recipient_user_id)
+    .bind(share.recipient_agent_id)
+    .bind(share.recipient_email)
+    .bind(share.passphrase_hash)
+    .bind(share.ip_allowlist.as_deref())
+    .bind(share.expires_at)
+    .bind(share.max_access_count)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A share that can be read right now, with what the read still has to check.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveShare {
+    pub id: Uuid,
+    pub recipient_type: String,
+    pub recipient_user_id: Option<Uuid>,
+    pub recipient_agent_id: Option<Uuid>,
+    pub passphrase_hash: Option<String>,
+    /// Whether the client address given is allowed (always, with no allowlist).
+    pub ip_allowed: bool,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The conditions of a readable share but its allowlist, shared by [`find_live`] and
+/// [`consume`] so the two cannot drift apart. `$1` is the share id; `t` is the prefix naming
+/// the shares table.
+fn live(t: &str) -> String {
+    format!(
+        "{t}id = $1 AND {t}revoked_at IS NULL AND {t}declined_at IS NULL \
+         AND {t}expires_at > now() \
+         AND ({t}max_access_count IS NULL OR {t}access_count < {t}max_access_count)"
+    )
+}
+
+/// Whether the client address bound as `$2` (text, or NULL when unknown, which no allowlist
+/// admits) is in the share's allowlist; always true without one.
+fn ip_allowed(t: &str) -> String {
+    format!("({t}ip_allowlist IS NULL OR COALESCE($2::inet <<= ANY ({t}ip_allowlist), false))")
+}
+
+/// The share `id` if it is readable now (not revoked, declined, expired or used up, and its
+/// secret and vault still live); counts nothing. `client_ip` is the canonical text form.
+#[tracing::instrument(skip(conn, client_ip))]
+pub async fn find_live(
+    conn: &mut PgConnection,
+    id: Uuid,
+    client_ip: Option<&str>,
+) -> Result<Option<LiveShare>, StoreError> {
+    let sql = format!(
+        "SELECT sh.id, sh.recipient_type, sh.recipient_user_id, sh.recipient_agent_id, \
+                sh.passphrase_hash, {} AS ip_allowed, sh.expires_at \
+         FROM shares sh \
+         JOIN secrets s ON s.id = sh.secret_id AND s.deleted_at IS NULL \
+         JOIN vaults v ON v.id = sh.vault_id AND v.deleted_at IS NULL \
+         WHERE {}",
+        ip_allowed("sh."),
+        live("sh.")
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(client_ip)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A read counted by [`consume`].
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Consumed {
+    pub org_id: Uuid,
+    pub secret_id: Uuid,
+    pub vault_id: Uuid,
+    /// Reads so far, this one included.
+    pub access_count: i32,
+    pub max_access_count: Option<i32>,
+}
+
+/// Counts one read of share `id` if it is still readable from `client_ip`, in one
+/// statement: the check against `max_access_count` and the increment cannot interleave with
+/// another reader's (a concurrent reader waits for this row, then re-checks the count this
+/// one left). `None`: not readable. The count is undone if the transaction rolls back.
+///
+/// One table only, so PostgreSQL's re-check of a row another reader updated meanwhile sees
+/// every condition on the new row (see `store::secrets::lock`).
+#[tracing::instrument(skip(conn, client_ip))]
+pub async fn consume(
+    conn: &mut PgConnection,
+    id: Uuid,
+    client_ip: Option<&str>,
+) -> Result<Option<Consumed>, StoreError> {
+    let sql = format!(
+        "UPDATE shares SET access_count = access_count + 1 \
+         WHERE {} AND {} \
+         RETURNING org_id, secret_id, vault_id, access_count, max_access_count",
+        live(""),
+        ip_allowed("")
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(client_ip)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// The path of a live secret in a live vault of `vault_id` (what a counted share read then
+/// opens); `None` when either was deleted.
+#[tracing::instrument(skip(conn))]
+pub async fn live_path(
+    conn: &mut PgConnection,
+    vault_id: Uuid,
+    secret_id: Uuid,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT s.path FROM secrets s \
+         JOIN vaults v ON v.id = s.vault_id AND v.deleted_at IS NULL \
+         WHERE s.id = $1 AND s.vault_id = $2 AND s.deleted_at IS NULL",
+    )
+    .bind(secret_id)
+    .bind(vault_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Who may manage (revoke) a share.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct ShareOwner {
+    pub org_id: Uuid,
+    pub created_by_user: Option<Uuid>,
+    pub created_by_agent: Option<Uuid>,
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn find_owner(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<ShareOwner>, StoreError> {
+    Ok(
+        sqlx::query_as(
+            "SELECT org_id, created_by_user, created_by_agent FROM shares WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(conn)
+        .await?,
+    )
+}
+
+/// Revokes a share for good; revoking it again changes nothing.
+#[tracing::instrument(skip(conn))]
+pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query("UPDATE shares SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A share as listed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SummaryRow {
+    pub id: Uuid,
+    pub secret_path: String,
+    pub recipient_type: String,
+    pub recipient_email: Option<String>,
+    pub access_count: i32,
+    pub max_access_count: Option<i32>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub is_expired: bool,
+    pub is_accepted: bool,
+}
+
+const SUMMARY: &str = "SELECT sh.id, s.path AS secret_path, sh.recipient_type, \
+                         sh.recipient_email, sh.access_count, sh.max_access_count, \
+                         sh.expires_at, sh.created_at, sh.expires_at <= now() AS is_expired, \
+                         sh.accepted_at IS NOT NULL AS is_accepted \
+                       FROM shares sh JOIN secrets s ON s.id = sh.secret_id";
+
+/// The shares `creator` made and has not revoked, newest first.
+#[tracing::instrument(skip(conn))]
+pub async fn list_outbound(
+    conn: &mut PgConnection,
+    creator: Creator,
+) -> Result<Vec<SummaryRow>, StoreError> {
+    let sql = format!(
+        "{SUMMARY} WHERE sh.revoked_at IS NULL \
+           AND (sh.created_by_user = $1 OR sh.created_by_agent = $2) \
+         ORDER BY sh.created_at DESC, sh.id"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(creator.user)
+        .bind(creator.agent)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Who a share may be addressed to: a user (by id, and by email for `external_email`
+/// shares) or an agent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecipientKey<'a> {
+    pub user: Option<Uuid>,
+    pub agent: Option<Uuid>,
+    pub email: Option<&'a str>,
+}
+
+/// Matches the shares addressed to the recipient bound as `$n`, `$n+1`, `$n+2` (user id,
+/// agent id, email; NULL ones match nothing).
+fn addressed(n: usize) -> String {
+    format!(
+        "(sh.recipient_user_id = ${n} OR sh.recipient_agent_id = ${} \
+          OR (sh.recipient_type = 'external_email' AND sh.recipient_email = ${}))",
+        n + 1,
+        n + 2
+    )
+}
+
+/// The shares addressed to `recipient` that are neither revoked nor declined, newest first.
+#[tracing::instrument(skip(conn, recipient))]
+pub async fn list_inbound(
+    conn: &mut PgConnection,
+    recipient: RecipientKey<'_>,
+) -> Result<Vec<SummaryRow>, StoreError> {
+    let sql = format!(
+        "{SUMMARY} WHERE sh.revoked_at IS NULL AND sh.declined_at IS NULL AND {} \
+         ORDER BY sh.created_at DESC, sh.id",
+        addressed(1)
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(recipient.user)
+        .bind(recipient.agent)
+        .bind(recipient.email)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// What [`respond`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Response {
+    /// Recorded (or already so).
+    Done,
+    /// Accepting a share its recipient had declined.
+    AlreadyDeclined,
+    /// No such share addressed to this recipient, or it was revoked.
+    NotFound,
+}
+
+/// Records the recipient's acceptance (`accept`) or refusal of share `id`. A declined share
+/// can no longer be read, nor accepted again.
+#[tracing::instrument(skip(conn, recipient))]
+pub async fn respond(
+    conn: &mut PgConnection,
+    id: Uuid,
+    recipient: RecipientKey<'_>,
+    accept: bool,
+) -> Result<Response, StoreError> {
+    let sql = format!(
+        "UPDATE shares sh SET \
+           accepted_at = CASE WHEN $5 THEN COALESCE(sh.accepted_at, now()) ELSE sh.accepted_at END, \
+           declined_at = CASE WHEN $5 THEN sh.declined_at ELSE COALESCE(sh.declined_at, now()) END \
+         WHERE sh.id = $1 AND sh.revoked_at IS NULL AND {} \
+           AND ($5 = false OR sh.declined_at IS NULL) \
+         RETURNING sh.id",
+        addressed(2)
+    );
+    let updated: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(recipient.user)
+        .bind(recipient.agent)
+        .bind(recipient.email)
+        .bind(accept)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if updated.is_some() {
+        return Ok(Response::Done);
+    }
+    // Told apart only for the recipient themself: the same filter, without the state.
+    let sql = format!(
+        "SELECT sh.declined_at IS NOT NULL FROM shares sh \
+         WHERE sh.id = $1 AND sh.revoked_at IS NULL AND {}",
+        addressed(2)
+    );
+    let declined: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(recipient.user)
+        .bind(recipient.agent)
+        .bind(recipient.email)
+        .fetch_optional(conn)
+        .await?;
+    Ok(match declined {
+        Some(true) => Response::AlreadyDeclined,
+        _ => Response::NotFound,
+    })
+}
