@@ -83,7 +83,13 @@ run_e2e() {
     OXVAULT_ORIGIN_BIN=$(origin_bin debug)
     [ -x "$OXVAULT_ORIGIN_BIN" ] || die "$OXVAULT_ORIGIN_BIN missing: the origin build step should have made it"
     export OXVAULT_ORIGIN_BIN OXVAULT_WORKER_MAIN="$WORKER_MAIN"
+    local artifacts="$OXVAULT_ROOT/target/e2e-artifacts" shot
+    rm -rf "$artifacts"
     cargo test -p oxvault-tests
+    # The browser test's screenshots of the share page, for a person to look at.
+    while IFS= read -r shot; do
+        printf '  screenshot: %s\n' "${shot#"$OXVAULT_ROOT"/}" >&2
+    done < <(find "$artifacts" -name '*.png' -type f 2>/dev/null | sort)
 }
 
 log "oxvault tests in $OXVAULT_ROOT (target dir $CARGO_TARGET_DIR)"
