@@ -6,7 +6,9 @@
 //! with `cargo tree` that none of those ever creeps in.
 
 pub mod api_key;
+pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod claims;
 pub mod email;
 pub mod health;

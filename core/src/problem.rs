@@ -30,6 +30,9 @@ pub enum ProblemKind {
     BadRequest,
     Unauthorized,
     Forbidden,
+    /// A tier's object limit (vaults, secrets, agents) refuses a create: 403 with 1Claw's
+    /// literal `type`, which its SDKs match on.
+    ResourceLimitExceeded,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -51,6 +54,7 @@ impl ProblemKind {
             Self::BadRequest => 400,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
+            Self::ResourceLimitExceeded => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
@@ -72,6 +76,7 @@ impl ProblemKind {
             Self::BadRequest => "bad-request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::ResourceLimitExceeded => "resource-limit-exceeded",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict => "conflict",
@@ -93,6 +98,7 @@ impl ProblemKind {
             Self::BadRequest => "Bad Request",
             Self::Unauthorized => "Unauthorized",
             Self::Forbidden => "Forbidden",
+            Self::ResourceLimitExceeded => "Resource limit exceeded",
             Self::NotFound => "Not Found",
             Self::MethodNotAllowed => "Method Not Allowed",
             Self::Conflict => "Conflict",
@@ -108,9 +114,14 @@ impl ProblemKind {
         }
     }
 
-    /// The `type` URI: a URN, so it never suggests a page that might not exist.
+    /// The `type` URI: a URN, so it never suggests a page that might not exist. Except for
+    /// [`Self::ResourceLimitExceeded`], whose `type` is 1Claw's bare `resource_limit_exceeded`:
+    /// 1Claw's SDKs recognise the error by that exact string.
     pub fn type_uri(self) -> String {
-        format!("urn:oxvault:problem:{}", self.slug())
+        match self {
+            Self::ResourceLimitExceeded => "resource_limit_exceeded".to_owned(),
+            _ => format!("urn:oxvault:problem:{}", self.slug()),
+        }
     }
 
     /// A body of this kind with the given caller-facing detail.
@@ -159,6 +170,7 @@ mod tests {
             ProblemKind::BadRequest,
             ProblemKind::Unauthorized,
             ProblemKind::Forbidden,
+            ProblemKind::ResourceLimitExceeded,
             ProblemKind::NotFound,
             ProblemKind::MethodNotAllowed,
             ProblemKind::Conflict,
@@ -177,6 +189,14 @@ mod tests {
         slugs.dedup();
         assert_eq!(slugs.len(), kinds.len());
         assert!(kinds.iter().all(|k| (400..600).contains(&k.status())));
+    }
+
+    #[test]
+    fn a_resource_limit_has_the_literal_type_1claw_sdks_match_on() {
+        let body = ProblemKind::ResourceLimitExceeded.with_detail("the free tier allows 3 vaults");
+        assert_eq!(body.type_uri, "resource_limit_exceeded");
+        assert_eq!(body.status, 403);
+        assert_eq!(body.title, "Resource limit exceeded");
     }
 
     #[test]

@@ -25,8 +25,22 @@ use crate::vault::SecretType;
 
 /// Furthest a share may expire, in days from its creation.
 pub const MAX_SHARE_DAYS: i64 = 30;
-/// Longest passphrase accepted, in characters: bounds the hashing work one request can ask for.
+/// Longest passphrase accepted, in bytes of UTF-8: bounds the hashing work one request can ask
+/// for.
 pub const MAX_PASSPHRASE_LEN: usize = 1024;
+
+/// Whether `text` can be a share passphrase: 1 to [`MAX_PASSPHRASE_LEN`] bytes, no control
+/// characters, no space at either end. The rule is what a passphrase needs to travel in the
+/// `X-Share-Passphrase` header unchanged (HTTP trims spaces and refuses control characters),
+/// so a share is never created with a passphrase that cannot then open it; the edge applies
+/// the same rule on the way in.
+pub fn is_usable_passphrase(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_PASSPHRASE_LEN
+        && !text.chars().any(char::is_control)
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+}
 /// The request header that carries a share's passphrase on `GET /v1/share/{share_id}`.
 pub const PASSPHRASE_HEADER: &str = "x-share-passphrase";
 
@@ -186,7 +200,10 @@ pub enum InvalidShare {
     ExpiryTooFar,
     #[error("max_access_count must be at least 1")]
     MaxAccessCount,
-    #[error("passphrase must be 1 to {MAX_PASSPHRASE_LEN} characters")]
+    #[error(
+        "passphrase must be 1 to {MAX_PASSPHRASE_LEN} bytes of text without control characters \
+         or spaces at either end"
+    )]
     Passphrase,
     #[error("ip_allowlist must name at least one address or CIDR block")]
     EmptyAllowlist,
@@ -217,14 +234,14 @@ impl Recipient {
     }
 }
 
-/// A passphrase that passed the length rule. Its text never shows in `Debug`.
+/// A passphrase that passed [`is_usable_passphrase`]. Its text never shows in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Passphrase(String);
 
 impl Passphrase {
-    /// Checks the length rule (1 to [`MAX_PASSPHRASE_LEN`] characters).
+    /// Checks the rule of [`is_usable_passphrase`].
     pub fn parse(text: String) -> Result<Self, InvalidShare> {
-        if (1..=MAX_PASSPHRASE_LEN).contains(&text.chars().count()) {
+        if is_usable_passphrase(&text) {
             Ok(Self(text))
         } else {
             Err(InvalidShare::Passphrase)
@@ -534,18 +551,30 @@ mod tests {
     }
 
     #[test]
-    fn passphrases_are_1_to_1024_characters_and_never_shown() {
-        assert_eq!(
-            parse(json!({"passphrase": ""})),
-            Err(InvalidShare::Passphrase)
-        );
-        let long = "é".repeat(MAX_PASSPHRASE_LEN);
-        assert!(parse(json!({"passphrase": long})).is_ok());
-        let too_long = "x".repeat(MAX_PASSPHRASE_LEN + 1);
-        assert_eq!(
-            parse(json!({"passphrase": too_long})),
-            Err(InvalidShare::Passphrase)
-        );
+    fn passphrases_must_travel_in_a_header_unchanged_and_are_never_shown() {
+        for bad in [
+            String::new(),
+            "x".repeat(MAX_PASSPHRASE_LEN + 1),
+            // 2 bytes each: 1024 characters are 2048 bytes.
+            "\u{e9}".repeat(MAX_PASSPHRASE_LEN),
+            " leading".to_owned(),
+            "trailing ".to_owned(),
+            "new\nline".to_owned(),
+            "tab\there".to_owned(),
+        ] {
+            assert_eq!(
+                parse(json!({"passphrase": bad})),
+                Err(InvalidShare::Passphrase),
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "x".repeat(MAX_PASSPHRASE_LEN),
+            "p\u{e4}ss phr\u{e4}se \u{1f511}".to_owned(),
+            "1".to_owned(),
+        ] {
+            assert!(parse(json!({"passphrase": good})).is_ok(), "{good:?}");
+        }
         let request = request(json!({"passphrase": "canary-passphrase-77"}));
         assert!(!format!("{request:?}").contains("canary-passphrase-77"));
         let spec = ShareSpec::parse(request, now()).unwrap();

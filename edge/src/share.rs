@@ -21,8 +21,9 @@ use crate::error::EdgeError;
 /// The header the origin reads a share's passphrase from.
 pub const PASSPHRASE_HEADER: &str = "x-share-passphrase";
 
-/// The longest passphrase the edge forwards.
-pub const MAX_PASSPHRASE_LEN: usize = 1024;
+/// The longest passphrase the edge forwards (the core's rule).
+pub use oxvault_core::share::MAX_PASSPHRASE_LEN;
+use oxvault_core::share::is_usable_passphrase;
 
 /// The share routes the edge treats specially.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +71,7 @@ impl Passphrase {
     /// [`MAX_PASSPHRASE_LEN`] bytes of UTF-8 without control characters, and without spaces
     /// at either end (HTTP strips those, so the origin would compare another passphrase).
     pub fn parse(text: &str) -> Result<Self, EdgeError> {
-        let fits = !text.is_empty()
-            && text.len() <= MAX_PASSPHRASE_LEN
-            && !text.chars().any(char::is_control)
-            && !text.starts_with(' ')
-            && !text.ends_with(' ');
-        if fits {
+        if is_usable_passphrase(text) {
             Ok(Self(text.to_owned()))
         } else {
             Err(EdgeError::UnusablePassphrase)

@@ -45,6 +45,8 @@ pub struct Config {
     /// exchanges, share lookups), `OXVAULT_ORIGIN_RATE_LIMIT` as `N/S` (default `120/60`).
     /// Per process: the exact limits are the edge's.
     pub origin_rate_limit: crate::http::throttle::Rate,
+    /// Billing: tier limits and prices, and the request meter.
+    pub billing: BillingConfig,
 }
 
 /// Outgoing mail: where to send it and how patiently to retry.
@@ -89,6 +91,8 @@ pub struct HsmConfig {
     /// Label of the Ed25519 key pair that signs access tokens
     /// (`OXVAULT_HSM_SIGNING_KEY_LABEL`).
     pub signing_key_label: String,
+    /// Label of the HMAC key that chains the audit trail (`OXVAULT_HSM_AUDIT_KEY_LABEL`).
+    pub audit_key_label: String,
     /// Most PKCS#11 sessions (and concurrent HSM calls) per process (`OXVAULT_HSM_SESSIONS`).
     pub sessions: usize,
     /// How often a running origin lists the token's KEKs again, to start wrapping under a KEK
@@ -118,6 +122,7 @@ const DEFAULT_MAIL_FROM: &str = "oxvault <no-reply@oxvault.local>";
 
 const DEFAULT_KEK_LABEL: &str = "oxvault-kek";
 const DEFAULT_SIGNING_KEY_LABEL: &str = "oxvault-token-signing";
+const DEFAULT_AUDIT_KEY_LABEL: &str = "oxvault-audit-mac";
 
 /// Reads variables through a lookup function, collecting every problem on the way.
 struct Reader<F> {
@@ -226,6 +231,7 @@ impl Config {
         let public_url = public_url(&mut env);
         let mail = MailConfig::read(&mut env);
         let origin_rate_limit = origin_rate_limit(&mut env);
+        let billing = BillingConfig::read(&mut env);
         env.finish(Self {
             listen_addr,
             database,
@@ -238,6 +244,7 @@ impl Config {
             public_url,
             mail,
             origin_rate_limit,
+            billing,
         })
     }
 }
@@ -302,6 +309,9 @@ impl HsmConfig {
         let signing_key_label = env
             .optional("OXVAULT_HSM_SIGNING_KEY_LABEL")
             .unwrap_or_else(|| DEFAULT_SIGNING_KEY_LABEL.to_owned());
+        let audit_key_label = env
+            .optional("OXVAULT_HSM_AUDIT_KEY_LABEL")
+            .unwrap_or_else(|| DEFAULT_AUDIT_KEY_LABEL.to_owned());
         let sessions = env.parsed("OXVAULT_HSM_SESSIONS", 4usize, "a positive whole number");
         if sessions == 0 {
             env.problems
@@ -318,6 +328,7 @@ impl HsmConfig {
             pin: SecretString::from(pin),
             kek_label,
             signing_key_label,
+            audit_key_label,
             sessions,
             kek_refresh: Duration::from_secs(kek_refresh_secs.max(1)),
         }
@@ -384,6 +395,80 @@ impl MailConfig {
             from,
             retry_max: Duration::from_secs(retry_max_secs.max(1)),
             poll: Duration::from_millis(poll_ms.max(10)),
+        }
+    }
+}
+
+/// Billing: what each tier allows and charges, and how the request meter buffers and flushes.
+#[derive(Debug, Clone)]
+pub struct BillingConfig {
+    /// The tiers, defaults overridden by `OXVAULT_BILLING_TIER_FREE`, `_PRO`, `_BUSINESS`,
+    /// `_ENTERPRISE`: comma-separated `key=value` entries, any of `vaults`, `secrets`,
+    /// `agents` (a whole number or `unlimited`), `requests` (free requests per month),
+    /// `price` or `read_price` and `write_price` (USD per paid request, e.g. `0.0015`).
+    pub tiers: crate::service::billing::TierTable,
+    pub meter: MeterConfig,
+}
+
+/// The request meter's buffer and flushes (origin/src/http/metering.rs).
+#[derive(Debug, Clone)]
+pub struct MeterConfig {
+    /// Longest a metered request waits in memory before its batch is written
+    /// (`OXVAULT_USAGE_FLUSH_MS`, default 1000).
+    pub flush_interval: Duration,
+    /// Rows per INSERT; a full batch is written at once (`OXVAULT_USAGE_BATCH_SIZE`, default
+    /// 500, at most 10000).
+    pub batch_size: usize,
+    /// Rows buffered in memory at most; beyond it (the database down or far behind) requests
+    /// are served but not metered, and the loss is counted in the log (`OXVAULT_USAGE_BUFFER`,
+    /// default 100000, from the batch size to 10000000).
+    pub buffer: usize,
+}
+
+const MAX_USAGE_BATCH: usize = 10_000;
+/// Ten million rows (about 2 GB at worst): beyond anything an origin should hold in memory.
+const MAX_USAGE_BUFFER: usize = 10_000_000;
+
+impl BillingConfig {
+    fn read<F: Fn(&str) -> Option<String>>(env: &mut Reader<F>) -> Self {
+        use crate::service::billing::{TIER_NAMES, TierTable};
+        let mut tiers = TierTable::default();
+        for name in TIER_NAMES {
+            let var = format!("OXVAULT_BILLING_TIER_{}", name.to_ascii_uppercase());
+            let (Some(spec), Some((_, limits))) = (env.optional(&var), tiers.get(name)) else {
+                continue;
+            };
+            match limits.with_overrides(spec.trim()) {
+                Ok(limits) => tiers.set(name, limits),
+                Err(problems) => env
+                    .problems
+                    .extend(problems.into_iter().map(|p| format!("  {var}: {p}"))),
+            }
+        }
+        let flush_ms: u64 = env.parsed("OXVAULT_USAGE_FLUSH_MS", 1000, "milliseconds");
+        if flush_ms == 0 {
+            env.problems
+                .push("  OXVAULT_USAGE_FLUSH_MS must be at least 1".to_owned());
+        }
+        let batch_size: usize = env.parsed("OXVAULT_USAGE_BATCH_SIZE", 500, "a whole number");
+        if !(1..=MAX_USAGE_BATCH).contains(&batch_size) {
+            env.problems.push(format!(
+                "  OXVAULT_USAGE_BATCH_SIZE must be from 1 to {MAX_USAGE_BATCH}"
+            ));
+        }
+        let buffer: usize = env.parsed("OXVAULT_USAGE_BUFFER", 100_000, "a whole number");
+        if buffer < batch_size || buffer > MAX_USAGE_BUFFER {
+            env.problems.push(format!(
+                "  OXVAULT_USAGE_BUFFER must be from OXVAULT_USAGE_BATCH_SIZE to {MAX_USAGE_BUFFER}"
+            ));
+        }
+        Self {
+            tiers,
+            meter: MeterConfig {
+                flush_interval: Duration::from_millis(flush_ms.max(1)),
+                batch_size: batch_size.clamp(1, MAX_USAGE_BATCH),
+                buffer: buffer.clamp(1, MAX_USAGE_BUFFER),
+            },
         }
     }
 }
@@ -509,5 +594,69 @@ mod tests {
         let printed = format!("{:?}", Config::from_lookup(lookup(&pairs)).unwrap());
         assert!(!printed.contains("hunter2"));
         assert!(!printed.contains("pin-9876"));
+    }
+
+    #[test]
+    fn billing_defaults_need_no_variables() {
+        let config = Config::from_lookup(lookup(MINIMAL)).unwrap();
+        assert_eq!(
+            config.billing.tiers,
+            crate::service::billing::TierTable::default()
+        );
+        assert_eq!(config.billing.meter.flush_interval, Duration::from_secs(1));
+        assert_eq!(config.billing.meter.batch_size, 500);
+        assert_eq!(config.billing.meter.buffer, 100_000);
+    }
+
+    #[test]
+    fn a_tier_variable_overrides_only_the_keys_it_names() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push((
+            "OXVAULT_BILLING_TIER_PRO",
+            "vaults=2, requests=5,read_price=0.0015,agents=unlimited",
+        ));
+        pairs.push(("OXVAULT_USAGE_FLUSH_MS", "50"));
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        let (_, pro) = config.billing.tiers.get("pro").unwrap();
+        let (_, default_pro) = crate::service::billing::TierTable::default()
+            .get("pro")
+            .unwrap();
+        assert_eq!(pro.vaults, Some(2));
+        assert_eq!(pro.agents, None);
+        assert_eq!(pro.free_requests, 5);
+        assert_eq!(pro.read_price.to_string(), "0.0015");
+        assert_eq!(pro.secrets, default_pro.secrets);
+        assert_eq!(pro.write_price, default_pro.write_price);
+        assert_eq!(
+            config.billing.tiers.get("free"),
+            crate::service::billing::TierTable::default().get("free")
+        );
+        assert_eq!(
+            config.billing.meter.flush_interval,
+            Duration::from_millis(50)
+        );
+    }
+
+    #[test]
+    fn every_bad_billing_setting_is_reported_at_once() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("OXVAULT_BILLING_TIER_FREE", "vaults=three,price=0.0000001"));
+        pairs.push(("OXVAULT_BILLING_TIER_ENTERPRISE", "seats=10"));
+        pairs.push(("OXVAULT_USAGE_FLUSH_MS", "0"));
+        pairs.push(("OXVAULT_USAGE_BATCH_SIZE", "20000"));
+        pairs.push(("OXVAULT_USAGE_BUFFER", "lots"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 6, "{text}");
+        for needle in [
+            "OXVAULT_BILLING_TIER_FREE: vaults",
+            "OXVAULT_BILLING_TIER_FREE: price",
+            "OXVAULT_BILLING_TIER_ENTERPRISE",
+            "OXVAULT_USAGE_FLUSH_MS",
+            "OXVAULT_USAGE_BATCH_SIZE",
+            "OXVAULT_USAGE_BUFFER",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from: {text}");
+        }
     }
 }

@@ -54,6 +54,8 @@ pub struct Application {
     shutdown_grace: Duration,
     /// The outbox's delivery loop, stopped after the server has drained.
     mail: MailDelivery,
+    /// The billing meter's writer, flushed and stopped after the server has drained.
+    meter: http::metering::MeterTask,
 }
 
 impl Application {
@@ -77,7 +79,8 @@ impl Application {
             Ok(Err(err)) => tracing::warn!(error = %err, "starting without the HSM"),
             Err(err) => tracing::error!(error = %err, "the HSM connection task failed"),
         }
-        let keyring = Keyring::new(hsm.clone(), hsm, config.hsm.sessions);
+        let keyring =
+            Keyring::new(hsm.clone(), hsm.clone(), config.hsm.sessions).with_audit_mac(hsm);
         let passwords = Passwords::new(config.password_hash_concurrency)
             .map_err(|err| StartupError::Passwords(err.to_string()))?;
         let google = config
@@ -88,6 +91,7 @@ impl Application {
             .map_err(|err| StartupError::Google(err.to_string()))?;
         let auth = AuthService::new(
             pool.clone(),
+            keyring.clone(),
             passwords,
             Tokens::new(keyring.clone()),
             AuthSettings::default(),
@@ -102,22 +106,26 @@ impl Application {
             })?;
         // After the bind, so an origin that cannot serve does not start delivering either.
         let mail = MailDelivery::start(pool.clone(), &config.mail)?;
+        let (meter, meter_task) = http::metering::start(pool.clone(), &config.billing.meter);
         Ok(Self {
             listener,
             state: AppState {
-                org: OrgService::new(pool.clone(), config.public_url.clone()),
+                org: OrgService::new(pool.clone(), keyring.clone(), config.public_url.clone()),
                 api_keys: ApiKeyService::new(pool.clone(), auth.clone()),
                 edge_trust: http::client::EdgeTrust::new(
                     config.edge_shared_secret.as_ref(),
                     &config.public_url,
                 ),
                 throttle: http::throttle::Throttle::new(config.origin_rate_limit),
+                tiers: crate::service::billing::Tiers::new(config.billing.tiers.clone()),
+                meter,
                 pool,
                 keyring,
                 auth,
             },
             shutdown_grace: config.shutdown_grace,
             mail,
+            meter: meter_task,
         })
     }
 
@@ -163,6 +171,8 @@ impl Application {
         // Requests drained may have queued mail: the loop stops between messages, and
         // whatever is unsent stays in the outbox for the next start.
         self.mail.stop().await;
+        // Every drained request has been metered by now: write them all before the pool goes.
+        self.meter.stop().await;
         self.state.pool.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -24,7 +24,8 @@ use cryptoki::types::AuthPin;
 use oxvault_origin::config::HsmConfig;
 use oxvault_origin::crypto::pkcs11::{Pkcs11Hsm, RETRY_AFTER};
 use oxvault_origin::crypto::{
-    CryptoError, DataKey, KekAdmin, KekAdminError, KeyWrapper, TokenSigner, WrappedKey, kek_id_hex,
+    AuditMac, CryptoError, DataKey, KekAdmin, KekAdminError, KeyWrapper, TokenSigner, WrappedKey,
+    kek_id_hex,
 };
 use secrecy::SecretString;
 
@@ -78,6 +79,10 @@ fn main() -> ExitCode {
         (
             "the_signing_key_stays_in_the_token_and_survives_restarts",
             the_signing_key_stays_in_the_token_and_survives_restarts,
+        ),
+        (
+            "the_audit_key_is_an_hmac_key_that_stays_in_the_token",
+            the_audit_key_is_an_hmac_key_that_stays_in_the_token,
         ),
         (
             "an_extractable_key_under_the_kek_label_is_refused",
@@ -180,6 +185,7 @@ fn config(token: &str, pin: &str) -> HsmConfig {
         pin: SecretString::from(pin),
         kek_label: "test-kek".to_owned(),
         signing_key_label: "test-signing".to_owned(),
+        audit_key_label: "test-audit".to_owned(),
         sessions: 2,
         kek_refresh: Duration::from_secs(60),
     }
@@ -496,6 +502,69 @@ fn the_signing_key_stays_in_the_token_and_survives_restarts() {
             .expect("attributes");
         assert!(flags.contains(&Attribute::Sensitive(true)), "{flags:?}");
         assert!(flags.contains(&Attribute::Extractable(false)), "{flags:?}");
+    });
+}
+
+fn the_audit_key_is_an_hmac_key_that_stays_in_the_token() {
+    use hmac::{KeyInit as _, Mac as _};
+
+    init_token("audit");
+    let first = Pkcs11Hsm::new(config("audit", PIN));
+    let mac = first.mac(b"event one").expect("mac");
+    assert_ne!(first.mac(b"event two").expect("mac"), mac);
+    drop(first);
+    // Another connection (a restarted or second origin) finds the same key.
+    let second = Pkcs11Hsm::new(config("audit", PIN));
+    assert_eq!(second.mac(b"event one").expect("mac"), mac);
+    drop(second);
+
+    with_raw_session("audit", |session| {
+        let keys = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::Label(b"test-audit".to_vec()),
+            ])
+            .expect("find");
+        assert_eq!(keys.len(), 1, "one audit key, not one per start");
+        let flags = session
+            .get_attributes(
+                keys[0],
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::Value,
+                ],
+            )
+            .expect("attributes");
+        assert!(flags.contains(&Attribute::Sensitive(true)), "{flags:?}");
+        assert!(flags.contains(&Attribute::Extractable(false)), "{flags:?}");
+        assert!(
+            !flags.iter().any(|a| matches!(a, Attribute::Value(_))),
+            "the key's value must not be readable: {flags:?}"
+        );
+    });
+    // It really is HMAC-SHA256: a key of our own, imported the same way, gives the RFC 2104
+    // answer. (The audit key's own value cannot be read, so the check uses a second key.)
+    let key = [0x0bu8; 32];
+    let expected = {
+        let mut hmac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+        hmac.update(b"event one");
+        hmac.finalize().into_bytes()
+    };
+    with_raw_session("audit", |session| {
+        let handle = session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Value(key.to_vec()),
+                Attribute::Sign(true),
+                Attribute::Token(false),
+            ])
+            .expect("import a test key");
+        let mac = session
+            .sign(&Mechanism::Sha256Hmac, handle, b"event one")
+            .expect("hmac");
+        assert_eq!(mac.as_slice(), expected.as_slice());
     });
 }
 

@@ -7,6 +7,7 @@ on the first step that does not behave as the SDK expects, and prints one line p
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -147,6 +148,41 @@ def main(base_url: str) -> None:
     members = data(human.org.members(), "org members")
     assert [m["email"] for m in members["members"]] == [email], members
     step("org members")
+
+    reads = data(human.audit.list(action="secret.read"), "audit events")
+    assert reads["count"] >= 1 and all(e["action"] == "secret.read" for e in reads["events"]), reads
+    mine = [e for e in reads["events"]
+            if e["resource_id"] == read["id"] and e["details"].get("version") == 2]
+    assert mine and mine[-1]["details"]["path"] == "db/password", reads
+    assert mine[-1]["actor_id"] == me["id"] and mine[-1]["actor_type"] == "user", mine
+    assert "s3cret" not in str(reads), "events never carry values"
+    verdict = data(human.audit.verify(), "audit verify")
+    assert verdict["chain_valid"] is True, verdict
+    assert verdict["events_checked"] == verdict["events_verified"] >= reads["count"], verdict
+    assert verdict["broken_at_event_id"] is None, verdict
+    step("audit events and chain verification")
+
+    # The SDK has no usage methods in this version: its own HTTP client, unmodified.
+    deadline = time.monotonic() + 10
+    while True:  # the origin writes metered requests within a flush interval
+        usage = data(human._http.request("GET", "/v1/billing/usage"), "billing usage")
+        month = usage["current_month"]
+        if month["total_requests"] > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert usage["billing_tier"] == "free" and usage["free_tier_limit"] > 0, usage
+    assert month["total_requests"] > 0, usage
+    assert month["free_requests"] + month["paid_requests"] == month["total_requests"], usage
+    assert month["total_cost_usd"] == "0.0000", usage
+    history = data(human._http.request("GET", "/v1/billing/history", query={"limit": 500}),
+                   "billing history")
+    endpoints = {(e["principal_type"], e["endpoint"]) for e in history["events"]}
+    assert ("user", "/v1/vaults/{vault_id}/secrets/{*path}") in endpoints, endpoints
+    assert ("agent", "/v1/vaults/{vault_id}/secrets/{*path}") in endpoints, endpoints
+    assert "db/password" not in str(history), "usage records route templates, never paths"
+    bad = human._http.request("GET", "/v1/billing/history", query={"limit": 0})
+    assert bad.error is not None and bad.meta.status == 400, bad
+    step("billing usage and history")
 
     data(human.auth.revoke_token(), "revoke token")
     after = human.auth.me()

@@ -126,7 +126,8 @@ impl Edge {
         let config = dir.path().join("wrangler.toml");
         std::fs::write(&config, test_config()).expect("test wrangler.toml");
         // A port from `free_port` can be taken by another test between the pick and wrangler's
-        // bind; wrangler then exits with "Address already in use" and a new pair is tried.
+        // bind; wrangler then exits with "Address already in use" (or, when the port it lost is
+        // one of workerd's own, "The Workers runtime failed to start") and new ports are tried.
         let mut attempt = 0;
         let (process, url) = loop {
             attempt += 1;
@@ -162,7 +163,7 @@ impl Edge {
             let url = format!("http://127.0.0.1:{port}");
             match wait_until_answering(&url, &mut process) {
                 Ok(()) => break (process, url),
-                Err(log) if attempt < 4 && log.contains("Address already in use") => continue,
+                Err(log) if attempt < 4 && is_port_race(&log) => continue,
                 Err(log) => panic!("wrangler dev did not start:\n{log}"),
             }
         };
@@ -182,6 +183,11 @@ impl Edge {
     pub fn log_text(&self) -> String {
         self.process.log_text()
     }
+}
+
+/// Whether wrangler's exit looks like a port another process took meanwhile.
+fn is_port_race(log: &str) -> bool {
+    log.contains("Address already in use") || log.contains("The Workers runtime failed to start")
 }
 
 /// Polls until the Worker answers any HTTP response on a path outside `/v1` (so the origin's

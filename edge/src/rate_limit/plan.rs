@@ -37,6 +37,13 @@ pub enum LimitClass {
 }
 
 impl LimitClass {
+    /// Whether a passing request may tell its caller how much of this limit is left. Not for
+    /// the per-login-identity limit: its count is everyone's attempts on that email (or agent,
+    /// or key), and `X-RateLimit-Remaining` would tell anyone how often someone else tried.
+    pub fn reported(self) -> bool {
+        !matches!(self, Self::LoginIdentity)
+    }
+
     /// The configured limit of this class.
     pub fn limit(self, limits: &RateLimits) -> Limit {
         match self {
@@ -190,6 +197,18 @@ pub fn subject_check(subject: &Subject) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_login_identity_limit_goes_unreported() {
+        assert!(!LimitClass::LoginIdentity.reported());
+        for class in [
+            LimitClass::AuthIp,
+            LimitClass::ShareIp,
+            LimitClass::Identity,
+        ] {
+            assert!(class.reported(), "{class:?}");
+        }
+    }
     use oxvault_core::api_key::{KeyKind, format_key};
     use oxvault_core::email::Email;
     use serde_json::json;

@@ -40,7 +40,9 @@ impl<'a> Limiter<'a> {
         if !decision.allowed {
             return Err(EdgeError::RateLimited(decision));
         }
-        self.decisions.push(decision);
+        if check.class.reported() {
+            self.decisions.push(decision);
+        }
         Ok(())
     }
 

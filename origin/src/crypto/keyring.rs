@@ -9,7 +9,9 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::{CryptoError, DataKey, KeyWrapper, Signature, TokenSigner, WrappedKey};
+use super::{
+    AuditMac, CryptoError, DataKey, KeyWrapper, MAC_LEN, Signature, TokenSigner, WrappedKey,
+};
 
 /// Additional data bound into the health probe's wrap, so a probe key can never be confused
 /// with a real one.
@@ -20,6 +22,8 @@ const PROBE_AAD: &[u8] = b"oxvault:health-probe";
 pub struct Keyring {
     wrapper: Arc<dyn KeyWrapper>,
     signer: Arc<dyn TokenSigner>,
+    /// `None` until [`Keyring::with_audit_mac`]: audit appends then fail (closed).
+    audit: Option<Arc<dyn AuditMac>>,
     permits: Arc<Semaphore>,
 }
 
@@ -41,8 +45,38 @@ impl Keyring {
         Self {
             wrapper,
             signer,
+            audit: None,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
         }
+    }
+
+    /// The same keyring, computing audit MACs with `audit`.
+    pub fn with_audit_mac(mut self, audit: Arc<dyn AuditMac>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The audit MAC of `message` (HMAC-SHA256 under the HSM's audit key).
+    pub async fn audit_mac(&self, message: Vec<u8>) -> Result<[u8; MAC_LEN], CryptoError> {
+        let Some(audit) = self.audit.clone() else {
+            tracing::error!("no audit MAC key is configured; refusing to record events");
+            return Err(CryptoError::Unavailable);
+        };
+        self.run(move || audit.mac(&message)).await
+    }
+
+    /// The audit MACs of `messages`, in order, computed in one blocking call: verifying a
+    /// chain needs thousands, and one hop to the blocking pool each would dominate.
+    pub async fn audit_macs(
+        &self,
+        messages: Vec<Vec<u8>>,
+    ) -> Result<Vec<[u8; MAC_LEN]>, CryptoError> {
+        let Some(audit) = self.audit.clone() else {
+            tracing::error!("no audit MAC key is configured; cannot verify events");
+            return Err(CryptoError::Unavailable);
+        };
+        self.run(move || messages.iter().map(|message| audit.mac(message)).collect())
+            .await
     }
 
     /// Seals `key` under the KEK.
@@ -209,5 +243,33 @@ mod tests {
             keyring.unwrap(wrapped, b"there".to_vec()).await,
             Err(CryptoError::Integrity)
         ));
+    }
+
+    /// A stand-in MAC: the message's first byte repeated, enough to check order.
+    struct FirstByteMac;
+
+    impl AuditMac for FirstByteMac {
+        fn mac(&self, message: &[u8]) -> Result<[u8; MAC_LEN], CryptoError> {
+            message
+                .first()
+                .map(|byte| [*byte; MAC_LEN])
+                .ok_or(CryptoError::Unavailable)
+        }
+    }
+
+    #[tokio::test]
+    async fn batched_audit_macs_keep_their_order_and_fail_closed_without_a_key() {
+        let keyring = Keyring::new(Arc::new(DownWrapper), Arc::new(NoSigner), 1);
+        assert!(matches!(
+            keyring.audit_macs(vec![vec![1]]).await,
+            Err(CryptoError::Unavailable)
+        ));
+        let keyring = keyring.with_audit_mac(Arc::new(FirstByteMac));
+        let macs = keyring
+            .audit_macs(vec![vec![3], vec![1], vec![2]])
+            .await
+            .unwrap();
+        assert_eq!(macs, vec![[3; MAC_LEN], [1; MAC_LEN], [2; MAC_LEN]]);
+        assert!(keyring.audit_macs(vec![vec![1], vec![]]).await.is_err());
     }
 }

@@ -65,6 +65,17 @@ pub trait TokenSigner: Send + Sync + 'static {
     fn public_key(&self) -> Result<[u8; 32], CryptoError>;
 }
 
+/// Length of an audit MAC (HMAC-SHA256).
+pub const MAC_LEN: usize = 32;
+
+/// Computes the audit trail's MACs with a key that stays inside the HSM (HMAC-SHA256).
+///
+/// Blocking, like [`KeyWrapper`]: called through [`Keyring::audit_mac`].
+pub trait AuditMac: Send + Sync + 'static {
+    /// The MAC of `message`.
+    fn mac(&self, message: &[u8]) -> Result<[u8; MAC_LEN], CryptoError>;
+}
+
 /// A KEK id as lowercase hex, for logs and reports (ids name keys; they are not secret).
 pub fn kek_id_hex(id: &[u8]) -> String {
     id.iter().map(|byte| format!("{byte:02x}")).collect()

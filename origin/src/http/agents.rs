@@ -17,6 +17,7 @@ use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::client::ClientContext;
 use super::extract::ApiJson;
 use super::{ApiError, AppState};
 use crate::service::agents::AgentsService;
@@ -26,7 +27,7 @@ use crate::service::principal::Principal;
 // service needs no field of its own in `AppState`.
 impl FromRef<AppState> for AgentsService {
     fn from_ref(state: &AppState) -> Self {
-        AgentsService::new(state.pool.clone(), state.auth.clone())
+        AgentsService::new(state.pool.clone(), state.auth.clone()).with_tiers(state.tiers.clone())
     }
 }
 
@@ -177,10 +178,12 @@ async fn rotate_agent_key(
     responses(
         (status = 200, description = "Agent JWT issued", body = AgentTokenResponse),
         (status = 401, description = "Invalid, rotated or deactivated agent credentials", body = ProblemDetails),
+        (status = 503, description = "The sign-in could not be put on the audit record; nothing was done", body = ProblemDetails),
     ))]
 async fn agent_token(
     State(agents): State<AgentsService>,
+    client: ClientContext,
     ApiJson(request): ApiJson<AgentTokenRequest>,
 ) -> Result<Json<AgentTokenResponse>, ApiError> {
-    Ok(Json(agents.exchange(request).await?))
+    Ok(Json(agents.exchange(request, client.ip).await?))
 }

@@ -15,6 +15,7 @@ use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::client::ClientContext;
 use super::extract::ApiJson;
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
@@ -92,10 +93,12 @@ async fn revoke_api_key(
     responses(
         (status = 200, description = "JWT issued", body = TokenResponse),
         (status = 401, description = "Invalid, revoked or expired key", body = ProblemDetails),
+        (status = 503, description = "The sign-in could not be put on the audit record; nothing was done", body = ProblemDetails),
     ))]
 async fn api_key_token(
     State(state): State<AppState>,
+    client: ClientContext,
     ApiJson(request): ApiJson<ApiKeyTokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    Ok(Json(state.api_keys.exchange(request).await?))
+    Ok(Json(state.api_keys.exchange(request, client.ip).await?))
 }

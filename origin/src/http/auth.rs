@@ -13,6 +13,7 @@ use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::client::ClientContext;
 use super::extract::ApiJson;
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
@@ -36,12 +37,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 200, description = "Account created; a session is open", body = SignupResponse),
         (status = 400, description = "Invalid email or password", body = ProblemDetails),
         (status = 409, description = "Email already registered", body = ProblemDetails),
+        (status = 503, description = "The sign-in could not be put on the audit record; nothing was done", body = ProblemDetails),
     ))]
 async fn signup(
     State(state): State<AppState>,
+    client: ClientContext,
     ApiJson(request): ApiJson<SignupRequest>,
 ) -> Result<Json<SignupResponse>, ApiError> {
-    Ok(Json(state.auth.signup(request).await?))
+    Ok(Json(state.auth.signup(request, client.ip).await?))
 }
 
 /// Log in with email and password.
@@ -50,12 +53,14 @@ async fn signup(
     responses(
         (status = 200, description = "Authenticated", body = TokenResponse),
         (status = 401, description = "Invalid email or password", body = ProblemDetails),
+        (status = 503, description = "The sign-in could not be put on the audit record; nothing was done", body = ProblemDetails),
     ))]
 async fn login(
     State(state): State<AppState>,
+    client: ClientContext,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    Ok(Json(state.auth.login(request).await?))
+    Ok(Json(state.auth.login(request, client.ip).await?))
 }
 
 /// Revoke the presented token (for a user, its whole session).
@@ -81,6 +86,7 @@ async fn logout(
     responses(
         (status = 200, description = "Rotated", body = TokenResponse),
         (status = 401, description = "Unknown, spent or revoked refresh token", body = ProblemDetails),
+        (status = 503, description = "The sign-in could not be put on the audit record; nothing was done", body = ProblemDetails),
     ))]
 async fn refresh(
     State(state): State<AppState>,
@@ -98,7 +104,8 @@ async fn refresh(
             "the body must be JSON with a refresh_token",
         )
     })?;
-    Ok(Json(state.auth.refresh(request).await?))
+    let client = ClientContext::of(&parts, &state.edge_trust);
+    Ok(Json(state.auth.refresh(request, client.ip).await?))
 }
 
 /// Sign in with a Google id_token (links or creates the account).
@@ -108,12 +115,14 @@ async fn refresh(
         (status = 200, description = "Authenticated", body = TokenResponse),
         (status = 401, description = "The id_token does not verify", body = ProblemDetails),
         (status = 404, description = "Google sign-in is not configured", body = ProblemDetails),
+        (status = 503, description = "The sign-in could not be put on the audit record; nothing was done", body = ProblemDetails),
     ))]
 async fn google(
     State(state): State<AppState>,
+    client: ClientContext,
     ApiJson(request): ApiJson<GoogleAuthRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    Ok(Json(state.auth.google(request).await?))
+    Ok(Json(state.auth.google(request, client.ip).await?))
 }
 
 /// Change the caller's password; every other session of the user is revoked.

@@ -49,6 +49,9 @@ impl From<ServiceError> for ApiError {
                 Self::client(ProblemKind::Unauthorized, detail)
             }
             ServiceError::Forbidden(detail) => Self::client(ProblemKind::Forbidden, detail),
+            ServiceError::LimitExceeded(detail) => {
+                Self::client(ProblemKind::ResourceLimitExceeded, detail)
+            }
             ServiceError::NotFound(what) => {
                 Self::client(ProblemKind::NotFound, format!("{what} not found"))
             }

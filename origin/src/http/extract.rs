@@ -25,6 +25,8 @@ async fn authenticate(
 ) -> Result<Principal, ServiceError> {
     let mut principal = state.auth.authenticate(token).await?;
     principal.client_ip = ClientContext::of(parts, &state.edge_trust).ip;
+    // Billing meters the request as this principal's (see super::metering).
+    super::metering::note_caller(parts, &principal);
     Ok(principal)
 }
 

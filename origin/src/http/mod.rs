@@ -4,11 +4,14 @@
 
 mod agents;
 mod api_keys;
+mod audit;
 mod auth;
+mod billing;
 pub mod client;
 pub mod error;
 mod extract;
 mod health;
+pub mod metering;
 mod openapi;
 mod org;
 mod policies;
@@ -49,10 +52,14 @@ pub struct AppState {
     pub edge_trust: client::EdgeTrust,
     /// The origin's own coarse per-client limit on costly routes.
     pub throttle: throttle::Throttle,
+    /// Billing tiers: limits and prices.
+    pub tiers: crate::service::billing::Tiers,
+    /// Where requests are metered for billing usage.
+    pub meter: metering::Meter,
 }
 
 /// The whole HTTP application: every module's routes, the OpenAPI document, and the shared
-/// middleware (request id + access log, panic catching, RFC 7807 fallbacks).
+/// middleware (request id + access log, panic catching, usage metering, RFC 7807 fallbacks).
 pub fn router(state: AppState) -> Router {
     let (routes, api) = api_routes().split_for_parts();
     let api = Arc::new(api);
@@ -64,6 +71,11 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(api.as_ref().clone()) }
             }),
         )
+        // Routes only: a metered request has a route template (MatchedPath) to record.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.meter.clone(),
+            metering::meter,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -101,6 +113,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(secrets::router())
         .merge(policies::router())
         .merge(shares::router())
+        .merge(audit::router())
+        .merge(billing::router())
 }
 
 /// The generated OpenAPI document, for tools that want it without a running server.

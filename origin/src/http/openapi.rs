@@ -24,6 +24,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "Organization", description = "Members, roles and invitations"),
         (name = "Vaults", description = "Vaults: named containers of secrets"),
         (name = "Secrets", description = "Secrets and their versions, envelope-encrypted under the HSM"),
+        (name = "Audit", description = "The org's audit trail and the verification of its HMAC hash chain"),
+        (name = "Billing", description = "Usage of the metered API and the tier's limits"),
     ),
     security(("BearerAuth" = [])),
 )]

@@ -20,10 +20,11 @@ use super::{ApiError, AppState};
 use crate::service::policies::PoliciesService;
 use crate::service::principal::Principal;
 
-// Built from the shared pool on demand (one handle clone): no field of its own in AppState.
+// Built from the shared pool and keyring on demand (handle clones): no field of its own in
+// AppState. The keyring seals the audit events of policy changes.
 impl FromRef<AppState> for PoliciesService {
     fn from_ref(state: &AppState) -> Self {
-        PoliciesService::new(state.pool.clone())
+        PoliciesService::new(state.pool.clone(), state.keyring.clone())
     }
 }
 

@@ -41,6 +41,7 @@ use crate::service::secrets::{
 impl FromRef<AppState> for SecretsService {
     fn from_ref(state: &AppState) -> Self {
         SecretsService::new(state.pool.clone(), state.keyring.clone())
+            .with_tiers(state.tiers.clone())
     }
 }
 

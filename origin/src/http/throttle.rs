@@ -107,6 +107,8 @@ impl Throttle {
 /// share lookups that hash a passphrase), and so the ones worth guarding.
 fn is_costly(method: &Method, path: &str) -> bool {
     match *method {
+        // Creating a share hashes its passphrase.
+        Method::POST if path.starts_with("/v1/secrets/") && path.ends_with("/share") => true,
         Method::POST => matches!(
             path,
             "/v1/auth/signup"
@@ -119,6 +121,18 @@ fn is_costly(method: &Method, path: &str) -> bool {
         ),
         Method::GET | Method::HEAD => path.starts_with("/v1/share/"),
         _ => false,
+    }
+}
+
+/// The bucket an address counts in: an IPv4 address (or an IPv4-mapped IPv6 one) on its own,
+/// an IPv6 address by its /64, which one client typically holds whole.
+fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
     }
 }
 
@@ -136,7 +150,7 @@ pub async fn guard_costly_routes(
     let (parts, body) = request.into_parts();
     let client = ClientContext::of(&parts, &state.edge_trust)
         .ip
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), bucket_of);
     match state.throttle.check(client, Instant::now()) {
         Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(refused) => {
@@ -161,7 +175,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ipv6_clients_count_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(bucket_of(a), bucket_of(b));
+        assert_ne!(bucket_of(a), bucket_of(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(bucket_of(mapped), A);
+        assert_eq!(bucket_of(A), A);
+    }
+
+    #[test]
     fn only_the_costly_routes_are_guarded() {
+        assert!(is_costly(&Method::POST, "/v1/secrets/abc/share"));
         assert!(is_costly(&Method::POST, "/v1/auth/token"));
         assert!(is_costly(&Method::POST, "/v1/auth/agent-token"));
         assert!(is_costly(&Method::GET, "/v1/share/abc"));

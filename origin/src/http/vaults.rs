@@ -15,10 +15,13 @@ use super::{ApiError, AppState};
 use crate::service::principal::Principal;
 use crate::service::vaults::VaultsService;
 
-// Built from the shared pool on demand (one handle clone): no field of its own in AppState.
+// Built from the shared pool and keyring on demand (two handle clones): no field of its own
+// in AppState. The keyring seals the audit events of creates and deletes.
 impl FromRef<AppState> for VaultsService {
     fn from_ref(state: &AppState) -> Self {
         VaultsService::new(state.pool.clone())
+            .with_audit(state.keyring.clone())
+            .with_tiers(state.tiers.clone())
     }
 }
 

@@ -8,8 +8,15 @@
 //! (SECURITY.md cases 6 and 11).
 //!
 //! Keys are stored as SHA-256 hashes next to their public lookup prefix. A key whose format or
-//! checksum is wrong is refused before any database work ([`parse_agent_key`]).
+//! checksum is wrong is refused before any database lookup ([`parse_agent_key`]).
+//!
+//! Audit: `agent.register`, `agent.update`, `agent.rotate_key` and `agent.deactivate` commit
+//! with the act; a key exchange records `auth.success` (method `agent_token`) or, on a
+//! transaction of its own, `auth.failure`. A refusal names the agent (and its org) when the key
+//! matched one or when the caller named an existing agent; a malformed key names nobody, since
+//! naming it would take a lookup. No key, nor any part of one, goes on the record.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -28,7 +35,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::ServiceError;
-use super::auth::{AuthService, token_hash};
+use super::audit::{self, Actor, Event};
+use super::auth::{AuthService, Method, Target, auth_failure, auth_success, refuse, token_hash};
 use super::principal::Principal;
 use crate::store::StoreError;
 use crate::store::agents::{self, AgentChanges, AgentKeyRow, AgentRow, NewAgent};
@@ -51,6 +59,8 @@ const TOKEN_TTL_SECONDS: std::ops::RangeInclusive<i32> = 60..=86_400;
 pub struct AgentsService {
     pool: PgPool,
     auth: AuthService,
+    /// Billing tier limits, checked when an agent is registered (see [`Self::with_tiers`]).
+    tiers: Option<super::billing::Tiers>,
 }
 
 /// Checks that `text` is a well-formed agent key (length, `ocv_` prefix, characters,
@@ -201,6 +211,45 @@ fn is_unchanged(changes: &AgentChanges) -> bool {
         && expires_at.is_none()
 }
 
+/// Ids as the audit details hold them.
+fn uuid_strings(ids: &[Uuid]) -> Vec<String> {
+    ids.iter().map(Uuid::to_string).collect()
+}
+
+/// The names of the fields a PATCH changes.
+fn changed_fields(changes: &AgentChanges) -> Vec<&'static str> {
+    let AgentChanges {
+        name,
+        description,
+        scopes,
+        vault_ids,
+        is_active,
+        token_ttl_seconds,
+        expires_at,
+    } = changes;
+    [
+        (name.is_some(), "name"),
+        (description.is_some(), "description"),
+        (scopes.is_some(), "scopes"),
+        (vault_ids.is_some(), "vault_ids"),
+        (is_active.is_some(), "is_active"),
+        (token_ttl_seconds.is_some(), "token_ttl_seconds"),
+        (expires_at.is_some(), "expires_at"),
+    ]
+    .into_iter()
+    .filter_map(|(changed, field)| changed.then_some(field))
+    .collect()
+}
+
+/// An agent as the target of a key exchange.
+fn agent_target(agent_id: AgentId, org_id: Uuid) -> Target {
+    Target {
+        org: OrgId::from_uuid(org_id),
+        actor: Actor::Agent(agent_id),
+        resource_id: *agent_id.as_uuid(),
+    }
+}
+
 fn vault_ids_of(ids: &[Uuid]) -> Vec<VaultId> {
     ids.iter().copied().map(VaultId::from_uuid).collect()
 }
@@ -238,7 +287,18 @@ fn matching_key(candidates: Vec<AgentKeyRow>, hash: &[u8]) -> Option<AgentKeyRow
 
 impl AgentsService {
     pub fn new(pool: PgPool, auth: AuthService) -> Self {
-        Self { pool, auth }
+        Self {
+            pool,
+            auth,
+            tiers: None,
+        }
+    }
+
+    /// The service with the tier limits its registrations are checked against; without them
+    /// [`Self::create`] fails closed.
+    pub fn with_tiers(mut self, tiers: super::billing::Tiers) -> Self {
+        self.tiers = Some(tiers);
+        self
     }
 
     /// Registers an agent in the caller's org and returns its key, this once.
@@ -263,9 +323,13 @@ impl AgentsService {
         let key = new_agent_key()?;
         let key_prefix = lookup_prefix(&key)?;
         let key_hash = token_hash(&key);
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        // Counts and inserts under the org's lock: exact with any number of origins.
+        let agents_limit = super::billing::Resource::Agents;
+        super::billing::require_room(self.tiers.as_ref(), &mut tx, principal.org, agents_limit)
+            .await?;
         let row = agents::insert_agent(
-            &mut conn,
+            &mut tx,
             &NewAgent {
                 id: Uuid::new_v4(),
                 org_id: *principal.org.as_uuid(),
@@ -281,6 +345,13 @@ impl AgentsService {
             },
         )
         .await?;
+        let event = Event::by(principal, "agent.register")
+            .on("agent", row.id)
+            .detail("name", row.name.as_str())
+            .detail("scopes", row.scopes.clone())
+            .detail("vault_ids", uuid_strings(&row.vault_ids));
+        audit::record(&mut tx, self.auth.keyring(), event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(agent_id = %row.id, org_id = %row.org_id, "agent created");
         Ok(AgentCreatedResponse {
             agent: response(row),
@@ -323,13 +394,32 @@ impl AgentsService {
         principal.require_manager()?;
         let changes = validate_changes(request)?;
         let org_id = *principal.org.as_uuid();
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let row = if is_unchanged(&changes) {
-            agents::find_in_org(&mut conn, org_id, *agent_id.as_uuid()).await?
-        } else {
-            agents::update_in_org(&mut conn, org_id, *agent_id.as_uuid(), &changes).await?
-        };
-        let row = row.ok_or(ServiceError::NotFound("agent"))?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        if is_unchanged(&changes) {
+            // Nothing changes, the tokens stay good, and there is no act to record.
+            return agents::find_in_org(&mut tx, org_id, *agent_id.as_uuid())
+                .await?
+                .map(response)
+                .ok_or(ServiceError::NotFound("agent"));
+        }
+        let row = agents::update_in_org(&mut tx, org_id, *agent_id.as_uuid(), &changes)
+            .await?
+            .ok_or(ServiceError::NotFound("agent"))?;
+        let mut event = Event::by(principal, "agent.update")
+            .on("agent", row.id)
+            .detail("fields", changed_fields(&changes));
+        // What widens or narrows the agent's reach is worth its value on the record.
+        if changes.scopes.is_some() {
+            event = event.detail("scopes", row.scopes.clone());
+        }
+        if changes.vault_ids.is_some() {
+            event = event.detail("vault_ids", uuid_strings(&row.vault_ids));
+        }
+        if let Some(is_active) = changes.is_active {
+            event = event.detail("is_active", is_active);
+        }
+        audit::record(&mut tx, self.auth.keyring(), event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(agent_id = %row.id, org_id = %row.org_id, "agent updated");
         Ok(response(row))
     }
@@ -342,12 +432,15 @@ impl AgentsService {
         agent_id: AgentId,
     ) -> Result<(), ServiceError> {
         principal.require_manager()?;
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        if !agents::deactivate_in_org(&mut conn, *principal.org.as_uuid(), *agent_id.as_uuid())
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        if !agents::deactivate_in_org(&mut tx, *principal.org.as_uuid(), *agent_id.as_uuid())
             .await?
         {
             return Err(ServiceError::NotFound("agent"));
         }
+        let event = Event::by(principal, "agent.deactivate").on("agent", agent_id.as_uuid());
+        audit::record(&mut tx, self.auth.keyring(), event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(%agent_id, org_id = %principal.org, "agent deactivated");
         Ok(())
     }
@@ -363,9 +456,9 @@ impl AgentsService {
         let key = new_agent_key()?;
         let key_prefix = lookup_prefix(&key)?;
         let key_hash = token_hash(&key);
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let replaced = agents::replace_key_in_org(
-            &mut conn,
+            &mut tx,
             *principal.org.as_uuid(),
             *agent_id.as_uuid(),
             &key_prefix,
@@ -375,6 +468,9 @@ impl AgentsService {
         if !replaced {
             return Err(ServiceError::NotFound("agent"));
         }
+        let event = Event::by(principal, "agent.rotate_key").on("agent", agent_id.as_uuid());
+        audit::record(&mut tx, self.auth.keyring(), event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(%agent_id, org_id = %principal.org, "agent key rotated");
         Ok(AgentKeyRotatedResponse { api_key: key })
     }
@@ -408,27 +504,56 @@ impl AgentsService {
     pub async fn exchange(
         &self,
         request: AgentTokenRequest,
+        ip: Option<IpAddr>,
     ) -> Result<AgentTokenResponse, ServiceError> {
-        let bad = || ServiceError::Unauthenticated(BAD_AGENT_CREDENTIALS);
-        let parsed = parse_agent_key(&request.api_key)?;
+        let refused = |reason, target| {
+            let event = auth_failure(Method::AgentToken, reason, "agent", target, ip);
+            let refusal = ServiceError::Unauthenticated(BAD_AGENT_CREDENTIALS);
+            refuse(&self.pool, self.auth.keyring(), event, refusal)
+        };
+        // Checked before any lookup (SECURITY.md 6); the refusal is still recorded.
+        let Ok(parsed) = parse_agent_key(&request.api_key) else {
+            return Err(refused("malformed_key", None).await);
+        };
         let claimed = match request.agent_id.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(text) => Some(AgentId::parse(text).map_err(|_| bad())?),
+            Some(text) => match AgentId::parse(text) {
+                Ok(id) => Some(id),
+                Err(_) => return Err(refused("malformed_agent_id", None).await),
+            },
         };
         let hash = token_hash(&request.api_key);
 
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         let candidates = agents::find_by_key_prefix(&mut conn, &parsed.lookup_prefix).await?;
+        let Some(agent) = matching_key(candidates, &hash) else {
+            // A wrong key for a named agent goes on that agent's record, as a wrong password
+            // for a known email goes on the user's.
+            let named = match claimed {
+                Some(id) => agents::agent_state(&mut conn, *id.as_uuid())
+                    .await?
+                    .map(|state| agent_target(id, state.org_id)),
+                None => None,
+            };
+            drop(conn);
+            return Err(refused("unknown_key", named).await);
+        };
         drop(conn);
-        let agent = matching_key(candidates, &hash).ok_or_else(bad)?;
-        let usable = agent.is_active
-            && agent.expires_at.is_none_or(|at| at > Utc::now())
-            && claimed.is_none_or(|id| *id.as_uuid() == agent.id);
-        if !usable {
-            return Err(bad());
+        let agent_id = AgentId::from_uuid(agent.id);
+        let target = agent_target(agent_id, agent.org_id);
+        let reason = if !agent.is_active {
+            Some("inactive")
+        } else if agent.expires_at.is_some_and(|at| at <= Utc::now()) {
+            Some("expired")
+        } else if claimed.is_some_and(|id| *id.as_uuid() != agent.id) {
+            Some("agent_mismatch")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(refused(reason, Some(target)).await);
         }
 
-        let agent_id = AgentId::from_uuid(agent.id);
         let vault_ids = vault_ids_of(&agent.vault_ids);
         // A token minted here carries the version just read: if the key is rotated or the
         // agent changed in between, the token is refused on first use.
@@ -446,6 +571,11 @@ impl AgentsService {
                 vault_ids.clone(),
             )
             .await?;
+        // The token is answered only once its issue is on the record.
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let event = auth_success(Method::AgentToken, "agent", target, ip);
+        audit::record(&mut tx, self.auth.keyring(), event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(AgentTokenResponse {
             access_token,
             token_type: "Bearer".into(),
@@ -496,6 +626,7 @@ mod tests {
         let keyring = Keyring::new(Arc::new(NoHsm), Arc::new(NoHsm), 1);
         let auth = AuthService::new(
             pool.clone(),
+            keyring.clone(),
             Passwords::new(1).unwrap(),
             Tokens::new(keyring),
             AuthSettings::default(),
@@ -544,7 +675,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_malformed_key_is_refused_without_touching_the_database() {
+    async fn a_malformed_key_is_refused_without_a_lookup() {
+        // The refusal is recorded, which this service cannot do (no database, no HSM): the
+        // answer is the audit trail's 503, not the database lookup's (the test below).
         let service = service_without_database();
         let key = agent_key(9);
         let bad_checksum = format!(
@@ -553,9 +686,11 @@ mod tests {
             if key.ends_with('0') { '1' } else { '0' }
         );
         for api_key in [bad_checksum, format!("1ck_{}", &key[4..]), "garbage".into()] {
-            let result = service.exchange(exchange_request(api_key.clone())).await;
+            let result = service
+                .exchange(exchange_request(api_key.clone()), None)
+                .await;
             assert!(
-                matches!(result, Err(ServiceError::Unauthenticated(_))),
+                matches!(result, Err(ServiceError::Unavailable("audit trail"))),
                 "{api_key}: {result:?}"
             );
         }
@@ -565,7 +700,7 @@ mod tests {
     async fn a_well_formed_key_does_reach_the_database() {
         // The control for the test above: were the database asked, it would show.
         let service = service_without_database();
-        let result = service.exchange(exchange_request(agent_key(9))).await;
+        let result = service.exchange(exchange_request(agent_key(9)), None).await;
         assert!(
             matches!(result, Err(ServiceError::Unavailable("database"))),
             "{result:?}"
@@ -633,6 +768,19 @@ mod tests {
         assert!(validate_ttl(86_400).is_ok());
         assert!(validate_ttl(86_401).is_err());
         assert!(validate_ttl(-1).is_err());
+    }
+
+    #[test]
+    fn an_update_event_names_the_changed_fields_in_a_fixed_order() {
+        let changes = validate_changes(UpdateAgentRequest {
+            scopes: Some(vec!["vault:read".into()]),
+            name: Some("bot".into()),
+            is_active: Some(false),
+            ..UpdateAgentRequest::default()
+        })
+        .unwrap();
+        assert_eq!(changed_fields(&changes), ["name", "scopes", "is_active"]);
+        assert!(changed_fields(&AgentChanges::default()).is_empty());
     }
 
     #[test]

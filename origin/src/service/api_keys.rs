@@ -6,6 +6,14 @@
 //! kind's prefix is refused before any database lookup (SECURITY.md 6). Revoking a key also
 //! revokes every session opened from it, in the same transaction, so the access tokens minted
 //! from it fail on their next request.
+//!
+//! Audit: `api_key.create` and `api_key.revoke` commit with the act; an exchange records
+//! `auth.success` (method `api_key`) with its session, or `auth.failure` on its own. A refused
+//! key names its org and user only when its hash matched a stored key (revoked, expired);
+//! a malformed or unknown key names nobody. The key itself, or any part of it, never goes on
+//! the record.
+
+use std::net::IpAddr;
 
 use chrono::Utc;
 use oxvault_core::api_key::{KEY_SECRET_BYTES, KeyKind, format_key, parse_key};
@@ -13,7 +21,7 @@ use oxvault_core::auth::{
     ApiKeyCreatedResponse, ApiKeyListResponse, ApiKeyResponse, ApiKeyTokenRequest,
     CreateApiKeyRequest, TokenResponse,
 };
-use oxvault_core::ids::ApiKeyId;
+use oxvault_core::ids::{ApiKeyId, OrgId, UserId};
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use sqlx::PgPool;
@@ -22,7 +30,10 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::ServiceError;
-use super::auth::{AuthService, SessionKind, token_hash};
+use super::audit::{self, Actor, Event};
+use super::auth::{
+    AuthService, Method, SessionKind, Target, auth_failure, auth_success, refuse, token_hash,
+};
 use super::principal::Principal;
 use crate::store::api_keys::{self, ApiKeyRow, NewApiKey};
 use crate::store::{StoreError, users};
@@ -82,9 +93,9 @@ impl ApiKeyService {
             .map_err(ServiceError::internal)?
             .lookup_prefix;
 
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let row = api_keys::insert(
-            &mut conn,
+            &mut tx,
             &NewApiKey {
                 id: Uuid::new_v4(),
                 org_id: *principal.org.as_uuid(),
@@ -97,6 +108,12 @@ impl ApiKeyService {
             },
         )
         .await?;
+        let event = Event::by(principal, "api_key.create")
+            .on("api_key", row.id)
+            .detail("name", row.name.as_str())
+            .detail("scopes", row.scopes.clone());
+        audit::record(&mut tx, self.auth.keyring(), event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(key_id = %row.id, user_id = %user_id, "personal API key created");
         Ok(ApiKeyCreatedResponse {
             key: key_response(&row),
@@ -135,6 +152,10 @@ impl ApiKeyService {
             return Err(ServiceError::NotFound("API key"));
         }
         let sessions = api_keys::revoke_sessions(&mut tx, *key_id.as_uuid()).await?;
+        let event = Event::by(principal, "api_key.revoke")
+            .on("api_key", key_id.as_uuid())
+            .detail("sessions_revoked", sessions);
+        audit::record(&mut tx, self.auth.keyring(), event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(key_id = %key_id, sessions, "personal API key revoked with its sessions");
         Ok(())
@@ -145,11 +166,18 @@ impl ApiKeyService {
     pub async fn exchange(
         &self,
         request: ApiKeyTokenRequest,
+        ip: Option<IpAddr>,
     ) -> Result<TokenResponse, ServiceError> {
-        // Format, prefix and checksum first: a made-up or mistyped key costs no query.
+        let refused = |reason, target| {
+            let event = auth_failure(Method::ApiKey, reason, "api_key", target, ip);
+            let refusal = ServiceError::Unauthenticated(BAD_KEY);
+            refuse(&self.pool, self.auth.keyring(), event, refusal)
+        };
+        // Format, prefix and checksum first: a made-up or mistyped key costs no query (its
+        // refusal is still recorded, with nothing looked up).
         let parsed = match parse_key(&request.api_key) {
             Ok(parsed) if parsed.kind == KeyKind::User => parsed,
-            _ => return Err(ServiceError::Unauthenticated(BAD_KEY)),
+            _ => return Err(refused("malformed_key", None).await),
         };
         let presented = token_hash(&request.api_key);
         drop(request);
@@ -160,16 +188,27 @@ impl ApiKeyService {
         let mut matched = None;
         for candidate in &candidates {
             if bool::from(candidate.key_hash.ct_eq(&presented)) {
-                matched = Some(candidate.id);
+                matched = Some(candidate);
             }
         }
-        let key_id = matched.ok_or(ServiceError::Unauthenticated(BAD_KEY))?;
-        let key = api_keys::mark_used(&mut tx, key_id)
-            .await?
-            .ok_or(ServiceError::Unauthenticated(BAD_KEY))?;
-        let user = users::find_in_org(&mut tx, key.org_id, key.user_id)
-            .await?
-            .ok_or(ServiceError::Unauthenticated(BAD_KEY))?;
+        let Some(candidate) = matched else {
+            drop(tx);
+            return Err(refused("unknown_key", None).await);
+        };
+        let key_id = candidate.id;
+        let target = Target {
+            org: OrgId::from_uuid(candidate.org_id),
+            actor: Actor::User(UserId::from_uuid(candidate.user_id)),
+            resource_id: key_id,
+        };
+        let Some(key) = api_keys::mark_used(&mut tx, key_id).await? else {
+            drop(tx);
+            return Err(refused("revoked_or_expired", Some(target)).await);
+        };
+        let Some(user) = users::find_in_org(&mut tx, key.org_id, key.user_id).await? else {
+            drop(tx);
+            return Err(refused("unknown_user", Some(target)).await);
+        };
         let session = self
             .auth
             .open_session(
@@ -184,6 +223,8 @@ impl ApiKeyService {
         if let Some(expires_at) = key.expires_at {
             api_keys::cap_sessions_at(&mut tx, key_id, expires_at).await?;
         }
+        let event = auth_success(Method::ApiKey, "api_key", target, ip);
+        audit::record(&mut tx, self.auth.keyring(), event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(key_id = %key_id, user_id = %user.id, "personal API key exchanged");
         Ok(session)

@@ -5,7 +5,15 @@
 //! indexed lookup, that the principal still exists, is still in the token's org, still has the
 //! token's version and (for users) that the login session is still live. Revocation therefore
 //! takes effect at once on every origin.
+//!
+//! Every sign-in is on the audit record: `auth.success` on the transaction that opens the
+//! session, `auth.failure` on a transaction of its own (see [`refuse`]). A failure names the
+//! org, user or agent it was aimed at when the credential says which (a known email, a matched
+//! key), else no org at all (the nil chain); it never holds the password, token or key, nor
+//! the email an unknown-address attempt typed (that may be someone's password pasted into the
+//! wrong field, and it is personal data of someone who is not a user).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -26,10 +34,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::audit::{self, Actor, Event};
 use super::google::GoogleVerifier;
 use super::passwords::{Passwords, check_password_rules};
 use super::principal::Principal;
 use super::tokens::Tokens;
+use crate::crypto::Keyring;
 use crate::store::sessions::{self, RefreshUse};
 use crate::store::users::{self, NewUser, UserRow};
 use crate::store::{self, StoreError};
@@ -66,6 +76,8 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone)]
 pub struct AuthService {
     pool: PgPool,
+    /// Seals the audit events of sign-ins (and of the services that borrow it).
+    keyring: Keyring,
     passwords: Passwords,
     tokens: Tokens,
     settings: AuthSettings,
@@ -109,9 +121,115 @@ fn ttl_secs(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// How a sign-in was attempted: the `method` detail of its audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Password,
+    Signup,
+    Refresh,
+    Google,
+    AgentToken,
+    ApiKey,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Signup => "signup",
+            Self::Refresh => "refresh",
+            Self::Google => "google",
+            Self::AgentToken => "agent_token",
+            Self::ApiKey => "api_key",
+        }
+    }
+}
+
+/// Whom a sign-in was for, as far as the credential told: the org, the actor, and the
+/// resource (`user`, `agent` or `api_key`) with its id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target {
+    pub org: OrgId,
+    pub actor: Actor,
+    pub resource_id: Uuid,
+}
+
+/// The `auth.success` event of a sign-in by `method` from `ip`.
+pub(crate) fn auth_success(
+    method: Method,
+    resource_type: &'static str,
+    target: Target,
+    ip: Option<IpAddr>,
+) -> Event {
+    Event::new("auth.success", Some(target.org), target.actor, ip)
+        .on(resource_type, target.resource_id)
+        .detail("method", method.as_str())
+}
+
+/// The `auth.failure` event of a refused sign-in by `method` from `ip`. `reason` is for the
+/// record only: the caller's answer is the same whatever it is. Without a `target` the event
+/// belongs to no org and no actor.
+pub(crate) fn auth_failure(
+    method: Method,
+    reason: &'static str,
+    resource_type: &'static str,
+    target: Option<Target>,
+    ip: Option<IpAddr>,
+) -> Event {
+    let event = match target {
+        Some(target) => Event::new("auth.failure", Some(target.org), target.actor, ip)
+            .on(resource_type, target.resource_id),
+        None => {
+            // The kind of resource aimed at is known, which one is not.
+            let mut event = Event::new("auth.failure", None, Actor::Anonymous, ip);
+            event.resource_type = resource_type;
+            event
+        }
+    };
+    event
+        .detail("method", method.as_str())
+        .detail("reason", reason)
+}
+
+/// Records a refused sign-in on a transaction of its own (the attempt itself wrote nothing)
+/// and hands back `refusal` to answer with. When the event cannot be recorded the answer is
+/// 503 instead: an attempt that is not on the record is not answered as if it were (fail
+/// closed), and a caller cannot guess credentials while the trail is down.
+pub(crate) async fn refuse(
+    pool: &PgPool,
+    keyring: &Keyring,
+    event: Event,
+    refusal: ServiceError,
+) -> ServiceError {
+    let recorded = async {
+        let mut tx = pool.begin().await.map_err(StoreError::from)?;
+        audit::record(&mut tx, keyring, event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<(), ServiceError>(())
+    }
+    .await;
+    match recorded {
+        Ok(()) => refusal,
+        Err(err) => {
+            tracing::error!(error = %err, "a refused sign-in could not be recorded; answering 503");
+            ServiceError::Unavailable("audit trail")
+        }
+    }
+}
+
+/// A user as the target of a sign-in.
+fn user_target(user: &UserRow) -> Target {
+    Target {
+        org: OrgId::from_uuid(user.org_id),
+        actor: Actor::User(UserId::from_uuid(user.id)),
+        resource_id: user.id,
+    }
+}
+
 impl AuthService {
     pub fn new(
         pool: PgPool,
+        keyring: Keyring,
         passwords: Passwords,
         tokens: Tokens,
         settings: AuthSettings,
@@ -119,11 +237,23 @@ impl AuthService {
     ) -> Self {
         Self {
             pool,
+            keyring,
             passwords,
             tokens,
             settings,
             google,
         }
+    }
+
+    /// The keyring that seals audit events (for the services that sign callers in too:
+    /// agent and API-key exchanges).
+    pub(crate) fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Records a refused sign-in and returns the answer to give; see [`refuse`].
+    async fn refuse(&self, event: Event, refusal: ServiceError) -> ServiceError {
+        refuse(&self.pool, &self.keyring, event, refusal).await
     }
 
     /// The token issuer (for other services that mint tokens, e.g. agent exchanges).
@@ -139,7 +269,11 @@ impl AuthService {
 
     /// Creates a user. With an open invitation for the email the user joins that org with the
     /// invited role; otherwise a new org is created with the user as its owner.
-    pub async fn signup(&self, request: SignupRequest) -> Result<SignupResponse, ServiceError> {
+    pub async fn signup(
+        &self,
+        request: SignupRequest,
+        ip: Option<IpAddr>,
+    ) -> Result<SignupResponse, ServiceError> {
         let email = parse_email(&request.email)?;
         check_password_rules(&request.password)?;
         let display_name = request
@@ -161,6 +295,8 @@ impl AuthService {
         let session = self
             .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
+        let event = auth_success(Method::Signup, "user", user_target(&user), ip);
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(SignupResponse {
             message: "account created".into(),
@@ -174,7 +310,11 @@ impl AuthService {
 
     /// Email + password login. Unknown email and wrong password are indistinguishable: same
     /// answer, and a dummy Argon2 verify for the unknown email.
-    pub async fn login(&self, request: LoginRequest) -> Result<TokenResponse, ServiceError> {
+    pub async fn login(
+        &self,
+        request: LoginRequest,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenResponse, ServiceError> {
         let email = Email::parse(&request.email).ok();
         let user = match &email {
             Some(email) => {
@@ -190,12 +330,26 @@ impl AuthService {
             .await?;
         let user = match user {
             Some(user) if matches => user,
-            _ => return Err(ServiceError::Unauthenticated(BAD_CREDENTIALS)),
+            // Both refusals write one event, so they still take the same time.
+            other => {
+                let (reason, target) = match &other {
+                    Some(user) if user.password_hash.is_none() => {
+                        ("no_password", Some(user_target(user)))
+                    }
+                    Some(user) => ("wrong_password", Some(user_target(user))),
+                    None => ("unknown_user", None),
+                };
+                let event = auth_failure(Method::Password, reason, "user", target, ip);
+                let refusal = ServiceError::Unauthenticated(BAD_CREDENTIALS);
+                return Err(self.refuse(event, refusal).await);
+            }
         };
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let session = self
             .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
+        let event = auth_success(Method::Password, "user", user_target(&user), ip);
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(session)
     }
@@ -203,16 +357,35 @@ impl AuthService {
     /// Google sign-in: a verified id_token opens a session for the user linked to that Google
     /// account; else links it to the account with the same (Google-verified) email; else
     /// creates a user and an org (or joins an invited org), without a password.
-    pub async fn google(&self, request: GoogleAuthRequest) -> Result<TokenResponse, ServiceError> {
+    ///
+    /// Refusals name no org: an id_token that does not verify says nothing trustworthy about
+    /// whose it is.
+    pub async fn google(
+        &self,
+        request: GoogleAuthRequest,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenResponse, ServiceError> {
         let verifier = self
             .google
             .as_ref()
             .ok_or(ServiceError::NotFound("Google sign-in"))?;
-        let identity = verifier.verify(&request.id_token).await?;
+        let identity = match verifier.verify(&request.id_token).await {
+            Ok(identity) => identity,
+            Err(refusal @ ServiceError::Unauthenticated(_)) => {
+                let event = auth_failure(Method::Google, "invalid_id_token", "user", None, ip);
+                return Err(self.refuse(event, refusal).await);
+            }
+            // Google's keys out of reach: nobody was refused.
+            Err(other) => return Err(other),
+        };
         // An unverified address would let anyone claim an existing account by email.
         let email = match (&identity.email, identity.email_verified) {
             (Some(email), true) => parse_email(email)?,
-            _ => return Err(ServiceError::Unauthenticated("invalid Google id_token")),
+            _ => {
+                let event = auth_failure(Method::Google, "unverified_email", "user", None, ip);
+                let refusal = ServiceError::Unauthenticated("invalid Google id_token");
+                return Err(self.refuse(event, refusal).await);
+            }
         };
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let user = match users::find_by_google_sub(&mut tx, &identity.sub).await? {
@@ -232,6 +405,8 @@ impl AuthService {
         let session = self
             .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
+        let event = auth_success(Method::Google, "user", user_target(&user), ip);
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(session)
     }
@@ -289,9 +464,17 @@ impl AuthService {
 
     /// Rotates a refresh token: the presented one is spent, a new one is issued in the same
     /// session. A token presented twice revokes the session, the newest token included.
-    pub async fn refresh(&self, request: RefreshRequest) -> Result<TokenResponse, ServiceError> {
+    pub async fn refresh(
+        &self,
+        request: RefreshRequest,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenResponse, ServiceError> {
+        let refused = |reason, target| {
+            let event = auth_failure(Method::Refresh, reason, "user", target, ip);
+            self.refuse(event, ServiceError::Unauthenticated(BAD_TOKEN))
+        };
         if !request.refresh_token.starts_with(REFRESH_PREFIX) || request.refresh_token.len() > 128 {
-            return Err(ServiceError::Unauthenticated(BAD_TOKEN));
+            return Err(refused("malformed_token", None).await);
         }
         let hash = token_hash(&request.refresh_token);
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
@@ -301,17 +484,26 @@ impl AuthService {
                 session_id,
                 user_id,
             } => (session_id, user_id),
-            RefreshUse::Replayed { session_id } => {
-                // Commit the revocation before answering.
+            RefreshUse::Replayed {
+                session_id,
+                user_id,
+            } => {
+                // The revocation commits on its own, before the event: it must stand even
+                // if the event cannot be written.
+                let user = users::find_by_id(&mut tx, user_id).await?;
                 tx.commit().await.map_err(StoreError::from)?;
                 tracing::warn!(%session_id, "a spent refresh token was presented; session revoked");
-                return Err(ServiceError::Unauthenticated(BAD_TOKEN));
+                return Err(refused("replayed_token", user.as_ref().map(user_target)).await);
             }
-            RefreshUse::Unknown => return Err(ServiceError::Unauthenticated(BAD_TOKEN)),
+            RefreshUse::Unknown => {
+                drop(tx);
+                return Err(refused("unknown_token", None).await);
+            }
         };
-        let user = users::find_by_id(&mut tx, user_id)
-            .await?
-            .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
+        let Some(user) = users::find_by_id(&mut tx, user_id).await? else {
+            drop(tx);
+            return Err(refused("unknown_user", None).await);
+        };
         let refresh_token = random_token(REFRESH_PREFIX)?;
         let expires_at = Utc::now() + self.settings.session_ttl;
         sessions::insert_refresh_token(
@@ -324,6 +516,8 @@ impl AuthService {
         let access = self
             .user_access_token(&user, session_id, Vec::new())
             .await?;
+        let event = auth_success(Method::Refresh, "user", user_target(&user), ip);
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(TokenResponse {
             access_token: access,
@@ -340,14 +534,21 @@ impl AuthService {
         let session = principal
             .session
             .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let user = users::find_in_org(&mut conn, *principal.org.as_uuid(), *user_id.as_uuid())
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let user = users::find_in_org(&mut tx, *principal.org.as_uuid(), *user_id.as_uuid())
             .await?
             .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
-        drop(conn);
         let access_token = self
             .user_access_token(&user, session, principal.scopes.clone())
             .await?;
+        let event = auth_success(
+            Method::Refresh,
+            "user",
+            user_target(&user),
+            principal.client_ip,
+        );
+        audit::record(&mut tx, &self.keyring, event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer".into(),
@@ -359,14 +560,20 @@ impl AuthService {
     /// Revokes the presented token: for a user its whole session (access and refresh tokens);
     /// for an agent every token it holds (agents have no sessions).
     pub async fn logout(&self, principal: &Principal) -> Result<(), ServiceError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        match (principal.session, principal.agent_id()) {
-            (Some(session), _) => sessions::revoke_session(&mut conn, session).await?,
-            (None, Some(agent)) => {
-                store::agents::bump_token_version(&mut conn, *agent.as_uuid()).await?
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let event = match (principal.session, principal.agent_id()) {
+            (Some(session), _) => {
+                sessions::revoke_session(&mut tx, session).await?;
+                Event::by(principal, "auth.logout").on("session", session)
             }
-            (None, None) => {}
-        }
+            (None, Some(agent)) => {
+                store::agents::bump_token_version(&mut tx, *agent.as_uuid()).await?;
+                Event::by(principal, "auth.logout").on("agent", agent.as_uuid())
+            }
+            (None, None) => return Ok(()),
+        };
+        audit::record(&mut tx, &self.keyring, event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
 
@@ -401,6 +608,8 @@ impl AuthService {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         users::set_password(&mut tx, user.id, &hash).await?;
         sessions::revoke_other_sessions(&mut tx, user.id, principal.session).await?;
+        let event = Event::by(principal, "user.password_change").on("user", user.id);
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(user_id = %user.id, "password changed; other sessions revoked");
         Ok(())
@@ -577,5 +786,60 @@ pub(crate) fn auth_method(user: &UserRow) -> &'static str {
     match (&user.password_hash, &user.google_sub) {
         (None, Some(_)) => "google",
         _ => "password",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target() -> Target {
+        let user = Uuid::from_u128(7);
+        Target {
+            org: OrgId::from_uuid(Uuid::from_u128(1)),
+            actor: Actor::User(UserId::from_uuid(user)),
+            resource_id: user,
+        }
+    }
+
+    #[test]
+    fn a_refusal_aimed_at_nobody_known_names_no_org_no_actor_and_no_resource_id() {
+        let ip = Some("192.0.2.1".parse().unwrap());
+        let event = auth_failure(Method::AgentToken, "unknown_key", "agent", None, ip);
+        assert_eq!(event.action, "auth.failure");
+        assert_eq!(event.org, None);
+        assert_eq!(event.actor, Actor::Anonymous);
+        assert_eq!(event.resource_type, "agent");
+        assert_eq!(event.resource_id, None);
+        assert_eq!(event.ip, ip);
+        assert_eq!(
+            serde_json::Value::Object(event.details),
+            json!({"method": "agent_token", "reason": "unknown_key"})
+        );
+    }
+
+    #[test]
+    fn a_refusal_aimed_at_a_known_user_goes_to_their_org() {
+        let event = auth_failure(
+            Method::Password,
+            "wrong_password",
+            "user",
+            Some(target()),
+            None,
+        );
+        assert_eq!(event.org, Some(target().org));
+        assert_eq!(event.actor, target().actor);
+        assert_eq!(event.resource_id, Some(Uuid::from_u128(7).to_string()));
+    }
+
+    #[test]
+    fn a_success_names_its_method_and_nothing_else() {
+        let event = auth_success(Method::ApiKey, "api_key", target(), None);
+        assert_eq!(event.action, "auth.success");
+        assert_eq!(
+            serde_json::Value::Object(event.details),
+            json!({"method": "api_key"})
+        );
     }
 }

@@ -5,7 +5,9 @@
 pub mod access;
 pub mod agents;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod google;
 pub mod health;
 pub mod kek_rotation;
@@ -36,6 +38,10 @@ pub enum ServiceError {
     /// Authenticated, but not allowed (403).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A tier's object limit refuses a create (403 `resource_limit_exceeded`); the words name
+    /// the limit.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// No such resource visible to the caller (404); names the kind of resource.
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -10,6 +10,10 @@
 //!
 //! An invitation queues its mail in the outbox in the same transaction, so the mail exists
 //! exactly when the invitation does; `crate::mail` delivers it.
+//!
+//! Audit: `member.role_change` (old and new role), `member.remove` and `member.invite` (the
+//! role; the invited address is the event's resource id, and goes nowhere else on the
+//! record) commit with the act.
 
 use chrono::{DateTime, Utc};
 use oxvault_core::auth::{
@@ -22,8 +26,10 @@ use oxvault_core::ids::UserId;
 use sqlx::PgPool;
 
 use super::ServiceError;
+use super::audit::{self, Event};
 use super::auth::{auth_method, parse_role};
 use super::principal::Principal;
+use crate::crypto::Keyring;
 use crate::store::outbox::{self, NewMail};
 use crate::store::users::{self, UserRow};
 use crate::store::{StoreError, invites};
@@ -37,13 +43,19 @@ const ONLY_OWNERS_MANAGE_OWNERS: &str = "only an owner can grant, remove or invi
 #[derive(Debug, Clone)]
 pub struct OrgService {
     pool: PgPool,
+    /// Seals the audit events of membership changes.
+    keyring: Keyring,
     /// Where people reach oxvault (`Config::public_url`): invitation mails point there.
     public_url: String,
 }
 
 impl OrgService {
-    pub fn new(pool: PgPool, public_url: String) -> Self {
-        Self { pool, public_url }
+    pub fn new(pool: PgPool, keyring: Keyring, public_url: String) -> Self {
+        Self {
+            pool,
+            keyring,
+            public_url,
+        }
     }
 
     /// Every member of the caller's org. Any user may list; agents may not.
@@ -93,6 +105,11 @@ impl OrgService {
         let updated = users::find_in_org(&mut tx, org_id, user.id)
             .await?
             .ok_or(ServiceError::NotFound("member"))?;
+        let event = Event::by(principal, "member.role_change")
+            .on("user", user.id)
+            .detail("old_role", current.as_str())
+            .detail("new_role", new.as_str());
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(
             org_id = %org_id, user_id = %user.id, by = %caller, from = %current, to = %new,
@@ -115,14 +132,15 @@ impl OrgService {
         let user = users::find_in_org(&mut tx, org_id, *target.as_uuid())
             .await?
             .ok_or(ServiceError::NotFound("member"))?;
-        check_removal(
-            owners.contains(caller.as_uuid()),
-            owners.len(),
-            parse_role(&user.role)?,
-        )?;
+        let role = parse_role(&user.role)?;
+        check_removal(owners.contains(caller.as_uuid()), owners.len(), role)?;
         if !users::delete_in_org(&mut tx, org_id, user.id).await? {
             return Err(ServiceError::NotFound("member"));
         }
+        let event = Event::by(principal, "member.remove")
+            .on("user", user.id)
+            .detail("role", role.as_str());
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(org_id = %org_id, user_id = %user.id, by = %caller, "member removed");
         Ok(())
@@ -190,6 +208,10 @@ impl OrgService {
             },
         )
         .await?;
+        let event = Event::by(principal, "member.invite")
+            .on("invite", email.as_str())
+            .detail("role", role.as_str());
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         // The address is personal data: the log names the org, the inviter and the role only.
         tracing::info!(org_id = %org_id, by = %caller, role = %role, "invitation recorded");

@@ -7,6 +7,10 @@
 //!
 //! Nothing is cached: [`super::access`] reads a principal's policies fresh on every secret
 //! request, so a change or a removal made here binds tokens already issued at once.
+//!
+//! Audit: `policy.create`, `policy.update` and `policy.delete` commit with the act, each with
+//! the policy as it stands after it (before it, for a delete): vault, principal, pattern,
+//! permissions, effect.
 
 use chrono::{DateTime, Utc};
 use oxvault_core::ids::{PolicyId, UserId, VaultId};
@@ -19,8 +23,10 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use super::access::parse_rule;
+use super::audit::{self, Event};
 use super::principal::Principal;
 use super::vaults::{VaultsService, controls};
+use crate::crypto::Keyring;
 use crate::store::StoreError;
 use crate::store::policies::{self, NewPolicy, PolicyChanges, PolicyRecord};
 use crate::store::vaults::VaultRow;
@@ -37,6 +43,8 @@ pub const MAX_IP_ALLOWLIST: usize = 100;
 #[derive(Debug, Clone)]
 pub struct PoliciesService {
     pool: PgPool,
+    /// Seals the audit events of policy changes.
+    keyring: Keyring,
     vaults: VaultsService,
 }
 
@@ -89,6 +97,18 @@ fn conditions(conditions: &Conditions) -> Result<serde_json::Value, ServiceError
     serde_json::to_value(conditions).map_err(ServiceError::internal)
 }
 
+/// The audit event of `action` on the policy `row`.
+fn event(principal: &Principal, action: &'static str, row: &PolicyRecord) -> Event {
+    Event::by(principal, action)
+        .on("policy", row.id)
+        .detail("vault_id", row.vault_id.to_string())
+        .detail("principal_type", row.principal_type.as_str())
+        .detail("principal_id", row.principal_id.to_string())
+        .detail("pattern", row.secret_path_pattern.as_str())
+        .detail("permissions", row.permissions.clone())
+        .detail("effect", row.effect.as_str())
+}
+
 /// A stored policy as the API shows it. A row that does not parse (it cannot, unless the
 /// database was edited by hand) fails the request rather than being shown half right.
 fn response(row: PolicyRecord) -> Result<PolicyResponse, ServiceError> {
@@ -125,10 +145,11 @@ fn response(row: PolicyRecord) -> Result<PolicyResponse, ServiceError> {
 }
 
 impl PoliciesService {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, keyring: Keyring) -> Self {
         Self {
             vaults: VaultsService::new(pool.clone()),
             pool,
+            keyring,
         }
     }
 
@@ -157,8 +178,8 @@ impl PoliciesService {
         vault_id: VaultId,
         request: CreatePolicyRequest,
     ) -> Result<PolicyResponse, ServiceError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let vault = self.managed_vault(&mut conn, principal, vault_id).await?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let vault = self.managed_vault(&mut tx, principal, vault_id).await?;
 
         let permissions = permissions(request.permissions)?;
         let priority = check_priority(request.priority)?;
@@ -168,10 +189,10 @@ impl PoliciesService {
         // answer covers missing and another org's alike.
         let org = vault.org_id;
         let exists = match request.principal_type {
-            PrincipalType::User => users::find_in_org(&mut conn, org, request.principal_id)
+            PrincipalType::User => users::find_in_org(&mut tx, org, request.principal_id)
                 .await?
                 .is_some(),
-            PrincipalType::Agent => agents::find_in_org(&mut conn, org, request.principal_id)
+            PrincipalType::Agent => agents::find_in_org(&mut tx, org, request.principal_id)
                 .await?
                 .is_some(),
         };
@@ -182,7 +203,7 @@ impl PoliciesService {
         }
 
         let row = policies::insert(
-            &mut conn,
+            &mut tx,
             &NewPolicy {
                 id: Uuid::new_v4(),
                 org_id: org,
@@ -201,6 +222,13 @@ impl PoliciesService {
             },
         )
         .await?;
+        audit::record(
+            &mut tx,
+            &self.keyring,
+            event(principal, "policy.create", &row),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy created");
         response(row)
     }
@@ -228,8 +256,8 @@ impl PoliciesService {
         policy_id: PolicyId,
         request: UpdatePolicyRequest,
     ) -> Result<PolicyResponse, ServiceError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let vault = self.managed_vault(&mut conn, principal, vault_id).await?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let vault = self.managed_vault(&mut tx, principal, vault_id).await?;
         let changes = PolicyChanges {
             permissions: request.permissions.map(permissions).transpose()?,
             effect: request.effect.map(Effect::as_str),
@@ -238,7 +266,7 @@ impl PoliciesService {
             expires_at: request.expires_at.map(check_expiry).transpose()?,
         };
         let row = policies::update_in_vault(
-            &mut conn,
+            &mut tx,
             vault.org_id,
             vault.id,
             *policy_id.as_uuid(),
@@ -246,6 +274,13 @@ impl PoliciesService {
         )
         .await?
         .ok_or(ServiceError::NotFound("policy"))?;
+        audit::record(
+            &mut tx,
+            &self.keyring,
+            event(principal, "policy.update", &row),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy updated");
         response(row)
     }
@@ -257,13 +292,18 @@ impl PoliciesService {
         vault_id: VaultId,
         policy_id: PolicyId,
     ) -> Result<(), ServiceError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let vault = self.managed_vault(&mut conn, principal, vault_id).await?;
-        if !policies::delete_in_vault(&mut conn, vault.org_id, vault.id, *policy_id.as_uuid())
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let vault = self.managed_vault(&mut tx, principal, vault_id).await?;
+        let row = policies::delete_in_vault(&mut tx, vault.org_id, vault.id, *policy_id.as_uuid())
             .await?
-        {
-            return Err(ServiceError::NotFound("policy"));
-        }
+            .ok_or(ServiceError::NotFound("policy"))?;
+        audit::record(
+            &mut tx,
+            &self.keyring,
+            event(principal, "policy.delete", &row),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(policy_id = %policy_id, vault_id = %vault.id, "policy deleted");
         Ok(())
     }

@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 
 use super::ServiceError;
 use super::access;
+use super::audit::{self, Event};
 use super::principal::Principal;
 use super::vaults::{VaultsService, creator_of};
 use crate::crypto::envelope::{self, Place};
@@ -48,6 +49,8 @@ pub struct SecretsService {
     pool: PgPool,
     keyring: Keyring,
     vaults: VaultsService,
+    /// Billing tier limits, checked when a write creates a path (see [`Self::with_tiers`]).
+    tiers: Option<super::billing::Tiers>,
 }
 
 /// An `Idempotency-Key`: 1 to 255 visible ASCII characters.
@@ -172,6 +175,26 @@ fn unreadable(why: Unreadable, what: &'static str) -> ServiceError {
     }
 }
 
+/// The event of an act on one secret: which vault, path and (when it names one) version.
+/// Never the value.
+fn secret_event(
+    principal: &Principal,
+    action: &'static str,
+    secret_id: impl ToString,
+    vault_id: VaultId,
+    path: &str,
+    version: Option<i32>,
+) -> Event {
+    let event = Event::by(principal, action)
+        .on("secret", secret_id)
+        .detail("vault_id", vault_id.to_string())
+        .detail("path", path);
+    match version {
+        Some(version) => event.detail("version", version),
+        None => event,
+    }
+}
+
 /// How idempotency keys are scoped: per principal (the org is a column of its own).
 fn principal_key(principal: &Principal) -> String {
     let (kind, id) = principal.key();
@@ -278,7 +301,15 @@ impl SecretsService {
             vaults: VaultsService::new(pool.clone()),
             pool,
             keyring,
+            tiers: None,
         }
+    }
+
+    /// The same service, checking writes that create a path against the billing tier
+    /// limits; without them such a write fails closed.
+    pub fn with_tiers(mut self, tiers: super::billing::Tiers) -> Self {
+        self.tiers = Some(tiers);
+        self
     }
 
     /// The vault, when the caller can see it (else 404) and may do `permission` on `path`
@@ -389,6 +420,10 @@ impl SecretsService {
                 _ => return Err(WriteError::Stale),
             }
         }
+        let action = match &source {
+            Source::Given(_) => "secret.write",
+            Source::Random { .. } => "secret.rotate",
+        };
         let new = match source {
             Source::Given(value) => value,
             Source::Random { spec, secret_type } => {
@@ -396,6 +431,12 @@ impl SecretsService {
             }
         };
 
+        // A new path (or a deleted one coming back) is one more live secret: counted and
+        // created under the org's lock. New versions of a live path are not limited.
+        if locked.is_none_or(|secret| secret.deleted) {
+            let (tiers, limit) = (self.tiers.as_ref(), super::billing::Resource::Secrets);
+            super::billing::require_room(tiers, &mut tx, principal.org, limit).await?;
+        }
         let (secret_id, version) =
             secrets::allocate_version(&mut tx, vault.org_id, vault.id, path.as_str()).await?;
         let place = Place {
@@ -463,6 +504,16 @@ impl SecretsService {
                 return replay(stored, request_hash);
             }
         }
+        // On the write's transaction: the event commits with the version, or neither does.
+        let event = secret_event(
+            principal,
+            action,
+            secret_id,
+            vault_id,
+            path.as_str(),
+            Some(version),
+        );
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(Written::Created(response))
     }
@@ -487,6 +538,17 @@ impl SecretsService {
             return Err(unreadable(why, "secret"));
         };
         let secret = self.open(principal.org, vault_id, row).await?;
+        // Fail closed: the value is answered only once its read is durably on the record; a
+        // failed audit write rolls the access count back with it.
+        let event = secret_event(
+            principal,
+            "secret.read",
+            secret.id,
+            vault_id,
+            &secret.path,
+            Some(secret.version),
+        );
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(secret)
     }
@@ -514,6 +576,17 @@ impl SecretsService {
             return Err(unreadable(why, "secret version"));
         };
         let secret = self.open(principal.org, vault_id, row).await?;
+        // Fail closed: the value is answered only once its read is durably on the record; a
+        // failed audit write rolls the access count back with it.
+        let event = secret_event(
+            principal,
+            "secret.read",
+            secret.id,
+            vault_id,
+            &secret.path,
+            Some(secret.version),
+        );
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(secret)
     }
@@ -585,16 +658,36 @@ impl SecretsService {
         version: i32,
     ) -> Result<(), ServiceError> {
         let path = parse_path(raw_path)?;
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        // One transaction: the version is disabled exactly when its event is recorded.
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let vault = self
-            .authorize(&mut conn, principal, vault_id, &path, Permission::Write)
+            .authorize(&mut tx, principal, vault_id, &path, Permission::Write)
             .await?;
-        if secrets::disable_version(&mut conn, vault.id, path.as_str(), version).await? {
-            return Ok(());
-        }
-        let why =
-            secrets::why_version_unreadable(&mut conn, vault.id, path.as_str(), version).await?;
-        Err(unreadable(why, "secret version"))
+        let live = secrets::lock(&mut tx, vault.id, path.as_str())
+            .await?
+            .filter(|secret| !secret.deleted);
+        let disabled = match live {
+            Some(secret) => secrets::disable_version(&mut tx, vault.id, path.as_str(), version)
+                .await?
+                .then_some(secret.secret_id),
+            None => None,
+        };
+        let Some(secret_id) = disabled else {
+            let why =
+                secrets::why_version_unreadable(&mut tx, vault.id, path.as_str(), version).await?;
+            return Err(unreadable(why, "secret version"));
+        };
+        let event = secret_event(
+            principal,
+            "secret.version_disable",
+            secret_id,
+            vault_id,
+            path.as_str(),
+            Some(version),
+        );
+        audit::record(&mut tx, &self.keyring, event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
     }
 
     /// Deletes `raw_path` (later reads answer 410).
@@ -605,15 +698,31 @@ impl SecretsService {
         raw_path: &str,
     ) -> Result<(), ServiceError> {
         let path = parse_path(raw_path)?;
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        // One transaction: the secret is deleted exactly when its event is recorded.
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let vault = self
-            .authorize(&mut conn, principal, vault_id, &path, Permission::Delete)
+            .authorize(&mut tx, principal, vault_id, &path, Permission::Delete)
             .await?;
-        if secrets::mark_deleted(&mut conn, vault.id, path.as_str()).await? {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound("secret"))
+        let live = secrets::lock(&mut tx, vault.id, path.as_str())
+            .await?
+            .filter(|secret| !secret.deleted);
+        let Some(secret) = live else {
+            return Err(ServiceError::NotFound("secret"));
+        };
+        if !secrets::mark_deleted(&mut tx, vault.id, path.as_str()).await? {
+            return Err(ServiceError::NotFound("secret"));
         }
+        let event = secret_event(
+            principal,
+            "secret.delete",
+            secret.secret_id,
+            vault_id,
+            path.as_str(),
+            None,
+        );
+        audit::record(&mut tx, &self.keyring, event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
     }
 
     /// Lists metadata (never values) of the secrets under `prefix` the caller may read.

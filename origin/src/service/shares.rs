@@ -15,7 +15,6 @@ use std::net::IpAddr;
 
 use chrono::Utc;
 use oxvault_core::claims::Subject;
-use oxvault_core::email::Email;
 use oxvault_core::ids::{OrgId, SecretId, VaultId};
 use oxvault_core::policy::Permission;
 use oxvault_core::secret_path::SecretPath;
@@ -27,10 +26,12 @@ use oxvault_core::share::{
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use secrecy::SecretString;
+use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use super::ServiceError;
 use super::access;
+use super::audit;
 use super::passwords::Passwords;
 use super::principal::Principal;
 use super::secrets::SecretsService;
@@ -47,6 +48,7 @@ pub struct SharesService {
     vaults: VaultsService,
     secrets: SecretsService,
     passwords: Passwords,
+    keyring: Keyring,
 }
 
 /// Who is reading a share, as far as the read is concerned.
@@ -68,6 +70,16 @@ fn refused(cause: &'static str) -> ServiceError {
 /// The address as stored allowlists compare it: IPv4-mapped IPv6 as plain IPv4.
 fn canonical_ip(ip: Option<IpAddr>) -> Option<String> {
     ip.map(|ip| ip.to_canonical().to_string())
+}
+
+/// How logs and audit events name a share: a link share's id is its credential, so it is
+/// never written down; the first 16 hex digits of its SHA-256 tell shares apart instead.
+pub fn fingerprint(id: ShareId) -> String {
+    let digest = Sha256::digest(id.as_uuid().as_bytes());
+    digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 fn random_share_id() -> Result<ShareId, ServiceError> {
@@ -139,7 +151,8 @@ impl SharesService {
     pub fn new(pool: PgPool, keyring: Keyring, passwords: Passwords) -> Self {
         Self {
             vaults: VaultsService::new(pool.clone()),
-            secrets: SecretsService::new(pool.clone(), keyring),
+            secrets: SecretsService::new(pool.clone(), keyring.clone()),
+            keyring,
             pool,
             passwords,
         }
@@ -205,6 +218,7 @@ impl SharesService {
                 org_id: org,
                 secret_id: target.secret_id,
                 vault_id: target.vault_id,
+                secret_version: target.current_version,
                 creator: creator_of(principal),
                 recipient_type: kind.as_str(),
                 recipient_user_id: recipient.user,
@@ -230,8 +244,26 @@ impl SharesService {
             );
             queue_mail(&mut tx, principal, email, &body).await?;
         }
+        let mut event = audit::Event::by(principal, "share.create")
+            .on("share", fingerprint(id))
+            .detail("secret_id", target.secret_id.to_string())
+            .detail("version", target.current_version)
+            .detail("recipient_type", kind.as_str())
+            .detail("expires_at", spec.expires_at.to_rfc3339())
+            .detail("has_passphrase", has_passphrase)
+            .detail("has_ip_allowlist", spec.ip_allowlist.is_some());
+        if let Some(max) = spec.max_access_count {
+            event = event.detail("max_access_count", max);
+        }
+        if let Some(email) = recipient.email {
+            event = event.detail("recipient_email", email);
+        }
+        if let Some(id) = recipient.user.or(recipient.agent) {
+            event = event.detail("recipient_id", id.to_string());
+        }
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        tracing::info!(share_id = %id, recipient_type = kind.as_str(), "share created");
+        tracing::info!(share = %fingerprint(id), recipient_type = kind.as_str(), "share created");
         Ok(ShareResponse {
             id,
             share_url: url,
@@ -339,9 +371,11 @@ impl SharesService {
             .await?
             .ok_or_else(|| refused("the secret or its vault was deleted"))?;
         // Returning early drops `tx`, which rolls the share's count back.
-        let version = secrets::read_current(&mut tx, counted.vault_id, &path)
-            .await?
-            .ok_or_else(|| refused("the secret's current version is not readable"))?;
+        let version = match counted.secret_version {
+            Some(number) => secrets::read_version(&mut tx, counted.vault_id, &path, number).await?,
+            None => secrets::read_current(&mut tx, counted.vault_id, &path).await?,
+        }
+        .ok_or_else(|| refused("the shared version is no longer readable"))?;
         let secret = self
             .secrets
             .open(
@@ -350,8 +384,23 @@ impl SharesService {
                 version,
             )
             .await?;
+        // On the record before the value leaves: an audit failure rolls the view back too.
+        let actor = reader
+            .principal
+            .map_or(audit::Actor::Anonymous, audit::Actor::of);
+        let event = audit::Event::new(
+            "share.access",
+            Some(OrgId::from_uuid(counted.org_id)),
+            actor,
+            reader.client_ip,
+        )
+        .on("share", fingerprint(id))
+        .detail("secret_id", counted.secret_id.to_string())
+        .detail("version", secret.version)
+        .detail("access_count", counted.access_count);
+        audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        tracing::info!(share_id = %id, access_count = counted.access_count, "share read");
+        tracing::info!(share = %fingerprint(id), access_count = counted.access_count, "share read");
         Ok(SharedSecretResponse {
             id: secret.id,
             path: secret.path,
@@ -381,6 +430,10 @@ impl SharesService {
         if self.passwords.verify(given, Some(hash)).await? {
             Ok(())
         } else {
+            // Counted so that guessing ends after a few tries, whatever addresses it comes
+            // from (see `shares::MAX_PASSPHRASE_FAILURES`).
+            let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+            shares::count_failed_passphrase(&mut conn, share.id).await?;
             Err(refused("wrong passphrase"))
         }
     }
@@ -413,8 +466,8 @@ impl SharesService {
     /// Revokes share `id`: its creator, or an owner or admin of its org, may. Another org's
     /// share is a 404; someone else of the same org gets a 403.
     pub async fn revoke(&self, principal: &Principal, id: ShareId) -> Result<(), ServiceError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let owner = shares::find_owner(&mut conn, *id.as_uuid())
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let owner = shares::find_owner(&mut tx, *id.as_uuid())
             .await?
             .filter(|owner| owner.org_id == *principal.org.as_uuid())
             .ok_or(ServiceError::NotFound("share"))?;
@@ -427,8 +480,11 @@ impl SharesService {
                 "only the share's creator, an owner or an admin may revoke it",
             ));
         }
-        shares::revoke(&mut conn, *id.as_uuid()).await?;
-        tracing::info!(share_id = %id, "share revoked");
+        shares::revoke(&mut tx, *id.as_uuid()).await?;
+        let event = audit::Event::by(principal, "share.revoke").on("share", fingerprint(id));
+        audit::record(&mut tx, &self.keyring, event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(share = %fingerprint(id), "share revoked");
         Ok(())
     }
 
@@ -441,12 +497,12 @@ impl SharesService {
         })
     }
 
-    /// The shares addressed to the caller (by id, or for a user also by email) that are
-    /// neither revoked nor declined, newest first.
+    /// The shares addressed to the caller's user or agent id that are neither revoked nor
+    /// declined, newest first. Shares mailed to an address are not listed for the account
+    /// holding that address: sign-up does not prove the address is theirs.
     pub async fn inbound(&self, principal: &Principal) -> Result<ShareListResponse, ServiceError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let email = self.email_of(&mut conn, principal).await?;
-        let rows = shares::list_inbound(&mut conn, recipient_of(principal, email.as_ref())).await?;
+        let rows = shares::list_inbound(&mut conn, recipient_of(principal)).await?;
         Ok(ShareListResponse {
             shares: rows.into_iter().map(summary).collect::<Result<_, _>>()?,
         })
@@ -461,29 +517,13 @@ impl SharesService {
         accept: bool,
     ) -> Result<(), ServiceError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let email = self.email_of(&mut conn, principal).await?;
-        let key = recipient_of(principal, email.as_ref());
-        match shares::respond(&mut conn, *id.as_uuid(), key, accept).await? {
+        match shares::respond(&mut conn, *id.as_uuid(), recipient_of(principal), accept).await? {
             shares::Response::Done => Ok(()),
             shares::Response::AlreadyDeclined => Err(ServiceError::Conflict(
                 "this share was declined; it cannot be accepted".into(),
             )),
             shares::Response::NotFound => Err(ServiceError::NotFound("share")),
         }
-    }
-
-    /// The caller's email when a user (the address `external_email` shares name).
-    async fn email_of(
-        &self,
-        conn: &mut PgConnection,
-        principal: &Principal,
-    ) -> Result<Option<Email>, ServiceError> {
-        let Some(user) = principal.user_id() else {
-            return Ok(None);
-        };
-        let row = users::find_by_id(conn, *user.as_uuid()).await?;
-        // Stored normalised; parsed again so only a well-formed address is ever compared.
-        Ok(row.and_then(|row| Email::parse(&row.email).ok()))
     }
 }
 
@@ -508,13 +548,13 @@ async fn queue_mail(
     Ok(())
 }
 
-/// The recipient key of `principal`: its user or agent id, and a user's email.
-fn recipient_of<'a>(principal: &Principal, email: Option<&'a Email>) -> RecipientKey<'a> {
+/// The recipient key of `principal`: its user or agent id.
+fn recipient_of(principal: &Principal) -> RecipientKey<'static> {
     let creator = creator_of(principal);
     RecipientKey {
         user: creator.user,
         agent: creator.agent,
-        email: email.map(Email::as_str),
+        email: None,
     }
 }
 

@@ -4,6 +4,9 @@
 //! they created, and (once policies grant them something) the vaults a policy names them on.
 //! An agent bound to `vault_ids` sees only those. Anything not visible answers 404, exactly
 //! like a vault that does not exist.
+//!
+//! Creating and deleting a vault records `vault.create` / `vault.delete` in the audit trail on
+//! the act's own transaction.
 
 use oxvault_core::ids::VaultId;
 use oxvault_core::vault::{CreateVaultRequest, VaultListResponse, VaultResponse};
@@ -11,7 +14,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::audit::{self, Event};
 use super::principal::Principal;
+use crate::crypto::Keyring;
 use crate::store::StoreError;
 use crate::store::vaults::{self, Creator, VaultRow};
 
@@ -19,6 +24,11 @@ use crate::store::vaults::{self, Creator, VaultRow};
 #[derive(Debug, Clone)]
 pub struct VaultsService {
     pool: PgPool,
+    /// What seals the audit events of creates and deletes. Other services hold a
+    /// `VaultsService` only to look vaults up, and build it without one.
+    keyring: Option<Keyring>,
+    /// Billing tier limits, checked when a vault is created (see [`Self::with_tiers`]).
+    tiers: Option<super::billing::Tiers>,
 }
 
 /// The creator fields of whatever `principal` creates.
@@ -68,8 +78,34 @@ pub(crate) fn response(vault: VaultRow) -> VaultResponse {
 }
 
 impl VaultsService {
+    /// A service for looking vaults up; [`Self::with_audit`] also lets it create and delete.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            keyring: None,
+            tiers: None,
+        }
+    }
+
+    /// The same service, checking creates against the billing tier limits; without them
+    /// [`Self::create`] fails closed.
+    pub fn with_tiers(mut self, tiers: super::billing::Tiers) -> Self {
+        self.tiers = Some(tiers);
+        self
+    }
+
+    /// The same service, recording creates and deletes with `keyring`.
+    pub fn with_audit(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The keyring that seals audit events. Without one an act cannot be recorded, so it
+    /// does not happen.
+    fn audit_keyring(&self) -> Result<&Keyring, ServiceError> {
+        self.keyring.as_ref().ok_or_else(|| {
+            ServiceError::Internal("a vault service without a keyring cannot record acts".into())
+        })
     }
 
     /// Creates a vault in the caller's org. Any user may; an agent may too (it then controls
@@ -98,9 +134,14 @@ impl VaultsService {
                 "an agent bound to vaults cannot create vaults",
             ));
         }
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let keyring = self.audit_keyring()?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        // Counts and inserts under the org's lock: exact with any number of origins.
+        let vaults_limit = super::billing::Resource::Vaults;
+        super::billing::require_room(self.tiers.as_ref(), &mut tx, principal.org, vaults_limit)
+            .await?;
         let vault = vaults::insert(
-            &mut conn,
+            &mut tx,
             Uuid::new_v4(),
             *principal.org.as_uuid(),
             name,
@@ -108,6 +149,11 @@ impl VaultsService {
             creator_of(principal),
         )
         .await?;
+        let event = Event::by(principal, "vault.create")
+            .on("vault", vault.id)
+            .detail("name", vault.name.as_str());
+        audit::record(&mut tx, keyring, event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(response(vault))
     }
 
@@ -142,14 +188,23 @@ impl VaultsService {
         principal: &Principal,
         vault_id: VaultId,
     ) -> Result<(), ServiceError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let vault = self.find_visible(&mut conn, principal, vault_id).await?;
+        let keyring = self.audit_keyring()?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let vault = self.find_visible(&mut tx, principal, vault_id).await?;
         if !controls(&vault, principal) {
             return Err(ServiceError::Forbidden(
                 "only an owner, an admin or the vault's creator may delete it",
             ));
         }
-        vaults::mark_deleted(&mut conn, vault.org_id, vault.id).await?;
+        // A concurrent delete may have got there first: then this one deleted nothing.
+        if !vaults::mark_deleted(&mut tx, vault.org_id, vault.id).await? {
+            return Err(ServiceError::NotFound("vault"));
+        }
+        let event = Event::by(principal, "vault.delete")
+            .on("vault", vault.id)
+            .detail("name", vault.name.as_str());
+        audit::record(&mut tx, keyring, event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
 

@@ -53,10 +53,13 @@ impl std::fmt::Debug for NewApiKey<'_> {
     }
 }
 
-/// A row whose lookup prefix matched a presented key; the hash decides.
+/// A row whose lookup prefix matched a presented key; the hash decides. The org and user
+/// name whom a refused exchange of a matched (revoked, expired) key was for.
 #[derive(Clone, sqlx::FromRow)]
 pub struct KeyCandidate {
     pub id: Uuid,
+    pub org_id: Uuid,
+    pub user_id: Uuid,
     pub key_hash: Vec<u8>,
 }
 
@@ -124,12 +127,12 @@ pub async fn candidates(
     conn: &mut PgConnection,
     key_prefix: &str,
 ) -> Result<Vec<KeyCandidate>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT id, key_hash FROM api_keys WHERE key_prefix = $1 LIMIT 16")
-            .bind(key_prefix)
-            .fetch_all(conn)
-            .await?,
+    Ok(sqlx::query_as(
+        "SELECT id, org_id, user_id, key_hash FROM api_keys WHERE key_prefix = $1 LIMIT 16",
     )
+    .bind(key_prefix)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Marks a key used, if it is still neither revoked nor expired, and returns it.

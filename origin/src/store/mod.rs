@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod audit;
 pub mod idempotency;
 pub mod invites;
 pub mod outbox;
@@ -11,6 +12,7 @@ pub mod rewrap;
 pub mod secrets;
 pub mod sessions;
 pub mod shares;
+pub mod usage;
 pub mod users;
 pub mod vaults;
 

@@ -198,19 +198,23 @@ pub async fn update_in_vault(
         .await?)
 }
 
-/// Deletes one policy of one vault of one org; `false` when there is no such policy.
+/// Deletes one policy of one vault of one org and returns what it was (for the audit
+/// record); `None` when there is no such policy.
 #[tracing::instrument(skip(conn))]
 pub async fn delete_in_vault(
     conn: &mut PgConnection,
     org_id: Uuid,
     vault_id: Uuid,
     policy_id: Uuid,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM policies WHERE org_id = $1 AND vault_id = $2 AND id = $3")
+) -> Result<Option<PolicyRecord>, StoreError> {
+    let sql = format!(
+        "DELETE FROM policies WHERE org_id = $1 AND vault_id = $2 AND id = $3 \
+         RETURNING {RECORD_COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org_id)
         .bind(vault_id)
         .bind(policy_id)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+        .fetch_optional(conn)
+        .await?)
 }

@@ -51,7 +51,8 @@ pub enum RefreshUse {
     /// First use of a live token in a live session: it is now spent.
     Fresh { session_id: Uuid, user_id: Uuid },
     /// The token was spent before (or its session is dead): the session has been revoked.
-    Replayed { session_id: Uuid },
+    /// Names the session's user, so the replay goes on that user's record.
+    Replayed { session_id: Uuid, user_id: Uuid },
     /// No such token.
     Unknown,
 }
@@ -80,15 +81,20 @@ pub async fn use_refresh_token(
             user_id,
         });
     }
-    let known: Option<Uuid> =
-        sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let known: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT r.session_id, s.user_id FROM refresh_tokens r \
+         JOIN auth_sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
     match known {
-        Some(session_id) => {
+        Some((session_id, user_id)) => {
             revoke_session(conn, session_id).await?;
-            Ok(RefreshUse::Replayed { session_id })
+            Ok(RefreshUse::Replayed {
+                session_id,
+                user_id,
+            })
         }
         None => Ok(RefreshUse::Unknown),
     }

@@ -2,6 +2,8 @@
 //! checks that must not use up a view: recipient, passphrase) and [`consume`], which re-checks
 //! everything that can change and counts the read in one UPDATE.
 //!
+//! A share id is the credential of a link share, so no span here records one.
+//!
 //! Client addresses and allowlists are compared by PostgreSQL (`inet <<= cidr`): the address
 //! is bound as text in canonical form (an IPv4-mapped IPv6 address as the IPv4 address), the
 //! same form the blocks were stored in.
@@ -19,6 +21,8 @@ pub struct ShareTarget {
     pub secret_id: Uuid,
     pub vault_id: Uuid,
     pub path: String,
+    /// The version the share will hand out.
+    pub current_version: i32,
 }
 
 /// A live secret of `org_id` in a live vault; another org's secret is `None`, like a
@@ -30,7 +34,7 @@ pub async fn find_target(
     secret_id: Uuid,
 ) -> Result<Option<ShareTarget>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT s.id AS secret_id, s.vault_id, s.path FROM secrets s \
+        "SELECT s.id AS secret_id, s.vault_id, s.path, s.current_version FROM secrets s \
          JOIN vaults v ON v.id = s.vault_id AND v.deleted_at IS NULL \
          WHERE s.id = $1 AND s.org_id = $2 AND s.deleted_at IS NULL",
     )
@@ -47,6 +51,7 @@ pub struct NewShare<'a> {
     pub org_id: Uuid,
     pub secret_id: Uuid,
     pub vault_id: Uuid,
+    pub secret_version: i32,
     pub creator: Creator,
     pub recipient_type: &'a str,
     pub recipient_user_id: Option<Uuid>,
@@ -60,13 +65,13 @@ pub struct NewShare<'a> {
     pub max_access_count: Option<i32>,
 }
 
-#[tracing::instrument(skip(conn, share), fields(share_id = %share.id))]
+#[tracing::instrument(skip_all)]
 pub async fn insert(conn: &mut PgConnection, share: &NewShare<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO shares (id, org_id, secret_id, vault_id, created_by_user, created_by_agent, \
            recipient_type, recipient_user_id, recipient_agent_id, recipient_email, \
-           passphrase_hash, ip_allowlist, expires_at, max_access_count) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::cidr[], $13, $14)",
+           passphrase_hash, ip_allowlist, expires_at, max_access_count, secret_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::cidr[], $13, $14, $15)",
     )
     .bind(share.id)
     .bind(share.org_id)
@@ -82,6 +87,7 @@ pub async fn insert(conn: &mut PgConnection, share: &NewShare<'_>) -> Result<(),
     .bind(share.ip_allowlist.as_deref())
     .bind(share.expires_at)
     .bind(share.max_access_count)
+    .bind(share.secret_version)
     .execute(conn)
     .await?;
     Ok(())
@@ -100,6 +106,9 @@ pub struct LiveShare {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Wrong passphrases after which a share no longer opens for anyone.
+pub const MAX_PASSPHRASE_FAILURES: i32 = 10;
+
 /// The conditions of a readable share but its allowlist, shared by [`find_live`] and
 /// [`consume`] so the two cannot drift apart. `$1` is the share id; `t` is the prefix naming
 /// the shares table.
@@ -107,6 +116,7 @@ fn live(t: &str) -> String {
     format!(
         "{t}id = $1 AND {t}revoked_at IS NULL AND {t}declined_at IS NULL \
          AND {t}expires_at > now() \
+         AND {t}failed_passphrase_attempts < {MAX_PASSPHRASE_FAILURES} \
          AND ({t}max_access_count IS NULL OR {t}access_count < {t}max_access_count)"
     )
 }
@@ -119,7 +129,7 @@ fn ip_allowed(t: &str) -> String {
 
 /// The share `id` if it is readable now (not revoked, declined, expired or used up, and its
 /// secret and vault still live); counts nothing. `client_ip` is the canonical text form.
-#[tracing::instrument(skip(conn, client_ip))]
+#[tracing::instrument(skip_all)]
 pub async fn find_live(
     conn: &mut PgConnection,
     id: Uuid,
@@ -148,6 +158,8 @@ pub struct Consumed {
     pub org_id: Uuid,
     pub secret_id: Uuid,
     pub vault_id: Uuid,
+    /// The version to hand out; `None` (older shares): the current one.
+    pub secret_version: Option<i32>,
     /// Reads so far, this one included.
     pub access_count: i32,
     pub max_access_count: Option<i32>,
@@ -160,7 +172,7 @@ pub struct Consumed {
 ///
 /// One table only, so PostgreSQL's re-check of a row another reader updated meanwhile sees
 /// every condition on the new row (see `store::secrets::lock`).
-#[tracing::instrument(skip(conn, client_ip))]
+#[tracing::instrument(skip_all)]
 pub async fn consume(
     conn: &mut PgConnection,
     id: Uuid,
@@ -169,7 +181,7 @@ pub async fn consume(
     let sql = format!(
         "UPDATE shares SET access_count = access_count + 1 \
          WHERE {} AND {} \
-         RETURNING org_id, secret_id, vault_id, access_count, max_access_count",
+         RETURNING org_id, secret_id, vault_id, secret_version, access_count, max_access_count",
         live(""),
         ip_allowed("")
     );
@@ -178,6 +190,19 @@ pub async fn consume(
         .bind(client_ip)
         .fetch_optional(conn)
         .await?)
+}
+
+/// Counts one wrong passphrase given for share `id`.
+#[tracing::instrument(skip_all)]
+pub async fn count_failed_passphrase(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE shares SET failed_passphrase_attempts = failed_passphrase_attempts + 1 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The path of a live secret in a live vault of `vault_id` (what a counted share read then
@@ -207,7 +232,7 @@ pub struct ShareOwner {
     pub created_by_agent: Option<Uuid>,
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(skip_all)]
 pub async fn find_owner(
     conn: &mut PgConnection,
     id: Uuid,
@@ -223,7 +248,7 @@ pub async fn find_owner(
 }
 
 /// Revokes a share for good; revoking it again changes nothing.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(skip_all)]
 pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
     sqlx::query("UPDATE shares SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1")
         .bind(id)
@@ -271,8 +296,8 @@ pub async fn list_outbound(
         .await?)
 }
 
-/// Who a share may be addressed to: a user (by id, and by email for `external_email`
-/// shares) or an agent.
+/// Who a share is addressed to: a user or an agent by id, or an outside address (stored on
+/// `external_email` shares only; listings and responses never match by it).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RecipientKey<'a> {
     pub user: Option<Uuid>,
@@ -280,14 +305,13 @@ pub struct RecipientKey<'a> {
     pub email: Option<&'a str>,
 }
 
-/// Matches the shares addressed to the recipient bound as `$n`, `$n+1`, `$n+2` (user id,
-/// agent id, email; NULL ones match nothing).
+/// Matches the shares addressed to the recipient bound as `$n`, `$n+1` (user id, agent id;
+/// NULL matches nothing). Never by email: sign-up does not prove an address, so an account
+/// with someone's address must not see (or decline) the links mailed to them.
 fn addressed(n: usize) -> String {
     format!(
-        "(sh.recipient_user_id = ${n} OR sh.recipient_agent_id = ${} \
-          OR (sh.recipient_type = 'external_email' AND sh.recipient_email = ${}))",
-        n + 1,
-        n + 2
+        "(sh.recipient_user_id = ${n} OR sh.recipient_agent_id = ${})",
+        n + 1
     )
 }
 
@@ -305,7 +329,6 @@ pub async fn list_inbound(
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(recipient.user)
         .bind(recipient.agent)
-        .bind(recipient.email)
         .fetch_all(conn)
         .await?)
 }
@@ -323,7 +346,7 @@ pub enum Response {
 
 /// Records the recipient's acceptance (`accept`) or refusal of share `id`. A declined share
 /// can no longer be read, nor accepted again.
-#[tracing::instrument(skip(conn, recipient))]
+#[tracing::instrument(skip_all)]
 pub async fn respond(
     conn: &mut PgConnection,
     id: Uuid,
@@ -332,10 +355,10 @@ pub async fn respond(
 ) -> Result<Response, StoreError> {
     let sql = format!(
         "UPDATE shares sh SET \
-           accepted_at = CASE WHEN $5 THEN COALESCE(sh.accepted_at, now()) ELSE sh.accepted_at END, \
-           declined_at = CASE WHEN $5 THEN sh.declined_at ELSE COALESCE(sh.declined_at, now()) END \
+           accepted_at = CASE WHEN $4 THEN COALESCE(sh.accepted_at, now()) ELSE sh.accepted_at END, \
+           declined_at = CASE WHEN $4 THEN sh.declined_at ELSE COALESCE(sh.declined_at, now()) END \
          WHERE sh.id = $1 AND sh.revoked_at IS NULL AND {} \
-           AND ($5 = false OR sh.declined_at IS NULL) \
+           AND ($4 = false OR sh.declined_at IS NULL) \
          RETURNING sh.id",
         addressed(2)
     );
@@ -343,7 +366,6 @@ pub async fn respond(
         .bind(id)
         .bind(recipient.user)
         .bind(recipient.agent)
-        .bind(recipient.email)
         .bind(accept)
         .fetch_optional(&mut *conn)
         .await?;
@@ -360,7 +382,6 @@ pub async fn respond(
         .bind(id)
         .bind(recipient.user)
         .bind(recipient.agent)
-        .bind(recipient.email)
         .fetch_optional(conn)
         .await?;
     Ok(match declined {

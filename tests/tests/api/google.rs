@@ -16,14 +16,15 @@ use serde_json::{Value, json};
 const CLIENT_ID: &str = "oxvault-test-client.apps.googleusercontent.com";
 const KID: &str = "google-test-key";
 
-/// A Google stand-in: an RSA key, its JWKS served on loopback, and a token minter.
-struct FakeGoogle {
+/// A Google stand-in: an RSA key, its JWKS served on loopback, and a token minter (also used by
+/// the audit tests).
+pub(crate) struct FakeGoogle {
     key: EncodingKey,
     jwks_url: String,
 }
 
 impl FakeGoogle {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let private = rsa::RsaPrivateKey::new(&mut rand_core06::OsRng, 2048).unwrap();
         let jwks = json!({"keys": [{
             "kty": "RSA", "kid": KID, "alg": "RS256", "use": "sig",
@@ -46,7 +47,7 @@ impl FakeGoogle {
         }
     }
 
-    fn claims(sub: &str, email: &str) -> Value {
+    pub(crate) fn claims(sub: &str, email: &str) -> Value {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -58,14 +59,14 @@ impl FakeGoogle {
         })
     }
 
-    fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(KID.to_owned());
         encode(&header, claims, &self.key).unwrap()
     }
 }
 
-async fn stack_with(google: &FakeGoogle) -> TestStack {
+pub(crate) async fn stack_with(google: &FakeGoogle) -> TestStack {
     let jwks_url = google.jwks_url.clone();
     TestStack::start_with(SoftHsmToken::initialized(), move |settings| {
         settings.extra_env = vec![

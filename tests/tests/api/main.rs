@@ -3,7 +3,10 @@
 
 mod agents;
 mod api_keys;
+mod audit;
+mod audit_events;
 mod auth;
+mod billing;
 mod edge_auth;
 mod forwarding;
 mod google;

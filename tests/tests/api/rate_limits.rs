@@ -156,6 +156,13 @@ async fn wrong_password_logins_for_one_email_trip_the_limit_from_any_address() {
     ] {
         let response = post(&stack, &client_from(last), "/v1/auth/token", wrong(email)).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{email}");
+        // What is left of the per-email count is not told: it would show anyone how often
+        // someone else tried that address. (The per-IP limit is what the headers describe.)
+        assert_ne!(
+            header(&response, "x-ratelimit-limit").as_deref(),
+            Some("3"),
+            "the per-email limit must not be reported"
+        );
     }
     // The fourth, from a fresh address, in full-width letters (NFKC folds them): refused,
     // even with the right password.

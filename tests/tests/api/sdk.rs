@@ -48,8 +48,12 @@ async fn the_official_python_sdk_works_unmodified() {
         "vaults and secrets",
         "secret versions and server-side rotation",
         "policies drive what an agent may do",
+        "share link: create, access with passphrase, list, revoke",
+        "share to an agent: inbound, accept, access",
         "secret delete",
         "org members",
+        "audit events and chain verification",
+        "billing usage and history",
         "revoke token",
         "bad agent key refused",
     ] {

@@ -230,7 +230,8 @@ async fn a_link_share_hands_out_the_current_value_without_a_token() {
     assert_eq!(body["access_count"], 1);
     assert_eq!(body["max_access_count"], 5);
 
-    // A new version is what the share hands out next.
+    // A share hands out the version it was made with: a value written (or rotated in) after
+    // it never goes down the old link; a share made now hands out the new one.
     let (status, _) = stack
         .put_secret(
             token,
@@ -242,8 +243,28 @@ async fn a_link_share_hands_out_the_current_value_without_a_token() {
     assert_eq!(status, StatusCode::CREATED);
     let (status, body) = read(&stack, id, As::default()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["value"], "rotated-value");
+    assert_eq!(body["value"], VALUE);
     assert_eq!(body["access_count"], 2);
+    let newer = share(&stack, token, &secret, link(json!({}))).await;
+    let (status, body) = read(&stack, &newer, As::default()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["value"], "rotated-value");
+    // Disabling the shared version stops the link.
+    let missing = refusal(&stack).await;
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            &format!("/v1/vaults/{vault}/secret-version-disable/db/password/2"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_refused(
+        read(&stack, &newer, As::default()).await,
+        &missing,
+        "disabled shared version",
+    );
 
     // Ids are random: many shares of one secret never repeat or look alike.
     let mut seen = HashSet::from([id.to_owned()]);
@@ -266,6 +287,11 @@ async fn a_link_share_hands_out_the_current_value_without_a_token() {
     assert_eq!(
         body["access_count"], 3,
         "status checks are not reads: {body}"
+    );
+    // The id is the link's credential: the origin's log never shows it.
+    assert!(
+        !stack.origin.log_text().contains(id),
+        "a share id was logged"
     );
 }
 
@@ -519,6 +545,49 @@ async fn revoking_a_share_stops_it_at_once_and_only_its_creator_or_a_manager_may
 // ---------------------------------------------------------------------------------------------
 // Passphrases and addresses
 // ---------------------------------------------------------------------------------------------
+
+/// Holding a link does not allow guessing its passphrase for ever: after ten wrong ones the
+/// share opens for nobody, the right passphrase included, and says so the uniform way.
+#[tokio::test]
+async fn ten_wrong_passphrases_lock_a_share_for_good() {
+    let stack = TestStack::start().await;
+    let (owner, _, secret) = owner_with_secret(&stack, "guess@example.com").await;
+    let missing = refusal(&stack).await;
+    let id = share(
+        &stack,
+        &owner.access_token,
+        &secret,
+        link(json!({"passphrase": "right one"})),
+    )
+    .await;
+    let right = As {
+        passphrase: Some("right one"),
+        ..As::default()
+    };
+    for attempt in 1..=10 {
+        let wrong = format!("guess {attempt}");
+        let how = As {
+            passphrase: Some(&wrong),
+            ..As::default()
+        };
+        assert_refused(read(&stack, &id, how).await, &missing, "a wrong guess");
+        if attempt == 9 {
+            // Nine wrong guesses leave the share usable.
+            let (status, body) = status_of(&stack, &id).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+    assert_refused(
+        read(&stack, &id, right).await,
+        &missing,
+        "after ten wrong guesses",
+    );
+    assert_refused(
+        status_of(&stack, &id).await,
+        &missing,
+        "status after the lockout",
+    );
+}
 
 #[tokio::test]
 async fn a_passphrase_share_opens_only_with_it_and_wrong_tries_cost_no_view() {
@@ -938,7 +1007,8 @@ async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
         json!({"recipient_type": "agent", "recipient_id": agent_id, "expires_at": expires_at}),
     )
     .await;
-    // Addressed to the member's email: theirs too, as a user.
+    // Addressed to the member's email: NOT theirs as a user (sign-up proves no address, so an
+    // account with that address must not see or decline what was mailed to it).
     let to_email = share(
         &stack,
         token,
@@ -978,7 +1048,7 @@ async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
 
     assert_eq!(
         ids(&list(&stack, &member.access_token, "inbound").await),
-        HashSet::from([to_user.clone(), to_email.clone()])
+        HashSet::from([to_user.clone()])
     );
     assert_eq!(
         ids(&list(&stack, &agent_token, "inbound").await),
@@ -1037,7 +1107,8 @@ async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
     );
     assert_eq!(
         respond(&member.access_token, &to_email, "decline").await,
-        StatusCode::NO_CONTENT
+        StatusCode::NOT_FOUND,
+        "an account holding the address may not decline what was mailed to it"
     );
     assert!(
         list(&stack, &member.access_token, "inbound")
@@ -1049,10 +1120,9 @@ async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
         &missing,
         "declined",
     );
-    assert_refused(
+    assert_value(
         read(&stack, &to_email, As::default()).await,
-        &missing,
-        "declined link",
+        "the mailed link still opens for whoever holds it",
     );
     assert_eq!(
         respond(&member.access_token, &to_user, "accept").await,

@@ -1,5 +1,6 @@
 //! The production HSM binding over PKCS#11: one logged-in connection to the token, holding
-//! the key-encryption key ([`kek`]) and the token-signing key pair ([`signing`]).
+//! the key-encryption key ([`kek`]), the token-signing key pair ([`signing`]) and the audit
+//! trail's MAC key ([`audit_key`]).
 //!
 //! Availability: the token may be absent at start, removed, or refuse the PIN. Calls then
 //! answer [`CryptoError::Unavailable`] and the connection is re-made by itself on a later
@@ -11,6 +12,7 @@
 //! the KEK that wraps is the one with the greatest `CKA_ID`, so a KEK made by `rotate-kek` takes
 //! over, and older KEKs stay usable for unwrapping by id (see [`kek`]).
 
+mod audit_key;
 mod kek;
 mod signing;
 
@@ -76,6 +78,8 @@ struct Connection {
     /// the others wait for its result rather than listing too.
     keks: Mutex<kek::KekSet>,
     signing: signing::SigningKey,
+    /// The HMAC key of the audit trail.
+    audit_key: ObjectHandle,
     /// Keeps the login alive: PKCS#11 logs the user out when an application's last session on
     /// a token closes, so this one stays open for the connection's whole life.
     login: Mutex<Option<Session>>,
@@ -258,6 +262,7 @@ impl Connection {
         }
         let keks = kek::find_or_create_kek(&login, &config.kek_label)?;
         let signing = signing::find_or_create_signing_key(&login, &config.signing_key_label)?;
+        let audit_key = audit_key::find_or_create_audit_key(&login, &config.audit_key_label)?;
         Ok(Self {
             ctx: ctx.clone(),
             slot,
@@ -265,6 +270,7 @@ impl Connection {
             kek_refresh: config.kek_refresh,
             keks: Mutex::new(keks),
             signing,
+            audit_key,
             login: Mutex::new(Some(login)),
             idle: Mutex::new(Vec::new()),
             broken: AtomicBool::new(false),

@@ -1,0 +1,337 @@
+//! The audit trail: what every service calls to record a security-relevant act, and the MAC
+//! chain that makes the record tamper-evident.
+//!
+//! An act records its event with [`record`] on the transaction that performs the act, after
+//! the act's own writes and before commit: the event is durable exactly when the act is, and
+//! when the event cannot be written (database refusal, HSM down) the act fails with it — a
+//! secret value is never answered without its read on the record.
+//!
+//! Each event's MAC is HMAC-SHA256, computed by the HSM under a key that never leaves it, over
+//! [`canonical`]: a length-prefixed encoding of every stored field and the previous event's
+//! MAC. Changing, removing or reordering a row therefore breaks the chain where it happened,
+//! and nobody without the HSM can mend it. Chains are per org (events with no org share the
+//! nil chain); the chain head's row lock serialises appends across origin processes.
+//!
+//! `details` never hold a secret value, passphrase, key or token: callers put ids, names,
+//! paths and flags there, and the canary tests look for leaks in every event.
+
+mod reader;
+
+pub use reader::AuditService;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use oxvault_core::claims::Subject;
+use oxvault_core::ids::{AgentId, OrgId, UserId};
+use serde_json::{Map, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::ServiceError;
+use super::principal::Principal;
+use crate::crypto::{CryptoError, Keyring, MAC_LEN};
+use crate::store::audit::{self, EventRow};
+
+/// The chain of events that belong to no org.
+pub const NO_ORG_CHAIN: Uuid = Uuid::nil();
+
+/// The `prev_mac` of a chain's first event.
+pub const GENESIS_MAC: [u8; MAC_LEN] = [0; MAC_LEN];
+
+/// Domain separation for the MAC input, and the encoding's version.
+const ENCODING_TAG: &[u8] = b"oxvault-audit-event-v1\0";
+
+/// Who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    User(UserId),
+    Agent(AgentId),
+    /// Nobody authenticated: a failed sign-in, a public share read.
+    Anonymous,
+}
+
+impl Actor {
+    /// The caller of an authenticated request.
+    pub fn of(principal: &Principal) -> Self {
+        match principal.subject {
+            Subject::User(id) => Self::User(id),
+            Subject::Agent(id) => Self::Agent(id),
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Self::User(_) => "user",
+            Self::Agent(_) => "agent",
+            Self::Anonymous => "anonymous",
+        }
+    }
+
+    fn id(self) -> Option<String> {
+        match self {
+            Self::User(id) => Some(id.as_uuid().to_string()),
+            Self::Agent(id) => Some(id.as_uuid().to_string()),
+            Self::Anonymous => None,
+        }
+    }
+}
+
+/// One act to record. Build it with [`Event::by`] (an authenticated caller) or [`Event::new`],
+/// then name the resource and add details.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub action: &'static str,
+    pub org: Option<OrgId>,
+    pub actor: Actor,
+    pub resource_type: &'static str,
+    pub resource_id: Option<String>,
+    pub details: Map<String, Value>,
+    pub ip: Option<IpAddr>,
+}
+
+impl Event {
+    /// An act by `actor` in `org` (if any), from `ip` (if known).
+    pub fn new(action: &'static str, org: Option<OrgId>, actor: Actor, ip: Option<IpAddr>) -> Self {
+        Self {
+            action,
+            org,
+            actor,
+            resource_type: "",
+            resource_id: None,
+            details: Map::new(),
+            ip,
+        }
+    }
+
+    /// An act by the authenticated caller, in the caller's org, from the caller's address.
+    pub fn by(principal: &Principal, action: &'static str) -> Self {
+        Self::new(
+            action,
+            Some(principal.org),
+            Actor::of(principal),
+            principal.client_ip,
+        )
+    }
+
+    /// The resource acted on.
+    pub fn on(mut self, resource_type: &'static str, resource_id: impl ToString) -> Self {
+        self.resource_type = resource_type;
+        self.resource_id = Some(resource_id.to_string());
+        self
+    }
+
+    /// A detail: ids, names, paths, counts, flags — never secret material.
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// The bytes an event's MAC covers: every stored field and the previous MAC, each length-
+/// prefixed so no two different events encode alike. `details` are encoded as canonical JSON
+/// (object keys sorted), so the encoding survives the round trip through `jsonb`.
+pub fn canonical(row: &EventRow) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(ENCODING_TAG);
+    let mut field = |bytes: &[u8]| {
+        // Fields are bounded far below 4 GiB (the request body cap is 1 MiB).
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(bytes);
+    };
+    let optional = |text: &Option<String>| text.as_deref().map(str::as_bytes).map(<[u8]>::to_vec);
+    field(row.id.as_bytes());
+    field(row.chain_id.as_bytes());
+    field(&row.seq.to_be_bytes());
+    field(row.org_id.as_ref().map_or(&[][..], |org| org.as_bytes()));
+    field(row.action.as_bytes());
+    field(row.actor_type.as_bytes());
+    field(&optional(&row.actor_id).unwrap_or_default());
+    field(row.resource_type.as_bytes());
+    field(&optional(&row.resource_id).unwrap_or_default());
+    let mut details = Vec::new();
+    write_canonical_json(&row.details.0, &mut details);
+    field(&details);
+    field(&optional(&row.ip_address).unwrap_or_default());
+    field(&row.created_at.timestamp_micros().to_be_bytes());
+    field(&row.prev_mac);
+    out
+}
+
+/// JSON with object keys in sorted order and no insignificant whitespace.
+fn write_canonical_json(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical_json(&Value::String(key.clone()), out);
+                out.push(b':');
+                if let Some(inner) = map.get(key) {
+                    write_canonical_json(inner, out);
+                }
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical_json(item, out);
+            }
+            out.push(b']');
+        }
+        // Scalars: serde_json's own rendering is already unique for them.
+        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+    }
+}
+
+/// The current time at the database's precision (microseconds), so what is hashed is what is
+/// stored.
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+fn audit_unavailable(err: CryptoError) -> ServiceError {
+    tracing::error!(error = %err, "an audit event could not be sealed; failing the act");
+    ServiceError::Unavailable("HSM")
+}
+
+/// Records `event` on `conn`, which must be the transaction of the act it describes: the
+/// event then commits or rolls back with the act. Any failure fails the act.
+pub async fn record(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    event: Event,
+) -> Result<(), ServiceError> {
+    let chain_id = event.org.map_or(NO_ORG_CHAIN, |org| *org.as_uuid());
+    let head = audit::lock_head(conn, chain_id, &GENESIS_MAC).await?;
+    let mut row = EventRow {
+        id: Uuid::new_v4(),
+        chain_id,
+        seq: head.seq + 1,
+        org_id: event.org.map(|org| *org.as_uuid()),
+        action: event.action.to_owned(),
+        actor_type: event.actor.kind().to_owned(),
+        actor_id: event.actor.id(),
+        resource_type: event.resource_type.to_owned(),
+        resource_id: event.resource_id,
+        details: sqlx::types::Json(Value::Object(event.details)),
+        ip_address: event.ip.map(|ip| ip.to_canonical().to_string()),
+        created_at: now_micros(),
+        prev_mac: head.mac,
+        mac: Vec::new(),
+    };
+    let mac = keyring
+        .audit_mac(canonical(&row))
+        .await
+        .map_err(audit_unavailable)?;
+    row.mac = mac.to_vec();
+    audit::append(conn, &row).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row() -> EventRow {
+        EventRow {
+            id: Uuid::from_u128(1),
+            chain_id: Uuid::from_u128(2),
+            seq: 7,
+            org_id: Some(Uuid::from_u128(2)),
+            action: "secret.read".into(),
+            actor_type: "user".into(),
+            actor_id: Some(Uuid::from_u128(3).to_string()),
+            resource_type: "secret".into(),
+            resource_id: Some(Uuid::from_u128(4).to_string()),
+            details: sqlx::types::Json(json!({"path": "db/password", "version": 2})),
+            ip_address: Some("192.0.2.1".into()),
+            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            prev_mac: vec![9; MAC_LEN],
+            mac: vec![],
+        }
+    }
+
+    #[test]
+    fn every_field_changes_the_encoding() {
+        let base = canonical(&row());
+        type Mutation = Box<dyn Fn(&mut EventRow)>;
+        let mutations: Vec<Mutation> = vec![
+            Box::new(|r| r.id = Uuid::from_u128(10)),
+            Box::new(|r| r.chain_id = Uuid::from_u128(10)),
+            Box::new(|r| r.seq = 8),
+            Box::new(|r| r.org_id = None),
+            Box::new(|r| r.action = "secret.write".into()),
+            Box::new(|r| r.actor_type = "agent".into()),
+            Box::new(|r| r.actor_id = None),
+            Box::new(|r| r.resource_type = "vault".into()),
+            Box::new(|r| r.resource_id = Some("x".into())),
+            Box::new(|r| r.details = sqlx::types::Json(json!({"path": "db/other"}))),
+            Box::new(|r| r.ip_address = None),
+            Box::new(|r| r.created_at += chrono::Duration::microseconds(1)),
+            Box::new(|r| r.prev_mac = vec![8; MAC_LEN]),
+        ];
+        for (i, mutate) in mutations.iter().enumerate() {
+            let mut changed = row();
+            mutate(&mut changed);
+            assert_ne!(
+                canonical(&changed),
+                base,
+                "mutation {i} did not change the encoding"
+            );
+        }
+    }
+
+    #[test]
+    fn the_mac_itself_is_not_part_of_the_encoding() {
+        let mut with_mac = row();
+        with_mac.mac = vec![1; MAC_LEN];
+        assert_eq!(canonical(&with_mac), canonical(&row()));
+    }
+
+    #[test]
+    fn fields_cannot_be_shifted_into_each_other() {
+        // Without length prefixes "ab" + "c" and "a" + "bc" would encode alike.
+        let mut a = row();
+        a.action = "secret.".into();
+        a.actor_type = "readuser".into();
+        let mut b = row();
+        b.action = "secret.read".into();
+        b.actor_type = "user".into();
+        assert_ne!(canonical(&a), canonical(&b));
+    }
+
+    #[test]
+    fn details_encode_the_same_whatever_the_key_order() {
+        let mut a = row();
+        a.details = sqlx::types::Json(json!({"b": 1, "a": {"y": true, "x": [1, "z"]}}));
+        let mut b = row();
+        let reordered: Value =
+            serde_json::from_str(r#"{"a": {"x": [1, "z"], "y": true}, "b": 1}"#).unwrap();
+        b.details = sqlx::types::Json(reordered);
+        assert_eq!(canonical(&a), canonical(&b));
+        let mut out = Vec::new();
+        write_canonical_json(&a.details.0, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":{"x":[1,"z"],"y":true},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn the_time_is_kept_at_microsecond_precision() {
+        let now = now_micros();
+        assert_eq!(now.timestamp_subsec_nanos() % 1_000, 0);
+    }
+}

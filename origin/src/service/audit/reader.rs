@@ -1,0 +1,239 @@
+//! Reading the audit trail: the org's events as a filtered, paged list, and the verification
+//! of its hash chain.
+//!
+//! Who sees what: owners and admins see every event of their org; members only the events
+//! they are the actor of; agents get 403 (the trail describes people and other agents, and
+//! no agent scope covers it). Verification is for owners and admins only. Events of other
+//! orgs, and those of no org (the nil chain), are never answered.
+//!
+//! Verification walks a stretch of the org's chain in sequence order, recomputes every MAC
+//! in the HSM (in batches, one blocking call each) and hands the links to
+//! [`oxvault_core::audit::check_chain`]. It reads in one read-only snapshot, so appends made
+//! meanwhile are simply not part of it. The chain's head row is compared with the last event
+//! when the stretch reaches the end, which catches events removed from the end, unless
+//! whoever removed them also rewrote the head to an earlier event's seq and MAC; a stretch
+//! starting at the chain's beginning catches the removal of its first events.
+
+use oxvault_core::audit::{
+    AuditChainScheme, AuditEvent, AuditEventsResponse, AuditVerifyResponse, ChainCheck,
+    EventFilter, Head, Link, VerifyRange, check_chain,
+};
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::{GENESIS_MAC, canonical};
+use crate::crypto::{CryptoError, Keyring, MAC_LEN};
+use crate::service::ServiceError;
+use crate::service::principal::Principal;
+use crate::store::StoreError;
+use crate::store::audit::{self, EventQuery, EventRow};
+
+/// MACs recomputed per blocking HSM call: large enough that the hop costs nothing, small
+/// enough that one verification does not hold an HSM permit for long.
+const MAC_BATCH: usize = 512;
+
+/// Reads of the audit trail; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditService {
+    pool: PgPool,
+    keyring: Keyring,
+}
+
+fn event(row: EventRow) -> AuditEvent {
+    let details = match row.details.0 {
+        serde_json::Value::Object(map) => map,
+        // Every recorded event has object details; anything else is shown under one key
+        // rather than dropped.
+        other => serde_json::Map::from_iter([("value".to_owned(), other)]),
+    };
+    AuditEvent {
+        id: row.id,
+        action: row.action,
+        actor_id: row.actor_id,
+        actor_type: row.actor_type,
+        resource_type: row.resource_type,
+        resource_id: row.resource_id,
+        org_id: row.org_id,
+        details,
+        ip_address: row.ip_address,
+        created_at: row.created_at,
+    }
+}
+
+/// A UUID-shaped actor id in the form events store it (lower case, hyphenated); anything
+/// else as given (it then matches nothing).
+fn normalized_actor(text: String) -> String {
+    Uuid::try_parse(&text).map_or(text, |id| id.hyphenated().to_string())
+}
+
+fn hsm_unavailable(err: CryptoError) -> ServiceError {
+    tracing::warn!(error = %err, "audit MACs could not be recomputed");
+    ServiceError::Unavailable("HSM")
+}
+
+impl AuditService {
+    pub fn new(pool: PgPool, keyring: Keyring) -> Self {
+        Self { pool, keyring }
+    }
+
+    /// The org's events matching `filter`, newest first, with the number matching in all.
+    pub async fn events(
+        &self,
+        principal: &Principal,
+        filter: EventFilter,
+    ) -> Result<AuditEventsResponse, ServiceError> {
+        let user = principal.require_user()?;
+        let asked_actor = filter.actor_id.map(normalized_actor);
+        let actor = if principal.role.is_some_and(|role| role.can_manage()) {
+            asked_actor
+        } else {
+            // A member sees their own events only: asking for someone else's finds none.
+            let me = user.as_uuid().hyphenated().to_string();
+            if asked_actor.as_ref().is_some_and(|asked| *asked != me) {
+                return Ok(AuditEventsResponse {
+                    events: Vec::new(),
+                    count: 0,
+                });
+            }
+            Some(me)
+        };
+        let query = EventQuery {
+            org_id: *principal.org.as_uuid(),
+            action: filter.action.as_deref(),
+            actor_id: actor.as_deref(),
+            resource_id: filter.resource_id.as_deref(),
+            from: filter.window.from,
+            to: filter.window.to,
+        };
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let (rows, count) = audit::page(&mut conn, &query, filter.limit, filter.offset).await?;
+        Ok(AuditEventsResponse {
+            events: rows.into_iter().map(event).collect(),
+            count,
+        })
+    }
+
+    /// Verifies the stretch of the org's chain that `range` names (owners and admins only).
+    pub async fn verify(
+        &self,
+        principal: &Principal,
+        range: VerifyRange,
+    ) -> Result<AuditVerifyResponse, ServiceError> {
+        principal.require_manager()?;
+        let org = *principal.org.as_uuid();
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        audit::snapshot(&mut tx).await?;
+
+        let first = match range.window.from {
+            None => Some(1),
+            Some(from) => audit::first_seq_since(&mut tx, org, from).await?,
+        };
+        let last = match range.window.to {
+            None => None,
+            Some(to) => audit::last_seq_before(&mut tx, org, to).await?,
+        };
+        let rows = match (first, last, range.window.to) {
+            // Nothing recorded in the window.
+            (None, _, _) | (_, None, Some(_)) => Vec::new(),
+            (Some(first), last, _) if last.is_some_and(|last| last < first) => Vec::new(),
+            (Some(first), last, _) => {
+                audit::stretch(&mut tx, org, first, last, range.limit).await?
+            }
+        };
+
+        // The event the stretch must follow: genesis for seq 1, else the one at seq - 1.
+        let predecessor = match rows.first() {
+            Some(row) if row.seq > 1 => audit::event_at(&mut tx, org, row.seq - 1).await?,
+            _ => None,
+        };
+        let starts_chain = rows.first().is_none_or(|row| row.seq == 1);
+        let before = if starts_chain {
+            Some((0, &GENESIS_MAC[..]))
+        } else {
+            predecessor
+                .as_ref()
+                .map(|row| (row.seq, row.mac.as_slice()))
+        };
+
+        // The head matters when the stretch reaches the end: no upper bound, and either not
+        // cut short by the limit or already at the head. An empty window that started later
+        // than the chain says nothing about its end.
+        let head_row = audit::head(&mut tx, org).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        let head = head_row.as_ref().map_or(
+            Head {
+                seq: 0,
+                mac: &GENESIS_MAC,
+            },
+            |head| Head {
+                seq: head.seq,
+                mac: &head.mac,
+            },
+        );
+        let cut_short = usize::try_from(range.limit).is_ok_and(|limit| rows.len() >= limit)
+            && rows.last().is_some_and(|row| row.seq < head.seq);
+        let reaches_end = range.window.to.is_none()
+            && !cut_short
+            && (range.window.from.is_none() || !rows.is_empty());
+
+        let valid_macs = self.check_macs(&rows).await?;
+        let links: Vec<Link<'_>> = rows
+            .iter()
+            .zip(&valid_macs)
+            .map(|(row, &mac_valid)| Link {
+                seq: row.seq,
+                prev_mac: &row.prev_mac,
+                mac: &row.mac,
+                mac_valid,
+            })
+            .collect();
+        let check = check_chain(before, &links, reaches_end.then_some(head));
+        Ok(verdict(principal, &rows, check))
+    }
+
+    /// Whether each row's stored MAC is the HSM's MAC of the row as it is now.
+    async fn check_macs(&self, rows: &[EventRow]) -> Result<Vec<bool>, ServiceError> {
+        let mut valid = Vec::with_capacity(rows.len());
+        for batch in rows.chunks(MAC_BATCH) {
+            let messages = batch.iter().map(canonical).collect();
+            let macs = self
+                .keyring
+                .audit_macs(messages)
+                .await
+                .map_err(hsm_unavailable)?;
+            valid.extend(
+                batch
+                    .iter()
+                    .zip(&macs)
+                    .map(|(row, mac): (_, &[u8; MAC_LEN])| {
+                        bool::from(row.mac.as_slice().ct_eq(mac.as_slice()))
+                    }),
+            );
+        }
+        Ok(valid)
+    }
+}
+
+/// The answer for `check` over `rows`, logged when the chain is broken.
+fn verdict(principal: &Principal, rows: &[EventRow], check: ChainCheck) -> AuditVerifyResponse {
+    let broken_at = check
+        .first_broken
+        .and_then(|index| rows.get(index))
+        .map(|row| row.id);
+    if !check.valid() {
+        tracing::warn!(
+            org = %principal.org,
+            broken_at = ?broken_at,
+            tail_broken = check.tail_broken,
+            "the audit chain failed verification"
+        );
+    }
+    AuditVerifyResponse {
+        chain_valid: check.valid(),
+        events_verified: i64::try_from(check.verified).unwrap_or(i64::MAX),
+        events_checked: i64::try_from(rows.len()).unwrap_or(i64::MAX),
+        broken_at_event_id: broken_at,
+        scheme: AuditChainScheme::current(),
+    }
+}

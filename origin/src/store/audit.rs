@@ -1,0 +1,271 @@
+//! The audit trail's rows and chain heads. Appends run inside the caller's transaction: the
+//! head row's lock orders appends to one chain across every origin process, and the event
+//! commits (or rolls back) with the act it records.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// A chain's last link: its sequence number and MAC (0 and all zeros for an empty chain).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub mac: Vec<u8>,
+}
+
+/// An event as stored, every field covered by its MAC.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: Uuid,
+    pub chain_id: Uuid,
+    pub seq: i64,
+    pub org_id: Option<Uuid>,
+    pub action: String,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub details: sqlx::types::Json<serde_json::Value>,
+    pub ip_address: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub prev_mac: Vec<u8>,
+    pub mac: Vec<u8>,
+}
+
+/// Locks the head of chain `chain_id` until the transaction ends, creating an empty one on
+/// first use, and returns it.
+#[tracing::instrument(skip(conn))]
+pub async fn lock_head(
+    conn: &mut PgConnection,
+    chain_id: Uuid,
+    empty_mac: &[u8],
+) -> Result<ChainHead, StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_chain_heads (chain_id, seq, mac) VALUES ($1, 0, $2) \
+         ON CONFLICT (chain_id) DO NOTHING",
+    )
+    .bind(chain_id)
+    .bind(empty_mac)
+    .execute(&mut *conn)
+    .await?;
+    Ok(
+        sqlx::query_as("SELECT seq, mac FROM audit_chain_heads WHERE chain_id = $1 FOR UPDATE")
+            .bind(chain_id)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// Stores `event` and moves its chain's head to it. The head must be locked
+/// ([`lock_head`]) by the same transaction.
+#[tracing::instrument(skip_all, fields(action = %event.action, seq = event.seq))]
+pub async fn append(conn: &mut PgConnection, event: &EventRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, chain_id, seq, org_id, action, actor_type, actor_id, \
+             resource_type, resource_id, details, ip_address, created_at, prev_mac, mac) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(event.id)
+    .bind(event.chain_id)
+    .bind(event.seq)
+    .bind(event.org_id)
+    .bind(&event.action)
+    .bind(&event.actor_type)
+    .bind(&event.actor_id)
+    .bind(&event.resource_type)
+    .bind(&event.resource_id)
+    .bind(&event.details)
+    .bind(&event.ip_address)
+    .bind(event.created_at)
+    .bind(&event.prev_mac)
+    .bind(&event.mac)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_chain_heads SET seq = $2, mac = $3 WHERE chain_id = $1")
+        .bind(event.chain_id)
+        .bind(event.seq)
+        .bind(&event.mac)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A chain's head as it stands, without locking it; `None` before its first event.
+#[tracing::instrument(skip(conn))]
+pub async fn head(
+    conn: &mut PgConnection,
+    chain_id: Uuid,
+) -> Result<Option<ChainHead>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT seq, mac FROM audit_chain_heads WHERE chain_id = $1")
+            .bind(chain_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Which of an org's events a query wants. `None` filters are absent; the window is
+/// `[from, to)`.
+#[derive(Debug, Clone, Copy)]
+pub struct EventQuery<'a> {
+    pub org_id: Uuid,
+    pub action: Option<&'a str>,
+    pub actor_id: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+const EVENT_COLUMNS: &str = "id, chain_id, seq, org_id, action, actor_type, actor_id, \
+    resource_type, resource_id, details, ip_address, created_at, prev_mac, mac";
+
+/// Appends the WHERE clause of `query`. Only the filters present are written, so each
+/// combination gets its own plan on the index that fits it (org + action, actor, resource
+/// or time) instead of one generic plan full of `$n IS NULL OR ...`.
+fn push_filters(builder: &mut QueryBuilder<Postgres>, query: &EventQuery<'_>) {
+    builder.push(" WHERE org_id = ").push_bind(query.org_id);
+    let exact = [
+        (" AND action = ", query.action),
+        (" AND actor_id = ", query.actor_id),
+        (" AND resource_id = ", query.resource_id),
+    ];
+    for (clause, value) in exact {
+        if let Some(value) = value {
+            builder.push(clause).push_bind(value.to_owned());
+        }
+    }
+    if let Some(from) = query.from {
+        builder.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = query.to {
+        builder.push(" AND created_at < ").push_bind(to);
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    event: EventRow,
+    total: i64,
+}
+
+/// One page of the events matching `query`, newest first, and how many match in all. One
+/// statement: the total is a window count over the same scan.
+#[tracing::instrument(skip(conn))]
+pub async fn page(
+    conn: &mut PgConnection,
+    query: &EventQuery<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<EventRow>, i64), StoreError> {
+    let mut builder = QueryBuilder::new(format!(
+        "SELECT {EVENT_COLUMNS}, count(*) OVER () AS total FROM audit_events"
+    ));
+    push_filters(&mut builder, query);
+    builder
+        .push(" ORDER BY created_at DESC, seq DESC LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
+    let rows: Vec<PageRow> = builder.build_query_as().fetch_all(&mut *conn).await?;
+    let total = match rows.first() {
+        Some(row) => row.total,
+        // A page past the end has no row to carry the total: count separately.
+        None if offset > 0 => count(conn, query).await?,
+        None => 0,
+    };
+    Ok((rows.into_iter().map(|row| row.event).collect(), total))
+}
+
+/// How many events match `query`.
+async fn count(conn: &mut PgConnection, query: &EventQuery<'_>) -> Result<i64, StoreError> {
+    let mut builder = QueryBuilder::new("SELECT count(*) FROM audit_events");
+    push_filters(&mut builder, query);
+    Ok(builder.build_query_scalar().fetch_one(conn).await?)
+}
+
+/// Makes the caller's transaction a read-only snapshot: a verification then sees the events
+/// and the chain head as of one instant, however many appends run meanwhile. Must be the
+/// transaction's first statement.
+pub async fn snapshot(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The sequence number of the org's first event at or after `at`.
+#[tracing::instrument(skip(conn))]
+pub async fn first_seq_since(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT seq FROM audit_events WHERE org_id = $1 AND created_at >= $2 \
+         ORDER BY created_at, seq LIMIT 1",
+    )
+    .bind(org_id)
+    .bind(at)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The sequence number of the org's last event before `at`.
+#[tracing::instrument(skip(conn))]
+pub async fn last_seq_before(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT seq FROM audit_events WHERE org_id = $1 AND created_at < $2 \
+         ORDER BY created_at DESC, seq DESC LIMIT 1",
+    )
+    .bind(org_id)
+    .bind(at)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Up to `limit` events of chain `chain_id` from `first` to `last` (inclusive; open when
+/// `None`), in sequence order. Whatever rows hold those numbers: gaps and duplicates are for
+/// the verification to find.
+#[tracing::instrument(skip(conn))]
+pub async fn stretch(
+    conn: &mut PgConnection,
+    chain_id: Uuid,
+    first: i64,
+    last: Option<i64>,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events \
+         WHERE chain_id = $1 AND seq >= $2 AND seq <= COALESCE($3, 9223372036854775807) \
+         ORDER BY seq LIMIT $4"
+    );
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(chain_id)
+        .bind(first)
+        .bind(last)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// The event at `seq` of chain `chain_id`, if there is one.
+#[tracing::instrument(skip(conn))]
+pub async fn event_at(
+    conn: &mut PgConnection,
+    chain_id: Uuid,
+    seq: i64,
+) -> Result<Option<EventRow>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE chain_id = $1 AND seq = $2");
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(chain_id)
+        .bind(seq)
+        .fetch_optional(conn)
+        .await?)
+}
