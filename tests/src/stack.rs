@@ -260,4 +260,36 @@ impl TestStack {
         let id = self.user_id(&session.access_token).await;
         (session, id)
     }
+
+    /// Creates an agent as the holder of `token` with `body` (at least `name`) and exchanges
+    /// its key: the agent's id and an access token for it.
+    pub async fn create_agent_with(&self, token: &str, body: Value) -> (String, String) {
+        let (status, created) = self
+            .call(Method::POST, "/v1/agents", token, Some(body))
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+        let response = self
+            .post_json(
+                "/v1/auth/agent-token",
+                &json!({"api_key": created["api_key"]}),
+            )
+            .await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let exchanged: Value = response.json().await.expect("agent token body");
+        (
+            created["agent"]["id"]
+                .as_str()
+                .expect("agent id")
+                .to_owned(),
+            exchanged["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+        )
+    }
+
+    /// [`TestStack::create_agent_with`] an agent called `name`.
+    pub async fn create_agent(&self, token: &str, name: &str) -> (String, String) {
+        self.create_agent_with(token, json!({"name": name})).await
+    }
 }

@@ -751,24 +751,8 @@ async fn members_see_their_own_events_and_agents_and_other_orgs_see_none() {
         "the owner sees the member's events"
     );
 
-    let (status, created) = stack
-        .call(
-            Method::POST,
-            "/v1/agents",
-            &owner.access_token,
-            Some(json!({"name": "bot"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let response = stack
-        .post_json(
-            "/v1/auth/agent-token",
-            &json!({"api_key": created["api_key"]}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let agent: Value = response.json().await.unwrap();
-    let agent_token = agent["access_token"].as_str().unwrap();
+    let (_, agent_token) = stack.create_agent(&owner.access_token, "bot").await;
+    let agent_token = agent_token.as_str();
     for path in ["/v1/audit/events", "/v1/audit/verify"] {
         let (status, _) = stack.call(Method::GET, path, agent_token, None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");

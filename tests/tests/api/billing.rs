@@ -104,31 +104,6 @@ fn row(kind: &str, method: &str, endpoint: &str, status: u64) -> (String, String
 
 const SECRET_ROUTE: &str = "/v1/vaults/{vault_id}/secrets/{*path}";
 
-/// Creates an agent as the holder of `token` and exchanges its key: (agent id, agent token).
-async fn agent(stack: &TestStack, token: &str, name: &str) -> (String, String) {
-    let (status, created) = stack
-        .call(
-            Method::POST,
-            "/v1/agents",
-            token,
-            Some(json!({"name": name})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let response = stack
-        .post_json(
-            "/v1/auth/agent-token",
-            &json!({"api_key": created["api_key"]}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
-    (
-        created["agent"]["id"].as_str().unwrap().to_owned(),
-        body["access_token"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn org_of(stack: &TestStack, email: &str) -> uuid::Uuid {
     sqlx::query_scalar("SELECT org_id FROM users WHERE email = $1")
         .bind(email)
@@ -186,7 +161,7 @@ async fn usage_counts_match_the_requests_made() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = stack.get_secret(token, vault_id, "prod/missing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (agent_id, agent_token) = agent(&stack, token, "meter bot").await;
+    let (agent_id, agent_token) = stack.create_agent(token, "meter bot").await;
     let (status, body) = stack
         .call(Method::GET, "/v1/billing/usage", &agent_token, None)
         .await;
@@ -447,7 +422,7 @@ async fn tier_object_limits_answer_403_resource_limit_exceeded() {
     assert_limit_refusal(status, &body, "secrets");
 
     // Agents: one active; a deactivated one frees its slot.
-    let (agent_id, _) = agent(&stack, token, "only bot").await;
+    let (agent_id, _) = stack.create_agent(token, "only bot").await;
     let (status, body) = stack
         .call(
             Method::POST,
@@ -466,7 +441,7 @@ async fn tier_object_limits_answer_403_resource_limit_exceeded() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    agent(&stack, token, "replacement").await;
+    stack.create_agent(token, "replacement").await;
 
     // Limits are per org.
     let other = stack.signup("other-org@example.com").await;

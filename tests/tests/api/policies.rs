@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use oxvault_tests::{Session, TestStack};
+use oxvault_tests::TestStack;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::types::chrono::{DateTime, Utc};
@@ -110,28 +110,6 @@ fn with(mut base: Value, extra: Value) -> Value {
     base
 }
 
-/// An agent of the owner's org (created with `body`): its id and an access token for it.
-async fn agent_with(stack: &TestStack, owner: &Session, body: Value) -> (String, String) {
-    let (status, created) = stack
-        .call(Method::POST, "/v1/agents", &owner.access_token, Some(body))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let api_key = created["api_key"].as_str().unwrap();
-    let response = stack
-        .post_json("/v1/auth/agent-token", &json!({"api_key": api_key}))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let token: Value = response.json().await.unwrap();
-    (
-        created["agent"]["id"].as_str().unwrap().to_owned(),
-        token["access_token"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn agent(stack: &TestStack, owner: &Session) -> (String, String) {
-    agent_with(stack, owner, json!({"name": "bot"})).await
-}
-
 /// The paths of `vault`'s secret listing as `token` sees it, sorted.
 async fn listed_paths(stack: &TestStack, token: &str, vault: &str) -> Vec<String> {
     let (status, list) = stack
@@ -191,7 +169,7 @@ async fn policies_round_trip_through_create_list_update_and_delete() {
     let owner_id = stack.user_id(token).await;
     let vault = stack.create_vault(token, "prod").await;
     let elsewhere = stack.create_vault(token, "elsewhere").await;
-    let (agent_id, _) = agent(&stack, &owner).await;
+    let (agent_id, _) = stack.create_agent(&owner.access_token, "bot").await;
 
     // What the SDK sends: the four required fields only.
     let (status, minimal) = create_policy(
@@ -406,10 +384,10 @@ async fn invalid_policies_are_400_problems_and_create_nothing() {
     let token = owner.access_token.as_str();
     let owner_id = stack.user_id(token).await;
     let vault = stack.create_vault(token, "v").await;
-    let (agent_id, _) = agent(&stack, &owner).await;
+    let (agent_id, _) = stack.create_agent(&owner.access_token, "bot").await;
     let stranger = stack.signup("stranger@other.example").await;
     let stranger_id = stack.user_id(&stranger.access_token).await;
-    let (stranger_agent, _) = agent(&stack, &stranger).await;
+    let (stranger_agent, _) = stack.create_agent(&stranger.access_token, "bot").await;
     let nobody = "00000000-0000-4000-8000-00000000abcd";
 
     let good = for_agent(&agent_id, "db/*", &["read"]);
@@ -551,7 +529,7 @@ async fn a_single_star_grants_one_segment_and_writing_needs_its_own_grant() {
     for path in ["db/x", "db/x/y", "other", "dbx"] {
         seed(&stack, token, &vault, path).await;
     }
-    let (agent_id, bot) = agent(&stack, &owner).await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
     grant(
         &stack,
         token,
@@ -627,7 +605,7 @@ async fn a_double_star_grants_nested_paths() {
     for path in ["db", "db/x", "db/x/y/z", "other", "other/deep/key"] {
         seed(&stack, token, &vault, path).await;
     }
-    let (agent_id, bot) = agent(&stack, &owner).await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
     grant(
         &stack,
         token,
@@ -683,7 +661,7 @@ async fn deny_beats_allow_whatever_the_priorities() {
     for path in ["db/secret", "db/other", "top"] {
         seed(&stack, token, &vault, path).await;
     }
-    let (agent_id, bot) = agent(&stack, &owner).await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
     let allow = grant(
         &stack,
         token,
@@ -744,12 +722,12 @@ async fn an_agent_bound_to_another_vault_sees_404_here_even_with_a_policy() {
     let there = stack.create_vault(token, "there").await;
     seed(&stack, token, &here, "db/x").await;
     seed(&stack, token, &there, "db/x").await;
-    let (agent_id, bot) = agent_with(
-        &stack,
-        &owner,
-        json!({"name": "bound", "vault_ids": [there]}),
-    )
-    .await;
+    let (agent_id, bot) = stack
+        .create_agent_with(
+            &owner.access_token,
+            json!({"name": "bound", "vault_ids": [there]}),
+        )
+        .await;
     grant(
         &stack,
         token,
@@ -796,7 +774,7 @@ async fn removing_or_narrowing_a_policy_binds_the_agents_existing_token_at_once(
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
-    let (agent_id, bot) = agent(&stack, &owner).await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
     let policy = grant(
         &stack,
         token,
@@ -860,7 +838,7 @@ async fn an_expired_policy_stops_matching() {
     let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
     seed(&stack, token, &vault, "other/x").await;
-    let (agent_id, bot) = agent(&stack, &owner).await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
     // A lasting policy keeps the vault visible, so the expired one shows as a 403.
     grant(
         &stack,
@@ -930,7 +908,7 @@ async fn the_secret_listing_shows_an_agent_only_what_its_policies_let_it_read() 
     for path in ["db/x", "db/y", "db/x/y", "other", "api/key"] {
         seed(&stack, token, &vault, path).await;
     }
-    let (agent_id, bot) = agent(&stack, &owner).await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
     grant(
         &stack,
         token,
@@ -1047,7 +1025,7 @@ async fn a_member_reads_what_a_policy_grants_and_cannot_manage_policies() {
     // A vault the member created is theirs to manage.
     let own = stack.create_vault(mine, "mine").await;
     seed(&stack, mine, &own, "k").await;
-    let (agent_id, bot) = agent(&stack, &owner).await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
     let (status, created) =
         create_policy(&stack, mine, &own, for_agent(&agent_id, "k", &["read"])).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -1066,9 +1044,9 @@ async fn another_orgs_owner_gets_404_on_every_policy_route() {
     let b = mallory.access_token.as_str();
     let vault = stack.create_vault(a, "alice").await;
     seed(&stack, a, &vault, "db/x").await;
-    let (agent_id, bot) = agent(&stack, &alice).await;
+    let (agent_id, bot) = stack.create_agent(&alice.access_token, "bot").await;
     let policy = grant(&stack, a, &vault, for_agent(&agent_id, "db/*", &["read"])).await;
-    let (mallory_agent, _) = agent(&stack, &mallory).await;
+    let (mallory_agent, _) = stack.create_agent(&mallory.access_token, "bot").await;
     let mallory_vault = stack.create_vault(b, "mallory").await;
 
     let (status, body) = list_policies(&stack, b, &vault).await;
@@ -1142,7 +1120,7 @@ async fn a_time_window_applies_only_while_now_is_inside_it() {
     let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "closed/x").await;
     seed(&stack, token, &vault, "open/x").await;
-    let (agent_id, bot) = agent(&stack, &owner).await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
 
     // Windows relative to now, an hour away from either edge, so a minute ticking over
     // during the test changes nothing; the core wraps those that cross midnight.
@@ -1216,7 +1194,7 @@ async fn an_ip_allowlist_admits_the_address_the_edge_reports_and_no_other() {
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
-    let (agent_id, bot) = agent(&stack, &owner).await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
     let (status, policy) = create_policy(
         &stack,
         token,

@@ -930,31 +930,13 @@ async fn grant(stack: &TestStack, vault: &str, agent_id: &str, permissions: &[&s
 }
 
 async fn agent_session(stack: &TestStack, owner: &Session, name: &str) -> (String, Session) {
-    let (_, created) = stack
-        .call(
-            Method::POST,
-            "/v1/agents",
-            &owner.access_token,
-            Some(json!({"name": name})),
-        )
-        .await;
-    let token: Value = stack
-        .post_json(
-            "/v1/auth/agent-token",
-            &json!({"api_key": created["api_key"].as_str().unwrap()}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    (
-        created["agent"]["id"].as_str().unwrap().to_owned(),
-        Session {
-            email: String::new(),
-            access_token: token["access_token"].as_str().unwrap().to_owned(),
-            refresh_token: String::new(),
-        },
-    )
+    let (id, access_token) = stack.create_agent(&owner.access_token, name).await;
+    let session = Session {
+        email: String::new(),
+        access_token,
+        refresh_token: String::new(),
+    };
+    (id, session)
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use oxvault_tests::{Session, TestStack};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
 #[tokio::test]
@@ -371,24 +371,10 @@ async fn an_agent_without_a_policy_sees_no_vault() {
     stack
         .put_secret(&owner.access_token, &vault, "k", json!({"value": "x"}))
         .await;
-    let (_, agent) = stack
-        .call(
-            Method::POST,
-            "/v1/agents",
-            &owner.access_token,
-            Some(json!({"name": "bot"})),
-        )
-        .await;
-    let key = agent["api_key"].as_str().unwrap();
-    let token: Value = stack
-        .post_json("/v1/auth/agent-token", &json!({"api_key": key}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (_, access_token) = stack.create_agent(&owner.access_token, "bot").await;
     let agent_session = Session {
         email: String::new(),
-        access_token: token["access_token"].as_str().unwrap().to_owned(),
+        access_token,
         refresh_token: String::new(),
     };
 

@@ -126,29 +126,6 @@ fn assert_value((status, body): (StatusCode, Value), context: &str) -> i64 {
     body["access_count"].as_i64().unwrap()
 }
 
-/// An agent of the owner's org: its id and an access token for it.
-async fn agent(stack: &TestStack, owner: &Session, name: &str) -> (String, String) {
-    let (status, created) = stack
-        .call(
-            Method::POST,
-            "/v1/agents",
-            &owner.access_token,
-            Some(json!({"name": name})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let api_key = created["api_key"].as_str().unwrap();
-    let response = stack
-        .post_json("/v1/auth/agent-token", &json!({"api_key": api_key}))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let token: Value = response.json().await.unwrap();
-    (
-        created["agent"]["id"].as_str().unwrap().to_owned(),
-        token["access_token"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// Grants `permissions` on every path of `vault` to a user or agent.
 async fn grant(
     stack: &TestStack,
@@ -718,8 +695,8 @@ async fn targeted_shares_open_only_with_their_recipients_token() {
     let (other, _) = stack
         .invite_member(&owner, "target-other@example.com")
         .await;
-    let (agent_id, agent_token) = agent(&stack, &owner, "reader-bot").await;
-    let (_, other_agent_token) = agent(&stack, &owner, "other-bot").await;
+    let (agent_id, agent_token) = stack.create_agent(&owner.access_token, "reader-bot").await;
+    let (_, other_agent_token) = stack.create_agent(&owner.access_token, "other-bot").await;
     let outsider = stack.signup("target-outsider@example.com").await;
 
     let expires_at = in_an_hour();
@@ -923,7 +900,7 @@ async fn share_requests_are_checked_before_anything_is_stored() {
     }
 
     // Agents cannot mail secrets out, even with every permission.
-    let (agent_id, agent_token) = agent(&stack, &owner, "mailer-bot").await;
+    let (agent_id, agent_token) = stack.create_agent(&owner.access_token, "mailer-bot").await;
     grant(
         &stack,
         &owner,
@@ -989,7 +966,7 @@ async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
     let (member, member_id) = stack
         .invite_member(&owner, "lists-member@example.com")
         .await;
-    let (agent_id, agent_token) = agent(&stack, &owner, "lists-bot").await;
+    let (agent_id, agent_token) = stack.create_agent(&owner.access_token, "lists-bot").await;
     let expires_at = in_an_hour();
 
     let to_user = share(
@@ -1214,7 +1191,7 @@ async fn the_origin_trusts_forwarded_addresses_only_with_the_edge_secret() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Policy conditions see the same address.
-    let (agent_id, bot) = agent(&stack, &owner, "trust-bot").await;
+    let (agent_id, bot) = stack.create_agent(&owner.access_token, "trust-bot").await;
     grant(
         &stack,
         &owner,
