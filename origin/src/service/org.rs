@@ -205,6 +205,7 @@ impl OrgService {
                 recipient: email.as_str(),
                 subject: &mail.subject,
                 body_text: &mail.body,
+                share_fingerprint: None,
             },
         )
         .await?;

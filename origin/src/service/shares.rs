@@ -242,7 +242,7 @@ impl SharesService {
                 &spec,
                 has_passphrase,
             );
-            queue_mail(&mut tx, principal, email, &body).await?;
+            queue_mail(&mut tx, principal, email, &body, &fingerprint(id)).await?;
         }
         let mut event = audit::Event::by(principal, "share.create")
             .on("share", fingerprint(id))
@@ -464,7 +464,8 @@ impl SharesService {
     }
 
     /// Revokes share `id`: its creator, or an owner or admin of its org, may. Another org's
-    /// share is a 404; someone else of the same org gets a 403.
+    /// share is a 404; someone else of the same org gets a 403. Its mail, if still queued, is
+    /// cancelled in the same transaction.
     pub async fn revoke(&self, principal: &Principal, id: ShareId) -> Result<(), ServiceError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let owner = shares::find_owner(&mut tx, *id.as_uuid())
@@ -481,7 +482,11 @@ impl SharesService {
             ));
         }
         shares::revoke(&mut tx, *id.as_uuid()).await?;
-        let event = audit::Event::by(principal, "share.revoke").on("share", fingerprint(id));
+        // A link mailed but not yet delivered must not arrive after all.
+        let cancelled = outbox::cancel_share_mail(&mut tx, &fingerprint(id)).await?;
+        let event = audit::Event::by(principal, "share.revoke")
+            .on("share", fingerprint(id))
+            .detail("mail_cancelled", cancelled);
         audit::record(&mut tx, &self.keyring, event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(share = %fingerprint(id), "share revoked");
@@ -533,6 +538,7 @@ async fn queue_mail(
     principal: &Principal,
     to: &str,
     body: &str,
+    share_fingerprint: &str,
 ) -> Result<(), ServiceError> {
     outbox::enqueue(
         conn,
@@ -542,6 +548,7 @@ async fn queue_mail(
             recipient: to,
             subject: "A secret has been shared with you",
             body_text: body,
+            share_fingerprint: Some(share_fingerprint),
         },
     )
     .await?;

@@ -24,6 +24,8 @@ pub struct NewMail<'a> {
     pub recipient: &'a str,
     pub subject: &'a str,
     pub body_text: &'a str,
+    /// The fingerprint of the share whose link it carries, so revoking the share can cancel it.
+    pub share_fingerprint: Option<&'a str>,
 }
 
 /// Queues `mail` on `conn`, which should be the transaction of the act that causes it: the
@@ -32,8 +34,9 @@ pub struct NewMail<'a> {
 pub async fn enqueue(conn: &mut PgConnection, mail: &NewMail<'_>) -> Result<Uuid, StoreError> {
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO mail_outbox (id, org_id, kind, recipient, subject, body_text) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO mail_outbox (id, org_id, kind, recipient, subject, body_text, \
+             share_fingerprint) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(mail.org_id)
@@ -41,6 +44,7 @@ pub async fn enqueue(conn: &mut PgConnection, mail: &NewMail<'_>) -> Result<Uuid
     .bind(mail.recipient)
     .bind(mail.subject)
     .bind(mail.body_text)
+    .bind(mail.share_fingerprint)
     .execute(conn)
     .await?;
     Ok(id)
@@ -150,6 +154,26 @@ pub async fn mark_undeliverable(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Cancels the unsent mail of the share with `fingerprint`: set aside like an undeliverable
+/// message, its body (the link) erased. A message being sent right now holds its row: this
+/// waits for it and then finds it sent. Returns how many messages were cancelled.
+#[tracing::instrument(skip(conn))]
+pub async fn cancel_share_mail(
+    conn: &mut PgConnection,
+    fingerprint: &str,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE mail_outbox \
+         SET failed_at = now(), next_attempt_at = 'infinity', body_text = NULL, \
+             last_error = 'share revoked' \
+         WHERE share_fingerprint = $1 AND sent_at IS NULL AND failed_at IS NULL",
+    )
+    .bind(fingerprint)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// `error` cut to [`MAX_ERROR_LEN`] characters (on a character boundary).

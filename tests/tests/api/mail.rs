@@ -362,6 +362,43 @@ async fn a_share_made_while_no_relay_answers_is_mailed_once_one_does() {
     assert_eq!(smtp.received().len(), 1);
 }
 
+/// Revoking a share whose mail has not gone out yet cancels the mail: the link must not
+/// arrive after the sender took it back.
+#[tokio::test]
+async fn revoking_a_share_cancels_its_unsent_mail() {
+    let port = unused_port();
+    let stack = stack_mailing_to(port).await;
+    let share = share_by_email(&stack, "revoked-value", "revoked pass", "gone@example.org").await;
+    wait_for_outbox(&stack, "a failed attempt is recorded", |rows| {
+        rows.len() == 1 && rows[0].attempts > 0
+    })
+    .await;
+
+    let owner = stack.login("sharer@example.com").await;
+    let id = share["id"].as_str().unwrap();
+    let (status, _) = stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/share/{id}"),
+            &owner.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let rows = outbox(&stack).await;
+    assert!(!rows[0].sent);
+    assert_eq!(rows[0].body_text, None, "the link is erased at once");
+    assert_eq!(rows[0].last_error.as_deref(), Some("share revoked"));
+    assert!(rows[0].failed, "set aside for good");
+
+    let smtp = SmtpListener::start_on(port).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "a revoked share's mail went out"
+    );
+}
+
 #[tokio::test]
 async fn two_origins_delivering_one_outbox_send_every_message_exactly_once() {
     const MESSAGES: usize = 40;
