@@ -16,6 +16,7 @@ pub mod ids;
 pub mod jwt;
 pub mod policy;
 pub mod problem;
+pub mod rate_limit;
 pub mod request_id;
 pub mod secret_path;
 pub mod share;

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use oxvault_core::rate_limit::Limit;
 use secrecy::SecretString;
 
 use crate::service::google::GoogleConfig;
@@ -44,7 +45,7 @@ pub struct Config {
     /// The origin's own coarse per-client limit on its costly routes (sign-in, token
     /// exchanges, share lookups), `OXVAULT_ORIGIN_RATE_LIMIT` as `N/S` (default `120/60`).
     /// Per process: the exact limits are the edge's.
-    pub origin_rate_limit: crate::http::throttle::Rate,
+    pub origin_rate_limit: Limit,
     /// Billing: tier limits and prices, and the request meter.
     pub billing: BillingConfig,
 }
@@ -361,21 +362,16 @@ fn public_url<F: Fn(&str) -> Option<String>>(env: &mut Reader<F>) -> String {
     }
 }
 
-fn origin_rate_limit<F: Fn(&str) -> Option<String>>(
-    env: &mut Reader<F>,
-) -> crate::http::throttle::Rate {
-    let default = crate::http::throttle::Rate {
-        requests: 120,
-        period: Duration::from_secs(60),
-    };
+fn origin_rate_limit<F: Fn(&str) -> Option<String>>(env: &mut Reader<F>) -> Limit {
+    const DEFAULT: Limit = Limit::from_const(120, 60);
     let Some(text) = env.optional("OXVAULT_ORIGIN_RATE_LIMIT") else {
-        return default;
+        return DEFAULT;
     };
-    crate::http::throttle::Rate::parse(&text).unwrap_or_else(|| {
+    Limit::parse(&text).unwrap_or_else(|err| {
         env.problems.push(format!(
-            "  OXVAULT_ORIGIN_RATE_LIMIT={text:?} is not valid: expected N/S, e.g. 120/60"
+            "  OXVAULT_ORIGIN_RATE_LIMIT={text:?} is not valid: {err}"
         ));
-        default
+        DEFAULT
     })
 }
 

@@ -16,11 +16,12 @@
 //! Each key is the name of one rate-limiter object, prefixed by its class so classes never
 //! share a count.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use oxvault_core::api_key::parse_key;
 use oxvault_core::claims::Subject;
 use oxvault_core::email::MAX_EMAIL_LEN;
+use oxvault_core::rate_limit::client_block;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -111,19 +112,14 @@ pub fn ip_class(method: &str, path: &str) -> Option<LimitClass> {
 /// The per-IP check of `class` for a client at `client_ip` (the runtime's
 /// `cf-connecting-ip`).
 ///
-/// IPv6 clients are counted per /64, the block one subscriber usually gets: per address, one
-/// host could rotate through 2^64 of them. An IPv4-mapped IPv6 address counts as its IPv4
-/// address. Without a usable address every such request shares one count (fail closed; on
-/// Cloudflare the header is always there).
+/// Clients are counted by [`client_block`]: an IPv6 client per /64, an IPv4-mapped address as
+/// its IPv4 address. Without a usable address every such request shares one count (fail
+/// closed; on Cloudflare the header is always there).
 pub fn ip_check(class: LimitClass, client_ip: Option<&str>) -> Check {
     let key = match client_ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok()) {
-        Some(IpAddr::V4(v4)) => v4.to_string(),
-        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let [a, b, c, d, ..] = v6.segments();
-                format!("{}/64", Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
-            }
+        Some(ip) => match client_block(ip) {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(block) => format!("{block}/64"),
         },
         None => "unknown".to_owned(),
     };

@@ -17,6 +17,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use oxvault_core::problem::ProblemKind;
+use oxvault_core::rate_limit::{Limit, client_block};
 
 use super::AppState;
 use super::client::ClientContext;
@@ -26,57 +27,34 @@ use super::error::problem_response;
 /// distinct addresses is refused rather than allowed to grow memory without bound.
 const MAX_TRACKED: usize = 100_000;
 
-/// A limit of `requests` per `period`, allowing bursts of up to `requests`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub requests: u32,
-    pub period: Duration,
-}
-
-impl Rate {
-    /// Parses `N/S`: N requests per S seconds, both at least 1.
-    pub fn parse(text: &str) -> Option<Self> {
-        let (requests, secs) = text.trim().split_once('/')?;
-        let requests: u32 = requests.trim().parse().ok().filter(|n| *n >= 1)?;
-        let secs: u64 = secs.trim().parse().ok().filter(|s| *s >= 1)?;
-        Some(Self {
-            requests,
-            period: Duration::from_secs(secs),
-        })
-    }
-
-    /// The time one request "costs": the period shared out evenly.
-    fn interval(&self) -> Duration {
-        self.period / self.requests
-    }
-}
-
 /// A refusal: how long until one more request would pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
     pub retry_after: Duration,
 }
 
-/// Per-client buckets for one [`Rate`]; cheap to clone (shared).
+/// Per-client buckets for one [`Limit`] (the edge's `N/S` form); cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub struct Throttle {
-    rate: Rate,
+    limit: Limit,
     // Theoretical arrival time per client (GCRA). A std mutex: held for a map lookup, never
     // across an await.
     buckets: Arc<Mutex<HashMap<IpAddr, Instant>>>,
 }
 
 impl Throttle {
-    pub fn new(rate: Rate) -> Self {
+    pub fn new(limit: Limit) -> Self {
         Self {
-            rate,
+            limit,
             buckets: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     /// Counts one request from `client` at `now`: allowed, or refused with a wait.
     pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Refused> {
-        let interval = self.rate.interval();
+        let period = Duration::from_secs(self.limit.period_secs().into());
+        // The time one request "costs": the period shared out evenly.
+        let interval = period / self.limit.count();
         let mut buckets = self
             .buckets
             .lock()
@@ -93,9 +71,9 @@ impl Throttle {
         let tat = buckets.get(&client).copied().unwrap_or(now).max(now);
         let next = tat + interval;
         // A full burst lets `next` run up to one period ahead of now, no further.
-        if next.duration_since(now) > self.rate.period {
+        if next.duration_since(now) > period {
             return Err(Refused {
-                retry_after: next.duration_since(now) - self.rate.period,
+                retry_after: next.duration_since(now) - period,
             });
         }
         buckets.insert(client, next);
@@ -124,18 +102,6 @@ fn is_costly(method: &Method, path: &str) -> bool {
     }
 }
 
-/// The bucket an address counts in: an IPv4 address (or an IPv4-mapped IPv6 one) on its own,
-/// an IPv6 address by its /64, which one client typically holds whole.
-fn bucket_of(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(std::net::Ipv6Addr::from(bits))
-        }
-        v4 => v4,
-    }
-}
-
 /// Middleware: refuses a costly request (429 with `Retry-After`) when its client is over the
 /// limit. The client is the one [`ClientContext`] names (the edge's word, or the TCP peer);
 /// requests whose address is unknown share one bucket, so they cannot dodge the limit.
@@ -150,7 +116,7 @@ pub async fn guard_costly_routes(
     let (parts, body) = request.into_parts();
     let client = ClientContext::of(&parts, &state.edge_trust)
         .ip
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), bucket_of);
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), client_block);
     match state.throttle.check(client, Instant::now()) {
         Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(refused) => {
@@ -175,18 +141,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ipv6_clients_count_per_64_and_mapped_ipv4_as_ipv4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(bucket_of(a), bucket_of(b));
-        assert_ne!(bucket_of(a), bucket_of(c));
-        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        assert_eq!(bucket_of(mapped), A);
-        assert_eq!(bucket_of(A), A);
-    }
-
-    #[test]
     fn only_the_costly_routes_are_guarded() {
         assert!(is_costly(&Method::POST, "/v1/secrets/abc/share"));
         assert!(is_costly(&Method::POST, "/v1/auth/token"));
@@ -203,21 +157,7 @@ mod tests {
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
 
     fn three_per_three_seconds() -> Throttle {
-        Throttle::new(Rate::parse("3/3").unwrap())
-    }
-
-    #[test]
-    fn rates_parse_as_requests_per_seconds() {
-        assert_eq!(
-            Rate::parse(" 20 / 60 "),
-            Some(Rate {
-                requests: 20,
-                period: Duration::from_secs(60)
-            })
-        );
-        for bad in ["", "20", "0/60", "20/0", "-1/60", "a/b", "20/60/1"] {
-            assert_eq!(Rate::parse(bad), None, "{bad:?}");
-        }
+        Throttle::new(Limit::from_const(3, 3))
     }
 
     #[test]
