@@ -99,6 +99,9 @@ pub struct HsmConfig {
     /// How often a running origin lists the token's KEKs again, to start wrapping under a KEK
     /// that `rotate-kek` created (`OXVAULT_HSM_KEK_REFRESH_SECS`, default 60).
     pub kek_refresh: Duration,
+    /// The cache of opened data keys: `OXVAULT_DEK_CACHE_SIZE` keys (default 10000; 0 turns
+    /// it off), each kept `OXVAULT_DEK_CACHE_TTL_SECS` (default 60, at most 3600).
+    pub dek_cache: crate::crypto::DekCacheSettings,
 }
 
 /// What `oxvault-origin rotate-kek` needs: the database and the HSM.
@@ -323,7 +326,26 @@ impl HsmConfig {
             env.problems
                 .push("  OXVAULT_HSM_KEK_REFRESH_SECS must be at least 1".to_owned());
         }
+        let defaults = crate::crypto::DekCacheSettings::default();
+        let dek_capacity = env.parsed(
+            "OXVAULT_DEK_CACHE_SIZE",
+            defaults.capacity,
+            "a whole number",
+        );
+        let dek_ttl_secs: u64 = env.parsed(
+            "OXVAULT_DEK_CACHE_TTL_SECS",
+            defaults.ttl.as_secs(),
+            "whole seconds",
+        );
+        if dek_ttl_secs > 3600 {
+            env.problems
+                .push("  OXVAULT_DEK_CACHE_TTL_SECS must be at most 3600".to_owned());
+        }
         Self {
+            dek_cache: crate::crypto::DekCacheSettings {
+                capacity: dek_capacity,
+                ttl: Duration::from_secs(dek_ttl_secs),
+            },
             module: PathBuf::from(module),
             token_label,
             pin: SecretString::from(pin),

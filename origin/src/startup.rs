@@ -12,12 +12,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, DatabaseConfig};
 use crate::crypto::Keyring;
 use crate::crypto::Pkcs11Hsm;
 use crate::http::{self, AppState};
 use crate::mail::{MailDelivery, MailSetupError};
 use crate::service::api_keys::ApiKeyService;
+use crate::service::audit::{AuditLog, AuditTask};
 use crate::service::auth::{AuthService, AuthSettings};
 use crate::service::google::GoogleVerifier;
 use crate::service::org::OrgService;
@@ -56,6 +57,8 @@ pub struct Application {
     mail: MailDelivery,
     /// The billing meter's writer, flushed and stopped after the server has drained.
     meter: http::metering::MeterTask,
+    /// The audit appender, stopped once no request can append any more.
+    audit: AuditTask,
 }
 
 impl Application {
@@ -79,8 +82,9 @@ impl Application {
             Ok(Err(err)) => tracing::warn!(error = %err, "starting without the HSM"),
             Err(err) => tracing::error!(error = %err, "the HSM connection task failed"),
         }
-        let keyring =
-            Keyring::new(hsm.clone(), hsm.clone(), config.hsm.sessions).with_audit_mac(hsm);
+        let keyring = Keyring::new(hsm.clone(), hsm.clone(), config.hsm.sessions)
+            .with_audit_mac(hsm)
+            .with_dek_cache(config.hsm.dek_cache);
         let passwords = Passwords::new(config.password_hash_concurrency)
             .map_err(|err| StartupError::Passwords(err.to_string()))?;
         let google = config
@@ -89,9 +93,16 @@ impl Application {
             .map(GoogleVerifier::new)
             .transpose()
             .map_err(|err| StartupError::Google(err.to_string()))?;
+        // The appender's own connection: acts wait for it while holding connections of the
+        // main pool, so it must never have to wait for one of those.
+        let audit_pool = store::connect_lazy(&DatabaseConfig {
+            max_connections: 1,
+            ..config.database.clone()
+        })?;
+        let (audit, audit_task) = AuditLog::start(audit_pool, keyring.clone());
         let auth = AuthService::new(
             pool.clone(),
-            keyring.clone(),
+            audit.clone(),
             passwords,
             Tokens::new(keyring.clone()),
             AuthSettings::default(),
@@ -110,7 +121,7 @@ impl Application {
         Ok(Self {
             listener,
             state: AppState {
-                org: OrgService::new(pool.clone(), keyring.clone(), config.public_url.clone()),
+                org: OrgService::new(pool.clone(), audit.clone(), config.public_url.clone()),
                 api_keys: ApiKeyService::new(pool.clone(), auth.clone()),
                 edge_trust: http::client::EdgeTrust::new(
                     config.edge_shared_secret.as_ref(),
@@ -121,8 +132,10 @@ impl Application {
                 meter,
                 pool,
                 keyring,
+                audit,
                 auth,
             },
+            audit: audit_task,
             shutdown_grace: config.shutdown_grace,
             mail,
             meter: meter_task,
@@ -173,6 +186,7 @@ impl Application {
         self.mail.stop().await;
         // Every drained request has been metered by now: write them all before the pool goes.
         self.meter.stop().await;
+        self.audit.stop().await;
         self.state.pool.close().await;
         tracing::info!("stopped");
         Ok(())

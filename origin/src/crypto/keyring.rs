@@ -5,10 +5,12 @@
 //! PKCS#11 token serves a limited number of sessions.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use super::dek_cache::{DekCache, DekCacheSettings};
 use super::{
     AuditMac, CryptoError, DataKey, KeyWrapper, MAC_LEN, Signature, TokenSigner, WrappedKey,
 };
@@ -25,12 +27,17 @@ pub struct Keyring {
     /// `None` until [`Keyring::with_audit_mac`]: audit appends then fail (closed).
     audit: Option<Arc<dyn AuditMac>>,
     permits: Arc<Semaphore>,
+    /// Data keys opened or sealed lately (off until [`Keyring::with_dek_cache`]).
+    deks: Arc<DekCache>,
+    /// Blocking HSM calls made so far (each may make several PKCS#11 calls).
+    calls: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
             .field("available_permits", &self.permits.available_permits())
+            .field("deks", &self.deks)
             .finish_non_exhaustive()
     }
 }
@@ -47,7 +54,29 @@ impl Keyring {
             signer,
             audit: None,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            deks: Arc::new(DekCache::new(DekCacheSettings {
+                capacity: 0,
+                ..DekCacheSettings::default()
+            })),
+            calls: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The same keyring, keeping opened and sealed data keys for a while (see
+    /// `crypto::dek_cache`).
+    pub fn with_dek_cache(mut self, settings: DekCacheSettings) -> Self {
+        self.deks = Arc::new(DekCache::new(settings));
+        self
+    }
+
+    /// How many data keys the cache holds now.
+    pub fn cached_keys(&self) -> usize {
+        self.deks.len()
+    }
+
+    /// How many blocking HSM calls this keyring has made (for `/metrics` and benchmarks).
+    pub fn hsm_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// The same keyring, computing audit MACs with `audit`.
@@ -56,39 +85,58 @@ impl Keyring {
         self
     }
 
-    /// The audit MAC of `message` (HMAC-SHA256 under the HSM's audit key).
-    pub async fn audit_mac(&self, message: Vec<u8>) -> Result<[u8; MAC_LEN], CryptoError> {
+    /// Runs `op` with the audit MAC key (HMAC-SHA256 inside the HSM) in one blocking call:
+    /// linking a batch of events or verifying a chain needs many MACs in sequence, and one
+    /// hop to the blocking pool each would dominate.
+    pub async fn mac_with<T, F>(&self, op: F) -> Result<T, CryptoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn AuditMac) -> Result<T, CryptoError> + Send + 'static,
+    {
         let Some(audit) = self.audit.clone() else {
-            tracing::error!("no audit MAC key is configured; refusing to record events");
+            tracing::error!("no audit MAC key is configured; refusing to record or verify events");
             return Err(CryptoError::Unavailable);
         };
-        self.run(move || audit.mac(&message)).await
+        self.run(move || op(audit.as_ref())).await
     }
 
-    /// The audit MACs of `messages`, in order, computed in one blocking call: verifying a
-    /// chain needs thousands, and one hop to the blocking pool each would dominate.
+    /// The audit MACs of `messages`, in order, computed in one blocking call.
     pub async fn audit_macs(
         &self,
         messages: Vec<Vec<u8>>,
     ) -> Result<Vec<[u8; MAC_LEN]>, CryptoError> {
-        let Some(audit) = self.audit.clone() else {
-            tracing::error!("no audit MAC key is configured; cannot verify events");
-            return Err(CryptoError::Unavailable);
-        };
-        self.run(move || messages.iter().map(|message| audit.mac(message)).collect())
-            .await
+        self.mac_with(move |audit: &dyn AuditMac| {
+            messages.iter().map(|message| audit.mac(message)).collect()
+        })
+        .await
     }
 
-    /// Seals `key` under the KEK.
+    /// Seals `key` under the KEK (and remembers it, so its first reads need no unwrap).
     pub async fn wrap(&self, key: DataKey, aad: Vec<u8>) -> Result<WrappedKey, CryptoError> {
         let wrapper = Arc::clone(&self.wrapper);
-        self.run(move || wrapper.wrap(&key, &aad)).await
+        let deks = Arc::clone(&self.deks);
+        self.run(move || {
+            let wrapped = wrapper.wrap(&key, &aad)?;
+            deks.insert(&wrapped, &aad, &key);
+            Ok(wrapped)
+        })
+        .await
     }
 
-    /// Opens a key sealed by [`Keyring::wrap`].
+    /// Opens a key sealed by [`Keyring::wrap`]: from the cache when it was opened or sealed
+    /// lately under the same place, else in the HSM.
     pub async fn unwrap(&self, wrapped: WrappedKey, aad: Vec<u8>) -> Result<DataKey, CryptoError> {
+        if let Some(key) = self.deks.get(&wrapped, &aad) {
+            return Ok(key);
+        }
         let wrapper = Arc::clone(&self.wrapper);
-        self.run(move || wrapper.unwrap(&wrapped, &aad)).await
+        let deks = Arc::clone(&self.deks);
+        self.run(move || {
+            let key = wrapper.unwrap(&wrapped, &aad)?;
+            deks.insert(&wrapped, &aad, &key);
+            Ok(key)
+        })
+        .await
     }
 
     /// Signs `message` with the token-signing key.
@@ -136,6 +184,7 @@ impl Keyring {
             .acquire()
             .await
             .map_err(|_| CryptoError::Unavailable)?;
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(op))
             .in_current_span()

@@ -12,11 +12,13 @@
 //! is wrapped under them any more.
 
 mod data_key;
+mod dek_cache;
 pub mod envelope;
 mod keyring;
 pub mod pkcs11;
 
 pub use data_key::{DataKey, WrappedKey};
+pub use dek_cache::DekCacheSettings;
 pub use keyring::Keyring;
 pub use pkcs11::Pkcs11Hsm;
 

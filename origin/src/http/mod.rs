@@ -35,6 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::crypto::Keyring;
 use crate::service::api_keys::ApiKeyService;
+use crate::service::audit::AuditLog;
 use crate::service::auth::AuthService;
 use crate::service::org::OrgService;
 pub use error::ApiError;
@@ -45,6 +46,8 @@ use error::problem_response;
 pub struct AppState {
     pub pool: PgPool,
     pub keyring: Keyring,
+    /// Where every act records its audit events (group commit).
+    pub audit: AuditLog,
     pub auth: AuthService,
     pub org: OrgService,
     pub api_keys: ApiKeyService,

@@ -24,7 +24,7 @@ use crate::service::principal::Principal;
 // AppState. The keyring seals the audit events of policy changes.
 impl FromRef<AppState> for PoliciesService {
     fn from_ref(state: &AppState) -> Self {
-        PoliciesService::new(state.pool.clone(), state.keyring.clone())
+        PoliciesService::new(state.pool.clone(), state.audit.clone())
     }
 }
 

@@ -40,8 +40,12 @@ use crate::service::secrets::{
 // Built from the shared pool and keyring on demand: no field of its own in AppState.
 impl FromRef<AppState> for SecretsService {
     fn from_ref(state: &AppState) -> Self {
-        SecretsService::new(state.pool.clone(), state.keyring.clone())
-            .with_tiers(state.tiers.clone())
+        SecretsService::new(
+            state.pool.clone(),
+            state.keyring.clone(),
+            state.audit.clone(),
+        )
+        .with_tiers(state.tiers.clone())
     }
 }
 

@@ -37,6 +37,7 @@ impl FromRef<AppState> for SharesService {
         SharesService::new(
             state.pool.clone(),
             state.keyring.clone(),
+            state.audit.clone(),
             state.auth.passwords().clone(),
         )
     }

@@ -19,9 +19,7 @@ use crate::service::vaults::VaultsService;
 // in AppState. The keyring seals the audit events of creates and deletes.
 impl FromRef<AppState> for VaultsService {
     fn from_ref(state: &AppState) -> Self {
-        VaultsService::new(state.pool.clone())
-            .with_audit(state.keyring.clone())
-            .with_tiers(state.tiers.clone())
+        VaultsService::new(state.pool.clone(), state.audit.clone()).with_tiers(state.tiers.clone())
     }
 }
 

@@ -116,7 +116,26 @@ pub async fn require(
     if controls(vault, principal) {
         return Ok(());
     }
-    let policies = load(conn, principal, vault).await?;
+    let (kind, id) = principal.key();
+    let rows = policies::for_principal(conn, vault.id, kind, id).await?;
+    decide(principal, vault, rows, path, permission)
+}
+
+/// [`require`] with the principal's unexpired policies on `vault` already read.
+pub(crate) fn decide(
+    principal: &Principal,
+    vault: &VaultRow,
+    rows: Vec<PolicyRow>,
+    path: &SecretPath,
+    permission: Permission,
+) -> Result<(), ServiceError> {
+    if controls(vault, principal) {
+        return Ok(());
+    }
+    let policies = rows
+        .into_iter()
+        .map(to_policy)
+        .collect::<Result<Vec<_>, _>>()?;
     if evaluate(&policies, path, permission, &context(principal)).is_allowed() {
         Ok(())
     } else {

@@ -35,7 +35,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::ServiceError;
-use super::audit::{self, Actor, Event};
+use super::audit::{Actor, Event};
 use super::auth::{AuthService, Method, Target, auth_failure, auth_success, refuse, token_hash};
 use super::principal::Principal;
 use crate::store::StoreError;
@@ -350,8 +350,7 @@ impl AgentsService {
             .detail("name", row.name.as_str())
             .detail("scopes", row.scopes.clone())
             .detail("vault_ids", uuid_strings(&row.vault_ids));
-        audit::record(&mut tx, self.auth.keyring(), event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.auth.audit().commit(tx, event).await?;
         tracing::info!(agent_id = %row.id, org_id = %row.org_id, "agent created");
         Ok(AgentCreatedResponse {
             agent: response(row),
@@ -418,8 +417,7 @@ impl AgentsService {
         if let Some(is_active) = changes.is_active {
             event = event.detail("is_active", is_active);
         }
-        audit::record(&mut tx, self.auth.keyring(), event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.auth.audit().commit(tx, event).await?;
         tracing::info!(agent_id = %row.id, org_id = %row.org_id, "agent updated");
         Ok(response(row))
     }
@@ -439,8 +437,7 @@ impl AgentsService {
             return Err(ServiceError::NotFound("agent"));
         }
         let event = Event::by(principal, "agent.deactivate").on("agent", agent_id.as_uuid());
-        audit::record(&mut tx, self.auth.keyring(), event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.auth.audit().commit(tx, event).await?;
         tracing::info!(%agent_id, org_id = %principal.org, "agent deactivated");
         Ok(())
     }
@@ -469,8 +466,7 @@ impl AgentsService {
             return Err(ServiceError::NotFound("agent"));
         }
         let event = Event::by(principal, "agent.rotate_key").on("agent", agent_id.as_uuid());
-        audit::record(&mut tx, self.auth.keyring(), event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.auth.audit().commit(tx, event).await?;
         tracing::info!(%agent_id, org_id = %principal.org, "agent key rotated");
         Ok(AgentKeyRotatedResponse { api_key: key })
     }
@@ -509,7 +505,7 @@ impl AgentsService {
         let refused = |reason, target| {
             let event = auth_failure(Method::AgentToken, reason, "agent", target, ip);
             let refusal = ServiceError::Unauthenticated(BAD_AGENT_CREDENTIALS);
-            refuse(&self.pool, self.auth.keyring(), event, refusal)
+            refuse(self.auth.audit(), event, refusal)
         };
         // Checked before any lookup (SECURITY.md 6); the refusal is still recorded.
         let Ok(parsed) = parse_agent_key(&request.api_key) else {
@@ -572,10 +568,8 @@ impl AgentsService {
             )
             .await?;
         // The token is answered only once its issue is on the record.
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let event = auth_success(Method::AgentToken, "agent", target, ip);
-        audit::record(&mut tx, self.auth.keyring(), event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.auth.audit().record(event).await?;
         Ok(AgentTokenResponse {
             access_token,
             token_type: "Bearer".into(),
@@ -624,9 +618,10 @@ mod tests {
             .connect_lazy("postgres://nobody@127.0.0.1:1/none")
             .unwrap();
         let keyring = Keyring::new(Arc::new(NoHsm), Arc::new(NoHsm), 1);
+        let (audit, _) = crate::service::audit::AuditLog::start(pool.clone(), keyring.clone());
         let auth = AuthService::new(
             pool.clone(),
-            keyring.clone(),
+            audit,
             Passwords::new(1).unwrap(),
             Tokens::new(keyring),
             AuthSettings::default(),

@@ -30,7 +30,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::ServiceError;
-use super::audit::{self, Actor, Event};
+use super::audit::{Actor, Event};
 use super::auth::{
     AuthService, Method, SessionKind, Target, auth_failure, auth_success, refuse, token_hash,
 };
@@ -112,8 +112,7 @@ impl ApiKeyService {
             .on("api_key", row.id)
             .detail("name", row.name.as_str())
             .detail("scopes", row.scopes.clone());
-        audit::record(&mut tx, self.auth.keyring(), event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.auth.audit().commit(tx, event).await?;
         tracing::info!(key_id = %row.id, user_id = %user_id, "personal API key created");
         Ok(ApiKeyCreatedResponse {
             key: key_response(&row),
@@ -155,8 +154,7 @@ impl ApiKeyService {
         let event = Event::by(principal, "api_key.revoke")
             .on("api_key", key_id.as_uuid())
             .detail("sessions_revoked", sessions);
-        audit::record(&mut tx, self.auth.keyring(), event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.auth.audit().commit(tx, event).await?;
         tracing::info!(key_id = %key_id, sessions, "personal API key revoked with its sessions");
         Ok(())
     }
@@ -171,7 +169,7 @@ impl ApiKeyService {
         let refused = |reason, target| {
             let event = auth_failure(Method::ApiKey, reason, "api_key", target, ip);
             let refusal = ServiceError::Unauthenticated(BAD_KEY);
-            refuse(&self.pool, self.auth.keyring(), event, refusal)
+            refuse(self.auth.audit(), event, refusal)
         };
         // Format, prefix and checksum first: a made-up or mistyped key costs no query (its
         // refusal is still recorded, with nothing looked up).
@@ -224,8 +222,7 @@ impl ApiKeyService {
             api_keys::cap_sessions_at(&mut tx, key_id, expires_at).await?;
         }
         let event = auth_success(Method::ApiKey, "api_key", target, ip);
-        audit::record(&mut tx, self.auth.keyring(), event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.auth.audit().commit(tx, event).await?;
         tracing::info!(key_id = %key_id, user_id = %user.id, "personal API key exchanged");
         Ok(session)
     }

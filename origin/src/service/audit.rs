@@ -1,37 +1,41 @@
 //! The audit trail: what every service calls to record a security-relevant act, and the MAC
 //! chain that makes the record tamper-evident.
 //!
-//! An act records its event with [`record`] on the transaction that performs the act, after
-//! the act's own writes and before commit: the event is durable exactly when the act is, and
-//! when the event cannot be written (database refusal, HSM down) the act fails with it — a
-//! secret value is never answered without its read on the record.
+//! An act hands its event to the [`AuditLog`] before it answers, and waits until the event is
+//! committed: an act with a transaction of its own commits it only after its event is durable
+//! ([`AuditLog::commit`]), and when the event cannot be written (database refusal, HSM down)
+//! the act fails with it — a secret value is never answered without its read on the record.
+//! The log groups the events of many concurrent requests into one transaction (group
+//! commit); see [`appender`].
 //!
 //! Each event's MAC is HMAC-SHA256, computed by the HSM under a key that never leaves it, over
 //! [`canonical`]: a length-prefixed encoding of every stored field and the previous event's
 //! MAC. Changing, removing or reordering a row therefore breaks the chain where it happened,
 //! and nobody without the HSM can mend it. Chains are per org (events with no org share the
-//! nil chain); the chain head's row lock serialises appends across origin processes.
+//! nil chain); the chain head's row lock, taken once per batch, serialises appends across
+//! origin processes.
 //!
 //! `details` never hold a secret value, passphrase, key or token: callers put ids, names,
 //! paths and flags there, and the canary tests look for leaks in every event.
 
+mod appender;
 mod reader;
 
+pub use appender::{AuditLog, AuditTask};
 pub use reader::AuditService;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use oxvault_core::claims::Subject;
 use oxvault_core::ids::{AgentId, OrgId, UserId};
 use serde_json::{Map, Value};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::ServiceError;
 use super::principal::Principal;
-use crate::crypto::{CryptoError, Keyring, MAC_LEN};
-use crate::store::audit::{self, EventRow};
+use crate::crypto::{AuditMac, CryptoError, MAC_LEN};
+use crate::store::audit::{ChainHead, EventRow};
 
 /// The chain of events that belong to no org.
 pub const NO_ORG_CHAIN: Uuid = Uuid::nil();
@@ -200,43 +204,57 @@ fn now_micros() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
-fn audit_unavailable(err: CryptoError) -> ServiceError {
-    tracing::error!(error = %err, "an audit event could not be sealed; failing the act");
-    ServiceError::Unavailable("HSM")
+/// Links `events` onto their chains, in order, and MACs each with `mac`: the rows to store.
+///
+/// `heads` holds the current head of every chain the events name (a chain missing from it is
+/// an error, never a new chain at seq 1: that would fork an existing chain). Each event takes
+/// the next sequence number of its chain and the MAC of the event before it.
+pub(crate) fn link(
+    events: Vec<Event>,
+    heads: &HashMap<Uuid, ChainHead>,
+    created_at: DateTime<Utc>,
+    mac: &dyn AuditMac,
+) -> Result<Vec<EventRow>, CryptoError> {
+    let mut tails: HashMap<Uuid, (i64, Vec<u8>)> = HashMap::new();
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let chain_id = chain_of(&event);
+        let (seq, prev_mac) = match tails.remove(&chain_id) {
+            Some(tail) => tail,
+            None => {
+                let head = heads.get(&chain_id).ok_or_else(|| {
+                    tracing::error!(%chain_id, "an audit chain head was not locked");
+                    CryptoError::Unavailable
+                })?;
+                (head.seq, head.mac.clone())
+            }
+        };
+        let mut row = EventRow {
+            id: Uuid::new_v4(),
+            chain_id,
+            seq: seq + 1,
+            org_id: event.org.map(|org| *org.as_uuid()),
+            action: event.action.to_owned(),
+            actor_type: event.actor.kind().to_owned(),
+            actor_id: event.actor.id(),
+            resource_type: event.resource_type.to_owned(),
+            resource_id: event.resource_id,
+            details: sqlx::types::Json(Value::Object(event.details)),
+            ip_address: event.ip.map(|ip| ip.to_canonical().to_string()),
+            created_at,
+            prev_mac,
+            mac: Vec::new(),
+        };
+        row.mac = mac.mac(&canonical(&row))?.to_vec();
+        tails.insert(chain_id, (row.seq, row.mac.clone()));
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
-/// Records `event` on `conn`, which must be the transaction of the act it describes: the
-/// event then commits or rolls back with the act. Any failure fails the act.
-pub async fn record(
-    conn: &mut PgConnection,
-    keyring: &Keyring,
-    event: Event,
-) -> Result<(), ServiceError> {
-    let chain_id = event.org.map_or(NO_ORG_CHAIN, |org| *org.as_uuid());
-    let head = audit::lock_head(conn, chain_id, &GENESIS_MAC).await?;
-    let mut row = EventRow {
-        id: Uuid::new_v4(),
-        chain_id,
-        seq: head.seq + 1,
-        org_id: event.org.map(|org| *org.as_uuid()),
-        action: event.action.to_owned(),
-        actor_type: event.actor.kind().to_owned(),
-        actor_id: event.actor.id(),
-        resource_type: event.resource_type.to_owned(),
-        resource_id: event.resource_id,
-        details: sqlx::types::Json(Value::Object(event.details)),
-        ip_address: event.ip.map(|ip| ip.to_canonical().to_string()),
-        created_at: now_micros(),
-        prev_mac: head.mac,
-        mac: Vec::new(),
-    };
-    let mac = keyring
-        .audit_mac(canonical(&row))
-        .await
-        .map_err(audit_unavailable)?;
-    row.mac = mac.to_vec();
-    audit::append(conn, &row).await?;
-    Ok(())
+/// The chain an event belongs to: its org's, or the nil chain.
+pub(crate) fn chain_of(event: &Event) -> Uuid {
+    event.org.map_or(NO_ORG_CHAIN, |org| *org.as_uuid())
 }
 
 #[cfg(test)]

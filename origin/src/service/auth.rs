@@ -34,12 +34,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::ServiceError;
-use super::audit::{self, Actor, Event};
+use super::audit::{Actor, AuditLog, Event};
 use super::google::GoogleVerifier;
 use super::passwords::{Passwords, check_password_rules};
 use super::principal::Principal;
 use super::tokens::Tokens;
-use crate::crypto::Keyring;
 use crate::store::sessions::{self, RefreshUse};
 use crate::store::users::{self, NewUser, UserRow};
 use crate::store::{self, StoreError};
@@ -76,8 +75,8 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone)]
 pub struct AuthService {
     pool: PgPool,
-    /// Seals the audit events of sign-ins (and of the services that borrow it).
-    keyring: Keyring,
+    /// Records sign-ins (and the acts of the services that borrow it).
+    audit: AuditLog,
     passwords: Passwords,
     tokens: Tokens,
     settings: AuthSettings,
@@ -191,24 +190,12 @@ pub(crate) fn auth_failure(
         .detail("reason", reason)
 }
 
-/// Records a refused sign-in on a transaction of its own (the attempt itself wrote nothing)
+/// Records a refused sign-in on its own (the attempt itself wrote nothing)
 /// and hands back `refusal` to answer with. When the event cannot be recorded the answer is
 /// 503 instead: an attempt that is not on the record is not answered as if it were (fail
 /// closed), and a caller cannot guess credentials while the trail is down.
-pub(crate) async fn refuse(
-    pool: &PgPool,
-    keyring: &Keyring,
-    event: Event,
-    refusal: ServiceError,
-) -> ServiceError {
-    let recorded = async {
-        let mut tx = pool.begin().await.map_err(StoreError::from)?;
-        audit::record(&mut tx, keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok::<(), ServiceError>(())
-    }
-    .await;
-    match recorded {
+pub(crate) async fn refuse(audit: &AuditLog, event: Event, refusal: ServiceError) -> ServiceError {
+    match audit.record(event).await {
         Ok(()) => refusal,
         Err(err) => {
             tracing::error!(error = %err, "a refused sign-in could not be recorded; answering 503");
@@ -229,7 +216,7 @@ fn user_target(user: &UserRow) -> Target {
 impl AuthService {
     pub fn new(
         pool: PgPool,
-        keyring: Keyring,
+        audit: AuditLog,
         passwords: Passwords,
         tokens: Tokens,
         settings: AuthSettings,
@@ -237,7 +224,7 @@ impl AuthService {
     ) -> Self {
         Self {
             pool,
-            keyring,
+            audit,
             passwords,
             tokens,
             settings,
@@ -245,15 +232,15 @@ impl AuthService {
         }
     }
 
-    /// The keyring that seals audit events (for the services that sign callers in too:
-    /// agent and API-key exchanges).
-    pub(crate) fn keyring(&self) -> &Keyring {
-        &self.keyring
+    /// The audit log (for the services that sign callers in too: agent and API-key
+    /// exchanges, and the acts of agents and keys).
+    pub(crate) fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// Records a refused sign-in and returns the answer to give; see [`refuse`].
     async fn refuse(&self, event: Event, refusal: ServiceError) -> ServiceError {
-        refuse(&self.pool, &self.keyring, event, refusal).await
+        refuse(&self.audit, event, refusal).await
     }
 
     /// The token issuer (for other services that mint tokens, e.g. agent exchanges).
@@ -296,8 +283,7 @@ impl AuthService {
             .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
         let event = auth_success(Method::Signup, "user", user_target(&user), ip);
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(SignupResponse {
             message: "account created".into(),
             email: email.to_string(),
@@ -349,8 +335,7 @@ impl AuthService {
             .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
         let event = auth_success(Method::Password, "user", user_target(&user), ip);
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(session)
     }
 
@@ -406,8 +391,7 @@ impl AuthService {
             .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
         let event = auth_success(Method::Google, "user", user_target(&user), ip);
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(session)
     }
 
@@ -517,8 +501,7 @@ impl AuthService {
             .user_access_token(&user, session_id, Vec::new())
             .await?;
         let event = auth_success(Method::Refresh, "user", user_target(&user), ip);
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(TokenResponse {
             access_token: access,
             token_type: "Bearer".into(),
@@ -547,8 +530,7 @@ impl AuthService {
             user_target(&user),
             principal.client_ip,
         );
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer".into(),
@@ -572,8 +554,7 @@ impl AuthService {
             }
             (None, None) => return Ok(()),
         };
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(())
     }
 
@@ -609,8 +590,7 @@ impl AuthService {
         users::set_password(&mut tx, user.id, &hash).await?;
         sessions::revoke_other_sessions(&mut tx, user.id, principal.session).await?;
         let event = Event::by(principal, "user.password_change").on("user", user.id);
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         tracing::info!(user_id = %user.id, "password changed; other sessions revoked");
         Ok(())
     }

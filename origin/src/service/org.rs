@@ -26,10 +26,9 @@ use oxvault_core::ids::UserId;
 use sqlx::PgPool;
 
 use super::ServiceError;
-use super::audit::{self, Event};
+use super::audit::{AuditLog, Event};
 use super::auth::{auth_method, parse_role};
 use super::principal::Principal;
-use crate::crypto::Keyring;
 use crate::store::outbox::{self, NewMail};
 use crate::store::users::{self, UserRow};
 use crate::store::{StoreError, invites};
@@ -44,16 +43,16 @@ const ONLY_OWNERS_MANAGE_OWNERS: &str = "only an owner can grant, remove or invi
 pub struct OrgService {
     pool: PgPool,
     /// Seals the audit events of membership changes.
-    keyring: Keyring,
+    audit: AuditLog,
     /// Where people reach oxvault (`Config::public_url`): invitation mails point there.
     public_url: String,
 }
 
 impl OrgService {
-    pub fn new(pool: PgPool, keyring: Keyring, public_url: String) -> Self {
+    pub fn new(pool: PgPool, audit: AuditLog, public_url: String) -> Self {
         Self {
             pool,
-            keyring,
+            audit,
             public_url,
         }
     }
@@ -109,8 +108,7 @@ impl OrgService {
             .on("user", user.id)
             .detail("old_role", current.as_str())
             .detail("new_role", new.as_str());
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         tracing::info!(
             org_id = %org_id, user_id = %user.id, by = %caller, from = %current, to = %new,
             "member role changed; the member's tokens are void"
@@ -140,8 +138,7 @@ impl OrgService {
         let event = Event::by(principal, "member.remove")
             .on("user", user.id)
             .detail("role", role.as_str());
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         tracing::info!(org_id = %org_id, user_id = %user.id, by = %caller, "member removed");
         Ok(())
     }
@@ -212,8 +209,7 @@ impl OrgService {
         let event = Event::by(principal, "member.invite")
             .on("invite", email.as_str())
             .detail("role", role.as_str());
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         // The address is personal data: the log names the org, the inviter and the role only.
         tracing::info!(org_id = %org_id, by = %caller, role = %role, "invitation recorded");
         Ok(InviteMemberResponse {

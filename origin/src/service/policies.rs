@@ -23,10 +23,9 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use super::access::parse_rule;
-use super::audit::{self, Event};
+use super::audit::{AuditLog, Event};
 use super::principal::Principal;
 use super::vaults::{VaultsService, controls};
-use crate::crypto::Keyring;
 use crate::store::StoreError;
 use crate::store::policies::{self, NewPolicy, PolicyChanges, PolicyRecord};
 use crate::store::vaults::VaultRow;
@@ -43,8 +42,8 @@ pub const MAX_IP_ALLOWLIST: usize = 100;
 #[derive(Debug, Clone)]
 pub struct PoliciesService {
     pool: PgPool,
-    /// Seals the audit events of policy changes.
-    keyring: Keyring,
+    /// Records policy changes.
+    audit: AuditLog,
     vaults: VaultsService,
 }
 
@@ -145,11 +144,11 @@ fn response(row: PolicyRecord) -> Result<PolicyResponse, ServiceError> {
 }
 
 impl PoliciesService {
-    pub fn new(pool: PgPool, keyring: Keyring) -> Self {
+    pub fn new(pool: PgPool, audit: AuditLog) -> Self {
         Self {
-            vaults: VaultsService::new(pool.clone()),
+            vaults: VaultsService::new(pool.clone(), audit.clone()),
             pool,
-            keyring,
+            audit,
         }
     }
 
@@ -222,13 +221,9 @@ impl PoliciesService {
             },
         )
         .await?;
-        audit::record(
-            &mut tx,
-            &self.keyring,
-            event(principal, "policy.create", &row),
-        )
-        .await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit
+            .commit(tx, event(principal, "policy.create", &row))
+            .await?;
         tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy created");
         response(row)
     }
@@ -274,13 +269,9 @@ impl PoliciesService {
         )
         .await?
         .ok_or(ServiceError::NotFound("policy"))?;
-        audit::record(
-            &mut tx,
-            &self.keyring,
-            event(principal, "policy.update", &row),
-        )
-        .await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit
+            .commit(tx, event(principal, "policy.update", &row))
+            .await?;
         tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy updated");
         response(row)
     }
@@ -297,13 +288,9 @@ impl PoliciesService {
         let row = policies::delete_in_vault(&mut tx, vault.org_id, vault.id, *policy_id.as_uuid())
             .await?
             .ok_or(ServiceError::NotFound("policy"))?;
-        audit::record(
-            &mut tx,
-            &self.keyring,
-            event(principal, "policy.delete", &row),
-        )
-        .await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit
+            .commit(tx, event(principal, "policy.delete", &row))
+            .await?;
         tracing::info!(policy_id = %policy_id, vault_id = %vault.id, "policy deleted");
         Ok(())
     }

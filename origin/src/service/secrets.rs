@@ -27,9 +27,9 @@ use zeroize::Zeroizing;
 
 use super::ServiceError;
 use super::access;
-use super::audit::{self, Event};
+use super::audit::{AuditLog, Event};
 use super::principal::Principal;
-use super::vaults::{VaultsService, creator_of};
+use super::vaults::{VaultsService, creator_of, visible_with};
 use crate::crypto::envelope::{self, Place};
 use crate::crypto::{CryptoError, Keyring};
 use crate::store::StoreError;
@@ -48,6 +48,7 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 pub struct SecretsService {
     pool: PgPool,
     keyring: Keyring,
+    audit: AuditLog,
     vaults: VaultsService,
     /// Billing tier limits, checked when a write creates a path (see [`Self::with_tiers`]).
     tiers: Option<super::billing::Tiers>,
@@ -175,6 +176,18 @@ fn unreadable(why: Unreadable, what: &'static str) -> ServiceError {
     }
 }
 
+/// The event of a read of `secret`.
+fn read_event(principal: &Principal, vault_id: VaultId, secret: &SecretResponse) -> Event {
+    secret_event(
+        principal,
+        "secret.read",
+        secret.id,
+        vault_id,
+        &secret.path,
+        Some(secret.version),
+    )
+}
+
 /// The event of an act on one secret: which vault, path and (when it names one) version.
 /// Never the value.
 fn secret_event(
@@ -296,11 +309,12 @@ pub fn parse_version(text: &str) -> Result<i32, ServiceError> {
 }
 
 impl SecretsService {
-    pub fn new(pool: PgPool, keyring: Keyring) -> Self {
+    pub fn new(pool: PgPool, keyring: Keyring, audit: AuditLog) -> Self {
         Self {
-            vaults: VaultsService::new(pool.clone()),
+            vaults: VaultsService::new(pool.clone(), audit.clone()),
             pool,
             keyring,
+            audit,
             tiers: None,
         }
     }
@@ -513,49 +527,23 @@ impl SecretsService {
             path.as_str(),
             Some(version),
         );
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(Written::Created(response))
     }
 
-    /// Reads the current version of `raw_path`, counting the access.
-    ///
-    /// The count and the open share one transaction: when the HSM cannot open the value the
-    /// count rolls back, so an outage never uses up a limited secret's views.
+    /// Reads the current version of `raw_path`.
     pub async fn get(
         &self,
         principal: &Principal,
         vault_id: VaultId,
         raw_path: &str,
     ) -> Result<SecretResponse, ServiceError> {
-        let path = parse_path(raw_path)?;
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let vault = self
-            .authorize(&mut tx, principal, vault_id, &path, Permission::Read)
-            .await?;
-        let Some(row) = secrets::read_current(&mut tx, vault.id, path.as_str()).await? else {
-            let why = secrets::why_unreadable(&mut tx, vault.id, path.as_str()).await?;
-            return Err(unreadable(why, "secret"));
-        };
-        let secret = self.open(principal.org, vault_id, row).await?;
-        // Fail closed: the value is answered only once its read is durably on the record; a
-        // failed audit write rolls the access count back with it.
-        let event = secret_event(
-            principal,
-            "secret.read",
-            secret.id,
-            vault_id,
-            &secret.path,
-            Some(secret.version),
-        );
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(secret)
+        self.read(principal, vault_id, &parse_path(raw_path)?, None)
+            .await
     }
 
-    /// Reads version `version` of `raw_path`, counting the access against that version's
-    /// limit. 410 when it is disabled, expired or used up (or the secret was deleted); 404
-    /// when it never existed.
+    /// Reads version `version` of `raw_path`. 410 when it is disabled, expired or used up
+    /// (or the secret was deleted); 404 when it never existed.
     pub async fn get_version(
         &self,
         principal: &Principal,
@@ -563,32 +551,107 @@ impl SecretsService {
         raw_path: &str,
         version: i32,
     ) -> Result<SecretResponse, ServiceError> {
-        let path = parse_path(raw_path)?;
-        // One transaction for the count and the open, as in `get`.
+        self.read(principal, vault_id, &parse_path(raw_path)?, Some(version))
+            .await
+    }
+
+    /// A read: one statement gathers the vault, the caller's policies and the version, which
+    /// decide 404 (vault), 403, then 404/410 (secret) in that order. An unlimited version is
+    /// then opened (the data key from the keyring's cache or the HSM) and answered once its
+    /// read event is committed. A limited version (`max_access_count`) is counted exactly:
+    /// see [`Self::read_counted`].
+    async fn read(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+        version: Option<i32>,
+    ) -> Result<SecretResponse, ServiceError> {
+        let view = {
+            // Held for this statement only: the open and the audit wait hold no connection.
+            let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+            secrets::read_view(
+                &mut conn,
+                *principal.org.as_uuid(),
+                *vault_id.as_uuid(),
+                principal.key(),
+                path.as_str(),
+                version,
+            )
+            .await?
+        };
+        let view = view
+            .filter(|view| visible_with(&view.vault, principal, !view.policies.is_empty()))
+            .ok_or(ServiceError::NotFound("vault"))?;
+        access::decide(
+            principal,
+            &view.vault,
+            view.policies,
+            path,
+            Permission::Read,
+        )?;
+        match view.version {
+            Some(found) if found.readable && !found.limited => {
+                let secret = self.open(principal.org, vault_id, found.row).await?;
+                // Fail closed: the value is answered only once its read is on the record.
+                self.audit
+                    .record(read_event(principal, vault_id, &secret))
+                    .await?;
+                Ok(secret)
+            }
+            Some(found) if found.readable => {
+                self.read_counted(principal, vault_id, path, version).await
+            }
+            _ => Err(self.why_unreadable(view.vault.id, path, version).await),
+        }
+    }
+
+    /// Reads a limited version, counting the access: the count, the open and the event
+    /// share one transaction, committed only once the event is. When the HSM cannot open the
+    /// value or the event cannot be written, the count rolls back, so an outage never uses
+    /// up a limited secret's views.
+    async fn read_counted(
+        &self,
+        principal: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+        version: Option<i32>,
+    ) -> Result<SecretResponse, ServiceError> {
+        let vault = *vault_id.as_uuid();
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let vault = self
-            .authorize(&mut tx, principal, vault_id, &path, Permission::Read)
-            .await?;
-        let Some(row) = secrets::read_version(&mut tx, vault.id, path.as_str(), version).await?
-        else {
-            let why =
-                secrets::why_version_unreadable(&mut tx, vault.id, path.as_str(), version).await?;
-            return Err(unreadable(why, "secret version"));
+        let Some(row) = secrets::count_access(&mut tx, vault, path.as_str(), version).await? else {
+            drop(tx);
+            return Err(self.why_unreadable(vault, path, version).await);
         };
         let secret = self.open(principal.org, vault_id, row).await?;
-        // Fail closed: the value is answered only once its read is durably on the record; a
-        // failed audit write rolls the access count back with it.
-        let event = secret_event(
-            principal,
-            "secret.read",
-            secret.id,
-            vault_id,
-            &secret.path,
-            Some(secret.version),
-        );
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit
+            .commit(tx, read_event(principal, vault_id, &secret))
+            .await?;
         Ok(secret)
+    }
+
+    /// The 404 or 410 of a read that found nothing readable.
+    async fn why_unreadable(
+        &self,
+        vault: uuid::Uuid,
+        path: &SecretPath,
+        version: Option<i32>,
+    ) -> ServiceError {
+        let why = async {
+            let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+            Ok::<_, ServiceError>(match version {
+                None => unreadable(
+                    secrets::why_unreadable(&mut conn, vault, path.as_str()).await?,
+                    "secret",
+                ),
+                Some(version) => unreadable(
+                    secrets::why_version_unreadable(&mut conn, vault, path.as_str(), version)
+                        .await?,
+                    "secret version",
+                ),
+            })
+        };
+        why.await.unwrap_or_else(|err| err)
     }
 
     /// Opens a version row read for `org` and `vault_id` into a read's answer (also used by
@@ -685,8 +748,7 @@ impl SecretsService {
             path.as_str(),
             Some(version),
         );
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(())
     }
 
@@ -720,8 +782,7 @@ impl SecretsService {
             path.as_str(),
             None,
         );
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(())
     }
 

@@ -31,7 +31,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::ServiceError;
 use super::access;
-use super::audit;
+use super::audit::{self, AuditLog};
 use super::passwords::Passwords;
 use super::principal::Principal;
 use super::secrets::SecretsService;
@@ -48,7 +48,7 @@ pub struct SharesService {
     vaults: VaultsService,
     secrets: SecretsService,
     passwords: Passwords,
-    keyring: Keyring,
+    audit: AuditLog,
 }
 
 /// Who is reading a share, as far as the read is concerned.
@@ -148,11 +148,11 @@ fn share_mail(sender: &str, url: &str, spec: &ShareSpec, has_passphrase: bool) -
 }
 
 impl SharesService {
-    pub fn new(pool: PgPool, keyring: Keyring, passwords: Passwords) -> Self {
+    pub fn new(pool: PgPool, keyring: Keyring, audit: AuditLog, passwords: Passwords) -> Self {
         Self {
-            vaults: VaultsService::new(pool.clone()),
-            secrets: SecretsService::new(pool.clone(), keyring.clone()),
-            keyring,
+            vaults: VaultsService::new(pool.clone(), audit.clone()),
+            secrets: SecretsService::new(pool.clone(), keyring, audit.clone()),
+            audit,
             pool,
             passwords,
         }
@@ -261,8 +261,7 @@ impl SharesService {
         if let Some(id) = recipient.user.or(recipient.agent) {
             event = event.detail("recipient_id", id.to_string());
         }
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         tracing::info!(share = %fingerprint(id), recipient_type = kind.as_str(), "share created");
         Ok(ShareResponse {
             id,
@@ -371,11 +370,10 @@ impl SharesService {
             .await?
             .ok_or_else(|| refused("the secret or its vault was deleted"))?;
         // Returning early drops `tx`, which rolls the share's count back.
-        let version = match counted.secret_version {
-            Some(number) => secrets::read_version(&mut tx, counted.vault_id, &path, number).await?,
-            None => secrets::read_current(&mut tx, counted.vault_id, &path).await?,
-        }
-        .ok_or_else(|| refused("the shared version is no longer readable"))?;
+        let version =
+            secrets::count_access(&mut tx, counted.vault_id, &path, counted.secret_version)
+                .await?
+                .ok_or_else(|| refused("the shared version is no longer readable"))?;
         let secret = self
             .secrets
             .open(
@@ -398,8 +396,7 @@ impl SharesService {
         .detail("secret_id", counted.secret_id.to_string())
         .detail("version", secret.version)
         .detail("access_count", counted.access_count);
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         tracing::info!(share = %fingerprint(id), access_count = counted.access_count, "share read");
         Ok(SharedSecretResponse {
             id: secret.id,
@@ -487,8 +484,7 @@ impl SharesService {
         let event = audit::Event::by(principal, "share.revoke")
             .on("share", fingerprint(id))
             .detail("mail_cancelled", cancelled);
-        audit::record(&mut tx, &self.keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         tracing::info!(share = %fingerprint(id), "share revoked");
         Ok(())
     }

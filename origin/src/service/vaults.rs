@@ -14,9 +14,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::ServiceError;
-use super::audit::{self, Event};
+use super::audit::{AuditLog, Event};
 use super::principal::Principal;
-use crate::crypto::Keyring;
 use crate::store::StoreError;
 use crate::store::vaults::{self, Creator, VaultRow};
 
@@ -24,9 +23,8 @@ use crate::store::vaults::{self, Creator, VaultRow};
 #[derive(Debug, Clone)]
 pub struct VaultsService {
     pool: PgPool,
-    /// What seals the audit events of creates and deletes. Other services hold a
-    /// `VaultsService` only to look vaults up, and build it without one.
-    keyring: Option<Keyring>,
+    /// Records creates and deletes.
+    audit: AuditLog,
     /// Billing tier limits, checked when a vault is created (see [`Self::with_tiers`]).
     tiers: Option<super::billing::Tiers>,
 }
@@ -78,11 +76,10 @@ pub(crate) fn response(vault: VaultRow) -> VaultResponse {
 }
 
 impl VaultsService {
-    /// A service for looking vaults up; [`Self::with_audit`] also lets it create and delete.
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, audit: AuditLog) -> Self {
         Self {
             pool,
-            keyring: None,
+            audit,
             tiers: None,
         }
     }
@@ -92,20 +89,6 @@ impl VaultsService {
     pub fn with_tiers(mut self, tiers: super::billing::Tiers) -> Self {
         self.tiers = Some(tiers);
         self
-    }
-
-    /// The same service, recording creates and deletes with `keyring`.
-    pub fn with_audit(mut self, keyring: Keyring) -> Self {
-        self.keyring = Some(keyring);
-        self
-    }
-
-    /// The keyring that seals audit events. Without one an act cannot be recorded, so it
-    /// does not happen.
-    fn audit_keyring(&self) -> Result<&Keyring, ServiceError> {
-        self.keyring.as_ref().ok_or_else(|| {
-            ServiceError::Internal("a vault service without a keyring cannot record acts".into())
-        })
     }
 
     /// Creates a vault in the caller's org. Any user may; an agent may too (it then controls
@@ -134,7 +117,6 @@ impl VaultsService {
                 "an agent bound to vaults cannot create vaults",
             ));
         }
-        let keyring = self.audit_keyring()?;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         // Counts and inserts under the org's lock: exact with any number of origins.
         let vaults_limit = super::billing::Resource::Vaults;
@@ -152,8 +134,7 @@ impl VaultsService {
         let event = Event::by(principal, "vault.create")
             .on("vault", vault.id)
             .detail("name", vault.name.as_str());
-        audit::record(&mut tx, keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(response(vault))
     }
 
@@ -188,7 +169,6 @@ impl VaultsService {
         principal: &Principal,
         vault_id: VaultId,
     ) -> Result<(), ServiceError> {
-        let keyring = self.audit_keyring()?;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let vault = self.find_visible(&mut tx, principal, vault_id).await?;
         if !controls(&vault, principal) {
@@ -203,8 +183,7 @@ impl VaultsService {
         let event = Event::by(principal, "vault.delete")
             .on("vault", vault.id)
             .detail("name", vault.name.as_str());
-        audit::record(&mut tx, keyring, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.audit.commit(tx, event).await?;
         Ok(())
     }
 
@@ -240,4 +219,10 @@ impl VaultsService {
         let (kind, id) = principal.key();
         Ok(crate::store::policies::has_any(conn, vault.id, kind, id).await?)
     }
+}
+
+/// Whether `principal` sees `vault`, knowing whether any unexpired policy names it there:
+/// what [`VaultsService::find_visible`] decides, for callers that read the policies already.
+pub(crate) fn visible_with(vault: &VaultRow, principal: &Principal, has_policy: bool) -> bool {
+    binding_admits(principal, vault.id) && (controls(vault, principal) || has_policy)
 }

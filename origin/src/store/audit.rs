@@ -1,6 +1,9 @@
-//! The audit trail's rows and chain heads. Appends run inside the caller's transaction: the
-//! head row's lock orders appends to one chain across every origin process, and the event
-//! commits (or rolls back) with the act it records.
+//! The audit trail's rows and chain heads. Appends come in batches from the appender
+//! (`service::audit::log`): one transaction locks the heads of the batch's chains, stores its
+//! events and moves the heads. The head rows' locks order appends to one chain across every
+//! origin process.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, QueryBuilder};
@@ -34,61 +37,95 @@ pub struct EventRow {
     pub mac: Vec<u8>,
 }
 
-/// Locks the head of chain `chain_id` until the transaction ends, creating an empty one on
-/// first use, and returns it.
-#[tracing::instrument(skip(conn))]
-pub async fn lock_head(
-    conn: &mut PgConnection,
+#[derive(sqlx::FromRow)]
+struct HeadRow {
     chain_id: Uuid,
-    empty_mac: &[u8],
-) -> Result<ChainHead, StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_chain_heads (chain_id, seq, mac) VALUES ($1, 0, $2) \
-         ON CONFLICT (chain_id) DO NOTHING",
-    )
-    .bind(chain_id)
-    .bind(empty_mac)
-    .execute(&mut *conn)
-    .await?;
-    Ok(
-        sqlx::query_as("SELECT seq, mac FROM audit_chain_heads WHERE chain_id = $1 FOR UPDATE")
-            .bind(chain_id)
-            .fetch_one(conn)
-            .await?,
-    )
+    seq: i64,
+    mac: Vec<u8>,
 }
 
-/// Stores `event` and moves its chain's head to it. The head must be locked
-/// ([`lock_head`]) by the same transaction.
-#[tracing::instrument(skip_all, fields(action = %event.action, seq = event.seq))]
-pub async fn append(conn: &mut PgConnection, event: &EventRow) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, chain_id, seq, org_id, action, actor_type, actor_id, \
-             resource_type, resource_id, details, ip_address, created_at, prev_mac, mac) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+/// Locks the heads of `chain_ids` until the transaction ends, creating empty ones (`seq` 0,
+/// `empty_mac`) on first use, and returns them by chain.
+///
+/// One statement: `ON CONFLICT DO UPDATE` locks an existing head as `FOR UPDATE` would and
+/// returns it. The ids are locked in sorted order, so two appenders (in one process or
+/// several) that need overlapping chains always take the locks in the same order and never
+/// wait on each other in a cycle.
+#[tracing::instrument(skip_all, fields(chains = chain_ids.len()))]
+pub async fn lock_heads(
+    conn: &mut PgConnection,
+    chain_ids: &BTreeSet<Uuid>,
+    empty_mac: &[u8],
+) -> Result<HashMap<Uuid, ChainHead>, StoreError> {
+    let ids: Vec<Uuid> = chain_ids.iter().copied().collect();
+    let rows: Vec<HeadRow> = sqlx::query_as(
+        "INSERT INTO audit_chain_heads (chain_id, seq, mac) \
+         SELECT id, 0, $2 FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n) ORDER BY n \
+         ON CONFLICT (chain_id) DO UPDATE SET seq = audit_chain_heads.seq \
+         RETURNING chain_id, seq, mac",
     )
-    .bind(event.id)
-    .bind(event.chain_id)
-    .bind(event.seq)
-    .bind(event.org_id)
-    .bind(&event.action)
-    .bind(&event.actor_type)
-    .bind(&event.actor_id)
-    .bind(&event.resource_type)
-    .bind(&event.resource_id)
-    .bind(&event.details)
-    .bind(&event.ip_address)
-    .bind(event.created_at)
-    .bind(&event.prev_mac)
-    .bind(&event.mac)
-    .execute(&mut *conn)
+    .bind(&ids)
+    .bind(empty_mac)
+    .fetch_all(conn)
     .await?;
-    sqlx::query("UPDATE audit_chain_heads SET seq = $2, mac = $3 WHERE chain_id = $1")
-        .bind(event.chain_id)
-        .bind(event.seq)
-        .bind(&event.mac)
-        .execute(conn)
-        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let head = ChainHead {
+                seq: row.seq,
+                mac: row.mac,
+            };
+            (row.chain_id, head)
+        })
+        .collect())
+}
+
+/// One field of every event, as an array parameter.
+fn column<'a, T>(events: &'a [EventRow], field: impl Fn(&'a EventRow) -> T) -> Vec<T> {
+    events.iter().map(field).collect()
+}
+
+/// Stores `events` and moves each chain's head to its last event, in one statement. The
+/// heads must be locked ([`lock_heads`]) by the same transaction, and `events` must continue
+/// each chain from its head in order (the appender builds them so).
+#[tracing::instrument(skip_all, fields(events = events.len()))]
+pub async fn append_all(conn: &mut PgConnection, events: &[EventRow]) -> Result<(), StoreError> {
+    // The last event of each chain becomes its head.
+    let mut heads: BTreeMap<Uuid, (i64, &[u8])> = BTreeMap::new();
+    for event in events {
+        heads.insert(event.chain_id, (event.seq, &event.mac));
+    }
+    sqlx::query(
+        "WITH appended AS ( \
+           INSERT INTO audit_events (id, chain_id, seq, org_id, action, actor_type, actor_id, \
+               resource_type, resource_id, details, ip_address, created_at, prev_mac, mac) \
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], \
+               $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::text[], \
+               $12::timestamptz[], $13::bytea[], $14::bytea[]) \
+         ) \
+         UPDATE audit_chain_heads h SET seq = t.seq, mac = t.mac \
+         FROM unnest($15::uuid[], $16::int8[], $17::bytea[]) AS t(chain_id, seq, mac) \
+         WHERE h.chain_id = t.chain_id",
+    )
+    .bind(column(events, |e| e.id))
+    .bind(column(events, |e| e.chain_id))
+    .bind(column(events, |e| e.seq))
+    .bind(column(events, |e| e.org_id))
+    .bind(column(events, |e| e.action.as_str()))
+    .bind(column(events, |e| e.actor_type.as_str()))
+    .bind(column(events, |e| e.actor_id.as_deref()))
+    .bind(column(events, |e| e.resource_type.as_str()))
+    .bind(column(events, |e| e.resource_id.as_deref()))
+    .bind(column(events, |e| &e.details))
+    .bind(column(events, |e| e.ip_address.as_deref()))
+    .bind(column(events, |e| e.created_at))
+    .bind(column(events, |e| e.prev_mac.as_slice()))
+    .bind(column(events, |e| e.mac.as_slice()))
+    .bind(heads.keys().copied().collect::<Vec<_>>())
+    .bind(heads.values().map(|(seq, _)| *seq).collect::<Vec<_>>())
+    .bind(heads.values().map(|(_, mac)| *mac).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -34,8 +34,8 @@ pub async fn has_any(
     .await?)
 }
 
-/// A policy row as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A policy row as stored (also read back from JSON, when a statement aggregates them).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct PolicyRow {
     pub id: Uuid,
     pub secret_path_pattern: String,

@@ -458,6 +458,20 @@ async fn a_failed_audit_write_fails_the_read_and_keeps_the_count() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
+    // An unlimited secret takes the other read path (no count, no transaction of its own):
+    // it must fail closed just the same.
+    let open_value = format!("open-{}", Uuid::new_v4().simple());
+    let (status, _) = stack
+        .put_secret(token, &vault, "open", json!({"value": open_value}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = stack.get_secret(token, &vault, "open").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "read once so its data key is cached"
+    );
+
     let mut db = db(&stack).await;
     sqlx::query(
         "ALTER TABLE audit_events ADD CONSTRAINT no_reads CHECK (action <> 'secret.read') \
@@ -476,10 +490,19 @@ async fn a_failed_audit_write_fails_the_read_and_keeps_the_count() {
         assert!(status.is_server_error(), "{status}: {body}");
         assert!(!body.to_string().contains(&value), "{body}");
     }
-    let count: i32 = sqlx::query_scalar("SELECT access_count FROM secret_versions")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    for _ in 0..2 {
+        let (status, body) = stack.get_secret(token, &vault, "open").await;
+        assert!(status.is_server_error(), "{status}: {body}");
+        assert!(body["type"].as_str().is_some(), "a problem body: {body}");
+        assert!(!body.to_string().contains(&open_value), "{body}");
+    }
+    let count: i32 = sqlx::query_scalar(
+        "SELECT sv.access_count FROM secret_versions sv JOIN secrets s ON s.id = sv.secret_id \
+         WHERE s.path = 'limited'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
     assert_eq!(count, 0, "failed reads are not counted");
 
     sqlx::query("ALTER TABLE audit_events DROP CONSTRAINT no_reads")
@@ -498,7 +521,10 @@ async fn a_failed_audit_write_fails_the_read_and_keeps_the_count() {
             .fetch_one(&mut db)
             .await
             .unwrap();
-    assert_eq!(reads, 2, "one event per answered read");
+    assert_eq!(
+        reads, 3,
+        "one event per answered read (one of the open secret)"
+    );
     let verdict = verify(&stack, token, "").await;
     assert_eq!(verdict["chain_valid"], true, "{verdict}");
 }

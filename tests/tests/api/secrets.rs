@@ -334,7 +334,8 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
         "the value never reaches the log"
     );
 
-    // Move the canary's blob onto the other path: it must not open there.
+    // Move the canary's blob onto the other path: it must not open there, though its data
+    // key sits in the origin's cache since the write (the cache is keyed by place too).
     sqlx::query(
         "UPDATE secret_versions SET sealed = (SELECT v.sealed FROM secret_versions v \
            JOIN secrets s ON s.id = v.secret_id WHERE s.path = 'canary') \
@@ -406,4 +407,57 @@ async fn raw_get_status(base: &str, path: &str, token: &str) -> u16 {
     text.get(9..12)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0)
+}
+
+/// The origin's counters (`/metrics`, origin only), by name.
+async fn origin_counter(stack: &TestStack, name: &str) -> u64 {
+    let text = stack
+        .client
+        .get(stack.origin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// Reads of a hot secret open its data key from the keyring's cache: the HSM is asked only
+/// for the audit MACs (at most one call per read, fewer when reads share a batch), never
+/// again for the unwrap. (The cache is keyed by place too: a wrapped key moved elsewhere
+/// still fails, see `values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed`.)
+#[tokio::test]
+async fn hot_reads_take_the_data_key_from_the_cache_and_batch_their_events() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("hot@example.com").await;
+    let token = &owner.access_token;
+    let vault = stack.create_vault(token, "hot").await;
+    let (status, _) = stack
+        .put_secret(token, &vault, "api/key", json!({"value": "hot-value"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let calls_before = origin_counter(&stack, "oxvault_hsm_calls_total").await;
+    let events_before = origin_counter(&stack, "oxvault_audit_events_total").await;
+    const READS: u64 = 40;
+    let reads = (0..READS).map(|_| stack.get_secret(token, &vault, "api/key"));
+    for (status, body) in futures_util::future::join_all(reads).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["value"], "hot-value");
+    }
+    let calls = origin_counter(&stack, "oxvault_hsm_calls_total").await - calls_before;
+    let events = origin_counter(&stack, "oxvault_audit_events_total").await - events_before;
+    let transactions = origin_counter(&stack, "oxvault_audit_transactions_total").await;
+    assert_eq!(events, READS, "one event per read");
+    assert!(
+        calls <= READS,
+        "{calls} HSM calls for {READS} reads: the data key was unwrapped again"
+    );
+    assert!(
+        transactions < origin_counter(&stack, "oxvault_audit_events_total").await,
+        "concurrent reads shared no audit transaction"
+    );
 }
