@@ -29,7 +29,8 @@ pub struct Config {
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
     /// Most Argon2 hashes computed at once (`OXVAULT_PASSWORD_HASH_CONCURRENCY`; default:
-    /// the number of CPUs). Each takes 19 MiB and one core for ~20 ms.
+    /// half the CPUs, at least one). Each takes 19 MiB and one core for ~20 ms; leaving the
+    /// other half free keeps a flood of logins from starving secret reads.
     pub password_hash_concurrency: usize,
     /// Google sign-in, when `OXVAULT_GOOGLE_CLIENT_ID` is set.
     pub google: Option<GoogleConfig>,
@@ -213,7 +214,7 @@ impl Config {
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         let password_hash_concurrency = env.parsed(
             "OXVAULT_PASSWORD_HASH_CONCURRENCY",
-            cpus,
+            (cpus / 2).max(1),
             "a positive whole number",
         );
         let google = env

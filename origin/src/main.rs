@@ -14,6 +14,11 @@ use oxvault_origin::service::kek_rotation::{self, RotationOptions};
 use oxvault_origin::startup::{Application, shutdown_signal};
 use oxvault_origin::{http, store, telemetry};
 
+/// mimalloc gives freed memory back to the OS; glibc's malloc would keep each login's 19 MiB
+/// Argon2 block in a per-thread arena (measured: 21 MiB at start, ~190 MiB after 24 logins).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "oxvault-origin", version, about = "The oxvault origin service")]
 struct Cli {

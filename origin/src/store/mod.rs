@@ -65,6 +65,12 @@ pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, StoreError> {
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
+        // No ping before every acquire: it is one more round trip on every statement a
+        // request runs. A connection that died (a restarted server) fails its next statement
+        // once, as an I/O error (503), and is dropped from the pool; idle ones are
+        // recycled before a server or proxy would time them out.
+        .test_before_acquire(false)
+        .idle_timeout(std::time::Duration::from_secs(300))
         .connect_lazy_with(options))
 }
 
