@@ -7,7 +7,7 @@
 //! a deactivated agent) the origin checks on every request; the edge only keeps requests
 //! that cannot succeed away from it.
 
-use oxvault_core::claims::Claims;
+use oxvault_core::claims::Subject;
 use oxvault_core::jwt;
 
 use crate::error::EdgeError;
@@ -34,13 +34,25 @@ pub fn token_kid(token: &str) -> Result<String, EdgeError> {
     jwt::peek_kid(token).map_err(EdgeError::InvalidToken)
 }
 
-/// Verifies `token` with the cached keys at `now` (Unix seconds).
+/// The subject of a token the cache's keys verified before, checked again against `now`;
+/// `None` when the token must be verified in full ([`verify_token`]).
+pub fn recall_token(cache: &KeyCache, token: &str, now: i64) -> Option<Result<Subject, EdgeError>> {
+    cache
+        .recall(token, now)
+        .map(|outcome| outcome.map_err(EdgeError::InvalidToken))
+}
+
+/// Verifies `token` with the cached keys at `now` (Unix seconds) and returns its subject; a
+/// token that verifies is remembered, so presenting it again costs a lookup
+/// ([`recall_token`]).
 ///
 /// With no keys cached (no fetch has succeeded) nothing can be verified: that is the origin's
 /// trouble, not the caller's, and the answer is 503 so the client retries.
-pub fn verify_token(cache: &KeyCache, token: &str, now: i64) -> Result<Claims, EdgeError> {
+pub fn verify_token(cache: &mut KeyCache, token: &str, now: i64) -> Result<Subject, EdgeError> {
     let keys = cache.keys().ok_or(EdgeError::KeysUnavailable)?;
-    jwt::verify(token, keys, now).map_err(EdgeError::InvalidToken)
+    let claims = jwt::verify(token, keys, now).map_err(EdgeError::InvalidToken)?;
+    cache.remember(token, &claims, now);
+    Ok(claims.sub)
 }
 
 /// `Date.now()` (milliseconds) as Unix seconds.
@@ -103,9 +115,9 @@ mod tests {
 
     #[test]
     fn without_cached_keys_nothing_verifies_and_the_answer_is_unavailable() {
-        let cache = KeyCache::new();
+        let mut cache = KeyCache::new();
         assert_eq!(
-            verify_token(&cache, "e30.e30.sig", 0),
+            verify_token(&mut cache, "e30.e30.sig", 0),
             Err(EdgeError::KeysUnavailable)
         );
     }
@@ -123,13 +135,13 @@ mod tests {
         // `{"alg":"none","kid":"x"}`.`{}`.(empty)
         let none = "eyJhbGciOiJub25lIiwia2lkIjoieCJ9.e30.";
         assert_eq!(
-            verify_token(&cache, none, 0),
+            verify_token(&mut cache, none, 0),
             Err(EdgeError::InvalidToken(JwtError::UnsupportedAlgorithm))
         );
         // `{"alg":"EdDSA","kid":"x"}`.`{}`.(empty): an unknown kid.
         let unknown = "eyJhbGciOiJFZERTQSIsImtpZCI6IngifQ.e30.";
         assert_eq!(
-            verify_token(&cache, unknown, 0),
+            verify_token(&mut cache, unknown, 0),
             Err(EdgeError::InvalidToken(JwtError::UnknownKey))
         );
     }
@@ -142,5 +154,90 @@ mod tests {
             unix_seconds(u64::MAX),
             i64::try_from(u64::MAX / 1000).unwrap()
         );
+    }
+    /// A token signed with the RFC 8032 test-1 secret key, valid from `iat` for `lifetime`
+    /// seconds, and a cache holding that key as fetched at `iat`.
+    fn signed_token(iat: i64, lifetime: i64) -> (String, KeyCache) {
+        use ed25519_dalek::{Signer, SigningKey};
+        use oxvault_core::claims::{Claims, TOKEN_AUDIENCE, TOKEN_ISSUER};
+        let secret: [u8; 32] = [
+            0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec,
+            0x2c, 0xc4, 0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03,
+            0x1c, 0xae, 0x7f, 0x60,
+        ];
+        let signing = SigningKey::from_bytes(&secret);
+        assert_eq!(signing.verifying_key().to_bytes(), PUBLIC);
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "iss": TOKEN_ISSUER,
+            "aud": TOKEN_AUDIENCE,
+            "sub": "agent:6f9619ff-8b86-d011-b42d-00c04fc964ff",
+            "org": "6f9619ff-8b86-d011-b42d-00c04fc964fe",
+            "iat": iat,
+            "exp": iat + lifetime,
+            "jti": "6f9619ff-8b86-d011-b42d-00c04fc964fd",
+            "tv": 0,
+        }))
+        .unwrap();
+        let input = jwt::signing_input(&jwt::key_id(&PUBLIC), &claims).unwrap();
+        let token = jwt::assemble(&input, &signing.sign(input.as_bytes()).to_bytes());
+        let mut cache = KeyCache::new();
+        let jwks = Jwks {
+            keys: vec![Jwk::ed25519(&PUBLIC)],
+        };
+        cache.store(
+            parse_jwks(200, &serde_json::to_vec(&jwks).unwrap()).unwrap(),
+            iat,
+        );
+        (token, cache)
+    }
+
+    const T0: i64 = 1_750_000_000;
+
+    #[test]
+    fn a_verified_token_is_recalled_with_its_subject_and_time_checks_still_apply() {
+        let (token, mut cache) = signed_token(T0, 60);
+        assert_eq!(recall_token(&cache, &token, T0), None, "not verified yet");
+        let subject = verify_token(&mut cache, &token, T0).unwrap();
+        assert_eq!(
+            subject.to_string(),
+            "agent:6f9619ff-8b86-d011-b42d-00c04fc964ff"
+        );
+        assert_eq!(recall_token(&cache, &token, T0 + 59), Some(Ok(subject)));
+        assert_eq!(
+            recall_token(&cache, &token, T0 + 60 + jwt::CLOCK_SKEW_SECS),
+            Some(Err(EdgeError::InvalidToken(JwtError::Expired)))
+        );
+    }
+
+    #[test]
+    fn a_token_that_failed_is_never_recalled() {
+        let (token, mut cache) = signed_token(T0, 900);
+        // The last signature character changed: a bad signature (or a malformed one).
+        let mut forged = token.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(verify_token(&mut cache, &forged, T0).is_err());
+        assert_eq!(recall_token(&cache, &forged, T0), None);
+        // Expired on first sight: refused, and not remembered either.
+        assert!(verify_token(&mut cache, &token, T0 + 3600).is_err());
+        assert_eq!(recall_token(&cache, &token, T0), None);
+    }
+
+    #[test]
+    fn new_keys_or_keys_past_their_ttl_mean_a_full_verification_again() {
+        let (token, mut cache) = signed_token(T0, 900);
+        verify_token(&mut cache, &token, T0).unwrap();
+        assert_eq!(
+            recall_token(&cache, &token, T0 + crate::keys::KEYS_TTL_SECS),
+            None
+        );
+        let jwks = Jwks {
+            keys: vec![Jwk::ed25519(&PUBLIC)],
+        };
+        cache.store(
+            parse_jwks(200, &serde_json::to_vec(&jwks).unwrap()).unwrap(),
+            T0 + 1,
+        );
+        assert_eq!(recall_token(&cache, &token, T0 + 1), None);
     }
 }

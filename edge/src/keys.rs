@@ -15,8 +15,11 @@
 //!
 //! Times are Unix seconds; the runtime passes `Date.now()`.
 
-use oxvault_core::jwt::{Jwks, VerifyingKeys};
+use oxvault_core::claims::{Claims, Subject};
+use oxvault_core::jwt::{Jwks, JwtError, VerifyingKeys};
 use thiserror::Error;
+
+use crate::verified::VerifiedTokens;
 
 /// How long fetched keys are used before the set is fetched again.
 pub const KEYS_TTL_SECS: i64 = 5 * 60;
@@ -92,6 +95,8 @@ pub struct KeyCache {
     fetched: Option<Fetched>,
     /// When the last fetch was started, successful or not.
     last_attempt: Option<i64>,
+    /// Tokens that verified against `fetched`'s keys; emptied whenever those are replaced.
+    verified: VerifiedTokens,
 }
 
 impl KeyCache {
@@ -100,6 +105,7 @@ impl KeyCache {
         Self {
             fetched: None,
             last_attempt: None,
+            verified: VerifiedTokens::new(),
         }
     }
 
@@ -133,6 +139,26 @@ impl KeyCache {
     /// longer publishes stops verifying).
     pub fn store(&mut self, keys: VerifyingKeys, now: i64) {
         self.fetched = Some(Fetched { keys, at: now });
+        // A token verified under the old set may name a key that is gone.
+        self.verified.clear();
+    }
+
+    /// The outcome of a token this cache's keys verified before (see [`VerifiedTokens`]), or
+    /// `None` when it must be verified in full: not remembered, or the keys are due for a
+    /// refresh (so remembered tokens never keep a key set alive past its TTL).
+    pub fn recall(&self, token: &str, now: i64) -> Option<Result<Subject, JwtError>> {
+        let fetched = self.fetched.as_ref()?;
+        if !within(fetched.at, now, KEYS_TTL_SECS) {
+            return None;
+        }
+        self.verified.recall(token, now)
+    }
+
+    /// Remembers a token that has just verified in full with the cached keys.
+    pub fn remember(&mut self, token: &str, claims: &Claims, now: i64) {
+        if self.fetched.is_some() {
+            self.verified.remember(token, claims, now);
+        }
     }
 
     /// The keys to verify with, or `None` when no fetch has succeeded yet.

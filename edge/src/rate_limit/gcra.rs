@@ -44,6 +44,19 @@ fn ceil_secs(micros: i64) -> u64 {
 /// Decides a request at `now` (µs since the Unix epoch) for a key whose stored TAT is `tat`
 /// (`None`: never seen, or cleaned up after it went idle).
 pub fn check(limit: Limit, tat: Option<i64>, now: i64) -> Outcome {
+    check_many(limit, tat, now, 1).0
+}
+
+/// Like [`check`], but lets through up to `want` requests at once (at least one is asked
+/// for), as many as fit now; returns the outcome and how many were granted (0 when refused).
+///
+/// This is what a Worker isolate's allowance is leased with (see
+/// [`crate::rate_limit::allowance`]): the TAT moves by one interval per granted request, so
+/// the object has counted every request of the lease before any of them is used, and a lease
+/// can never let through more than the same requests asked for one by one would have. The
+/// decision describes the state after the last granted request.
+pub fn check_many(limit: Limit, tat: Option<i64>, now: i64, want: u32) -> (Outcome, u32) {
+    let want = i64::from(want.max(1));
     let interval = interval_micros(limit);
     let capacity = interval.saturating_mul(i64::from(limit.count()));
     // A TAT in the past means the bucket is full: the burst starts from now.
@@ -52,20 +65,25 @@ pub fn check(limit: Limit, tat: Option<i64>, now: i64) -> Outcome {
     let ahead = next.saturating_sub(now);
 
     if ahead <= capacity {
-        // Whole requests that still fit after this one.
-        let remaining = (capacity - ahead) / interval;
-        Outcome {
+        // Whole requests that still fit after the first one; the grant takes up to `want - 1`
+        // of them as well.
+        let fit_after = (capacity - ahead) / interval;
+        let extra = fit_after.min(want - 1);
+        let granted = 1 + extra;
+        let ahead = ahead.saturating_add(extra.saturating_mul(interval));
+        let outcome = Outcome {
             decision: Decision {
                 allowed: true,
                 limit: limit.count(),
-                remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+                remaining: u32::try_from(fit_after - extra).unwrap_or(u32::MAX),
                 reset_secs: ceil_secs(ahead),
                 retry_after_secs: 0,
             },
-            store: Some(next),
-        }
+            store: Some(now.saturating_add(ahead)),
+        };
+        (outcome, u32::try_from(granted).unwrap_or(1))
     } else {
-        Outcome {
+        let outcome = Outcome {
             decision: Decision {
                 allowed: false,
                 limit: limit.count(),
@@ -76,7 +94,8 @@ pub fn check(limit: Limit, tat: Option<i64>, now: i64) -> Outcome {
                 retry_after_secs: ceil_secs(ahead - capacity).max(1),
             },
             store: None,
-        }
+        };
+        (outcome, 0)
     }
 }
 
@@ -244,5 +263,33 @@ mod tests {
         assert!(outcome.decision.retry_after_secs > 0);
         let outcome = check(limit, Some(i64::MIN), 0);
         assert!(outcome.decision.allowed);
+    }
+    #[test]
+    fn a_lease_takes_as_many_as_fit_and_no_more_than_one_by_one_would() {
+        let limit = limit("10/10");
+        let (one_by_one, tat_single) = burst(limit, None, NOW, 4);
+        let (lease, granted) = check_many(limit, None, NOW, 4);
+        assert_eq!(granted, 4);
+        assert_eq!(lease.store, tat_single);
+        assert_eq!(lease.decision, one_by_one[3]);
+        // Six are left; asking for eight grants six, then nothing until time passes.
+        let (rest, granted) = check_many(limit, lease.store, NOW, 8);
+        assert_eq!((granted, rest.decision.remaining), (6, 0));
+        let (refused, granted) = check_many(limit, rest.store, NOW, 8);
+        assert_eq!(granted, 0);
+        assert!(!refused.decision.allowed);
+        assert_eq!(refused.store, None);
+        assert_eq!(refused.decision.retry_after_secs, 1);
+    }
+
+    #[test]
+    fn a_lease_of_one_is_a_plain_check() {
+        for text in ["3/300", "1200/60", "100000/60"] {
+            let limit = limit(text);
+            for tat in [None, Some(NOW + 5 * SEC), Some(NOW + 10_000 * SEC)] {
+                assert_eq!(check_many(limit, tat, NOW, 1).0, check(limit, tat, NOW));
+                assert_eq!(check_many(limit, tat, NOW, 0).0, check(limit, tat, NOW));
+            }
+        }
     }
 }

@@ -11,10 +11,13 @@
 //! - here: the four configured limits (a limit `N/S` itself is `oxvault_core::rate_limit`);
 //! - [`gcra`]: the decision for one request, from the stored state and the time;
 //! - [`plan`]: which limits apply to a request and under which keys;
-//! - [`wire`]: the messages between the Worker and the object, and the response headers.
+//! - [`wire`]: the messages between the Worker and the object, and the response headers;
+//! - [`allowance`]: the per-subject limit's requests leased to an isolate a few at a time,
+//!   so most authenticated requests are counted without a round trip to the object.
 //!
 //! The object itself is `runtime::rate_limiter` (wasm32 only).
 
+pub mod allowance;
 pub mod gcra;
 pub mod plan;
 pub mod wire;

@@ -45,6 +45,15 @@ impl LimitClass {
         !matches!(self, Self::LoginIdentity)
     }
 
+    /// Whether a Worker isolate may lease several requests of this limit at once and count
+    /// them without asking the object each time ([`super::allowance`]). Only the per-subject
+    /// limit: it is on every authenticated request, so its round trip was the edge's largest
+    /// cost, and being off by at most one lease is harmless there. The others guard guesses
+    /// (passwords, keys, share ids) and stay exact, one object check per request.
+    pub fn leased(self) -> bool {
+        matches!(self, Self::Identity)
+    }
+
     /// The configured limit of this class.
     pub fn limit(self, limits: &RateLimits) -> Limit {
         match self {
@@ -193,6 +202,18 @@ pub fn subject_check(subject: &Subject) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_per_subject_limit_is_leased() {
+        assert!(LimitClass::Identity.leased());
+        for class in [
+            LimitClass::AuthIp,
+            LimitClass::LoginIdentity,
+            LimitClass::ShareIp,
+        ] {
+            assert!(!class.leased(), "{class:?}");
+        }
+    }
 
     #[test]
     fn only_the_login_identity_limit_goes_unreported() {

@@ -2,7 +2,8 @@
 //! HTTP headers.
 //!
 //! The Worker POSTs a [`CheckRequest`] (the limit: the object is told, not configured, so a
-//! change to `wrangler.toml` applies at once) and gets a [`Decision`] back as JSON.
+//! change to `wrangler.toml` applies at once; and how many requests to let through at once,
+//! for an isolate's allowance) and gets a [`Grant`] back as JSON.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,25 +15,58 @@ pub const CHECK_URL: &str = "https://rate-limiter.internal/check";
 /// The largest check request body the object reads; a real one is about 30 bytes.
 pub const MAX_CHECK_BYTES: usize = 256;
 
-/// One request's check: "may one more through, under this limit?".
+/// The most requests one check may ask for at once (an isolate's allowance, see
+/// [`super::allowance`]); the object caps what it is asked at this.
+pub const MAX_TAKE: u32 = 1_000;
+
+/// One check: "may one more through, under this limit?", or, with `take > 1`, "may up to
+/// `take` more through?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckRequest {
     pub count: u32,
     pub period: u32,
+    /// How many requests to let through at once, if they fit; at least 1 is asked for.
+    #[serde(default = "one")]
+    pub take: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl CheckRequest {
+    /// A check for one request.
     pub fn new(limit: Limit) -> Self {
+        Self::taking(limit, 1)
+    }
+
+    /// A check for up to `take` requests (clamped to `1..=MAX_TAKE`).
+    pub fn taking(limit: Limit, take: u32) -> Self {
         Self {
             count: limit.count(),
             period: limit.period_secs(),
+            take: take.clamp(1, MAX_TAKE),
         }
+    }
+
+    /// How many requests are asked for, as the object reads it: within `1..=MAX_TAKE`
+    /// whatever arrived.
+    pub fn take(self) -> u32 {
+        self.take.clamp(1, MAX_TAKE)
     }
 
     /// The limit, checked again on the object's side (a check request is input too).
     pub fn limit(self) -> Result<Limit, LimitError> {
         Limit::new(self.count, self.period)
     }
+}
+
+/// The object's answer to a check: the decision, and how many requests it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub decision: Decision,
+    /// Requests let through: 0 when refused, else 1 up to the check's `take`.
+    pub granted: u32,
 }
 
 /// The answer to one check.
@@ -127,9 +161,12 @@ mod tests {
     fn a_check_request_round_trips_and_is_checked_on_arrival() {
         let request = CheckRequest::new(Limit::parse("30/60").unwrap());
         let json = serde_json::to_string(&request).unwrap();
-        assert_eq!(json, r#"{"count":30,"period":60}"#);
+        assert_eq!(json, r#"{"count":30,"period":60,"take":1}"#);
         let back: CheckRequest = serde_json::from_str(&json).unwrap();
         assert_eq!(back.limit(), Limit::parse("30/60"));
+        let without_take: CheckRequest =
+            serde_json::from_str(r#"{"count":30,"period":60}"#).unwrap();
+        assert_eq!(without_take, request);
         let bad: CheckRequest = serde_json::from_str(r#"{"count":0,"period":60}"#).unwrap();
         assert_eq!(bad.limit(), Err(LimitError::Count));
     }
@@ -140,5 +177,16 @@ mod tests {
         let back: Decision =
             serde_json::from_str(&serde_json::to_string(&original).unwrap()).unwrap();
         assert_eq!(back, original);
+    }
+
+    #[test]
+    fn what_a_check_takes_is_kept_between_one_and_the_cap() {
+        let limit = Limit::parse("30/60").unwrap();
+        assert_eq!(CheckRequest::taking(limit, 0).take(), 1);
+        assert_eq!(CheckRequest::taking(limit, 20).take(), 20);
+        assert_eq!(CheckRequest::taking(limit, u32::MAX).take(), MAX_TAKE);
+        let forged: CheckRequest =
+            serde_json::from_str(r#"{"count":30,"period":60,"take":4000000000}"#).unwrap();
+        assert_eq!(forged.take(), MAX_TAKE);
     }
 }

@@ -8,10 +8,10 @@ use std::cell::RefCell;
 use oxvault_core::request_id::REQUEST_ID_HEADER;
 use worker::{AbortSignal, Date, Fetch, Request, console_error, console_log, web_sys};
 
-use oxvault_core::claims::Claims;
+use oxvault_core::claims::Subject;
 
 use super::http::to_headers;
-use crate::auth::{bearer_token, token_kid, unix_seconds, verify_token};
+use crate::auth::{bearer_token, recall_token, token_kid, unix_seconds, verify_token};
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::keys::{FetchReason, JWKS_PATH, JWKS_TIMEOUT_MS, KeyCache, MAX_JWKS_BYTES, parse_jwks};
@@ -27,18 +27,23 @@ thread_local! {
     static KEYS: RefCell<KeyCache> = const { RefCell::new(KeyCache::new()) };
 }
 
-/// Lets the request through only with a bearer token that verifies, and returns its claims
-/// (the subject is what the per-identity rate limit counts); otherwise the error is the
-/// answer (401, or 503 when no keys can be had), and nothing is forwarded.
+/// Lets the request through only with a bearer token that verifies, and returns its subject
+/// (what the per-identity rate limit counts); otherwise the error is the answer (401, or 503
+/// when no keys can be had), and nothing is forwarded.
 pub(super) async fn require_token(
     authorization: Option<&str>,
     config: &EdgeConfig,
     request_id: &str,
-) -> Result<Claims, EdgeError> {
+) -> Result<Subject, EdgeError> {
     let token = bearer_token(authorization)?;
+    // A token this isolate verified before (with keys still within their TTL) costs a lookup
+    // and the time checks only: the signature and the rest cannot have changed.
+    let now = now_unix();
+    if let Some(outcome) = KEYS.with_borrow(|cache| recall_token(cache, token, now)) {
+        return outcome;
+    }
     let kid = token_kid(token)?;
 
-    let now = now_unix();
     if let Some(reason) = KEYS.with_borrow(|cache| cache.needs_fetch(&kid, now)) {
         KEYS.with_borrow_mut(|cache| cache.fetch_started(now));
         refresh(config, request_id, reason).await;
@@ -46,7 +51,7 @@ pub(super) async fn require_token(
 
     // Taken again after the fetch: the clock only moves across I/O in a Worker.
     let now = now_unix();
-    KEYS.with_borrow(|cache| verify_token(cache, token, now))
+    KEYS.with_borrow_mut(|cache| verify_token(cache, token, now))
 }
 
 /// Fetches the origin's key set and caches it; a failure is logged and leaves the cache as

@@ -4,14 +4,29 @@
 //! and the allowed decisions are kept so the response can tell the client how much room it
 //! has left. When an object cannot be asked, the request is refused with a 503: letting it
 //! through would turn an outage of the limiter into no limit at all (fail closed).
+//!
+//! The per-subject limit is asked for a lease of several requests at once, and the isolate
+//! spends it locally ([`crate::rate_limit::allowance`]): most authenticated requests then make
+//! no round trip to an object at all.
+
+use std::cell::RefCell;
 
 use worker::wasm_bindgen::JsValue;
-use worker::{Env, Method, Request, RequestInit};
+use worker::{Date, Env, Method, Request, RequestInit};
 
 use crate::error::EdgeError;
-use crate::rate_limit::RateLimits;
+use crate::rate_limit::allowance::{Allowances, lease_size};
 use crate::rate_limit::plan::Check;
-use crate::rate_limit::wire::{CHECK_URL, CheckRequest, Decision, tightest};
+use crate::rate_limit::wire::{CHECK_URL, CheckRequest, Decision, Grant, tightest};
+use crate::rate_limit::{Limit, RateLimits};
+
+thread_local! {
+    /// The isolate's leased requests. Per-isolate state shared by requests, like the key
+    /// cache (see `runtime::auth`): it only ever holds requests the object has already
+    /// counted, so losing it (a new isolate) makes the limit stricter, never looser. wasm32
+    /// runs one thread per isolate; no borrow is held across an `.await`.
+    static ALLOWANCES: RefCell<Allowances> = const { RefCell::new(Allowances::new()) };
+}
 
 /// The Durable Object namespace binding of `wrangler.toml`.
 pub(super) const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
@@ -36,7 +51,13 @@ impl<'a> Limiter<'a> {
     /// Counts this request under `check`; `Err` (429 or 503) when it may not go on.
     pub(super) async fn check(&mut self, check: Check) -> Result<(), EdgeError> {
         let limit = check.class.limit(&self.limits);
-        let decision = ask(self.env, &check.key, CheckRequest::new(limit)).await?;
+        let decision = if check.class.leased() {
+            self.leased(&check.key, limit).await?
+        } else {
+            ask(self.env, &check.key, CheckRequest::new(limit))
+                .await?
+                .decision
+        };
         if !decision.allowed {
             return Err(EdgeError::RateLimited(decision));
         }
@@ -44,6 +65,20 @@ impl<'a> Limiter<'a> {
             self.decisions.push(decision);
         }
         Ok(())
+    }
+
+    /// Spends one request of the isolate's allowance for `key`, or asks the object for a new
+    /// lease when there is none.
+    async fn leased(&self, key: &str, limit: Limit) -> Result<Decision, EdgeError> {
+        let now = Date::now().as_millis();
+        if let Some(decision) = ALLOWANCES.with_borrow_mut(|all| all.spend(key, limit, now)) {
+            return Ok(decision);
+        }
+        let request = CheckRequest::taking(limit, lease_size(limit));
+        let grant = ask(self.env, key, request).await?;
+        // The clock moved across the round trip; the lease runs from its answer.
+        let now = Date::now().as_millis();
+        Ok(ALLOWANCES.with_borrow_mut(|all| all.keep(key, limit, &grant, now)))
     }
 
     /// The `X-RateLimit-*` headers of the tightest limit that applied; none when no limit
@@ -57,7 +92,7 @@ impl<'a> Limiter<'a> {
 
 /// One round trip to the object named `key`. Errors name what failed, never the key (it may
 /// be an email address).
-async fn ask(env: &Env, key: &str, request: CheckRequest) -> Result<Decision, EdgeError> {
+async fn ask(env: &Env, key: &str, request: CheckRequest) -> Result<Grant, EdgeError> {
     let unavailable =
         |what: &str, err: worker::Error| EdgeError::LimiterUnavailable(format!("{what}: {err}"));
     let namespace = env
@@ -87,7 +122,7 @@ async fn ask(env: &Env, key: &str, request: CheckRequest) -> Result<Decision, Ed
         )));
     }
     response
-        .json::<Decision>()
+        .json::<Grant>()
         .await
         .map_err(|err| unavailable("decision", err))
 }

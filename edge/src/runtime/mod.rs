@@ -116,8 +116,8 @@ async fn forward_request(
     }
     if access(method, path) == Access::Token {
         let authorization = headers::find(&incoming, "authorization");
-        let claims = auth::require_token(authorization, config, request_id).await?;
-        limiter.check(plan::subject_check(&claims.sub)).await?;
+        let subject = auth::require_token(authorization, config, request_id).await?;
+        limiter.check(plan::subject_check(&subject)).await?;
     }
 
     // A share lookup's GET may carry the passphrase in a JSON body; other GETs and HEADs are

@@ -10,8 +10,8 @@
 
 use worker::{Date, DurableObject, Env, Request, Response, State, durable_object};
 
-use crate::rate_limit::gcra::{check, idle_after_ms};
-use crate::rate_limit::wire::{CheckRequest, MAX_CHECK_BYTES};
+use crate::rate_limit::gcra::{check_many, idle_after_ms};
+use crate::rate_limit::wire::{CheckRequest, Grant, MAX_CHECK_BYTES};
 
 /// The storage key of the theoretical arrival time (µs since the Unix epoch).
 const TAT_KEY: &str = "tat";
@@ -49,7 +49,9 @@ impl DurableObject for RateLimiter {
         let storage = self.state.storage();
         let stored: Option<i64> = storage.get(TAT_KEY).await?;
         let now = now_micros();
-        let outcome = check(limit, stored, now);
+        // One request, or a lease of several for an isolate's allowance (see
+        // `rate_limit::allowance`): either way every granted request moves the TAT.
+        let (outcome, granted) = check_many(limit, stored, now, ask.take());
         if let Some(tat) = outcome.store {
             storage.put(TAT_KEY, tat).await?;
             // A key with no state had no alarm either; later checks move the TAT, and the
@@ -58,7 +60,10 @@ impl DurableObject for RateLimiter {
                 storage.set_alarm(idle_after_ms(tat, now)).await?;
             }
         }
-        Response::from_json(&outcome.decision)
+        Response::from_json(&Grant {
+            decision: outcome.decision,
+            granted,
+        })
     }
 
     async fn alarm(&self) -> worker::Result<Response> {

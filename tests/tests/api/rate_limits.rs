@@ -1,8 +1,9 @@
 //! The edge's rate limits (SECURITY 20 and 21), through the real Worker and its Durable
 //! Objects under `wrangler dev`: limits trip at N+1 with a 429 problem, `Retry-After` and
 //! `X-RateLimit-*`, and reopen after `Retry-After`; they hold per client IP, per normalised
-//! email across IPs, per token subject; guessing share ids trips them; and a refused request
-//! never reaches the origin, so Argon2 never runs for it.
+//! email across IPs, per token subject (also when the Worker counts a fast per-subject limit
+//! through requests leased from the object a few at a time); guessing share ids trips them;
+//! and a refused request never reaches the origin, so Argon2 never runs for it.
 //!
 //! Client addresses: `wrangler dev` sets `CF-Connecting-IP` from the TCP peer (unless the
 //! client sends one itself; Cloudflare proper always overwrites it), so each "client" here is
@@ -225,6 +226,62 @@ async fn authenticated_routes_are_limited_per_token_subject() {
         .expect("vaults");
     assert_limited(response, 3).await;
 
+    let (status, _) = stack
+        .call(Method::GET, "/v1/auth/me", &calm.access_token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A per-subject limit fast enough that the Worker leases it from the object ten requests at
+/// a time (`100/10`: see the edge's `rate_limit::allowance`) still holds: of a flood far past
+/// it, only the burst plus what the rate refilled meanwhile (and at most one lease more)
+/// gets through, and the rest are 429s with the usual headers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leased_per_subject_limit_still_holds_under_a_flood() {
+    const BURST: usize = 100;
+    const PER_SEC: f64 = 10.0;
+    const LEASE: usize = 10;
+    const SENT: usize = 400;
+    let stack = TestStack::start_with_edge(|edge| {
+        edge.var("RATE_LIMIT_IDENTITY", "100/10");
+    })
+    .await;
+    let busy = stack.signup("flood@example.com").await;
+    let calm = stack.signup("quiet@example.com").await;
+
+    let started = std::time::Instant::now();
+    let mut passed = 0;
+    let mut refused = None;
+    // Eight at a time: several requests of one isolate ask for leases concurrently too.
+    for wave in 0..SENT / 8 {
+        let requests = (0..8).map(|_| {
+            stack
+                .request(Method::GET, "/v1/auth/me", &busy.access_token)
+                .send()
+        });
+        for response in futures_util::future::join_all(requests).await {
+            let response = response.unwrap_or_else(|err| panic!("wave {wave}: {err}"));
+            match response.status() {
+                StatusCode::OK => {
+                    assert!(header(&response, "x-ratelimit-remaining").is_some());
+                    passed += 1;
+                }
+                StatusCode::TOO_MANY_REQUESTS => refused = Some(response),
+                other => panic!("wave {wave}: {other}"),
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // What one-by-one checks would allow in that time, plus one lease.
+    let most = BURST + (elapsed * PER_SEC).ceil() as usize + LEASE;
+    assert!(
+        (BURST - LEASE..=most).contains(&passed),
+        "{passed} of {SENT} passed in {elapsed:.1} s (at most {most})"
+    );
+    assert!(passed < SENT, "nothing was refused");
+    assert_limited(refused.expect("a refusal"), 100).await;
+
+    // Another subject is counted on its own.
     let (status, _) = stack
         .call(Method::GET, "/v1/auth/me", &calm.access_token, None)
         .await;
