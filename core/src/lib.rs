@@ -21,6 +21,7 @@ pub mod request_id;
 pub mod secret_path;
 pub mod share;
 pub mod vault;
+pub mod verified;
 
 /// The version both tiers report in their health bodies.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -19,7 +19,10 @@ use oxvault_core::claims::{Claims, Subject};
 use oxvault_core::jwt::{Jwks, JwtError, VerifyingKeys};
 use thiserror::Error;
 
-use crate::verified::VerifiedTokens;
+use oxvault_core::verified::VerifiedTokens;
+
+/// The most verified tokens an isolate remembers (an isolate serves few callers at once).
+const MAX_VERIFIED_TOKENS: usize = 256;
 
 /// How long fetched keys are used before the set is fetched again.
 pub const KEYS_TTL_SECS: i64 = 5 * 60;
@@ -90,7 +93,7 @@ pub enum FetchReason {
 }
 
 /// The verification keys of one isolate, with the times that decide when to refresh them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyCache {
     fetched: Option<Fetched>,
     /// When the last fetch was started, successful or not.
@@ -99,13 +102,19 @@ pub struct KeyCache {
     verified: VerifiedTokens,
 }
 
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl KeyCache {
     /// An empty cache.
     pub const fn new() -> Self {
         Self {
             fetched: None,
             last_attempt: None,
-            verified: VerifiedTokens::new(),
+            verified: VerifiedTokens::new(MAX_VERIFIED_TOKENS),
         }
     }
 
@@ -151,7 +160,9 @@ impl KeyCache {
         if !within(fetched.at, now, KEYS_TTL_SECS) {
             return None;
         }
-        self.verified.recall(token, now)
+        self.verified
+            .recall(token, now)
+            .map(|outcome| outcome.map(|claims| claims.sub))
     }
 
     /// Remembers a token that has just verified in full with the cached keys.

@@ -8,14 +8,14 @@
 //! [`access`] are forwarded only with a bearer token that verifies against the origin's
 //! published keys ([`auth`], [`keys`]); anything else gets a 401 from the edge and never
 //! reaches the origin; a token the isolate has verified before is recognised by its exact text
-//! ([`verified`]). Rate limits ([`rate_limit`]) are checked before the origin is called; the
+//! (`oxvault_core::verified`). Rate limits ([`rate_limit`]) are checked before the origin is called; the
 //! per-subject one is leased to the isolate a few requests at a time
 //! ([`rate_limit::allowance`]), so most authenticated requests wait on no Durable Object.
 //!
 //! The crate is split so that almost all of it tests natively:
 //! - pure modules ([`config`], [`route`], [`access`], [`auth`], [`keys`], [`target`],
 //!   [`headers`], [`request_id`], [`body`], [`relay`], [`health`], [`error`],
-//!   [`rate_limit`], [`share`], [`share_page`], [`verified`]) decide everything and know
+//!   [`rate_limit`], [`share`], [`share_page`]) decide everything and know
 //!   nothing of the Workers runtime;
 //! - `runtime` (compiled for `wasm32` only) moves bytes between the runtime's `Request`,
 //!   `Response`, `fetch` and Durable Objects and those decisions. It must never panic: a panic
@@ -36,7 +36,6 @@ pub mod route;
 pub mod share;
 pub mod share_page;
 pub mod target;
-pub mod verified;
 
 #[cfg(target_arch = "wasm32")]
 mod runtime;

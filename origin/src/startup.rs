@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -161,8 +162,16 @@ impl Application {
             let _ = stopping_tx.send(true);
         };
         let app = http::router(self.state.clone());
+        // TCP_NODELAY: an answer goes out in more than one write, and with Nagle on the rest
+        // waits for the client's delayed ACK (measured: an edge that opens a connection per
+        // request saw ~6 ms per request added).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %err, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let server = axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal);

@@ -3,14 +3,20 @@
 //! Issuing asks the HSM for the public key (to name its `kid`) and then for the signature;
 //! verifying uses public keys cached in memory. The cache holds only public keys, which every
 //! origin reads from the same HSM key pair, so two origins always agree on what verifies.
+//! Tokens that verified are remembered by their exact text ([`VerifiedTokens`]): a caller
+//! presenting the same token again costs a lookup instead of an Ed25519 verification. Keys
+//! are only ever added here, so nothing remembered can outlive the key it verified against;
+//! the time checks run again on every use, and the principal's live state is checked by the
+//! caller against the database on every request regardless.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use oxvault_core::auth::JwtPublicKeyResponse;
 use oxvault_core::claims::Claims;
 use oxvault_core::jwt::{self, JWT_ALG, Jwk, Jwks, JwtError, VerifyingKeys};
+use oxvault_core::verified::VerifiedTokens;
 
 use crate::crypto::{CryptoError, Keyring};
 
@@ -38,7 +44,11 @@ impl From<CryptoError> for TokenError {
 pub struct Tokens {
     keyring: Keyring,
     keys: Arc<RwLock<VerifyingKeys>>,
+    verified: Arc<Mutex<VerifiedTokens>>,
 }
+
+/// The most tokens remembered per process: one per active agent or session is plenty.
+const MAX_VERIFIED_TOKENS: usize = 4096;
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,6 +61,7 @@ impl Tokens {
         Self {
             keyring,
             keys: Arc::new(RwLock::new(VerifyingKeys::default())),
+            verified: Arc::new(Mutex::new(VerifiedTokens::new(MAX_VERIFIED_TOKENS))),
         }
     }
 
@@ -74,14 +85,26 @@ impl Tokens {
     /// by a key not seen yet triggers one look-up of the HSM's current key.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let now = chrono::Utc::now().timestamp();
-        match self.verify_cached(token, now) {
+        if let Some(outcome) = self.verified().recall(token, now) {
+            return outcome.cloned().map_err(TokenError::Invalid);
+        }
+        let claims = match self.verify_cached(token, now) {
             Err(TokenError::Invalid(JwtError::UnknownKey)) => {
                 let public_key = self.keyring.public_key().await?;
                 self.remember(&public_key);
                 self.verify_cached(token, now)
             }
             other => other,
-        }
+        }?;
+        self.verified().remember(token, &claims, now);
+        Ok(claims)
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, VerifiedTokens> {
+        // Each operation is one map insert, clear or lookup: a panic cannot leave it half done.
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn verify_cached(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
