@@ -208,9 +208,10 @@ fn wait_until_answering(url: &str, process: &mut Managed) -> Result<(), String> 
             Duration::from_millis(200),
         ) {
             drop(stream);
-            // Something answered; make sure it is our wrangler and not whoever else holds the
-            // port (then ours exits with "Address already in use").
-            if http_get_status(&probe).is_some() {
+            // Something answered; make sure it is our Worker (its 404 names the API's place)
+            // and not whoever else holds the port, such as another wrangler's inspector: ours
+            // then exits with "Address already in use" and new ports are tried.
+            if http_get(&probe).is_some_and(|response| response.contains(EDGE_NOT_FOUND)) {
                 std::thread::sleep(Duration::from_millis(300));
                 if process.try_status().is_none() {
                     return Ok(());
@@ -225,8 +226,12 @@ fn wait_until_answering(url: &str, process: &mut Managed) -> Result<(), String> 
     );
 }
 
-/// A blocking GET returning the status, without pulling a blocking HTTP client into the crate.
-fn http_get_status(url: &str) -> Option<u16> {
+/// What the edge's own 404 says, and nothing else on the machine does.
+const EDGE_NOT_FOUND: &str = "the API lives under /v1/";
+
+/// A blocking GET returning the whole response (head and body) as text, without pulling a
+/// blocking HTTP client into the crate.
+fn http_get(url: &str) -> Option<String> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
@@ -237,7 +242,8 @@ fn http_get_status(url: &str) -> Option<u16> {
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    let mut response = Vec::new();
+    // `Connection: close`: the response ends when the stream does (bounded by the timeout).
+    stream.take(64 * 1024).read_to_end(&mut response).ok()?;
+    Some(String::from_utf8_lossy(&response).into_owned())
 }

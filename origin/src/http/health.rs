@@ -19,11 +19,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Counters for operators and `scripts/bench.sh`, in Prometheus' text format: HSM calls,
-/// cached data keys, audit transactions and events. Counts only, nothing about any tenant.
+/// cached data keys, audit transactions and events, single-statement appends that found a
+/// chain head moved. Counts only, nothing about any tenant.
 async fn metrics(
     State(state): State<AppState>,
 ) -> ([(header::HeaderName, &'static str); 1], String) {
-    let (batches, events) = state.audit.counts();
+    let (batches, events, missed_heads) = state.audit.counts();
     let lines = [
         (
             "oxvault_hsm_calls_total",
@@ -37,6 +38,7 @@ async fn metrics(
         ),
         ("oxvault_audit_transactions_total", "counter", batches),
         ("oxvault_audit_events_total", "counter", events),
+        ("oxvault_audit_missed_heads_total", "counter", missed_heads),
     ];
     let body = lines
         .iter()

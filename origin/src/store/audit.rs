@@ -85,48 +85,120 @@ fn column<'a, T>(events: &'a [EventRow], field: impl Fn(&'a EventRow) -> T) -> V
     events.iter().map(field).collect()
 }
 
+/// Inserts the events bound as `$1` to `$14` (see [`bind_events`]).
+const INSERT_EVENTS: &str = "INSERT INTO audit_events (id, chain_id, seq, org_id, action, \
+        actor_type, actor_id, resource_type, resource_id, details, ip_address, created_at, \
+        prev_mac, mac) \
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], \
+        $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::text[], \
+        $12::timestamptz[], $13::bytea[], $14::bytea[])";
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds every field of `events` as the arrays `$1` to `$14` of [`INSERT_EVENTS`].
+fn bind_events<'q>(query: PgQuery<'q>, events: &'q [EventRow]) -> PgQuery<'q> {
+    query
+        .bind(column(events, |e| e.id))
+        .bind(column(events, |e| e.chain_id))
+        .bind(column(events, |e| e.seq))
+        .bind(column(events, |e| e.org_id))
+        .bind(column(events, |e| e.action.as_str()))
+        .bind(column(events, |e| e.actor_type.as_str()))
+        .bind(column(events, |e| e.actor_id.as_deref()))
+        .bind(column(events, |e| e.resource_type.as_str()))
+        .bind(column(events, |e| e.resource_id.as_deref()))
+        .bind(column(events, |e| &e.details))
+        .bind(column(events, |e| e.ip_address.as_deref()))
+        .bind(column(events, |e| e.created_at))
+        .bind(column(events, |e| e.prev_mac.as_slice()))
+        .bind(column(events, |e| e.mac.as_slice()))
+}
+
+/// The last event of each chain in `events`: the chain's new head.
+pub fn new_heads(events: &[EventRow]) -> BTreeMap<Uuid, ChainHead> {
+    let mut heads = BTreeMap::new();
+    for event in events {
+        let head = ChainHead {
+            seq: event.seq,
+            mac: event.mac.clone(),
+        };
+        heads.insert(event.chain_id, head);
+    }
+    heads
+}
+
 /// Stores `events` and moves each chain's head to its last event, in one statement. The
 /// heads must be locked ([`lock_heads`]) by the same transaction, and `events` must continue
 /// each chain from its head in order (the appender builds them so).
 #[tracing::instrument(skip_all, fields(events = events.len()))]
 pub async fn append_all(conn: &mut PgConnection, events: &[EventRow]) -> Result<(), StoreError> {
-    // The last event of each chain becomes its head.
-    let mut heads: BTreeMap<Uuid, (i64, &[u8])> = BTreeMap::new();
-    for event in events {
-        heads.insert(event.chain_id, (event.seq, &event.mac));
-    }
-    sqlx::query(
-        "WITH appended AS ( \
-           INSERT INTO audit_events (id, chain_id, seq, org_id, action, actor_type, actor_id, \
-               resource_type, resource_id, details, ip_address, created_at, prev_mac, mac) \
-           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], \
-               $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::text[], \
-               $12::timestamptz[], $13::bytea[], $14::bytea[]) \
-         ) \
+    let heads = new_heads(events);
+    let sql = format!(
+        "WITH appended AS ({INSERT_EVENTS}) \
          UPDATE audit_chain_heads h SET seq = t.seq, mac = t.mac \
          FROM unnest($15::uuid[], $16::int8[], $17::bytea[]) AS t(chain_id, seq, mac) \
-         WHERE h.chain_id = t.chain_id",
-    )
-    .bind(column(events, |e| e.id))
-    .bind(column(events, |e| e.chain_id))
-    .bind(column(events, |e| e.seq))
-    .bind(column(events, |e| e.org_id))
-    .bind(column(events, |e| e.action.as_str()))
-    .bind(column(events, |e| e.actor_type.as_str()))
-    .bind(column(events, |e| e.actor_id.as_deref()))
-    .bind(column(events, |e| e.resource_type.as_str()))
-    .bind(column(events, |e| e.resource_id.as_deref()))
-    .bind(column(events, |e| &e.details))
-    .bind(column(events, |e| e.ip_address.as_deref()))
-    .bind(column(events, |e| e.created_at))
-    .bind(column(events, |e| e.prev_mac.as_slice()))
-    .bind(column(events, |e| e.mac.as_slice()))
-    .bind(heads.keys().copied().collect::<Vec<_>>())
-    .bind(heads.values().map(|(seq, _)| *seq).collect::<Vec<_>>())
-    .bind(heads.values().map(|(_, mac)| *mac).collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
+         WHERE h.chain_id = t.chain_id"
+    );
+    bind_events(sqlx::query(AssertSqlSafe(sql)), events)
+        .bind(heads.keys().copied().collect::<Vec<_>>())
+        .bind(heads.values().map(|head| head.seq).collect::<Vec<_>>())
+        .bind(
+            heads
+                .values()
+                .map(|head| head.mac.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+/// Stores `events` in one statement (and so one implicit transaction), moving each chain's
+/// head only if it still stands at `expected` (chain -> seq): a compare-and-swap of the heads
+/// with the events. `Ok(false)`, with nothing stored, when any head had moved (another origin
+/// appended meanwhile); the caller then locks the heads and links again.
+#[tracing::instrument(skip_all, fields(events = events.len()))]
+pub async fn append_if_current(
+    conn: &mut PgConnection,
+    events: &[EventRow],
+    expected: &BTreeMap<Uuid, i64>,
+) -> Result<bool, StoreError> {
+    let heads = new_heads(events);
+    let sql = format!(
+        "WITH moved AS ( \
+           UPDATE audit_chain_heads h SET seq = t.seq, mac = t.mac \
+           FROM unnest($15::uuid[], $16::int8[], $17::bytea[], $18::int8[]) \
+             AS t(chain_id, seq, mac, expected) \
+           WHERE h.chain_id = t.chain_id AND h.seq = t.expected \
+           RETURNING 1 \
+         ) \
+         {INSERT_EVENTS} WHERE audit_require_moved((SELECT count(*) FROM moved), $19)"
+    );
+    let expected_seqs: Option<Vec<i64>> =
+        heads.keys().map(|id| expected.get(id).copied()).collect();
+    let Some(expected_seqs) = expected_seqs else {
+        return Ok(false);
+    };
+    let chains = i64::try_from(heads.len()).unwrap_or(i64::MAX);
+    let result = bind_events(sqlx::query(AssertSqlSafe(sql)), events)
+        .bind(heads.keys().copied().collect::<Vec<_>>())
+        .bind(heads.values().map(|head| head.seq).collect::<Vec<_>>())
+        .bind(
+            heads
+                .values()
+                .map(|head| head.mac.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind(expected_seqs)
+        .bind(chains)
+        .execute(conn)
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        // `audit_require_moved` (migration 11): a head moved, nothing was stored.
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("40001") => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// A chain's head as it stands, without locking it; `None` before its first event.

@@ -460,4 +460,11 @@ async fn hot_reads_take_the_data_key_from_the_cache_and_batch_their_events() {
         transactions < origin_counter(&stack, "oxvault_audit_events_total").await,
         "concurrent reads shared no audit transaction"
     );
+    // One origin alone: after its first batch it knows every head, so each later batch is the
+    // single compare-and-swap statement, and none ever finds a head moved.
+    assert_eq!(
+        origin_counter(&stack, "oxvault_audit_missed_heads_total").await,
+        0,
+        "a lone origin's single-statement appends missed their heads"
+    );
 }

@@ -15,11 +15,17 @@
 //! happen, never the other way round. The chain stays gapless and ordered across processes,
 //! because each batch holds its chains' head locks until it commits.
 //!
+//! The appender remembers the head of each chain it last wrote. When it knows every head a
+//! batch needs, it appends in a single statement that moves each head only if it still stands
+//! where it was left (a compare-and-swap, `store::audit::append_if_current`): one round trip
+//! and one commit. When another origin moved a head meanwhile, that statement stores nothing
+//! and the batch takes the locked path above, which also learns the heads afresh.
+//!
 //! A batch that fails is retried request by request, so one event the database refuses fails
 //! only the act it belongs to. The appender writes on a connection pool of its own: acts
 //! waiting for it hold connections of the main pool, and must never starve it of one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,7 +37,7 @@ use super::{Event, GENESIS_MAC, chain_of, link, now_micros};
 use crate::crypto::{CryptoError, Keyring};
 use crate::service::ServiceError;
 use crate::store::StoreError;
-use crate::store::audit;
+use crate::store::audit::{self, ChainHead};
 
 /// The most requests whose events go into one transaction: large enough to absorb a burst of
 /// hundreds of connections, small enough that one batch's statement stays modest.
@@ -39,6 +45,10 @@ const MAX_BATCH: usize = 256;
 
 /// Requests that may wait for the appender before senders wait for room (back-pressure).
 const QUEUE: usize = 4096;
+
+/// The most chain heads an appender remembers (one per org it wrote to lately); past that it
+/// forgets them all and learns them again from the locked path.
+const MAX_KNOWN_HEADS: usize = 10_000;
 
 /// Why events could not be appended; the same for every request of a failed batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +103,8 @@ pub struct AuditLog {
 struct Counts {
     batches: AtomicU64,
     events: AtomicU64,
+    /// Single-statement appends that found a head moved (or failed) and took the locked path.
+    missed_heads: AtomicU64,
 }
 
 impl std::fmt::Debug for Pending {
@@ -130,16 +142,19 @@ impl AuditLog {
             pool,
             keyring,
             counts: Arc::clone(&counts),
+            heads: HashMap::new(),
         };
         let handle = tokio::spawn(appender.run(pending, stopping));
         (Self { queue, counts }, AuditTask { stop, handle })
     }
 
-    /// (transactions committed, events appended) since start.
-    pub fn counts(&self) -> (u64, u64) {
+    /// (transactions committed, events appended, single-statement appends that missed a
+    /// head) since start.
+    pub fn counts(&self) -> (u64, u64, u64) {
         (
             self.counts.batches.load(Ordering::Relaxed),
             self.counts.events.load(Ordering::Relaxed),
+            self.counts.missed_heads.load(Ordering::Relaxed),
         )
     }
 
@@ -180,10 +195,16 @@ struct Appender {
     pool: PgPool,
     keyring: Keyring,
     counts: Arc<Counts>,
+    /// The heads this appender left its chains at (they may have moved since).
+    heads: HashMap<uuid::Uuid, ChainHead>,
 }
 
 impl Appender {
-    async fn run(self, mut pending: mpsc::Receiver<Pending>, mut stopping: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut pending: mpsc::Receiver<Pending>,
+        mut stopping: watch::Receiver<bool>,
+    ) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             tokio::select! {
@@ -209,7 +230,7 @@ impl Appender {
     /// Writes a batch and tells each request how it fared. A failed batch of several
     /// requests is tried again one request at a time, so only the requests whose events fail
     /// are failed.
-    async fn settle(&self, batch: Vec<Pending>) {
+    async fn settle(&mut self, batch: Vec<Pending>) {
         let events: Vec<Event> = batch
             .iter()
             .flat_map(|pending| pending.events.iter().cloned())
@@ -228,15 +249,70 @@ impl Appender {
         }
     }
 
-    /// Appends `events` in one transaction: lock the heads, link and MAC, store, commit.
-    async fn write(&self, events: Vec<Event>) -> Result<(), Failure> {
+    /// Appends `events`: in one statement when every head is known and still in place, else
+    /// in one transaction that locks the heads, links and MACs, stores and commits.
+    async fn write(&mut self, events: Vec<Event>) -> Result<(), Failure> {
         if events.is_empty() {
             return Ok(());
         }
         let count = events.len() as u64;
         let chains: BTreeSet<_> = events.iter().map(chain_of).collect();
+        let known: Option<HashMap<_, _>> = chains
+            .iter()
+            .map(|id| self.heads.get(id).map(|head| (*id, head.clone())))
+            .collect();
+        if let Some(known) = known {
+            match self.append_known(events.clone(), known).await {
+                Ok(true) => {
+                    self.counted(count);
+                    return Ok(());
+                }
+                // Moved by another origin, or the statement failed: the locked path decides.
+                Ok(false) | Err(_) => {
+                    self.counts.missed_heads.fetch_add(1, Ordering::Relaxed);
+                    self.forget(&chains);
+                }
+            }
+        }
+        let outcome = self.append_locked(events, &chains).await;
+        match outcome {
+            Ok(()) => self.counted(count),
+            Err(_) => self.forget(&chains),
+        }
+        outcome
+    }
+
+    /// The fast path: link onto the remembered heads and store with a compare-and-swap.
+    async fn append_known(
+        &mut self,
+        events: Vec<Event>,
+        known: HashMap<uuid::Uuid, ChainHead>,
+    ) -> Result<bool, Failure> {
+        let expected = known.iter().map(|(id, head)| (*id, head.seq)).collect();
+        let created_at = now_micros();
+        let rows = self
+            .keyring
+            .mac_with(move |mac| link(events, &known, created_at, mac))
+            .await
+            .map_err(hsm_failure)?;
+        let mut conn = self.pool.acquire().await.map_err(store_failure)?;
+        let stored = audit::append_if_current(&mut conn, &rows, &expected)
+            .await
+            .map_err(store_failure)?;
+        if stored {
+            self.remember(&rows);
+        }
+        Ok(stored)
+    }
+
+    /// The locked path: lock the heads, link and MAC, store, commit.
+    async fn append_locked(
+        &mut self,
+        events: Vec<Event>,
+        chains: &BTreeSet<uuid::Uuid>,
+    ) -> Result<(), Failure> {
         let mut tx = self.pool.begin().await.map_err(store_failure)?;
-        let heads = audit::lock_heads(&mut tx, &chains, &GENESIS_MAC)
+        let heads = audit::lock_heads(&mut tx, chains, &GENESIS_MAC)
             .await
             .map_err(store_failure)?;
         let created_at = now_micros();
@@ -249,8 +325,25 @@ impl Appender {
             .await
             .map_err(store_failure)?;
         tx.commit().await.map_err(store_failure)?;
-        self.counts.batches.fetch_add(1, Ordering::Relaxed);
-        self.counts.events.fetch_add(count, Ordering::Relaxed);
+        self.remember(&rows);
         Ok(())
+    }
+
+    fn remember(&mut self, rows: &[crate::store::audit::EventRow]) {
+        if self.heads.len() >= MAX_KNOWN_HEADS {
+            self.heads.clear();
+        }
+        self.heads.extend(audit::new_heads(rows));
+    }
+
+    fn forget(&mut self, chains: &BTreeSet<uuid::Uuid>) {
+        for chain in chains {
+            self.heads.remove(chain);
+        }
+    }
+
+    fn counted(&self, events: u64) {
+        self.counts.batches.fetch_add(1, Ordering::Relaxed);
+        self.counts.events.fetch_add(events, Ordering::Relaxed);
     }
 }
