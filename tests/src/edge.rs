@@ -211,7 +211,7 @@ fn wait_until_answering(url: &str, process: &mut Managed) -> Result<(), String> 
             // Something answered; make sure it is our Worker (its 404 names the API's place)
             // and not whoever else holds the port, such as another wrangler's inspector: ours
             // then exits with "Address already in use" and new ports are tried.
-            if http_get(&probe).is_some_and(|response| response.contains(EDGE_NOT_FOUND)) {
+            if answers_as_edge(&probe) {
                 std::thread::sleep(Duration::from_millis(300));
                 if process.try_status().is_none() {
                     return Ok(());
@@ -229,21 +229,40 @@ fn wait_until_answering(url: &str, process: &mut Managed) -> Result<(), String> 
 /// What the edge's own 404 says, and nothing else on the machine does.
 const EDGE_NOT_FOUND: &str = "the API lives under /v1/";
 
-/// A blocking GET returning the whole response (head and body) as text, without pulling a
-/// blocking HTTP client into the crate.
-fn http_get(url: &str) -> Option<String> {
+/// Whether a blocking GET of `url` is answered by the edge (its 404 text), without pulling a
+/// blocking HTTP client into the crate. Reads only until the text shows up: a server need
+/// not close the connection when asked to, and waiting for that would cost seconds per start.
+fn answers_as_edge(url: &str) -> bool {
     use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
-    let mut stream = std::net::TcpStream::connect(host).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = Vec::new();
-    // `Connection: close`: the response ends when the stream does (bounded by the timeout).
-    stream.take(64 * 1024).read_to_end(&mut response).ok()?;
-    Some(String::from_utf8_lossy(&response).into_owned())
+    let Some((host, path)) = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return false;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
+    let asked = stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .and_then(|()| {
+            write!(
+                stream,
+                "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )
+        });
+    if asked.is_err() {
+        return false;
+    }
+    let (mut response, mut chunk) = (Vec::new(), [0u8; 4096]);
+    while response.len() < 64 * 1024 {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => response.extend_from_slice(&chunk[..read]),
+        }
+        if String::from_utf8_lossy(&response).contains(EDGE_NOT_FOUND) {
+            return true;
+        }
+    }
+    false
 }

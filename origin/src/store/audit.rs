@@ -114,6 +114,19 @@ fn bind_events<'q>(query: PgQuery<'q>, events: &'q [EventRow]) -> PgQuery<'q> {
         .bind(column(events, |e| e.mac.as_slice()))
 }
 
+/// Binds the new heads (chain, seq, MAC) as the arrays `$15` to `$17`.
+fn bind_heads<'q>(query: PgQuery<'q>, heads: &'q BTreeMap<Uuid, ChainHead>) -> PgQuery<'q> {
+    query
+        .bind(heads.keys().copied().collect::<Vec<_>>())
+        .bind(heads.values().map(|head| head.seq).collect::<Vec<_>>())
+        .bind(
+            heads
+                .values()
+                .map(|head| head.mac.as_slice())
+                .collect::<Vec<_>>(),
+        )
+}
+
 /// The last event of each chain in `events`: the chain's new head.
 pub fn new_heads(events: &[EventRow]) -> BTreeMap<Uuid, ChainHead> {
     let mut heads = BTreeMap::new();
@@ -139,15 +152,7 @@ pub async fn append_all(conn: &mut PgConnection, events: &[EventRow]) -> Result<
          FROM unnest($15::uuid[], $16::int8[], $17::bytea[]) AS t(chain_id, seq, mac) \
          WHERE h.chain_id = t.chain_id"
     );
-    bind_events(sqlx::query(AssertSqlSafe(sql)), events)
-        .bind(heads.keys().copied().collect::<Vec<_>>())
-        .bind(heads.values().map(|head| head.seq).collect::<Vec<_>>())
-        .bind(
-            heads
-                .values()
-                .map(|head| head.mac.as_slice())
-                .collect::<Vec<_>>(),
-        )
+    bind_heads(bind_events(sqlx::query(AssertSqlSafe(sql)), events), &heads)
         .execute(conn)
         .await?;
     Ok(())
@@ -180,15 +185,7 @@ pub async fn append_if_current(
         return Ok(false);
     };
     let chains = i64::try_from(heads.len()).unwrap_or(i64::MAX);
-    let result = bind_events(sqlx::query(AssertSqlSafe(sql)), events)
-        .bind(heads.keys().copied().collect::<Vec<_>>())
-        .bind(heads.values().map(|head| head.seq).collect::<Vec<_>>())
-        .bind(
-            heads
-                .values()
-                .map(|head| head.mac.as_slice())
-                .collect::<Vec<_>>(),
-        )
+    let result = bind_heads(bind_events(sqlx::query(AssertSqlSafe(sql)), events), &heads)
         .bind(expected_seqs)
         .bind(chains)
         .execute(conn)
