@@ -88,23 +88,12 @@ PIDS=() # each one leads its own process group (setsid), so a kill reaches its c
 NAMES=()
 FLOOD_PID="" # the login flood's wrk while it runs
 
-stop_group() { # PID NAME
-    local i
-    kill -TERM -- "-$1" 2>/dev/null || return 0
-    for i in $(seq 100); do
-        kill -0 -- "-$1" 2>/dev/null || return 0
-        sleep 0.2
-    done
-    warn "$2 did not stop within 20 s; killing it"
-    kill -KILL -- "-$1" 2>/dev/null || true
-}
-
 # stop_named NAME: stop one process started with start_bg, and forget it.
 stop_named() {
     local i
     for i in "${!PIDS[@]}"; do
         if [ "${NAMES[i]}" = "$1" ]; then
-            stop_group "${PIDS[i]}" "$1"
+            stop_group "${PIDS[i]}" "$1" 20
             unset 'PIDS[i]' 'NAMES[i]'
         fi
     done
@@ -118,7 +107,7 @@ cleanup() {
     if [ -n "$FLOOD_PID" ]; then kill "$FLOOD_PID" 2>/dev/null || true; fi
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         log "stopping ${NAMES[i]}"
-        stop_group "${PIDS[i]}" "${NAMES[i]}"
+        stop_group "${PIDS[i]}" "${NAMES[i]}" 20
     done
     # OpenBao's raft data and audit log can be large; the rest of run/ is kept to inspect.
     rm -rf "$RUN_DIR/openbao/data" "$RUN_DIR/openbao/audit.log"

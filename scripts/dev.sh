@@ -33,18 +33,6 @@ as_pg() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# The origin drains in-flight requests for up to OXVAULT_SHUTDOWN_GRACE_SECS (20) on SIGTERM.
-stop_group() { # PID NAME
-    local i
-    kill -TERM -- "-$1" 2>/dev/null || return 0
-    for i in $(seq 125); do
-        kill -0 -- "-$1" 2>/dev/null || return 0
-        sleep 0.2
-    done
-    warn "$2 did not stop within 25 s; killing it"
-    kill -KILL -- "-$1" 2>/dev/null || true
-}
-
 cleanup() {
     local rc=$? i
     trap - EXIT INT TERM

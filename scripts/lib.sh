@@ -326,3 +326,20 @@ init_dev_token() {
     OXVAULT_HSM_PIN=$(cat "$pin_file")
     export OXVAULT_HSM_TOKEN_LABEL="$DEV_TOKEN_LABEL" OXVAULT_HSM_PIN
 }
+
+# ---------------------------------------------------------------------------------------------
+# Stopping what a script started (dev.sh, bench.sh).
+
+# stop_group PID NAME [SECONDS]: SIGTERM the process group PID leads, wait up to SECONDS
+# (default 25: the origin drains in-flight requests for up to OXVAULT_SHUTDOWN_GRACE_SECS, 20),
+# then SIGKILL it.
+stop_group() {
+    local i
+    kill -TERM -- "-$1" 2>/dev/null || return 0
+    for ((i = 0; i < ${3:-25} * 5; i++)); do
+        kill -0 -- "-$1" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    warn "$2 did not stop within ${3:-25} s; killing it"
+    kill -KILL -- "-$1" 2>/dev/null || true
+}
