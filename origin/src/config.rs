@@ -72,7 +72,8 @@ pub struct MailConfig {
 pub struct DatabaseConfig {
     /// `DATABASE_URL`; may carry a password, hence secret.
     pub url: SecretString,
-    /// Pool size per origin process (`OXVAULT_DB_MAX_CONNECTIONS`).
+    /// Pool size per origin process (`OXVAULT_DB_MAX_CONNECTIONS`), of the main pool and of
+    /// the hot path's statement pool each.
     pub max_connections: u32,
     /// How long a request waits for a pooled connection before the database counts as down.
     pub acquire_timeout: Duration,
@@ -284,7 +285,8 @@ impl DatabaseConfig {
         );
         let max_connections = env.parsed(
             "OXVAULT_DB_MAX_CONNECTIONS",
-            16u32,
+            // Measured (issue 10): on 2 cores, 8 active backends read faster than 16.
+            8u32,
             "a positive whole number",
         );
         if max_connections == 0 {
@@ -525,7 +527,7 @@ mod tests {
         assert_eq!(config.hsm.signing_key_label, DEFAULT_SIGNING_KEY_LABEL);
         assert_eq!(config.hsm.sessions, 4);
         assert_eq!(config.hsm.kek_refresh, Duration::from_secs(60));
-        assert_eq!(config.database.max_connections, 16);
+        assert_eq!(config.database.max_connections, 8);
         assert!(!config.migrate_on_start);
         assert_eq!(config.hsm.pin.expose_secret(), "1234");
         assert!(config.edge_shared_secret.is_none());

@@ -101,8 +101,10 @@ impl Application {
             ..config.database.clone()
         })?;
         let (audit, audit_task) = AuditLog::start(audit_pool, keyring.clone());
+        let statements = store::statement_pool(&config.database)?;
         let auth = AuthService::new(
             pool.clone(),
+            statements.clone(),
             audit.clone(),
             passwords,
             Tokens::new(keyring.clone()),
@@ -132,6 +134,7 @@ impl Application {
                 tiers: crate::service::billing::Tiers::new(config.billing.tiers.clone()),
                 meter,
                 pool,
+                statements,
                 keyring,
                 audit,
                 auth,
@@ -196,6 +199,7 @@ impl Application {
         // Every drained request has been metered by now: write them all before the pool goes.
         self.meter.stop().await;
         self.audit.stop().await;
+        self.state.statements.close().await;
         self.state.pool.close().await;
         tracing::info!("stopped");
         Ok(())

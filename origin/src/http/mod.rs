@@ -23,6 +23,7 @@ mod vaults;
 
 use std::sync::Arc;
 
+use crate::store::StatementPool;
 use axum::Json;
 use axum::Router;
 use axum::response::Response;
@@ -45,6 +46,8 @@ use error::problem_response;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The hot path's connections for autocommit reads (principal checks, secret reads).
+    pub statements: StatementPool,
     pub keyring: Keyring,
     /// Where every act records its audit events (group commit).
     pub audit: AuditLog,

@@ -42,6 +42,7 @@ impl FromRef<AppState> for SecretsService {
     fn from_ref(state: &AppState) -> Self {
         SecretsService::new(
             state.pool.clone(),
+            state.statements.clone(),
             state.keyring.clone(),
             state.audit.clone(),
         )

@@ -36,6 +36,7 @@ impl FromRef<AppState> for SharesService {
     fn from_ref(state: &AppState) -> Self {
         SharesService::new(
             state.pool.clone(),
+            state.statements.clone(),
             state.keyring.clone(),
             state.audit.clone(),
             state.auth.passwords().clone(),

@@ -41,7 +41,7 @@ use super::principal::Principal;
 use super::tokens::Tokens;
 use crate::store::sessions::{self, RefreshUse};
 use crate::store::users::{self, NewUser, UserRow};
-use crate::store::{self, StoreError};
+use crate::store::{self, StatementPool, StoreError};
 
 /// The one answer to a failed login, whatever failed.
 const BAD_CREDENTIALS: &str = "invalid email or password";
@@ -75,6 +75,8 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone)]
 pub struct AuthService {
     pool: PgPool,
+    /// For the principal check of every request: no transaction, no ping on release.
+    statements: StatementPool,
     /// Records sign-ins (and the acts of the services that borrow it).
     audit: AuditLog,
     passwords: Passwords,
@@ -216,6 +218,7 @@ fn user_target(user: &UserRow) -> Target {
 impl AuthService {
     pub fn new(
         pool: PgPool,
+        statements: StatementPool,
         audit: AuditLog,
         passwords: Passwords,
         tokens: Tokens,
@@ -224,6 +227,7 @@ impl AuthService {
     ) -> Self {
         Self {
             pool,
+            statements,
             audit,
             passwords,
             tokens,
@@ -611,12 +615,13 @@ impl AuthService {
             super::tokens::TokenError::Unavailable => ServiceError::Unavailable("HSM"),
             _ => ServiceError::Unauthenticated(BAD_TOKEN),
         })?;
-        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         match claims.sub {
             Subject::User(user_id) => {
                 let session = claims.sid.ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
-                let state = sessions::user_state(&mut conn, *user_id.as_uuid(), session)
-                    .await?
+                let mut lease = self.statements.acquire().await?;
+                let state = sessions::user_state(lease.conn(), *user_id.as_uuid(), session).await;
+                let state = lease
+                    .finish(state)?
                     .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
                 let current = state.org_id == *claims.org.as_uuid()
                     && state.token_version == claims.tv
@@ -635,8 +640,10 @@ impl AuthService {
                 })
             }
             Subject::Agent(agent_id) => {
-                let state = store::agents::agent_state(&mut conn, *agent_id.as_uuid())
-                    .await?
+                let mut lease = self.statements.acquire().await?;
+                let state = store::agents::agent_state(lease.conn(), *agent_id.as_uuid()).await;
+                let state = lease
+                    .finish(state)?
                     .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
                 let current = state.org_id == *claims.org.as_uuid()
                     && state.token_version == claims.tv

@@ -32,10 +32,10 @@ use super::principal::Principal;
 use super::vaults::{VaultsService, creator_of, visible_with};
 use crate::crypto::envelope::{self, Place};
 use crate::crypto::{CryptoError, Keyring};
-use crate::store::StoreError;
 use crate::store::idempotency::{self, NewResponse, StoredResponse};
 use crate::store::secrets::{self, LockedSecret, MetadataRow, NewVersion, Unreadable, VersionRow};
 use crate::store::vaults::VaultRow;
+use crate::store::{StatementPool, StoreError};
 
 /// Largest secret value accepted, in bytes.
 pub const MAX_VALUE_LEN: usize = 256 * 1024;
@@ -47,6 +47,8 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 #[derive(Debug, Clone)]
 pub struct SecretsService {
     pool: PgPool,
+    /// For the read's one statement: no transaction, no ping on release.
+    statements: StatementPool,
     keyring: Keyring,
     audit: AuditLog,
     vaults: VaultsService,
@@ -309,10 +311,11 @@ pub fn parse_version(text: &str) -> Result<i32, ServiceError> {
 }
 
 impl SecretsService {
-    pub fn new(pool: PgPool, keyring: Keyring, audit: AuditLog) -> Self {
+    pub fn new(pool: PgPool, statements: StatementPool, keyring: Keyring, audit: AuditLog) -> Self {
         Self {
             vaults: VaultsService::new(pool.clone(), audit.clone()),
             pool,
+            statements,
             keyring,
             audit,
             tiers: None,
@@ -567,19 +570,18 @@ impl SecretsService {
         path: &SecretPath,
         version: Option<i32>,
     ) -> Result<SecretResponse, ServiceError> {
-        let view = {
-            // Held for this statement only: the open and the audit wait hold no connection.
-            let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-            secrets::read_view(
-                &mut conn,
-                *principal.org.as_uuid(),
-                *vault_id.as_uuid(),
-                principal.key(),
-                path.as_str(),
-                version,
-            )
-            .await?
-        };
+        // A connection for this statement only: the open and the audit wait hold none.
+        let mut lease = self.statements.acquire().await?;
+        let view = secrets::read_view(
+            lease.conn(),
+            *principal.org.as_uuid(),
+            *vault_id.as_uuid(),
+            principal.key(),
+            path.as_str(),
+            version,
+        )
+        .await;
+        let view = lease.finish(view)?;
         let view = view
             .filter(|view| visible_with(&view.vault, principal, !view.policies.is_empty()))
             .ok_or(ServiceError::NotFound("vault"))?;

@@ -39,7 +39,7 @@ use super::vaults::{VaultsService, creator_of};
 use crate::crypto::Keyring;
 use crate::store::outbox::{self, NewMail};
 use crate::store::shares::{self, LiveShare, NewShare, RecipientKey, SummaryRow};
-use crate::store::{StoreError, agents, secrets, users};
+use crate::store::{StatementPool, StoreError, agents, secrets, users};
 
 /// Share operations; cheap to clone.
 #[derive(Debug, Clone)]
@@ -148,10 +148,16 @@ fn share_mail(sender: &str, url: &str, spec: &ShareSpec, has_passphrase: bool) -
 }
 
 impl SharesService {
-    pub fn new(pool: PgPool, keyring: Keyring, audit: AuditLog, passwords: Passwords) -> Self {
+    pub fn new(
+        pool: PgPool,
+        statements: StatementPool,
+        keyring: Keyring,
+        audit: AuditLog,
+        passwords: Passwords,
+    ) -> Self {
         Self {
             vaults: VaultsService::new(pool.clone(), audit.clone()),
-            secrets: SecretsService::new(pool.clone(), keyring, audit.clone()),
+            secrets: SecretsService::new(pool.clone(), statements, keyring, audit.clone()),
             audit,
             pool,
             passwords,

@@ -12,6 +12,7 @@ pub mod rewrap;
 pub mod secrets;
 pub mod sessions;
 pub mod shares;
+pub mod statements;
 pub mod usage;
 pub mod users;
 pub mod vaults;
@@ -22,6 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 use crate::config::DatabaseConfig;
+pub use statements::StatementPool;
 
 /// The schema migrations, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -55,13 +57,6 @@ pub(crate) fn on_unique(err: sqlx::Error) -> StoreError {
 /// A connection pool that connects lazily: the origin starts (and reports `degraded`) while
 /// the database is down, and recovers by itself when it comes back.
 pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, StoreError> {
-    let options: PgConnectOptions = config
-        .url
-        .expose_secret()
-        .parse()
-        .map_err(StoreError::InvalidUrl)?;
-    // Statement logging would print SQL at INFO for every query; failures are logged by us.
-    let options = options.disable_statement_logging();
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
@@ -71,7 +66,27 @@ pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, StoreError> {
         // recycled before a server or proxy would time them out.
         .test_before_acquire(false)
         .idle_timeout(std::time::Duration::from_secs(300))
-        .connect_lazy_with(options))
+        .connect_lazy_with(connect_options(config)?))
+}
+
+/// The hot path's pool of connections for autocommit reads (see [`statements`]), as large as
+/// the main pool. Connects lazily too.
+pub fn statement_pool(config: &DatabaseConfig) -> Result<StatementPool, StoreError> {
+    Ok(StatementPool::new(
+        connect_options(config)?,
+        config.max_connections,
+        config.acquire_timeout,
+    ))
+}
+
+fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, StoreError> {
+    let options: PgConnectOptions = config
+        .url
+        .expose_secret()
+        .parse()
+        .map_err(StoreError::InvalidUrl)?;
+    // Statement logging would print SQL at INFO for every query; failures are logged by us.
+    Ok(options.disable_statement_logging())
 }
 
 /// Applies every pending migration. Safe to run from several origins at once: sqlx takes a
