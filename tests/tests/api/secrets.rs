@@ -468,3 +468,75 @@ async fn hot_reads_take_the_data_key_from_the_cache_and_batch_their_events() {
         "a lone origin's single-statement appends missed their heads"
     );
 }
+
+/// The secret read, the hot path (its principal check and its read run on the origin's
+/// statement pool, issue 10): deactivating an agent or ending a session binds the very next
+/// read, current and versioned alike, and nothing else.
+#[tokio::test]
+async fn a_secret_read_refuses_at_once_a_token_that_no_longer_speaks_for_anyone() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("checked@example.com").await;
+    let token = owner.access_token.as_str();
+    let vault = stack.create_vault(token, "v").await;
+    let (status, body) = stack
+        .put_secret(token, &vault, "db/x", json!({"value": "v1"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (agent_id, bot) = stack.create_agent(token, "bot").await;
+    let (status, body) = stack
+        .call(
+            Method::POST,
+            &format!("/v1/vaults/{vault}/policies"),
+            token,
+            Some(json!({"principal_type": "agent", "principal_id": agent_id,
+                        "secret_path_pattern": "db/*", "permissions": ["read"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let versioned = format!("/v1/vaults/{vault}/secret-version/db/x/1");
+    let read_version = |token: String| {
+        let stack = &stack;
+        let versioned = versioned.clone();
+        async move { stack.call(Method::GET, &versioned, &token, None).await }
+    };
+
+    let (status, read) = stack.get_secret(&bot, &vault, "db/x").await;
+    assert_eq!(
+        (status, read["value"].as_str()),
+        (StatusCode::OK, Some("v1"))
+    );
+    assert_eq!(read_version(bot.clone()).await.0, StatusCode::OK);
+
+    let (status, body) = stack
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{agent_id}"),
+            token,
+            Some(json!({"is_active": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, refused) = stack.get_secret(&bot, &vault, "db/x").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert!(refused.get("value").is_none());
+    assert_eq!(read_version(bot.clone()).await.0, StatusCode::UNAUTHORIZED);
+
+    // A user's second session reads until it logs out; the first one is untouched.
+    let second = stack.login("checked@example.com").await;
+    let (status, _) = stack.get_secret(&second.access_token, &vault, "db/x").await;
+    assert_eq!(status, StatusCode::OK);
+    let logout = stack
+        .request(Method::DELETE, "/v1/auth/token", &second.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let (status, _) = stack.get_secret(&second.access_token, &vault, "db/x").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        read_version(second.access_token.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = stack.get_secret(token, &vault, "db/x").await;
+    assert_eq!(status, StatusCode::OK);
+}
