@@ -94,13 +94,18 @@ impl Application {
             .map(GoogleVerifier::new)
             .transpose()
             .map_err(|err| StartupError::Google(err.to_string()))?;
-        // The appender's own connection: acts wait for it while holding connections of the
+        // The appender's own connections: acts wait for it while holding connections of the
         // main pool, so it must never have to wait for one of those.
-        let audit_pool = store::connect_lazy(&DatabaseConfig {
+        let appender_db = DatabaseConfig {
             max_connections: 1,
+            read_connections: 1,
             ..config.database.clone()
-        })?;
-        let (audit, audit_task) = AuditLog::start(audit_pool, keyring.clone());
+        };
+        let (audit, audit_task) = AuditLog::start(
+            store::connect_lazy(&appender_db)?,
+            store::statement_pool(&appender_db)?,
+            keyring.clone(),
+        );
         let statements = store::statement_pool(&config.database)?;
         let auth = AuthService::new(
             pool.clone(),

@@ -23,7 +23,6 @@ mod vaults;
 
 use std::sync::Arc;
 
-use crate::store::StatementPool;
 use axum::Json;
 use axum::Router;
 use axum::response::Response;
@@ -39,6 +38,7 @@ use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditLog;
 use crate::service::auth::AuthService;
 use crate::service::org::OrgService;
+use crate::store::StatementPool;
 pub use error::ApiError;
 use error::problem_response;
 

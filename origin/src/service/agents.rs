@@ -618,11 +618,15 @@ mod tests {
             .connect_lazy("postgres://nobody@127.0.0.1:1/none")
             .unwrap();
         let keyring = Keyring::new(Arc::new(NoHsm), Arc::new(NoHsm), 1);
-        let (audit, _) = crate::service::audit::AuditLog::start(pool.clone(), keyring.clone());
         let statements = crate::store::StatementPool::new(
             "postgres://nobody@127.0.0.1:1/none".parse().unwrap(),
             1,
             Duration::from_secs(2),
+        );
+        let (audit, _) = crate::service::audit::AuditLog::start(
+            pool.clone(),
+            statements.clone(),
+            keyring.clone(),
         );
         let auth = AuthService::new(
             pool.clone(),

@@ -69,12 +69,12 @@ pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, StoreError> {
         .connect_lazy_with(connect_options(config)?))
 }
 
-/// The hot path's pool of connections for autocommit reads (see [`statements`]), as large as
-/// the main pool. Connects lazily too.
+/// A pool of connections for autocommit statements (see [`statements`]) of
+/// `config.read_connections`. Connects lazily too.
 pub fn statement_pool(config: &DatabaseConfig) -> Result<StatementPool, StoreError> {
     Ok(StatementPool::new(
         connect_options(config)?,
-        config.max_connections,
+        config.read_connections,
         config.acquire_timeout,
     ))
 }

@@ -36,8 +36,8 @@ use tokio::task::JoinHandle;
 use super::{Event, GENESIS_MAC, chain_of, link, now_micros};
 use crate::crypto::{CryptoError, Keyring};
 use crate::service::ServiceError;
-use crate::store::StoreError;
 use crate::store::audit::{self, ChainHead};
+use crate::store::{StatementPool, StoreError};
 
 /// The most requests whose events go into one transaction: large enough to absorb a burst of
 /// hundreds of connections, small enough that one batch's statement stays modest.
@@ -134,12 +134,15 @@ impl AuditTask {
 
 impl AuditLog {
     /// Starts the appender on `pool` (its own: see the module docs), sealing with `keyring`.
-    pub fn start(pool: PgPool, keyring: Keyring) -> (Self, AuditTask) {
+    /// Starts the appender on connections of its own: `pool` for the locked path's
+    /// transactions, `statements` for the one-statement appends.
+    pub fn start(pool: PgPool, statements: StatementPool, keyring: Keyring) -> (Self, AuditTask) {
         let (queue, pending) = mpsc::channel(QUEUE);
         let (stop, stopping) = watch::channel(false);
         let counts = Arc::new(Counts::default());
         let appender = Appender {
             pool,
+            statements,
             keyring,
             counts: Arc::clone(&counts),
             heads: HashMap::new(),
@@ -192,7 +195,10 @@ impl AuditLog {
 
 /// The task's side: where and how it writes.
 struct Appender {
+    /// For the locked path's transaction.
     pool: PgPool,
+    /// For the one-statement fast path: no ping when the connection comes back.
+    statements: StatementPool,
     keyring: Keyring,
     counts: Arc<Counts>,
     /// The heads this appender left its chains at (they may have moved since).
@@ -295,10 +301,9 @@ impl Appender {
             .mac_with(move |mac| link(events, &known, created_at, mac))
             .await
             .map_err(hsm_failure)?;
-        let mut conn = self.pool.acquire().await.map_err(store_failure)?;
-        let stored = audit::append_if_current(&mut conn, &rows, &expected)
-            .await
-            .map_err(store_failure)?;
+        let mut lease = self.statements.acquire().await.map_err(store_failure)?;
+        let stored = audit::append_if_current(lease.conn(), &rows, &expected).await;
+        let stored = lease.finish(stored).map_err(store_failure)?;
         if stored {
             self.remember(&rows);
         }
