@@ -135,29 +135,6 @@ pid_of() { # NAME
     return 1
 }
 
-wait_http() { # NAME URL SECONDS: until the URL answers with any HTTP status
-    local i code pid
-    pid=$(pid_of "$1")
-    for ((i = 0; i < $3 * 2; i++)); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2" || true)
-        [ "$code" != 000 ] && [ -n "$code" ] && return 0
-        kill -0 "$pid" 2>/dev/null || die "$1 exited before it answered; see $LOG_DIR/$1.log"
-        sleep 0.5
-    done
-    die "$1 did not answer on $2 within $3 s; see $LOG_DIR/$1.log"
-}
-
-free_port() { # FIRST: the first port from FIRST on that nothing listens on
-    local p
-    for ((p = $1; p < $1 + 100; p++)); do
-        if ! port_answers "$p"; then
-            printf '%s\n' "$p"
-            return 0
-        fi
-    done
-    die "no free port in $1..$(($1 + 99))"
-}
-
 metric() { printf '%s\t%s\n' "$1" "$2" >>"$METRICS"; } # KEY JSON_VALUE
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +225,7 @@ start_origin() {
     origin_env "$ORIGIN_PORT"
     "$ORIGIN_BIN" migrate >"$LOG_DIR/migrate.log" 2>&1 || die "migrate failed; see $LOG_DIR/migrate.log"
     start_bg origin "$ORIGIN_BIN" serve
-    wait_http origin "http://127.0.0.1:$ORIGIN_PORT/v1/health" 60
+    wait_http origin "http://127.0.0.1:$ORIGIN_PORT/v1/health" 60 "$(pid_of origin)"
     metric rss_kib_start "$(rss_kib "$(pid_of origin)")"
 }
 
@@ -276,7 +253,7 @@ start_edge() {
         --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" \
         --var "ORIGIN_SHARED_SECRET:$EDGE_SHARED_SECRET" \
         "${args[@]}" --persist-to "$RUN_DIR/wrangler-state"
-    wait_http edge "http://127.0.0.1:$EDGE_PORT/v1/health" 120
+    wait_http edge "http://127.0.0.1:$EDGE_PORT/v1/health" 120 "$(pid_of edge)"
 }
 
 # The floor: a Worker that only answers "ok", under the same wrangler and flags.
@@ -289,7 +266,7 @@ start_trivial() {
         "$dir/worker.js" "${date:-2026-04-01}" >"$dir/wrangler.toml"
     start_bg trivial "$OXVAULT_WRANGLER" dev --config "$dir/wrangler.toml" \
         --local --ip 127.0.0.1 --port "$TRIVIAL_PORT" --inspector-port "$TRIVIAL_INSPECTOR_PORT" --log-level "$WRANGLER_LOG_LEVEL" --persist-to "$dir/state"
-    wait_http trivial "http://127.0.0.1:$TRIVIAL_PORT/" 120
+    wait_http trivial "http://127.0.0.1:$TRIVIAL_PORT/" 120 "$(pid_of trivial)"
 }
 
 # OpenBao as its users run it: raft storage, a file audit device declared in the config
@@ -317,7 +294,7 @@ cluster_addr  = "http://127.0.0.1:$BAO_CLUSTER_PORT"
 ui            = false
 EOF
     start_bg openbao "$BAO" server -config="$dir/config.hcl"
-    wait_http openbao "http://127.0.0.1:$BAO_PORT/v1/sys/health" 60
+    wait_http openbao "http://127.0.0.1:$BAO_PORT/v1/sys/health" 60 "$(pid_of openbao)"
 }
 
 seed_oxvault() {
@@ -459,7 +436,7 @@ measure_sql() {
     start_bg origin-sql "$ORIGIN_BIN" serve
     DATABASE_URL=$main_db
     origin_env "$ORIGIN_PORT"
-    wait_http origin-sql "http://127.0.0.1:$probe_port/v1/health" 60
+    wait_http origin-sql "http://127.0.0.1:$probe_port/v1/health" 60 "$(pid_of origin-sql)"
     out=$(python3 "$HELPER" sql-per-read --origin "http://127.0.0.1:$probe_port" \
         --state "$RUN_DIR/state.json" --counter-file "$RUN_DIR/pgcount.json" --reads 500)
     # A process that has served reads only (no login's Argon2 memory): RSS for comparison.

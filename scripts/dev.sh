@@ -69,17 +69,6 @@ start_bg() { # NAME CMD...
     NAMES+=("$name")
 }
 
-wait_http() { # NAME URL SECONDS PID: until the URL answers with any HTTP status
-    local i code
-    for ((i = 0; i < $3 * 2; i++)); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2" || true)
-        [ "$code" != 000 ] && [ -n "$code" ] && return 0
-        kill -0 "$4" 2>/dev/null || die "$1 exited before it answered; see $LOG_DIR/$1.log"
-        sleep 0.5
-    done
-    die "$1 did not answer on $2 within $3 s; see $LOG_DIR/$1.log"
-}
-
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL.
 
@@ -87,17 +76,6 @@ pg_bin_dir() {
     local d
     d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
     [ -n "$d" ] && [ -x "$d/initdb" ] && printf '%s\n' "$d"
-}
-
-free_port() { # FIRST: the first port from FIRST on that nothing listens on
-    local p
-    for ((p = $1; p < $1 + 100; p++)); do
-        port_answers "$p" || {
-            printf '%s\n' "$p"
-            return 0
-        }
-    done
-    die "no free port in $1..$(($1 + 99))"
 }
 
 ensure_database() { # PORT: create the dev database on 127.0.0.1:PORT if it is missing

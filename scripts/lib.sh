@@ -274,6 +274,31 @@ origin_bin() { printf '%s/%s/oxvault-origin\n' "$CARGO_TARGET_DIR" "$1"; }
 # port_answers PORT: something accepts TCP connections on 127.0.0.1:PORT.
 port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# free_port FIRST: the first port from FIRST on that nothing listens on.
+free_port() {
+    local p
+    for ((p = $1; p < $1 + 100; p++)); do
+        port_answers "$p" || {
+            printf '%s\n' "$p"
+            return 0
+        }
+    done
+    die "no free port in $1..$(($1 + 99))"
+}
+
+# wait_http NAME URL SECONDS PID: until the URL answers with any HTTP status; dies early when
+# process PID (NAME, logging to $LOG_DIR/NAME.log) exits first.
+wait_http() {
+    local i code
+    for ((i = 0; i < $3 * 2; i++)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2" || true)
+        [ "$code" != 000 ] && [ -n "$code" ] && return 0
+        kill -0 "$4" 2>/dev/null || die "$1 exited before it answered; see $LOG_DIR/$1.log"
+        sleep 0.5
+    done
+    die "$1 did not answer on $2 within $3 s; see $LOG_DIR/$1.log"
+}
+
 pg_answers() { # HOST PORT
     if command -v pg_isready >/dev/null 2>&1; then
         pg_isready -q -h "$1" -p "$2" -t 3
