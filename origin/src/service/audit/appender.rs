@@ -295,12 +295,7 @@ impl Appender {
         known: HashMap<uuid::Uuid, ChainHead>,
     ) -> Result<bool, Failure> {
         let expected = known.iter().map(|(id, head)| (*id, head.seq)).collect();
-        let created_at = now_micros();
-        let rows = self
-            .keyring
-            .mac_with(move |mac| link(events, &known, created_at, mac))
-            .await
-            .map_err(hsm_failure)?;
+        let rows = self.link_and_mac(events, known).await?;
         let mut lease = self.statements.acquire().await.map_err(store_failure)?;
         let stored = audit::append_if_current(lease.conn(), &rows, &expected).await;
         let stored = lease.finish(stored).map_err(store_failure)?;
@@ -320,18 +315,26 @@ impl Appender {
         let heads = audit::lock_heads(&mut tx, chains, &GENESIS_MAC)
             .await
             .map_err(store_failure)?;
-        let created_at = now_micros();
-        let rows = self
-            .keyring
-            .mac_with(move |mac| link(events, &heads, created_at, mac))
-            .await
-            .map_err(hsm_failure)?;
+        let rows = self.link_and_mac(events, heads).await?;
         audit::append_all(&mut tx, &rows)
             .await
             .map_err(store_failure)?;
         tx.commit().await.map_err(store_failure)?;
         self.remember(&rows);
         Ok(())
+    }
+
+    /// Links `events` onto `heads` and MACs them, in one HSM call: the rows to store.
+    async fn link_and_mac(
+        &self,
+        events: Vec<Event>,
+        heads: HashMap<uuid::Uuid, ChainHead>,
+    ) -> Result<Vec<audit::EventRow>, Failure> {
+        let created_at = now_micros();
+        self.keyring
+            .mac_with(move |mac| link(events, &heads, created_at, mac))
+            .await
+            .map_err(hsm_failure)
     }
 
     fn remember(&mut self, rows: &[crate::store::audit::EventRow]) {
