@@ -273,6 +273,20 @@ pub struct InviteMemberResponse {
     pub email: String,
 }
 
+/// `POST /v1/org/invitations/accept`: the token from the invitation mail.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AcceptInvitationRequest {
+    /// `oiv_...`, as the mail gives it.
+    pub token: String,
+}
+
+impl std::fmt::Debug for AcceptInvitationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcceptInvitationRequest")
+            .finish_non_exhaustive()
+    }
+}
+
 /// `GET /v1/auth/jwt-public-key`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JwtPublicKeyResponse {

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
+pub mod scope;
 pub mod secret_path;
 pub mod share;
 pub mod vault;

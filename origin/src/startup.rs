@@ -22,6 +22,7 @@ use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::{AuditLog, AuditTask};
 use crate::service::auth::{AuthService, AuthSettings};
 use crate::service::google::GoogleVerifier;
+use crate::service::invitations::InvitationService;
 use crate::service::org::OrgService;
 use crate::service::passwords::Passwords;
 use crate::service::tokens::Tokens;
@@ -129,7 +130,13 @@ impl Application {
         Ok(Self {
             listener,
             state: AppState {
-                org: OrgService::new(pool.clone(), audit.clone(), config.public_url.clone()),
+                org: OrgService::new(pool.clone(), audit.clone()),
+                invitations: InvitationService::new(
+                    pool.clone(),
+                    audit.clone(),
+                    auth.clone(),
+                    config.public_url.clone(),
+                ),
                 api_keys: ApiKeyService::new(pool.clone(), auth.clone()),
                 edge_trust: http::client::EdgeTrust::new(
                     config.edge_shared_secret.as_ref(),

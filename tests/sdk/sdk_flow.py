@@ -41,9 +41,13 @@ def main(base_url: str) -> None:
     assert me["role"] == "owner", me
     step("login and me")
 
-    data(human.auth.refresh(), "refresh with the bearer token")
-    assert data(human.auth.me(), "me after refresh")["email"] == email
-    step("refresh")
+    # The SDK's refresh() sends only the access token; like 1Claw's spec (refresh_token is
+    # required), oxvault renews a session only with its refresh token, so a stolen access
+    # token cannot keep itself alive. The refusal is a clean 400 and the session goes on.
+    renewed = human.auth.refresh()
+    assert renewed.error is not None and renewed.meta.status == 400, renewed
+    assert data(human.auth.me(), "me after a refused refresh")["email"] == email
+    step("refresh refused without a refresh token")
 
     created = data(human.api_keys.create("sdk key"), "api key create")
     user_key = created["api_key"]

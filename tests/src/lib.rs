@@ -30,7 +30,7 @@ pub use edge::{Edge, EdgeSettings, GENEROUS_LIMITS};
 pub use origin::{Origin, OriginSettings};
 pub use smtp::{ReceivedMail, SmtpListener, SmtpSettings, TempFailure};
 pub use softhsm::SoftHsmToken;
-pub use stack::{PASSWORD, Session, TestStack};
+pub use stack::{PASSWORD, Session, TestStack, invitation_token_in};
 
 use std::path::PathBuf;
 

@@ -245,7 +245,8 @@ impl TestStack {
         me["id"].as_str().expect("user id").to_owned()
     }
 
-    /// A `member` of `owner`'s org, signed up after an invitation: its session and user id.
+    /// A `member` of `owner`'s org: invited, signed up (in an org of its own), then moved in by
+    /// accepting the mailed token. Its session in the owner's org and its user id.
     pub async fn invite_member(&self, owner: &Session, email: &str) -> (Session, String) {
         let (status, body) = self
             .call(
@@ -256,9 +257,54 @@ impl TestStack {
             )
             .await;
         assert_eq!(status, reqwest::StatusCode::OK, "{body}");
-        let session = self.signup(email).await;
+        let invited = self.signup(email).await;
+        let token = self.invitation_token(email).await;
+        let session = self.accept_invitation(&invited, &token).await;
         let id = self.user_id(&session.access_token).await;
         (session, id)
+    }
+
+    /// The token of the newest invitation mail queued for `email`, read from the outbox as
+    /// the mail relay would (stacks without a relay keep the body there).
+    pub async fn invitation_token(&self, email: &str) -> String {
+        use sqlx::Connection as _;
+        let mut db = sqlx::PgConnection::connect(self.database.url())
+            .await
+            .expect("test database");
+        let body: String = sqlx::query_scalar(
+            "SELECT body_text FROM mail_outbox WHERE kind = 'invite' AND recipient = $1 \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(email.trim().to_lowercase())
+        .fetch_one(&mut db)
+        .await
+        .expect("an invitation mail with its body");
+        invitation_token_in(&body)
+    }
+
+    /// Accepts an invitation as `session`; panics unless it succeeds. The session in the new
+    /// org (the old one ended).
+    pub async fn accept_invitation(&self, session: &Session, token: &str) -> Session {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/org/invitations/accept",
+                &session.access_token,
+                Some(json!({ "token": token })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        Session {
+            email: session.email.clone(),
+            access_token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+        }
     }
 
     /// Creates an agent as the holder of `token` with `body` (at least `name`) and exchanges
@@ -292,4 +338,13 @@ impl TestStack {
     pub async fn create_agent(&self, token: &str, name: &str) -> (String, String) {
         self.create_agent_with(token, json!({"name": name})).await
     }
+}
+
+/// The `oiv_` token in an invitation mail's text.
+pub fn invitation_token_in(body: &str) -> String {
+    let start = body.find("oiv_").expect("an oiv_ token in the mail");
+    body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        .collect()
 }

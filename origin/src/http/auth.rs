@@ -2,7 +2,6 @@
 //! the public key that verifies access tokens (`/.well-known/jwks.json`).
 
 use axum::Json;
-use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::StatusCode;
 use oxvault_core::auth::{
@@ -79,32 +78,30 @@ async fn logout(
 
 /// Exchange a refresh token for a new access token and a new refresh token.
 ///
-/// With no body, the bearer access token is renewed within its session instead (what the
-/// official SDK's `auth.refresh()` sends); no refresh token is issued then.
+/// Only the refresh token renews a session: an access token alone (what the official SDK's
+/// bodyless `auth.refresh()` sends) is refused, so a stolen 15-minute token cannot be kept
+/// alive for the session's 30 days.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "Authentication", operation_id = "refreshToken",
-    security(()), request_body(content = RefreshRequest, description = "Optional: without it the bearer token is renewed"),
+    security(()), request_body = RefreshRequest,
     responses(
         (status = 200, description = "Rotated", body = TokenResponse),
+        (status = 400, description = "No JSON body with a refresh_token", body = ProblemDetails),
         (status = 401, description = "Unknown, spent or revoked refresh token", body = ProblemDetails),
         (status = 503, description = "The sign-in could not be put on the audit record; nothing was done", body = ProblemDetails),
     ))]
 async fn refresh(
     State(state): State<AppState>,
-    parts: axum::http::request::Parts,
+    client: ClientContext,
     body: axum::body::Bytes,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        let mut parts = parts;
-        let principal = Principal::from_request_parts(&mut parts, &state).await?;
-        return Ok(Json(state.auth.renew(&principal).await?));
-    }
+    // Parsed by hand: whatever is wrong with the body (none, not JSON, wrong type), the answer
+    // is the same 400, whatever Content-Type came with it.
     let request: RefreshRequest = serde_json::from_slice(&body).map_err(|_| {
         ApiError::client(
             ProblemKind::BadRequest,
-            "the body must be JSON with a refresh_token",
+            "a JSON body with the refresh_token is required; an access token cannot renew itself",
         )
     })?;
-    let client = ClientContext::of(&parts, &state.edge_trust);
     Ok(Json(state.auth.refresh(request, client.ip).await?))
 }
 

@@ -17,13 +17,15 @@ use crate::service::principal::Principal;
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
-/// Authenticates `token` and notes the request's client address on the principal.
+/// Authenticates `token`, refuses a scoped session that the route's scope does not cover
+/// (see [`super::scopes`]), and notes the request's client address on the principal.
 async fn authenticate(
     parts: &Parts,
     state: &AppState,
     token: &str,
 ) -> Result<Principal, ServiceError> {
     let mut principal = state.auth.authenticate(token).await?;
+    super::scopes::check(parts, &principal)?;
     principal.client_ip = ClientContext::of(parts, &state.edge_trust).ip;
     // Billing meters the request as this principal's (see super::metering).
     super::metering::note_caller(parts, &principal);
@@ -57,7 +59,8 @@ impl FromRequestParts<AppState> for Principal {
 /// The authenticated caller when a valid bearer token came with the request, else `None`:
 /// for public routes that answer more to some callers (share reads). A token that does not
 /// authenticate counts as no token, so such a route answers alike whatever is wrong with it;
-/// an outage (HSM, database) is still an error, not an anonymous caller.
+/// an outage (HSM, database) is still an error, not an anonymous caller, and so is a session
+/// whose scopes do not cover the route (403).
 #[derive(Debug, Clone)]
 pub struct OptionalPrincipal(pub Option<Principal>);
 

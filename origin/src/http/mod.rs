@@ -16,6 +16,7 @@ mod openapi;
 mod org;
 mod policies;
 mod request_id;
+mod scopes;
 mod secrets;
 mod shares;
 pub mod throttle;
@@ -37,6 +38,7 @@ use crate::crypto::Keyring;
 use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditLog;
 use crate::service::auth::AuthService;
+use crate::service::invitations::InvitationService;
 use crate::service::org::OrgService;
 use crate::store::StatementPool;
 pub use error::ApiError;
@@ -53,6 +55,7 @@ pub struct AppState {
     pub audit: AuditLog,
     pub auth: AuthService,
     pub org: OrgService,
+    pub invitations: InvitationService,
     pub api_keys: ApiKeyService,
     /// Whether a request comes from the edge, and so whose client address to believe.
     pub edge_trust: client::EdgeTrust,
@@ -67,7 +70,8 @@ pub struct AppState {
 /// The whole HTTP application: every module's routes, the OpenAPI document, and the shared
 /// middleware (request id + access log, panic catching, usage metering, RFC 7807 fallbacks).
 pub fn router(state: AppState) -> Router {
-    let (routes, api) = api_routes().split_for_parts();
+    let (routes, mut api) = api_routes().split_for_parts();
+    scopes::show_in_document(&mut api);
     let api = Arc::new(api);
     routes
         .route(
@@ -125,5 +129,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The generated OpenAPI document, for tools that want it without a running server.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut api = api_routes().into_openapi();
+    scopes::show_in_document(&mut api);
+    api
 }

@@ -105,12 +105,40 @@ pub(crate) fn parse_role(text: &str) -> Result<Role, ServiceError> {
         .map_err(|_| ServiceError::internal(StoreError::Conflict(format!("unknown role {text:?}"))))
 }
 
-fn random_token(prefix: &str) -> Result<String, ServiceError> {
+pub(crate) fn random_token(prefix: &str) -> Result<String, ServiceError> {
     let mut bytes = [0u8; 32];
     OsRng
         .try_fill_bytes(&mut bytes)
         .map_err(ServiceError::internal)?;
     Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// What a take-over ended.
+#[derive(Debug)]
+struct Takeover {
+    revoked_keys: u64,
+    deactivated_agents: Vec<Uuid>,
+}
+
+/// Hands `user` to the proven owner of its address (Google sub `google_sub`): links the
+/// Google account, clears the password, marks the address verified, moves the token version
+/// on, and ends every session, personal key and agent the account had.
+async fn take_over(
+    tx: &mut sqlx::PgConnection,
+    user: &UserRow,
+    google_sub: &str,
+) -> Result<Takeover, ServiceError> {
+    if user.google_sub.is_none() {
+        users::set_google_sub(tx, user.id, google_sub).await?;
+    }
+    users::take_over(tx, user.id).await?;
+    sessions::revoke_other_sessions(tx, user.id, None).await?;
+    let revoked_keys = store::api_keys::revoke_all_of_user(tx, user.id).await?;
+    let deactivated_agents = store::agents::deactivate_created_by(tx, user.id).await?;
+    Ok(Takeover {
+        revoked_keys,
+        deactivated_agents,
+    })
 }
 
 /// SHA-256 of a token, as stored: a stolen table holds nothing usable.
@@ -258,8 +286,8 @@ impl AuthService {
         &self.passwords
     }
 
-    /// Creates a user. With an open invitation for the email the user joins that org with the
-    /// invited role; otherwise a new org is created with the user as its owner.
+    /// Creates a user in a new org of their own. A pending invitation for the address changes
+    /// nothing: it is redeemed only with its mailed token, once signed in.
     pub async fn signup(
         &self,
         request: SignupRequest,
@@ -344,8 +372,13 @@ impl AuthService {
     }
 
     /// Google sign-in: a verified id_token opens a session for the user linked to that Google
-    /// account; else links it to the account with the same (Google-verified) email; else
-    /// creates a user and an org (or joins an invited org), without a password.
+    /// account, else for the account with the same (Google-verified) email, else for a new
+    /// user in a new org of their own, without a password.
+    ///
+    /// An account whose address nobody has proven yet (a password sign-up) is not simply
+    /// linked: whoever made it may not own the address (account pre-hijacking). It is taken
+    /// over for the address's proven owner: its password is cleared and every session, key
+    /// and agent it made ends, so nothing its maker set up keeps a way in.
     ///
     /// Refusals name no org: an id_token that does not verify says nothing trustworthy about
     /// whose it is.
@@ -377,30 +410,57 @@ impl AuthService {
             }
         };
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let user = match users::find_by_google_sub(&mut tx, &identity.sub).await? {
-            Some(user) => user,
-            None => match users::find_by_email(&mut tx, email.as_str()).await? {
-                Some(user) => {
-                    users::set_google_sub(&mut tx, user.id, &identity.sub).await?;
-                    user
-                }
-                None => {
-                    let display_name = identity.name.clone().unwrap_or_default();
-                    self.create_user(&mut tx, &email, &display_name, None, Some(&identity.sub))
-                        .await?
-                }
-            },
+        let existing = match users::find_by_google_sub(&mut tx, &identity.sub).await? {
+            Some(user) => Some(user),
+            None => users::find_by_email(&mut tx, email.as_str()).await?,
         };
+        let (user, takeover) = match existing {
+            Some(user) if user.email_verified_at.is_some() => {
+                if user.google_sub.is_none() {
+                    users::set_google_sub(&mut tx, user.id, &identity.sub).await?;
+                }
+                (user, None)
+            }
+            Some(user) => {
+                let takeover = take_over(&mut tx, &user, &identity.sub).await?;
+                (user, Some(takeover))
+            }
+            None => {
+                let display_name = identity.name.clone().unwrap_or_default();
+                let user = self
+                    .create_user(&mut tx, &email, &display_name, None, Some(&identity.sub))
+                    .await?;
+                (user, None)
+            }
+        };
+        // The account as it is now (a take-over moved its token version on).
+        let user = users::find_by_id(&mut tx, user.id)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
         let session = self
             .open_session(&mut tx, &user, SessionKind::Login)
             .await?;
-        let event = auth_success(Method::Google, "user", user_target(&user), ip);
+        let mut event = auth_success(Method::Google, "user", user_target(&user), ip);
+        if let Some(takeover) = takeover {
+            tracing::warn!(user_id = %user.id, "Google sign-in took over an unverified account");
+            event = event
+                .detail("account_takeover", true)
+                .detail("revoked_api_keys", takeover.revoked_keys)
+                .detail(
+                    "deactivated_agents",
+                    takeover
+                        .deactivated_agents
+                        .iter()
+                        .map(Uuid::to_string)
+                        .collect::<Vec<_>>(),
+                );
+        }
         self.audit.commit(tx, event).await?;
         Ok(session)
     }
 
-    /// Creates a user in the invited org (with the invited role) or in a new org of their
-    /// own (as owner).
+    /// Creates a user in a new org of their own, as its owner. Joining another org takes an
+    /// invitation's mailed token (`OrgService::accept_invitation`), never a sign-up alone.
     async fn create_user(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -410,19 +470,14 @@ impl AuthService {
         google_sub: Option<&str>,
     ) -> Result<UserRow, ServiceError> {
         let user_id = Uuid::new_v4();
-        let (org_id, role) = match store::invites::take_open_invite(tx, email.as_str()).await? {
-            Some(invite) => (invite.org_id, invite.role),
-            None => {
-                let org_id = Uuid::new_v4();
-                let org_name = if display_name.is_empty() {
-                    format!("{}'s org", email.local_part())
-                } else {
-                    format!("{display_name}'s org")
-                };
-                users::insert_org(tx, org_id, &org_name).await?;
-                (org_id, Role::Owner.as_str().to_owned())
-            }
+        let org_id = Uuid::new_v4();
+        let org_name = if display_name.is_empty() {
+            format!("{}'s org", email.local_part())
+        } else {
+            format!("{display_name}'s org")
         };
+        users::insert_org(tx, org_id, &org_name).await?;
+        let role = Role::Owner.as_str();
         let inserted = users::insert_user(
             tx,
             &NewUser {
@@ -432,7 +487,9 @@ impl AuthService {
                 display_name,
                 password_hash,
                 google_sub,
-                role: &role,
+                role,
+                // Only Google vouches for an address at sign-up.
+                email_verified: google_sub.is_some(),
             },
         )
         .await;
@@ -511,35 +568,6 @@ impl AuthService {
             token_type: "Bearer".into(),
             expires_in: ttl_secs(self.settings.access_ttl),
             refresh_token: Some(refresh_token),
-        })
-    }
-
-    /// A new access token in the caller's (live) session, for clients that renew with the
-    /// access token itself rather than a refresh token.
-    pub async fn renew(&self, principal: &Principal) -> Result<TokenResponse, ServiceError> {
-        let user_id = principal.require_user()?;
-        let session = principal
-            .session
-            .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let user = users::find_in_org(&mut tx, *principal.org.as_uuid(), *user_id.as_uuid())
-            .await?
-            .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
-        let access_token = self
-            .user_access_token(&user, session, principal.scopes.clone())
-            .await?;
-        let event = auth_success(
-            Method::Refresh,
-            "user",
-            user_target(&user),
-            principal.client_ip,
-        );
-        self.audit.commit(tx, event).await?;
-        Ok(TokenResponse {
-            access_token,
-            token_type: "Bearer".into(),
-            expires_in: ttl_secs(self.settings.access_ttl),
-            refresh_token: None,
         })
     }
 

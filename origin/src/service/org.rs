@@ -8,20 +8,12 @@
 //! A role change bumps the member's token version and a removal deletes the user row (its
 //! sessions go with it), so the member's tokens stop working on the next request.
 //!
-//! An invitation queues its mail in the outbox in the same transaction, so the mail exists
-//! exactly when the invitation does; `crate::mail` delivers it.
+//! Invitations live in [`super::invitations`].
 //!
-//! Audit: `member.role_change` (old and new role), `member.remove` and `member.invite` (the
-//! role; the invited address is the event's resource id, and goes nowhere else on the
-//! record) commit with the act.
+//! Audit: `member.role_change` (old and new role) and `member.remove` commit with the act.
 
-use chrono::{DateTime, Utc};
-use oxvault_core::auth::{
-    InviteMemberRequest, InviteMemberResponse, OrgMemberListResponse, OrgMemberResponse,
-    UpdateMemberRoleRequest,
-};
+use oxvault_core::auth::{OrgMemberListResponse, OrgMemberResponse, UpdateMemberRoleRequest};
 use oxvault_core::claims::Role;
-use oxvault_core::email::Email;
 use oxvault_core::ids::UserId;
 use sqlx::PgPool;
 
@@ -29,14 +21,11 @@ use super::ServiceError;
 use super::audit::{AuditLog, Event};
 use super::auth::{auth_method, parse_role};
 use super::principal::Principal;
-use crate::store::outbox::{self, NewMail};
+use crate::store::StoreError;
 use crate::store::users::{self, UserRow};
-use crate::store::{StoreError, invites};
 
-/// How long an invitation stays open.
-const INVITE_TTL: chrono::Duration = chrono::Duration::days(7);
-
-const ONLY_OWNERS_MANAGE_OWNERS: &str = "only an owner can grant, remove or invite an owner";
+pub(super) const ONLY_OWNERS_MANAGE_OWNERS: &str =
+    "only an owner can grant, remove or invite an owner";
 
 /// Members and invitations; cheap to clone.
 #[derive(Debug, Clone)]
@@ -44,17 +33,11 @@ pub struct OrgService {
     pool: PgPool,
     /// Seals the audit events of membership changes.
     audit: AuditLog,
-    /// Where people reach oxvault (`Config::public_url`): invitation mails point there.
-    public_url: String,
 }
 
 impl OrgService {
-    pub fn new(pool: PgPool, audit: AuditLog, public_url: String) -> Self {
-        Self {
-            pool,
-            audit,
-            public_url,
-        }
+    pub fn new(pool: PgPool, audit: AuditLog) -> Self {
+        Self { pool, audit }
     }
 
     /// Every member of the caller's org. Any user may list; agents may not.
@@ -142,128 +125,6 @@ impl OrgService {
         tracing::info!(org_id = %org_id, user_id = %user.id, by = %caller, "member removed");
         Ok(())
     }
-
-    /// Records an invitation, redeemed when the address signs up, and queues the mail that
-    /// tells the address. Re-inviting replaces the org's own open invitation (and mails
-    /// again); an address with an account, or with an open invitation from another org, is
-    /// refused, so no org can take over an invitation another org sent.
-    pub async fn invite(
-        &self,
-        principal: &Principal,
-        request: InviteMemberRequest,
-    ) -> Result<InviteMemberResponse, ServiceError> {
-        let caller = principal.require_manager()?;
-        let role = request.role.unwrap_or(Role::Member);
-        if role == Role::Owner && principal.role != Some(Role::Owner) {
-            return Err(ServiceError::Forbidden(ONLY_OWNERS_MANAGE_OWNERS));
-        }
-        let email = Email::parse(&request.email)
-            .map_err(|err| ServiceError::Invalid(format!("email: {err}")))?;
-        let org_id = *principal.org.as_uuid();
-
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let open = invites::lock_open_invite(&mut tx, email.as_str()).await?;
-        if users::find_by_email(&mut tx, email.as_str())
-            .await?
-            .is_some()
-        {
-            return Err(ServiceError::Conflict(
-                "an account with this email already exists".into(),
-            ));
-        }
-        if open.is_some_and(|other| other != org_id) {
-            return Err(ServiceError::Conflict(
-                "this email already has an open invitation from another organization".into(),
-            ));
-        }
-        let expires_at = Utc::now() + INVITE_TTL;
-        invites::upsert_invite(
-            &mut tx,
-            org_id,
-            email.as_str(),
-            role.as_str(),
-            *caller.as_uuid(),
-            expires_at,
-        )
-        .await?;
-        let org_name = users::org_name(&mut tx, org_id).await?;
-        let mail = invitation_mail(
-            org_name.as_deref(),
-            role,
-            email.as_str(),
-            &self.public_url,
-            expires_at,
-        );
-        outbox::enqueue(
-            &mut tx,
-            &NewMail {
-                org_id: Some(org_id),
-                kind: "invite",
-                recipient: email.as_str(),
-                subject: &mail.subject,
-                body_text: &mail.body,
-                share_fingerprint: None,
-            },
-        )
-        .await?;
-        let event = Event::by(principal, "member.invite")
-            .on("invite", email.as_str())
-            .detail("role", role.as_str());
-        self.audit.commit(tx, event).await?;
-        // The address is personal data: the log names the org, the inviter and the role only.
-        tracing::info!(org_id = %org_id, by = %caller, role = %role, "invitation recorded");
-        Ok(InviteMemberResponse {
-            message: "invitation created; it is redeemed when the address signs up".into(),
-            email: email.to_string(),
-        })
-    }
-}
-
-/// The words of an invitation mail.
-#[derive(Debug)]
-struct InvitationMail {
-    subject: String,
-    body: String,
-}
-
-/// The invitation mail for `email`, invited with `role` into the org named `org` (when
-/// known). The org name is chosen by its members, so it is kept on one line.
-fn invitation_mail(
-    org: Option<&str>,
-    role: Role,
-    email: &str,
-    public_url: &str,
-    expires_at: DateTime<Utc>,
-) -> InvitationMail {
-    let org = org
-        .map(|name| {
-            name.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect::<String>()
-        })
-        .filter(|name| !name.trim().is_empty());
-    let (subject, joining) = match &org {
-        Some(name) => (
-            format!("You're invited to {} on oxvault", name.trim()),
-            format!("the organization \"{}\"", name.trim()),
-        ),
-        None => (
-            "You're invited to an organization on oxvault".to_owned(),
-            "an organization".to_owned(),
-        ),
-    };
-    let expires = expires_at.format("%Y-%m-%d %H:%M UTC");
-    let body = format!(
-        "You have been invited to join {joining} on oxvault, a secrets vault, as {role}.\n\
-         \n\
-         To accept, sign up with this email address ({email}) at:\n\
-         \n\
-         {public_url}\n\
-         \n\
-         The invitation expires on {expires}. If you did not expect it, ignore this message:\n\
-         nothing happens unless you sign up.\n"
-    );
-    InvitationMail { subject, body }
 }
 
 /// A user row as a member body.
@@ -347,63 +208,6 @@ mod tests {
         assert!(check_role_change(true, 2, Owner, Admin).is_ok());
         assert!(conflict(check_role_change(true, 1, Owner, Member)));
         assert!(conflict(check_role_change(true, 0, Owner, Admin)));
-    }
-
-    #[test]
-    fn an_invitation_mail_names_the_org_the_role_the_address_and_where_to_sign_up() {
-        let expires = DateTime::parse_from_rfc3339("2026-12-05T10:30:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let mail = invitation_mail(
-            Some("Acme's org"),
-            Role::Admin,
-            "eve@example.com",
-            "https://vault.example.com",
-            expires,
-        );
-        assert_eq!(mail.subject, "You're invited to Acme's org on oxvault");
-        assert!(mail.body.contains("\"Acme's org\""), "{}", mail.body);
-        assert!(mail.body.contains("as admin."), "{}", mail.body);
-        assert!(mail.body.contains("(eve@example.com)"), "{}", mail.body);
-        assert!(
-            mail.body.contains("\nhttps://vault.example.com\n"),
-            "{}",
-            mail.body
-        );
-        assert!(mail.body.contains("2026-12-05 10:30 UTC"), "{}", mail.body);
-    }
-
-    #[test]
-    fn an_org_name_with_line_breaks_stays_on_one_line_and_a_blank_one_is_left_out() {
-        let expires = Utc::now();
-        let mail = invitation_mail(
-            Some("Evil\r\nBcc: x@evil.example"),
-            Role::Member,
-            "a@example.com",
-            "http://127.0.0.1:8787",
-            expires,
-        );
-        assert!(!mail.subject.contains(['\r', '\n']), "{}", mail.subject);
-        let mail = invitation_mail(
-            Some(" \n "),
-            Role::Member,
-            "a@example.com",
-            "http://127.0.0.1:8787",
-            expires,
-        );
-        assert_eq!(mail.subject, "You're invited to an organization on oxvault");
-        let mail = invitation_mail(
-            None,
-            Role::Member,
-            "a@example.com",
-            "http://127.0.0.1:8787",
-            expires,
-        );
-        assert!(
-            mail.body.contains("join an organization on"),
-            "{}",
-            mail.body
-        );
     }
 
     #[test]

@@ -754,7 +754,8 @@ impl SecretsService {
         Ok(())
     }
 
-    /// Deletes `raw_path` (later reads answer 410).
+    /// Deletes `raw_path` for good: its versions are erased and its shares revoked; later
+    /// reads answer 410, and a new write starts a new secret from version 1.
     pub async fn delete(
         &self,
         principal: &Principal,
@@ -773,7 +774,7 @@ impl SecretsService {
         let Some(secret) = live else {
             return Err(ServiceError::NotFound("secret"));
         };
-        if !secrets::mark_deleted(&mut tx, vault.id, path.as_str()).await? {
+        if !secrets::end_secret(&mut tx, secret.secret_id).await? {
             return Err(ServiceError::NotFound("secret"));
         }
         let event = secret_event(

@@ -234,6 +234,23 @@ pub async fn deactivate_in_org(
     Ok(done.rows_affected() == 1)
 }
 
+/// Deactivates every active agent `user_id` created (their tokens die with the version bump);
+/// returns their ids.
+#[tracing::instrument(skip(conn))]
+pub async fn deactivate_created_by(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE agents SET is_active = false, token_version = token_version + 1, \
+                           updated_at = now() \
+         WHERE created_by = $1 AND is_active RETURNING id",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Replaces the agent's key and bumps its token version in one statement: the old key and
 /// every token minted with it stop working together. `false` when the org has no such agent.
 #[tracing::instrument(skip(conn, key_prefix, key_hash))]

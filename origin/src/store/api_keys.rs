@@ -175,6 +175,19 @@ pub async fn revoke(
     Ok(done.rows_affected() == 1)
 }
 
+/// Revokes every key of a user, whatever its org; returns how many were live. Their sessions
+/// end with the user's (see `sessions::revoke_other_sessions`).
+#[tracing::instrument(skip(conn))]
+pub async fn revoke_all_of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Revokes every session opened by exchanging the key, so the access tokens minted from it
 /// stop at once.
 #[tracing::instrument(skip(conn))]

@@ -1,4 +1,4 @@
-//! Invitations to join an org, redeemed at sign-up.
+//! Invitations to join an org, redeemed with the token their mail carries.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -6,79 +6,70 @@ use uuid::Uuid;
 
 use super::StoreError;
 
-/// An open invitation.
+/// An open invitation, as its token finds it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Invite {
+    pub id: Uuid,
     pub org_id: Uuid,
+    pub email: String,
     pub role: String,
 }
 
-/// Creates (or replaces) the open invitation for `email`. Replacing keeps one open invite per
-/// address, so sign-up always knows which org to join.
-#[tracing::instrument(skip(conn, email))]
-pub async fn upsert_invite(
+/// What a new invitation is made of.
+#[derive(Debug)]
+pub struct NewInvite<'a> {
+    pub org_id: Uuid,
+    pub email: &'a str,
+    pub role: &'a str,
+    pub invited_by: Uuid,
+    pub expires_at: DateTime<Utc>,
+    /// SHA-256 of the token the mail carries; the token itself is stored nowhere.
+    pub token_hash: &'a [u8],
+}
+
+/// Records `invite`, replacing the org's own open invitation for the address (its token stops
+/// working). Other orgs' invitations to the address are left alone.
+#[tracing::instrument(skip(conn, invite), fields(org_id = %invite.org_id))]
+pub async fn replace_invite(
     conn: &mut PgConnection,
-    org_id: Uuid,
-    email: &str,
-    role: &str,
-    invited_by: Uuid,
-    expires_at: DateTime<Utc>,
+    invite: &NewInvite<'_>,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM org_invites WHERE email = $1 AND accepted_at IS NULL")
-        .bind(email)
+    sqlx::query("DELETE FROM org_invites WHERE org_id = $1 AND email = $2 AND accepted_at IS NULL")
+        .bind(invite.org_id)
+        .bind(invite.email)
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO org_invites (id, org_id, email, role, invited_by, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO org_invites (id, org_id, email, role, invited_by, expires_at, token_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(Uuid::new_v4())
-    .bind(org_id)
-    .bind(email)
-    .bind(role)
-    .bind(invited_by)
-    .bind(expires_at)
+    .bind(invite.org_id)
+    .bind(invite.email)
+    .bind(invite.role)
+    .bind(invite.invited_by)
+    .bind(invite.expires_at)
+    .bind(invite.token_hash)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Marks the open, unexpired invitation for `email` accepted and returns it, in one
-/// statement so two sign-ups cannot both redeem it.
-#[tracing::instrument(skip(conn, email))]
-pub async fn take_open_invite(
+/// Marks the open, unexpired invitation whose token hashes to `token_hash` accepted by
+/// `user_id` and returns it, in one statement, so a token redeems at most once.
+#[tracing::instrument(skip(conn, token_hash))]
+pub async fn redeem(
     conn: &mut PgConnection,
-    email: &str,
+    token_hash: &[u8],
+    user_id: Uuid,
 ) -> Result<Option<Invite>, StoreError> {
     Ok(sqlx::query_as(
-        "UPDATE org_invites SET accepted_at = now() \
-         WHERE email = $1 AND accepted_at IS NULL AND expires_at > now() \
-         RETURNING org_id, role",
+        "UPDATE org_invites SET accepted_at = now(), accepted_by = $2 \
+         WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > now() \
+         RETURNING id, org_id, email, role",
     )
-    .bind(email)
-    .fetch_optional(conn)
-    .await?)
-}
-
-/// Serialises invitations to `email` until the transaction ends (an advisory lock keyed by
-/// the address), then returns the org of its open, unexpired invitation, if any.
-///
-/// The lock is what makes "check, then replace" safe: without it two orgs inviting the same
-/// address at once would both see no invitation and one insert would hit the unique index.
-#[tracing::instrument(skip(conn, email))]
-pub async fn lock_open_invite(
-    conn: &mut PgConnection,
-    email: &str,
-) -> Result<Option<Uuid>, StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('org_invites:' || $1, 0))")
-        .bind(email)
-        .execute(&mut *conn)
-        .await?;
-    Ok(sqlx::query_scalar(
-        "SELECT org_id FROM org_invites \
-         WHERE email = $1 AND accepted_at IS NULL AND expires_at > now()",
-    )
-    .bind(email)
+    .bind(token_hash)
+    .bind(user_id)
     .fetch_optional(conn)
     .await?)
 }

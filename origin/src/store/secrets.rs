@@ -39,9 +39,9 @@ pub struct MetadataRow {
     pub disabled_at: Option<DateTime<Utc>>,
 }
 
-/// Allocates the next version of `path` (creating the secret on its first PUT, reviving it
-/// after a delete). The row stays locked until the transaction ends, so concurrent PUTs get
-/// consecutive versions.
+/// Allocates the next version of `path`: creates the secret on its first PUT, and after a
+/// delete starts a new one (new id, version 1; the deleted one stays a tombstone). The row
+/// stays locked until the transaction ends, so concurrent PUTs get consecutive versions.
 #[tracing::instrument(skip(conn, path))]
 pub async fn allocate_version(
     conn: &mut PgConnection,
@@ -52,9 +52,8 @@ pub async fn allocate_version(
     Ok(sqlx::query_as(
         "INSERT INTO secrets (id, org_id, vault_id, path, current_version) \
          VALUES ($1, $2, $3, $4, 1) \
-         ON CONFLICT (vault_id, path) DO UPDATE \
-           SET current_version = secrets.current_version + 1, deleted_at = NULL, \
-               updated_at = now() \
+         ON CONFLICT (vault_id, path) WHERE deleted_at IS NULL DO UPDATE \
+           SET current_version = secrets.current_version + 1, updated_at = now() \
          RETURNING id, current_version",
     )
     .bind(Uuid::new_v4())
@@ -73,8 +72,8 @@ pub struct LockedSecret {
     pub deleted: bool,
 }
 
-/// Locks the row of `path` until the transaction ends and returns it; `None` (and no lock)
-/// when the path never existed. Writers that check the current version (`If-Match`, rotate)
+/// Locks the row of `path` until the transaction ends and returns it: the live secret, else
+/// the newest tombstone (`deleted`); `None` (and no lock) when the path never existed. Writers that check the current version (`If-Match`, rotate)
 /// call this first, so the check and the new version see the same state: a second writer
 /// blocks here until the first commits, then reads the version the first one wrote.
 ///
@@ -88,7 +87,8 @@ pub async fn lock(
 ) -> Result<Option<LockedSecret>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id AS secret_id, current_version, deleted_at IS NOT NULL AS deleted \
-         FROM secrets WHERE vault_id = $1 AND path = $2 FOR UPDATE",
+         FROM secrets WHERE vault_id = $1 AND path = $2 \
+         ORDER BY deleted_at DESC NULLS FIRST LIMIT 1 FOR UPDATE",
     )
     .bind(vault_id)
     .bind(path)
@@ -364,7 +364,8 @@ pub async fn disable_version(
 }
 
 /// Why a version did not read: [`Unreadable::Gone`] when it exists (disabled, expired, used
-/// up, or its secret deleted), [`Unreadable::Missing`] when it never did.
+/// up) or existed in a secret since deleted at that path, [`Unreadable::Missing`] when it
+/// never did.
 #[tracing::instrument(skip(conn, path))]
 pub async fn why_version_unreadable(
     conn: &mut PgConnection,
@@ -374,8 +375,10 @@ pub async fn why_version_unreadable(
 ) -> Result<Unreadable, StoreError> {
     let known: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM secrets s \
-           JOIN secret_versions sv ON sv.secret_id = s.id \
-           WHERE s.vault_id = $1 AND s.path = $2 AND sv.version = $3)",
+           WHERE s.vault_id = $1 AND s.path = $2 \
+             AND ((s.deleted_at IS NOT NULL AND s.current_version >= $3) \
+                  OR EXISTS (SELECT 1 FROM secret_versions sv \
+                             WHERE sv.secret_id = s.id AND sv.version = $3)))",
     )
     .bind(vault_id)
     .bind(path)
@@ -404,35 +407,45 @@ pub async fn why_unreadable(
     vault_id: Uuid,
     path: &str,
 ) -> Result<Unreadable, StoreError> {
-    let known: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM secrets WHERE vault_id = $1 AND path = $2")
-            .bind(vault_id)
-            .bind(path)
-            .fetch_optional(conn)
-            .await?;
-    Ok(if known.is_some() {
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM secrets WHERE vault_id = $1 AND path = $2)",
+    )
+    .bind(vault_id)
+    .bind(path)
+    .fetch_one(conn)
+    .await?;
+    Ok(if known {
         Unreadable::Gone
     } else {
         Unreadable::Missing
     })
 }
 
-/// Marks a live secret deleted. `false`: there was none.
-#[tracing::instrument(skip(conn, path))]
-pub async fn mark_deleted(
-    conn: &mut PgConnection,
-    vault_id: Uuid,
-    path: &str,
-) -> Result<bool, StoreError> {
+/// Ends the live secret `secret_id` for good: it becomes a tombstone (reads of its path
+/// answer 410), its versions' blobs are erased (nothing can decrypt them again, not even with
+/// the key) and every share of it is revoked. A later write at the path starts a new secret.
+/// `false`: it was not live.
+#[tracing::instrument(skip(conn))]
+pub async fn end_secret(conn: &mut PgConnection, secret_id: Uuid) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE secrets SET deleted_at = now(), updated_at = now() \
-         WHERE vault_id = $1 AND path = $2 AND deleted_at IS NULL",
+         WHERE id = $1 AND deleted_at IS NULL",
     )
-    .bind(vault_id)
-    .bind(path)
-    .execute(conn)
+    .bind(secret_id)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM secret_versions WHERE secret_id = $1")
+        .bind(secret_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE shares SET revoked_at = now() WHERE secret_id = $1 AND revoked_at IS NULL")
+        .bind(secret_id)
+        .execute(conn)
+        .await?;
+    Ok(true)
 }
 
 /// The live secrets of a vault whose path starts with `prefix`, by path.

@@ -18,6 +18,8 @@ pub struct UserRow {
     pub role: String,
     pub token_version: i64,
     pub created_at: DateTime<Utc>,
+    /// When the owner of the address proved it (Google, or an invitation's mailed token).
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// What a new user is made of.
@@ -30,10 +32,12 @@ pub struct NewUser<'a> {
     pub password_hash: Option<&'a str>,
     pub google_sub: Option<&'a str>,
     pub role: &'a str,
+    /// Whether the address is already proven (Google said so).
+    pub email_verified: bool,
 }
 
 const USER_COLUMNS: &str = "id, org_id, email, display_name, password_hash, google_sub, role, \
-                            token_version, created_at";
+                            token_version, created_at, email_verified_at";
 
 #[tracing::instrument(skip(conn))]
 pub async fn insert_org(conn: &mut PgConnection, id: Uuid, name: &str) -> Result<(), StoreError> {
@@ -60,8 +64,9 @@ pub async fn org_name(conn: &mut PgConnection, id: Uuid) -> Result<Option<String
 #[tracing::instrument(skip(conn, user), fields(user_id = %user.id))]
 pub async fn insert_user(conn: &mut PgConnection, user: &NewUser<'_>) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO users (id, org_id, email, display_name, password_hash, google_sub, role) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO users (id, org_id, email, display_name, password_hash, google_sub, role, \
+                            email_verified_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $8 THEN now() END)",
     )
     .bind(user.id)
     .bind(user.org_id)
@@ -70,6 +75,7 @@ pub async fn insert_user(conn: &mut PgConnection, user: &NewUser<'_>) -> Result<
     .bind(user.password_hash)
     .bind(user.google_sub)
     .bind(user.role)
+    .bind(user.email_verified)
     .execute(conn)
     .await
     .map_err(on_unique)?;
@@ -219,5 +225,68 @@ pub async fn lock_owners(conn: &mut PgConnection, org_id: Uuid) -> Result<Vec<Uu
     )
     .bind(org_id)
     .fetch_all(conn)
+    .await?)
+}
+
+/// Takes an account over for the proven owner of its address: the password goes, the address
+/// is marked verified, and the token version moves on (every access token dies). Sessions,
+/// keys and agents are ended by their own stores.
+#[tracing::instrument(skip(conn))]
+pub async fn take_over(conn: &mut PgConnection, user_id: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE users SET password_hash = NULL, email_verified_at = now(), \
+         token_version = token_version + 1, updated_at = now() WHERE id = $1",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a user into `org_id` with `role`, with the address proven; the token version moves
+/// on (the org is in every token). Returns the user as it now is.
+#[tracing::instrument(skip(conn))]
+pub async fn move_to_org(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    org_id: Uuid,
+    role: &str,
+) -> Result<UserRow, StoreError> {
+    let sql = format!(
+        "UPDATE users SET org_id = $2, role = $3, email_verified_at = COALESCE(email_verified_at, now()), \
+         token_version = token_version + 1, updated_at = now() WHERE id = $1 \
+         RETURNING {USER_COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .bind(org_id)
+        .bind(role)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// What else an org holds besides `user_id`: other members, live vaults, active agents. An
+/// org holding nothing can be left without loss.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct OrgHoldings {
+    pub other_members: i64,
+    pub vaults: i64,
+    pub agents: i64,
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn holdings(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<OrgHoldings, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT count(*) FROM users WHERE org_id = $1 AND id <> $2) AS other_members, \
+                (SELECT count(*) FROM vaults WHERE org_id = $1 AND deleted_at IS NULL) AS vaults, \
+                (SELECT count(*) FROM agents WHERE org_id = $1 AND is_active) AS agents",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_one(conn)
     .await?)
 }

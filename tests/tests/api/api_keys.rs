@@ -193,16 +193,7 @@ async fn another_users_or_orgs_key_id_answers_404_and_the_key_lives_on() {
     let created = create_key(&stack, &ada, json!({"name": "mine"})).await;
     let key_id = created["key"]["id"].as_str().unwrap();
     // A colleague in the same org, and a stranger in another.
-    let (status, _) = stack
-        .call(
-            Method::POST,
-            "/v1/org/invite",
-            &ada.access_token,
-            Some(json!({"email": "colleague@example.com", "role": "admin"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let colleague = stack.signup("colleague@example.com").await;
+    let (colleague, _) = stack.invite_member(&ada, "colleague@example.com").await;
     let stranger = stack.signup("stranger@example.com").await;
 
     for session in [&colleague, &stranger] {
@@ -242,6 +233,8 @@ async fn key_requests_are_validated() {
         json!({"name": "k", "scopes": ["Vaults:Read"]}),
         json!({"name": "k", "scopes": ["a b"]}),
         json!({"name": "k", "scopes": ["x".repeat(65)]}),
+        json!({"name": "k", "scopes": ["secret:read"]}),
+        json!({"name": "k", "scopes": ["audit:write"]}),
         json!({"scopes": []}),
     ] {
         let (status, problem) = stack
@@ -286,7 +279,7 @@ async fn a_session_from_a_scoped_key_cannot_mint_a_wider_key() {
     let created = create_key(
         &stack,
         &ada,
-        json!({"name": "narrow", "scopes": ["vaults:read"]}),
+        json!({"name": "narrow", "scopes": ["vaults:read", "api_keys:write"]}),
     )
     .await;
     let (_, token) = exchange(&stack, created["api_key"].as_str().unwrap()).await;
@@ -296,6 +289,8 @@ async fn a_session_from_a_scoped_key_cannot_mint_a_wider_key() {
         json!(null),
         json!([]),
         json!(["vaults:read", "vaults:write"]),
+        json!(["vaults:*"]),
+        json!(["*"]),
     ] {
         let (status, _) = stack
             .call(
@@ -322,16 +317,7 @@ async fn a_session_from_a_scoped_key_cannot_mint_a_wider_key() {
 async fn a_removed_members_keys_stop_working() {
     let stack = TestStack::start().await;
     let owner = stack.signup("owner@example.com").await;
-    let (status, _) = stack
-        .call(
-            Method::POST,
-            "/v1/org/invite",
-            &owner.access_token,
-            Some(json!({"email": "temp@example.com"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let temp = stack.signup("temp@example.com").await;
+    let (temp, _) = stack.invite_member(&owner, "temp@example.com").await;
     let created = create_key(&stack, &temp, json!({"name": "temp"})).await;
     let api_key = created["api_key"].as_str().unwrap();
     let (_, minted) = exchange(&stack, api_key).await;
@@ -363,4 +349,113 @@ async fn now_plus_secs(stack: &TestStack, secs: i32) -> String {
     .fetch_one(&mut conn)
     .await
     .unwrap()
+}
+
+/// A session from a key with `scopes`, for `session`'s user.
+async fn scoped_session(stack: &TestStack, session: &Session, scopes: Value) -> String {
+    let created = create_key(stack, session, json!({"name": "scoped", "scopes": scopes})).await;
+    let (status, token) = exchange(stack, created["api_key"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    token["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_keys_scopes_bound_what_its_session_may_do_whatever_the_users_role() {
+    let stack = TestStack::start().await;
+    let ada = stack.signup("ada@example.com").await;
+    let vault = stack.create_vault(&ada.access_token, "prod").await;
+    let (status, _) = stack
+        .put_secret(
+            &ada.access_token,
+            &vault,
+            "db/password",
+            json!({"value": "hunter2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let reader = scoped_session(&stack, &ada, json!(["secrets:read"])).await;
+    let secret = format!("/v1/vaults/{vault}/secrets/db/password");
+
+    // What the scope covers works, through the wildcard routes too.
+    let (status, body) = stack.call(Method::GET, &secret, &reader, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["value"], "hunter2");
+    let versions = format!("/v1/vaults/{vault}/secret-version/db/password/1");
+    assert_eq!(
+        stack.call(Method::GET, &versions, &reader, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        stack
+            .call(Method::GET, "/v1/auth/me", &reader, None)
+            .await
+            .0,
+        StatusCode::OK,
+        "a session may always describe itself"
+    );
+
+    // Everything else is refused, before anything happens.
+    let refused = [
+        (
+            Method::PUT,
+            secret.clone(),
+            Some(json!({"value": "changed"})),
+        ),
+        (Method::DELETE, secret.clone(), None),
+        (Method::GET, "/v1/vaults".to_owned(), None),
+        (Method::DELETE, format!("/v1/vaults/{vault}"), None),
+        (
+            Method::POST,
+            "/v1/org/invite".to_owned(),
+            Some(json!({"email": "mallory@example.com", "role": "admin"})),
+        ),
+        (Method::GET, "/v1/audit/events".to_owned(), None),
+        (
+            Method::POST,
+            "/v1/agents".to_owned(),
+            Some(json!({"name": "bot"})),
+        ),
+        (
+            Method::POST,
+            "/v1/auth/change-password".to_owned(),
+            Some(
+                json!({"current_password": oxvault_tests::PASSWORD, "new_password": "another long password"}),
+            ),
+        ),
+    ];
+    for (method, path, body) in refused {
+        let (status, problem) = stack.call(method.clone(), &path, &reader, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {problem}");
+        assert_eq!(problem["status"], 403);
+    }
+    let (_, value) = stack
+        .call(Method::GET, &secret, &ada.access_token, None)
+        .await;
+    assert_eq!(value["value"], "hunter2", "the refused write wrote nothing");
+    let (status, _) = stack
+        .call(
+            Method::GET,
+            &format!("/v1/vaults/{vault}"),
+            &ada.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the refused delete deleted nothing");
+
+    // A resource's `*` covers both actions; `*` covers everything.
+    let writer = scoped_session(&stack, &ada, json!(["secrets:*"])).await;
+    let (status, body) = stack
+        .call(
+            Method::PUT,
+            &secret,
+            &writer,
+            Some(json!({"value": "rotated"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let all = scoped_session(&stack, &ada, json!(["*"])).await;
+    assert_eq!(
+        stack.call(Method::GET, "/v1/vaults", &all, None).await.0,
+        StatusCode::OK
+    );
 }

@@ -668,14 +668,14 @@ async fn agent_and_api_key_changes_record_one_event_each_and_refused_ones_none()
     let (agent_id, agent_key) = register_agent(
         &stack,
         &ada,
-        json!({"name": "bot", "scopes": ["vault:read"], "vault_ids": [vault]}),
+        json!({"name": "bot", "scopes": ["vaults:read"], "vault_ids": [vault]}),
     )
     .await;
     let on_agent = ("agent", agent_id.as_str());
     trail.one("agent.register").await.assert(Want::by(
         &me,
         on_agent,
-        json!({"name": "bot", "scopes": ["vault:read"], "vault_ids": [vault]}),
+        json!({"name": "bot", "scopes": ["vaults:read"], "vault_ids": [vault]}),
     ));
     let agent_path = format!("/v1/agents/{agent_id}");
 
@@ -786,14 +786,14 @@ async fn agent_and_api_key_changes_record_one_event_each_and_refused_ones_none()
     let (key_id, api_key) = create_api_key(
         &stack,
         &ada,
-        json!({"name": "ci", "scopes": ["vault:read"]}),
+        json!({"name": "ci", "scopes": ["vaults:read"]}),
     )
     .await;
     let on_key = ("api_key", key_id.as_str());
     trail.one("api_key.create").await.assert(Want::by(
         &me,
         on_key,
-        json!({"name": "ci", "scopes": ["vault:read"]}),
+        json!({"name": "ci", "scopes": ["vaults:read"]}),
     ));
     let key_path = format!("/v1/auth/api-keys/{key_id}");
     expect(

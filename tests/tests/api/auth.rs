@@ -297,3 +297,42 @@ async fn the_jwks_publishes_the_hsm_signing_key() {
     assert_eq!(public["alg"], "EdDSA");
     assert!(public["public_key_base64"].is_string());
 }
+
+#[tokio::test]
+async fn an_access_token_alone_cannot_mint_another() {
+    let stack = TestStack::start().await;
+    let session = stack.signup("holder@example.com").await;
+
+    // What a thief with only the 15-minute token would try: no body, an empty one, and the
+    // access token passed as if it were the refresh token.
+    for body in [
+        None,
+        Some(json!({})),
+        Some(json!({"refresh_token": session.access_token})),
+    ] {
+        let mut request = stack.request(Method::POST, "/v1/auth/refresh", &session.access_token);
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let problem: Value = response.json().await.unwrap();
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED,
+            "{body:?} -> {status} {problem}"
+        );
+        assert_eq!(problem["status"], status.as_u16());
+        assert!(problem.get("access_token").is_none());
+    }
+    let rotated = stack
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": session.refresh_token}),
+        )
+        .await;
+    assert_eq!(
+        rotated.status(),
+        StatusCode::OK,
+        "the refresh token still renews"
+    );
+}

@@ -118,23 +118,110 @@ async fn a_verified_google_token_creates_then_finds_the_same_user() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_google_sign_in_links_to_the_password_account_with_that_email() {
+async fn a_google_sign_in_links_to_a_verified_account_and_its_password_keeps_working() {
     let google = FakeGoogle::start().await;
     let stack = stack_with(&google).await;
-    let session = stack.signup("linda@example.com").await;
-    let password_user: Value = stack
-        .request(Method::GET, "/v1/auth/me", &session.access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let owner = stack.signup("owner@example.com").await;
+    // Accepting a mailed invitation proves the address.
+    let (session, linda_id) = stack.invite_member(&owner, "linda@example.com").await;
 
     let token = google.sign(&FakeGoogle::claims("g-2002", "linda@example.com"));
     let linked = me(&stack, sign_in(&stack, &token).await).await;
 
-    assert_eq!(linked["id"], password_user["id"]);
+    assert_eq!(linked["id"], linda_id.as_str());
+    stack.login("linda@example.com").await;
+    let (status, _) = stack
+        .call(Method::GET, "/v1/auth/me", &session.access_token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "a link ends no session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_google_sign_in_takes_over_an_unverified_account_and_ends_what_its_maker_left() {
+    let google = FakeGoogle::start().await;
+    let stack = stack_with(&google).await;
+    // Someone signs up the victim's address first and leaves ways back in.
+    let squatter = stack.signup("victim@example.com").await;
+    let squatter_id = stack.user_id(&squatter.access_token).await;
+    let (status, key) = stack
+        .call(
+            Method::POST,
+            "/v1/auth/api-keys",
+            &squatter.access_token,
+            Some(json!({"name": "backdoor"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let (status, agent) = stack
+        .call(
+            Method::POST,
+            "/v1/agents",
+            &squatter.access_token,
+            Some(json!({"name": "backdoor-bot"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+
+    let token = google.sign(&FakeGoogle::claims("g-3003", "victim@example.com"));
+    let owner = me(&stack, sign_in(&stack, &token).await).await;
+    assert_eq!(
+        owner["id"],
+        squatter_id.as_str(),
+        "the account (and its org) is kept"
+    );
+
+    let login = stack
+        .post_json(
+            "/v1/auth/token",
+            &json!({"email": "victim@example.com", "password": oxvault_tests::PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        login.status(),
+        StatusCode::UNAUTHORIZED,
+        "the squatter's password is gone"
+    );
+    let (status, _) = stack
+        .call(Method::GET, "/v1/auth/me", &squatter.access_token, None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the squatter's session ended"
+    );
+    let refreshed = stack
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({"refresh_token": squatter.refresh_token}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::UNAUTHORIZED);
+    let exchanged = stack
+        .post_json(
+            "/v1/auth/api-key-token",
+            &json!({"api_key": key["api_key"]}),
+        )
+        .await;
+    assert_eq!(
+        exchanged.status(),
+        StatusCode::UNAUTHORIZED,
+        "the squatter's key is revoked"
+    );
+    let exchanged = stack
+        .post_json(
+            "/v1/auth/agent-token",
+            &json!({"api_key": agent["api_key"]}),
+        )
+        .await;
+    assert_eq!(
+        exchanged.status(),
+        StatusCode::UNAUTHORIZED,
+        "the squatter's agent is off"
+    );
+
+    // Once taken over, the address is verified: the next sign-in is a plain one.
+    let again = me(&stack, sign_in(&stack, &token).await).await;
+    assert_eq!(again["id"], squatter_id.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -127,8 +127,18 @@ async fn an_invitation_mails_the_invited_address_once_with_the_org_role_and_sign
     );
     let body = mail.body();
     assert!(body.contains("as admin"), "{body}");
-    assert!(body.contains("(newbie@example.com)"), "{body}");
+    assert!(body.contains("as newbie@example.com"), "{body}");
     assert!(body.contains(&format!("\n{PUBLIC_URL}\n")), "{body}");
+    // The mailed token is what joins: the invitee signs up, then accepts with it.
+    let newbie = stack.signup("newbie@example.com").await;
+    let joined = stack
+        .accept_invitation(&newbie, &oxvault_tests::invitation_token_in(&body))
+        .await;
+    let (status, profile) = stack
+        .call(Method::GET, "/v1/auth/me", &joined.access_token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(profile["role"], "admin");
 
     wait_for_outbox(&stack, "the row is marked sent", |rows| {
         rows.len() == 1 && rows[0].sent

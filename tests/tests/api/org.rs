@@ -45,17 +45,31 @@ async fn user_id(stack: &TestStack, session: &Session) -> String {
     profile["id"].as_str().unwrap().to_owned()
 }
 
-/// An owner (new org) and a second user invited into it with `role`, signed up.
+/// An owner (new org) and a second user invited into it with `role`: signed up, then moved
+/// in by accepting the mailed token.
 async fn owner_and_invited(stack: &TestStack, role: &str) -> (Session, Session) {
     let owner = stack.signup("owner@example.com").await;
     let (status, _) = invite(stack, &owner.access_token, "second@example.com", role).await;
     assert_eq!(status, StatusCode::OK);
     let second = stack.signup("second@example.com").await;
+    let token = stack.invitation_token("second@example.com").await;
+    let second = stack.accept_invitation(&second, &token).await;
     (owner, second)
 }
 
+async fn accept(stack: &TestStack, session: &Session, token: &str) -> (StatusCode, Value) {
+    stack
+        .call(
+            Method::POST,
+            "/v1/org/invitations/accept",
+            &session.access_token,
+            Some(json!({ "token": token })),
+        )
+        .await
+}
+
 #[tokio::test]
-async fn an_invited_address_joins_the_inviters_org_with_the_invited_role_at_signup() {
+async fn an_invited_address_joins_only_by_accepting_the_mailed_token_while_signed_in() {
     let stack = TestStack::start().await;
     let owner = stack.signup("founder@example.com").await;
     let (_, owner_profile) = me(&stack, &owner.access_token).await;
@@ -67,12 +81,88 @@ async fn an_invited_address_joins_the_inviters_org_with_the_invited_role_at_sign
         "the address is normalised"
     );
     assert!(body["message"].is_string());
+    assert!(
+        !body.to_string().contains("oiv_"),
+        "the token goes to the mailbox only, never to the inviter"
+    );
 
+    // Signing up alone is not joining: anyone may type the invited address.
     let eve = stack.signup("eve@example.com").await;
-    let (status, profile) = me(&stack, &eve.access_token).await;
+    let (_, profile) = me(&stack, &eve.access_token).await;
+    assert_eq!(profile["role"], "owner", "a sign-up makes its own org");
+    assert_ne!(profile["org_id"], owner_profile["org_id"]);
+
+    let token = stack.invitation_token("eve@example.com").await;
+    let (status, _) = accept(&stack, &eve, "oiv_not-the-token").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, joined) = accept(&stack, &eve, &token).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    let (status, _) = me(&stack, &eve.access_token).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old org's session ended"
+    );
+    let fresh = joined["access_token"].as_str().unwrap();
+    let (status, profile) = me(&stack, fresh).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(profile["role"], "admin");
     assert_eq!(profile["org_id"], owner_profile["org_id"]);
+
+    let again = Session {
+        email: "eve@example.com".into(),
+        access_token: fresh.to_owned(),
+        refresh_token: String::new(),
+    };
+    let (status, _) = accept(&stack, &again, &token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a token redeems once");
+}
+
+#[tokio::test]
+async fn a_squatter_cannot_redeem_an_invitation_for_someone_elses_address() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("founder@example.com").await;
+    let (_, owner_profile) = me(&stack, &owner.access_token).await;
+    invite(&stack, &owner.access_token, "victim@example.com", "admin").await;
+    let token = stack.invitation_token("victim@example.com").await;
+
+    // Even holding the token, another account cannot use it: it names another address.
+    let squatter = stack.signup("squatter@example.com").await;
+    let (status, _) = accept(&stack, &squatter, &token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, profile) = me(&stack, &squatter.access_token).await;
+    assert_ne!(profile["org_id"], owner_profile["org_id"]);
+
+    // The refusal left the invitation open for its owner.
+    let victim = stack.signup("victim@example.com").await;
+    let victim = stack.accept_invitation(&victim, &token).await;
+    let (_, profile) = me(&stack, &victim.access_token).await;
+    assert_eq!(profile["org_id"], owner_profile["org_id"]);
+}
+
+#[tokio::test]
+async fn another_orgs_open_invitation_blocks_nobody_and_a_busy_org_cannot_be_left_by_accepting() {
+    let stack = TestStack::start().await;
+    let first = stack.signup("first@example.com").await;
+    let second = stack.signup("second-org@example.com").await;
+    let (status, _) = invite(&stack, &first.access_token, "pat@example.com", "member").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = invite(&stack, &second.access_token, "pat@example.com", "member").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an earlier invitation from another org locks nobody out"
+    );
+    let second_token = stack.invitation_token("pat@example.com").await;
+
+    // Pat's own org holds a vault: accepting would strand it.
+    let pat = stack.signup("pat@example.com").await;
+    stack.create_vault(&pat.access_token, "mine").await;
+    let (status, body) = accept(&stack, &pat, &second_token).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["status"], 409);
+    let (status, _) = me(&stack, &pat.access_token).await;
+    assert_eq!(status, StatusCode::OK, "a refused accept changes nothing");
 }
 
 #[tokio::test]
@@ -131,10 +221,7 @@ async fn an_admin_manages_members_but_cannot_grant_remove_or_invite_an_owner() {
     let stack = TestStack::start().await;
     let (owner, admin) = owner_and_invited(&stack, "admin").await;
     let owner_id = user_id(&stack, &owner).await;
-    let (status, _) = invite(&stack, &owner.access_token, "third@example.com", "member").await;
-    assert_eq!(status, StatusCode::OK);
-    let third = stack.signup("third@example.com").await;
-    let third_id = user_id(&stack, &third).await;
+    let (_, third_id) = stack.invite_member(&owner, "third@example.com").await;
     let token = &admin.access_token;
 
     let (status, _) = set_role(&stack, token, &third_id, "owner").await;
@@ -302,17 +389,13 @@ async fn another_orgs_member_ids_answer_404() {
 }
 
 #[tokio::test]
-async fn invitations_refuse_taken_addresses_and_bad_input() {
+async fn invitations_refuse_members_and_bad_input_and_a_reinvite_kills_the_old_token() {
     let stack = TestStack::start().await;
     let owner = stack.signup("boss@example.com").await;
-    stack.signup("taken@example.com").await;
-    let other_org = stack.signup("rival@example.com").await;
     let token = &owner.access_token;
 
-    let (status, _) = invite(&stack, token, "TAKEN@example.com", "member").await;
-    assert_eq!(status, StatusCode::CONFLICT, "the address has an account");
     let (status, _) = invite(&stack, token, "boss@example.com", "admin").await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(status, StatusCode::CONFLICT, "already a member");
     let (status, _) = invite(&stack, token, "not-an-email", "member").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = invite(&stack, token, "a@example.com", "root").await;
@@ -328,16 +411,23 @@ async fn invitations_refuse_taken_addresses_and_bad_input() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    // Another org cannot take over the open invitation.
-    let (status, _) = invite(
-        &stack,
-        &other_org.access_token,
-        "newbie@example.com",
-        "admin",
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    let old_token = stack.invitation_token("newbie@example.com").await;
+    let (status, _) = stack
+        .call(
+            Method::POST,
+            "/v1/org/invite",
+            token,
+            Some(json!({"email": "newbie@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let new_token = stack.invitation_token("newbie@example.com").await;
+    assert_ne!(old_token, new_token);
+
     let newbie = stack.signup("newbie@example.com").await;
+    let (status, _) = accept(&stack, &newbie, &old_token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the replaced token is dead");
+    let newbie = stack.accept_invitation(&newbie, &new_token).await;
     let (_, profile) = me(&stack, &newbie.access_token).await;
     let (_, boss) = me(&stack, token).await;
     assert_eq!(profile["role"], "member");

@@ -1018,3 +1018,138 @@ async fn another_orgs_secret_versions_are_not_found() {
         "alice-only"
     );
 }
+
+#[tokio::test]
+async fn an_agents_scopes_bound_what_its_policies_allow() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("owner@example.com").await;
+    let vault = stack.create_vault(&owner.access_token, "ops").await;
+    let (status, _, _) = put(
+        &stack,
+        &owner,
+        &vault,
+        "api/key",
+        &[],
+        json!({"value": "v1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (agent_id, token) = stack
+        .create_agent_with(
+            &owner.access_token,
+            json!({"name": "reader", "scopes": ["secrets:read"]}),
+        )
+        .await;
+    grant(&stack, &vault, &agent_id, &["read", "write"]).await;
+    let agent = Session {
+        email: String::new(),
+        access_token: token,
+        refresh_token: String::new(),
+    };
+
+    let (status, body) = read_version(&stack, &agent, &vault, "api/key", "1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, problem) = put(
+        &stack,
+        &agent,
+        &vault,
+        "api/key",
+        &[],
+        json!({"value": "v2"}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the policy allows the write, the scope does not: {problem}"
+    );
+    assert_eq!(
+        version_numbers(&stack, &owner, &vault, "api/key").await,
+        [1]
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_secret_stays_deleted_and_a_new_write_at_its_path_starts_over() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("owner@example.com").await;
+    let vault = stack.create_vault(&owner.access_token, "ops").await;
+    let (_, _, first) = put(
+        &stack,
+        &owner,
+        &vault,
+        "db/pw",
+        &[],
+        json!({"value": "old-1"}),
+    )
+    .await;
+    put(
+        &stack,
+        &owner,
+        &vault,
+        "db/pw",
+        &[],
+        json!({"value": "old-2"}),
+    )
+    .await;
+    let old_id = first["id"].as_str().unwrap().to_owned();
+    let (status, share) = stack
+        .create_share(
+            &owner.access_token,
+            &old_id,
+            json!({"recipient_type": "anyone_with_link", "expires_at": oxvault_tests::shares::in_an_hour()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{share}");
+    let share_path = format!("/v1/share/{}", share["id"].as_str().unwrap());
+
+    let (status, _, _) = send(
+        &stack,
+        Method::DELETE,
+        &format!("/v1/vaults/{vault}/secrets/db/pw"),
+        &owner.access_token,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        stack.get(&share_path).await.status(),
+        StatusCode::NOT_FOUND,
+        "its share ended"
+    );
+
+    let (status, _, again) = put(
+        &stack,
+        &owner,
+        &vault,
+        "db/pw",
+        &[],
+        json!({"value": "new-1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "a new secret: {again}");
+    assert_eq!(again["version"], 1);
+    assert_ne!(again["id"], old_id.as_str());
+
+    let (status, body) = read_version(&stack, &owner, &vault, "db/pw", "1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["value"], "new-1", "version 1 is the new secret's");
+    let (status, _) = read_version(&stack, &owner, &vault, "db/pw", "2").await;
+    assert_eq!(
+        status,
+        StatusCode::GONE,
+        "the deleted secret's version 2 never comes back"
+    );
+    assert_eq!(version_numbers(&stack, &owner, &vault, "db/pw").await, [1]);
+    assert_eq!(stack.get(&share_path).await.status(), StatusCode::NOT_FOUND);
+
+    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM secret_versions WHERE secret_id = $1::uuid")
+            .bind(&old_id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "the deleted secret's sealed versions are erased");
+}
