@@ -8,12 +8,14 @@ use utoipa::ToSchema;
 
 use crate::claims::Role;
 use crate::ids::{AgentId, ApiKeyId, OrgId, UserId, VaultId};
+use crate::sensitive::Sensitive;
 
 /// `POST /v1/auth/signup`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct SignupRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Sensitive,
     #[serde(default)]
     pub display_name: Option<String>,
 }
@@ -22,38 +24,45 @@ pub struct SignupRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct LoginRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Sensitive,
 }
 
 /// `POST /v1/auth/refresh`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    #[schema(value_type = String)]
+    pub refresh_token: Sensitive,
 }
 
 /// `POST /v1/auth/change-password`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
-    pub current_password: String,
-    pub new_password: String,
+    #[schema(value_type = String, format = Password)]
+    pub current_password: Sensitive,
+    #[schema(value_type = String, format = Password)]
+    pub new_password: Sensitive,
 }
 
 /// `POST /v1/auth/google`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct GoogleAuthRequest {
-    pub id_token: String,
+    #[schema(value_type = String)]
+    pub id_token: Sensitive,
 }
 
 /// `POST /v1/auth/api-key-token`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ApiKeyTokenRequest {
-    pub api_key: String,
+    #[schema(value_type = String)]
+    pub api_key: Sensitive,
 }
 
 /// `POST /v1/auth/agent-token`. `agent_id` is optional: the key names its agent.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct AgentTokenRequest {
-    pub api_key: String,
+    #[schema(value_type = String)]
+    pub api_key: Sensitive,
     #[serde(default)]
     pub agent_id: Option<String>,
 }
@@ -134,7 +143,8 @@ pub struct ApiKeyResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyCreatedResponse {
     pub key: ApiKeyResponse,
-    pub api_key: String,
+    #[schema(value_type = String)]
+    pub api_key: Sensitive,
 }
 
 /// `GET /v1/auth/api-keys`.
@@ -203,7 +213,8 @@ pub struct AgentResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentCreatedResponse {
     pub agent: AgentResponse,
-    pub api_key: String,
+    #[schema(value_type = String)]
+    pub api_key: Sensitive,
 }
 
 /// `GET /v1/agents`.
@@ -232,7 +243,8 @@ pub struct AgentSelfResponse {
 /// `POST /v1/agents/{agent_id}/rotate-key` answer: the new key, shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentKeyRotatedResponse {
-    pub api_key: String,
+    #[schema(value_type = String)]
+    pub api_key: Sensitive,
 }
 
 /// A member of the caller's org. `id` is the user id.
@@ -274,17 +286,11 @@ pub struct InviteMemberResponse {
 }
 
 /// `POST /v1/org/invitations/accept`: the token from the invitation mail.
-#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AcceptInvitationRequest {
     /// `oiv_...`, as the mail gives it.
-    pub token: String,
-}
-
-impl std::fmt::Debug for AcceptInvitationRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AcceptInvitationRequest")
-            .finish_non_exhaustive()
-    }
+    #[schema(value_type = String)]
+    pub token: Sensitive,
 }
 
 /// `GET /v1/auth/jwt-public-key`.

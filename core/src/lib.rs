@@ -20,6 +20,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod scope;
 pub mod secret_path;
+pub mod sensitive;
 pub mod share;
 pub mod vault;
 pub mod verified;

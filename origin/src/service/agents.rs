@@ -329,7 +329,7 @@ impl AgentsService {
         tracing::info!(agent_id = %row.id, org_id = %row.org_id, "agent created");
         Ok(AgentCreatedResponse {
             agent: response(row),
-            api_key: key,
+            api_key: key.into(),
         })
     }
 
@@ -443,7 +443,9 @@ impl AgentsService {
         let event = Event::by(principal, "agent.rotate_key").on("agent", agent_id.as_uuid());
         self.auth.audit().commit(tx, event).await?;
         tracing::info!(%agent_id, org_id = %principal.org, "agent key rotated");
-        Ok(AgentKeyRotatedResponse { api_key: key })
+        Ok(AgentKeyRotatedResponse {
+            api_key: key.into(),
+        })
     }
 
     /// The calling agent's view of itself (agents only).
@@ -483,7 +485,7 @@ impl AgentsService {
             refuse(self.auth.audit(), event, refusal)
         };
         // Checked before any lookup (SECURITY.md 6); the refusal is still recorded.
-        let Ok(parsed) = parse_agent_key(&request.api_key) else {
+        let Ok(parsed) = parse_agent_key(request.api_key.expose()) else {
             return Err(refused("malformed_key", None).await);
         };
         let claimed = match request.agent_id.as_deref().map(str::trim) {
@@ -493,7 +495,7 @@ impl AgentsService {
                 Err(_) => return Err(refused("malformed_agent_id", None).await),
             },
         };
-        let hash = token_hash(&request.api_key);
+        let hash = token_hash(request.api_key.expose());
 
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         let candidates = agents::find_by_key_prefix(&mut conn, &parsed.lookup_prefix).await?;
@@ -621,7 +623,7 @@ mod tests {
 
     fn exchange_request(api_key: String) -> AgentTokenRequest {
         AgentTokenRequest {
-            api_key,
+            api_key: api_key.into(),
             agent_id: None,
         }
     }

@@ -111,7 +111,7 @@ impl ApiKeyService {
         tracing::info!(key_id = %row.id, user_id = %user_id, "personal API key created");
         Ok(ApiKeyCreatedResponse {
             key: key_response(&row),
-            api_key: key,
+            api_key: key.into(),
         })
     }
 
@@ -168,11 +168,11 @@ impl ApiKeyService {
         };
         // Format, prefix and checksum first: a made-up or mistyped key costs no query (its
         // refusal is still recorded, with nothing looked up).
-        let parsed = match parse_key(&request.api_key) {
+        let parsed = match parse_key(request.api_key.expose()) {
             Ok(parsed) if parsed.kind == KeyKind::User => parsed,
             _ => return Err(refused("malformed_key", None).await),
         };
-        let presented = token_hash(&request.api_key);
+        let presented = token_hash(request.api_key.expose());
         drop(request);
 
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;

@@ -294,7 +294,7 @@ impl AuthService {
         ip: Option<IpAddr>,
     ) -> Result<SignupResponse, ServiceError> {
         let email = parse_email(&request.email)?;
-        check_password_rules(&request.password)?;
+        check_password_rules(request.password.expose())?;
         let display_name = request
             .display_name
             .map(|name| name.trim().to_owned())
@@ -304,7 +304,7 @@ impl AuthService {
         }
         let hash = self
             .passwords
-            .hash(SecretString::from(request.password))
+            .hash(SecretString::from(request.password.into_inner()))
             .await?;
 
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
@@ -344,7 +344,7 @@ impl AuthService {
         let hash = user.as_ref().and_then(|user| user.password_hash.clone());
         let matches = self
             .passwords
-            .verify(SecretString::from(request.password), hash)
+            .verify(SecretString::from(request.password.into_inner()), hash)
             .await?;
         let user = match user {
             Some(user) if matches => user,
@@ -391,7 +391,7 @@ impl AuthService {
             .google
             .as_ref()
             .ok_or(ServiceError::NotFound("Google sign-in"))?;
-        let identity = match verifier.verify(&request.id_token).await {
+        let identity = match verifier.verify(request.id_token.expose()).await {
             Ok(identity) => identity,
             Err(refusal @ ServiceError::Unauthenticated(_)) => {
                 let event = auth_failure(Method::Google, "invalid_id_token", "user", None, ip);
@@ -518,10 +518,11 @@ impl AuthService {
             let event = auth_failure(Method::Refresh, reason, "user", target, ip);
             self.refuse(event, ServiceError::Unauthenticated(BAD_TOKEN))
         };
-        if !request.refresh_token.starts_with(REFRESH_PREFIX) || request.refresh_token.len() > 128 {
+        let presented = request.refresh_token.expose();
+        if !presented.starts_with(REFRESH_PREFIX) || presented.len() > 128 {
             return Err(refused("malformed_token", None).await);
         }
-        let hash = token_hash(&request.refresh_token);
+        let hash = token_hash(presented);
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let outcome = sessions::use_refresh_token(&mut tx, &hash).await?;
         let (session_id, user_id) = match outcome {
@@ -605,7 +606,7 @@ impl AuthService {
         let current_ok = self
             .passwords
             .verify(
-                SecretString::from(request.current_password),
+                SecretString::from(request.current_password.into_inner()),
                 user.password_hash.clone(),
             )
             .await?;
@@ -616,7 +617,7 @@ impl AuthService {
         }
         let hash = self
             .passwords
-            .hash(SecretString::from(request.new_password))
+            .hash(SecretString::from(request.new_password.into_inner()))
             .await?;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         users::set_password(&mut tx, user.id, &hash).await?;

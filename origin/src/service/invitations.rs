@@ -151,7 +151,7 @@ impl InvitationService {
         request: AcceptInvitationRequest,
     ) -> Result<TokenResponse, ServiceError> {
         let user_id = *principal.require_user()?.as_uuid();
-        let token = request.token.trim();
+        let token = request.token.expose().trim();
         if !token.starts_with(INVITE_PREFIX) || token.len() > MAX_TOKEN_LEN {
             return Err(ServiceError::NotFound(NO_INVITATION));
         }
