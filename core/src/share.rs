@@ -11,6 +11,7 @@
 //! credential, so it must not be guessable (a v4 UUID has only 122 random bits, and ids made
 //! from time or counters would be).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
@@ -84,6 +85,42 @@ impl fmt::Display for ShareId {
 /// The link people open: `{public_url}/s/{id}`, with `public_url` lacking a trailing slash.
 pub fn share_url(public_url: &str, id: ShareId) -> String {
     format!("{}/s/{id}", public_url.trim_end_matches('/'))
+}
+
+/// Where a share id can stand in a request path: the lookup and status routes, the recipient's
+/// accept and decline routes, and the share page (`/v1/shares/inbound` and `/outbound` are
+/// lists, not ids).
+const SHARE_ID_PREFIXES: [&str; 3] = ["/v1/share/", "/v1/shares/", "/s/"];
+
+/// The words that may follow a share id in a path; anything else there is redacted too.
+const SHARE_PATH_WORDS: [&str; 3] = ["status", "accept", "decline"];
+
+/// `path` as a log line may show it: the segment holding a share id replaced by
+/// `{share_id}`, since a link share's id is its only credential. Whatever else follows it is
+/// kept only when it is one of the routes' own words, so no spelling of a path can carry an id
+/// into a log. Used by the origin's access log and the edge's error lines alike.
+pub fn loggable_path(path: &str) -> Cow<'_, str> {
+    let Some((prefix, rest)) = SHARE_ID_PREFIXES
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix).map(|rest| (*prefix, rest)))
+    else {
+        return Cow::Borrowed(path);
+    };
+    let mut segments = rest.split('/');
+    let first = segments.next().unwrap_or_default();
+    if prefix == "/v1/shares/" && matches!(first, "inbound" | "outbound") && !rest.contains('/') {
+        return Cow::Borrowed(path);
+    }
+    let mut redacted = format!("{prefix}{{share_id}}");
+    for segment in segments {
+        redacted.push('/');
+        if SHARE_PATH_WORDS.contains(&segment) {
+            redacted.push_str(segment);
+        } else if !segment.is_empty() {
+            redacted.push_str("{redacted}");
+        }
+    }
+    Cow::Owned(redacted)
 }
 
 /// Who a share is for.
