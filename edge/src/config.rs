@@ -27,6 +27,8 @@ pub const RATE_LIMIT_LOGIN_IDENTITY_VAR: &str = "RATE_LIMIT_LOGIN_IDENTITY";
 pub const RATE_LIMIT_SHARE_IP_VAR: &str = "RATE_LIMIT_SHARE_IP";
 /// Per token subject, on every authenticated route.
 pub const RATE_LIMIT_IDENTITY_VAR: &str = "RATE_LIMIT_IDENTITY";
+/// Per client IP, on `/v1/health` and `/v1/health/hsm`.
+pub const RATE_LIMIT_HEALTH_IP_VAR: &str = "RATE_LIMIT_HEALTH_IP";
 
 /// The longest shared secret accepted: it travels in a header on every request.
 const MAX_SECRET_LEN: usize = 512;
@@ -188,6 +190,7 @@ impl EdgeConfig {
                 login_identity: limit(RATE_LIMIT_LOGIN_IDENTITY_VAR)?,
                 share_ip: limit(RATE_LIMIT_SHARE_IP_VAR)?,
                 identity: limit(RATE_LIMIT_IDENTITY_VAR)?,
+                health_ip: limit(RATE_LIMIT_HEALTH_IP_VAR)?,
             },
         })
     }
@@ -205,6 +208,7 @@ mod tests {
             (RATE_LIMIT_LOGIN_IDENTITY_VAR, "10/300"),
             (RATE_LIMIT_SHARE_IP_VAR, "60/60"),
             (RATE_LIMIT_IDENTITY_VAR, "1200/60"),
+            (RATE_LIMIT_HEALTH_IP_VAR, "60/60"),
         ]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -368,6 +372,7 @@ mod tests {
         );
         assert_eq!(config.limits.share_ip, Limit::parse("60/60").unwrap());
         assert_eq!(config.limits.identity, Limit::parse("1200/60").unwrap());
+        assert_eq!(config.limits.health_ip, Limit::parse("60/60").unwrap());
     }
 
     #[test]
@@ -426,6 +431,10 @@ mod tests {
         assert_eq!(
             EdgeConfig::from_vars(without(RATE_LIMIT_SHARE_IP_VAR)),
             Err(ConfigError::Missing(RATE_LIMIT_SHARE_IP_VAR))
+        );
+        assert_eq!(
+            EdgeConfig::from_vars(without(RATE_LIMIT_HEALTH_IP_VAR)),
+            Err(ConfigError::Missing(RATE_LIMIT_HEALTH_IP_VAR))
         );
         let err = EdgeConfig::from_vars(vars(&[(RATE_LIMIT_IDENTITY_VAR, "lots")])).unwrap_err();
         assert!(matches!(
