@@ -6,7 +6,9 @@
 //!
 //! The order of a read matters. First the checks that must not use up a view (recipient,
 //! allowlist, passphrase) run against the row as read; the Argon2 verify comes last so a
-//! stranger's request costs no hashing. Then one transaction counts the read with a single
+//! stranger's request costs no hashing, and only after the guess has taken one of the share's
+//! attempts in a single UPDATE, so no burst of concurrent guesses gets more than
+//! `shares::MAX_PASSPHRASE_FAILURES` of them evaluated (a right guess is handed back). Then one transaction counts the read with a single
 //! UPDATE that re-checks everything that can have changed meanwhile, reads the secret's live
 //! current version (which counts against that version's own limit too) and opens it in the
 //! HSM: if anything in there fails, the transaction rolls back and the share's count with it.
@@ -28,6 +30,7 @@ use rand::rngs::OsRng;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 
 use super::ServiceError;
 use super::access;
@@ -366,7 +369,8 @@ impl SharesService {
         if !share.ip_allowed {
             return Err(refused("client address not in the share's allowlist"));
         }
-        self.check_passphrase(&share, passphrase).await?;
+        self.check_passphrase(&share, client_ip.as_deref(), passphrase)
+            .await?;
 
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let counted = shares::consume(&mut tx, *id.as_uuid(), client_ip.as_deref())
@@ -414,15 +418,18 @@ impl SharesService {
         })
     }
 
-    /// Passes when the share has no passphrase, or `given` matches its hash.
+    /// Passes when the share has no passphrase, or `given` matches its hash. The guess first
+    /// takes one of the share's attempts in the database, so a burst of concurrent guesses gets
+    /// no more evaluated than the share has attempts left; a right one is handed back.
     async fn check_passphrase(
         &self,
         share: &LiveShare,
+        client_ip: Option<&str>,
         given: Option<SecretString>,
     ) -> Result<(), ServiceError> {
-        let Some(hash) = share.passphrase_hash.clone() else {
+        if share.passphrase_hash.is_none() {
             return Ok(());
-        };
+        }
         let Some(given) = given else {
             return Err(refused("passphrase required"));
         };
@@ -430,13 +437,29 @@ impl SharesService {
         if secrecy::ExposeSecret::expose_secret(&given).chars().count() > MAX_PASSPHRASE_LEN {
             return Err(refused("passphrase too long"));
         }
-        if self.passwords.verify(given, Some(hash)).await? {
+        let hash = {
+            let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+            shares::reserve_passphrase_attempt(&mut conn, share.id, client_ip)
+                .await?
+                .ok_or_else(|| refused("no passphrase attempt left, or no longer readable"))?
+        };
+        // Hashed and settled in a task of its own: a caller that goes away mid-hash must not
+        // leave a right guess counted as a wrong one.
+        let (passwords, pool, id) = (self.passwords.clone(), self.pool.clone(), share.id);
+        let settle = async move {
+            let right = passwords.verify(given, Some(hash)).await?;
+            if right {
+                let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+                shares::refund_passphrase_attempt(&mut conn, id).await?;
+            }
+            Ok::<bool, ServiceError>(right)
+        };
+        let right = tokio::spawn(settle.in_current_span())
+            .await
+            .map_err(ServiceError::internal)??;
+        if right {
             Ok(())
         } else {
-            // Counted so that guessing ends after a few tries, whatever addresses it comes
-            // from (see `shares::MAX_PASSPHRASE_FAILURES`).
-            let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-            shares::count_failed_passphrase(&mut conn, share.id).await?;
             Err(refused("wrong passphrase"))
         }
     }

@@ -1,6 +1,8 @@
 //! Share links. The read path is two statements: [`find_live`] (no side effect, for the
 //! checks that must not use up a view: recipient, passphrase) and [`consume`], which re-checks
-//! everything that can change and counts the read in one UPDATE.
+//! everything that can change and counts the read in one UPDATE. A passphrase guess is
+//! counted by [`reserve_passphrase_attempt`] before it is hashed, and handed back by
+//! [`refund_passphrase_attempt`] when it was right.
 //!
 //! A share id is the credential of a link share, so no span here records one.
 //!
@@ -109,23 +111,22 @@ pub struct LiveShare {
 /// Wrong passphrases after which a share no longer opens for anyone.
 pub const MAX_PASSPHRASE_FAILURES: i32 = 10;
 
-/// The conditions of a readable share but its allowlist, shared by [`find_live`] and
-/// [`consume`] so the two cannot drift apart. `$1` is the share id; `t` is the prefix naming
-/// the shares table.
-fn live(t: &str) -> String {
+/// The conditions of a readable share but its id and allowlist, on the shares table aliased
+/// `sh`; shared by [`find_live`], [`consume`] and [`reserve_passphrase_attempt`] so that
+/// they cannot drift apart.
+fn live() -> String {
     format!(
-        "{t}id = $1 AND {t}revoked_at IS NULL AND {t}declined_at IS NULL \
-         AND {t}expires_at > now() \
-         AND {t}failed_passphrase_attempts < {MAX_PASSPHRASE_FAILURES} \
-         AND ({t}max_access_count IS NULL OR {t}access_count < {t}max_access_count)"
+        "sh.revoked_at IS NULL AND sh.declined_at IS NULL \
+         AND sh.expires_at > now() \
+         AND sh.failed_passphrase_attempts < {MAX_PASSPHRASE_FAILURES} \
+         AND (sh.max_access_count IS NULL OR sh.access_count < sh.max_access_count)"
     )
 }
 
 /// Whether the client address bound as `$2` (text, or NULL when unknown, which no allowlist
 /// admits) is in the share's allowlist; always true without one.
-fn ip_allowed(t: &str) -> String {
-    format!("({t}ip_allowlist IS NULL OR COALESCE($2::inet <<= ANY ({t}ip_allowlist), false))")
-}
+const IP_ALLOWED: &str =
+    "(sh.ip_allowlist IS NULL OR COALESCE($2::inet <<= ANY (sh.ip_allowlist), false))";
 
 /// The share `id` if it is readable now (not revoked, declined, expired or used up, and its
 /// secret and vault still live); counts nothing. `client_ip` is the canonical text form.
@@ -135,15 +136,14 @@ pub async fn find_live(
     id: Uuid,
     client_ip: Option<&str>,
 ) -> Result<Option<LiveShare>, StoreError> {
+    let live = live();
     let sql = format!(
         "SELECT sh.id, sh.recipient_type, sh.recipient_user_id, sh.recipient_agent_id, \
-                sh.passphrase_hash, {} AS ip_allowed, sh.expires_at \
+                sh.passphrase_hash, {IP_ALLOWED} AS ip_allowed, sh.expires_at \
          FROM shares sh \
          JOIN secrets s ON s.id = sh.secret_id AND s.deleted_at IS NULL \
          JOIN vaults v ON v.id = sh.vault_id AND v.deleted_at IS NULL \
-         WHERE {}",
-        ip_allowed("sh."),
-        live("sh.")
+         WHERE sh.id = $1 AND {live}"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -170,20 +170,20 @@ pub struct Consumed {
 /// another reader's (a concurrent reader waits for this row, then re-checks the count this
 /// one left). `None`: not readable. The count is undone if the transaction rolls back.
 ///
-/// One table only, so PostgreSQL's re-check of a row another reader updated meanwhile sees
-/// every condition on the new row (see `store::secrets::lock`).
+/// One table is updated, so PostgreSQL's re-check of a row another reader updated meanwhile
+/// sees every condition on the new row (see `store::secrets::lock`).
 #[tracing::instrument(skip_all)]
 pub async fn consume(
     conn: &mut PgConnection,
     id: Uuid,
     client_ip: Option<&str>,
 ) -> Result<Option<Consumed>, StoreError> {
+    let live = live();
     let sql = format!(
-        "UPDATE shares SET access_count = access_count + 1 \
-         WHERE {} AND {} \
-         RETURNING org_id, secret_id, vault_id, secret_version, access_count, max_access_count",
-        live(""),
-        ip_allowed("")
+        "UPDATE shares sh SET access_count = sh.access_count + 1 \
+         WHERE sh.id = $1 AND {live} AND {IP_ALLOWED} \
+         RETURNING sh.org_id, sh.secret_id, sh.vault_id, sh.secret_version, sh.access_count, \
+                   sh.max_access_count"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -192,12 +192,41 @@ pub async fn consume(
         .await?)
 }
 
-/// Counts one wrong passphrase given for share `id`.
+/// Takes one of share `id`'s passphrase attempts before the guess is hashed: counts it as a
+/// failure at once, if the share is still readable from `client_ip` and has attempts left,
+/// and returns the hash to check against. `None`: no attempt left (or not readable).
+///
+/// One UPDATE, so concurrent guesses queue on the row and each re-checks the count the one
+/// before left: at most [`MAX_PASSPHRASE_FAILURES`] guesses are ever evaluated, however many
+/// arrive at once. A right guess is handed back with [`refund_passphrase_attempt`].
 #[tracing::instrument(skip_all)]
-pub async fn count_failed_passphrase(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+pub async fn reserve_passphrase_attempt(
+    conn: &mut PgConnection,
+    id: Uuid,
+    client_ip: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let live = live();
+    let sql = format!(
+        "UPDATE shares sh SET failed_passphrase_attempts = sh.failed_passphrase_attempts + 1 \
+         WHERE sh.id = $1 AND sh.passphrase_hash IS NOT NULL AND {live} AND {IP_ALLOWED} \
+         RETURNING sh.passphrase_hash"
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(client_ip)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Hands back the attempt [`reserve_passphrase_attempt`] took for a guess that was right.
+#[tracing::instrument(skip_all)]
+pub async fn refund_passphrase_attempt(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE shares SET failed_passphrase_attempts = failed_passphrase_attempts + 1 \
-         WHERE id = $1",
+        "UPDATE shares SET failed_passphrase_attempts = failed_passphrase_attempts - 1 \
+         WHERE id = $1 AND failed_passphrase_attempts > 0",
     )
     .bind(id)
     .execute(conn)

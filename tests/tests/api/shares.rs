@@ -1216,3 +1216,76 @@ async fn the_origin_trusts_forwarded_addresses_only_with_the_edge_secret() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{auth:?} {ip:?}: {body}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Passphrase attempts under concurrency
+// ---------------------------------------------------------------------------------------------
+
+/// A column of share `id`, read from the database.
+async fn share_column(stack: &TestStack, id: &str, column: &str) -> Option<i64> {
+    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {column}::int8 FROM shares WHERE id = $1::uuid"
+    )))
+    .bind(id)
+    .fetch_optional(&mut db)
+    .await
+    .unwrap()
+}
+
+/// Concurrent wrong guesses cannot outrun the lockout: each takes one of the ten attempts in
+/// the database before its hash is checked, so of thirty at once exactly ten are evaluated,
+/// the link locks, and the right passphrase is refused afterwards. A right guess before that
+/// hands its attempt back.
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_concurrent_wrong_passphrases_get_exactly_ten_evaluated() {
+    let stack = TestStack::start().await;
+    let (owner, _, secret) = owner_with_secret(&stack, "burst-guess@example.com").await;
+    let missing = refusal(&stack).await;
+    let id = share(
+        &stack,
+        &owner.access_token,
+        &secret,
+        link(json!({"passphrase": "the right one"})),
+    )
+    .await;
+    let right = As {
+        passphrase: Some("the right one"),
+        ..As::default()
+    };
+    assert_value(read(&stack, &id, right).await, "the right passphrase");
+    assert_eq!(
+        share_column(&stack, &id, "failed_passphrase_attempts").await,
+        Some(0),
+        "a right guess hands its attempt back"
+    );
+
+    let url = stack.edge_url(&format!("/v1/share/{id}"));
+    let mut guesses = tokio::task::JoinSet::new();
+    for attempt in 0..30 {
+        let request = stack
+            .client
+            .get(&url)
+            .header("X-Share-Passphrase", format!("wrong guess {attempt}"));
+        guesses.spawn(async move { send(request).await });
+    }
+    while let Some(outcome) = guesses.join_next().await {
+        assert_refused(outcome.unwrap(), &missing, "a wrong guess");
+    }
+    assert_eq!(
+        share_column(&stack, &id, "failed_passphrase_attempts").await,
+        Some(10),
+        "exactly ten guesses were evaluated"
+    );
+    assert_refused(
+        read(&stack, &id, right).await,
+        &missing,
+        "after the lockout",
+    );
+    assert_refused(
+        status_of(&stack, &id).await,
+        &missing,
+        "status after the lockout",
+    );
+    assert_eq!(share_column(&stack, &id, "access_count").await, Some(1));
+}
