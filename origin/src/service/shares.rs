@@ -12,6 +12,10 @@
 //! UPDATE that re-checks everything that can have changed meanwhile, reads the secret's live
 //! current version (which counts against that version's own limit too) and opens it in the
 //! HSM: if anything in there fails, the transaction rolls back and the share's count with it.
+//!
+//! Every statement that can open a share also checks that its creator still stands (a member
+//! of the org; an active, unexpired agent with the token version it made the link under), so
+//! a link ends with its maker's access, answered like any other refusal.
 
 use std::net::IpAddr;
 
@@ -22,8 +26,9 @@ use oxvault_core::policy::Permission;
 use oxvault_core::secret_path::SecretPath;
 use oxvault_core::share::CreateShareRequest;
 use oxvault_core::share::{
-    MAX_PASSPHRASE_LEN, Recipient, RecipientType, ShareId, ShareListResponse, ShareResponse,
-    ShareSpec, ShareStatusResponse, ShareSummary, SharedSecretResponse, share_url,
+    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, OrgSharesCursor, Recipient,
+    RecipientType, ShareId, ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse,
+    ShareSummary, SharedSecretResponse, share_url,
 };
 use rand::TryRngCore;
 use rand::rngs::OsRng;
@@ -41,7 +46,9 @@ use super::secrets::SecretsService;
 use super::vaults::{VaultsService, creator_of};
 use crate::crypto::Keyring;
 use crate::store::outbox::{self, NewMail};
-use crate::store::shares::{self, LiveShare, NewShare, RecipientKey, SummaryRow};
+use crate::store::shares::{
+    self, LiveShare, NewShare, OrgShareRow, OrgSharesAfter, RecipientKey, SummaryRow,
+};
 use crate::store::{StatementPool, StoreError, agents, secrets, users};
 
 /// Share operations; cheap to clone.
@@ -111,6 +118,57 @@ fn summary(row: SummaryRow) -> Result<ShareSummary, ServiceError> {
         created_at: row.created_at,
         is_expired: row.is_expired,
         is_accepted: row.is_accepted,
+    })
+}
+
+/// A live share as its org's managers see it.
+fn org_share(row: OrgShareRow) -> Result<OrgShare, ServiceError> {
+    let (creator_type, creator_id) = match (row.created_by_user, row.created_by_agent) {
+        (Some(user), None) => (CreatorType::User, user),
+        (None, Some(agent)) => (CreatorType::Agent, agent),
+        _ => {
+            return Err(ServiceError::Internal(
+                "a share names no creator, or two".into(),
+            ));
+        }
+    };
+    Ok(OrgShare {
+        id: ShareId::from_uuid(row.id),
+        secret_id: SecretId::from_uuid(row.secret_id),
+        vault_id: row.vault_id,
+        secret_path: row.secret_path,
+        creator_type,
+        creator_id,
+        recipient_type: recipient_type(&row.recipient_type)?,
+        recipient_id: row.recipient_user_id.or(row.recipient_agent_id),
+        recipient_email: row.recipient_email,
+        has_passphrase: row.has_passphrase,
+        has_ip_allowlist: row.has_ip_allowlist,
+        access_count: row.access_count,
+        max_access_count: row.max_access_count,
+        expires_at: row.expires_at,
+        created_at: row.created_at,
+    })
+}
+
+/// One page of the org's shares from `rows`, fetched with one row more than `limit` to learn
+/// whether another page follows; its cursor points after the page's last share.
+fn org_page(
+    mut rows: Vec<OrgShareRow>,
+    limit: usize,
+) -> Result<OrgShareListResponse, ServiceError> {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = more.then(|| rows.last()).flatten().map(|last| {
+        OrgSharesCursor {
+            created_at: last.created_at,
+            id: last.id,
+        }
+        .encode()
+    });
+    Ok(OrgShareListResponse {
+        shares: rows.into_iter().map(org_share).collect::<Result<_, _>>()?,
+        next_cursor,
     })
 }
 
@@ -516,6 +574,31 @@ impl SharesService {
         self.audit.commit(tx, event).await?;
         tracing::info!(share = %fingerprint(id), "share revoked");
         Ok(())
+    }
+
+    /// One page of the org's shares that can be read now, newest first, for its owners and
+    /// admins (403 for anyone else): `limit` of them after `cursor`. No value, passphrase or
+    /// allowlist is in it.
+    pub async fn org_shares(
+        &self,
+        principal: &Principal,
+        limit: u32,
+        cursor: Option<OrgSharesCursor>,
+    ) -> Result<OrgShareListResponse, ServiceError> {
+        principal.require_manager()?;
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let after = cursor.map(|cursor| OrgSharesAfter {
+            created_at: cursor.created_at,
+            id: cursor.id,
+        });
+        let rows = shares::list_live_in_org(
+            &mut conn,
+            *principal.org.as_uuid(),
+            after,
+            i64::from(limit) + 1,
+        )
+        .await?;
+        org_page(rows, usize::try_from(limit).unwrap_or(usize::MAX))
     }
 
     /// The shares the caller created and has not revoked, newest first.
