@@ -11,11 +11,12 @@
 //! credential, so it must not be guessable (a v4 UUID has only 122 random bits, and ids made
 //! from time or counters would be).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::email::Email;
@@ -84,6 +85,42 @@ impl fmt::Display for ShareId {
 /// The link people open: `{public_url}/s/{id}`, with `public_url` lacking a trailing slash.
 pub fn share_url(public_url: &str, id: ShareId) -> String {
     format!("{}/s/{id}", public_url.trim_end_matches('/'))
+}
+
+/// Where a share id can stand in a request path: the lookup and status routes, the recipient's
+/// accept and decline routes, and the share page (`/v1/shares/inbound` and `/outbound` are
+/// lists, not ids).
+const SHARE_ID_PREFIXES: [&str; 3] = ["/v1/share/", "/v1/shares/", "/s/"];
+
+/// The words that may follow a share id in a path; anything else there is redacted too.
+const SHARE_PATH_WORDS: [&str; 3] = ["status", "accept", "decline"];
+
+/// `path` as a log line may show it: the segment holding a share id replaced by
+/// `{share_id}`, since a link share's id is its only credential. Whatever else follows it is
+/// kept only when it is one of the routes' own words, so no spelling of a path can carry an id
+/// into a log. Used by the origin's access log and the edge's error lines alike.
+pub fn loggable_path(path: &str) -> Cow<'_, str> {
+    let Some((prefix, rest)) = SHARE_ID_PREFIXES
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix).map(|rest| (*prefix, rest)))
+    else {
+        return Cow::Borrowed(path);
+    };
+    let mut segments = rest.split('/');
+    let first = segments.next().unwrap_or_default();
+    if prefix == "/v1/shares/" && matches!(first, "inbound" | "outbound") && !rest.contains('/') {
+        return Cow::Borrowed(path);
+    }
+    let mut redacted = format!("{prefix}{{share_id}}");
+    for segment in segments {
+        redacted.push('/');
+        if SHARE_PATH_WORDS.contains(&segment) {
+            redacted.push_str(segment);
+        } else if !segment.is_empty() {
+            redacted.push_str("{redacted}");
+        }
+    }
+    Cow::Owned(redacted)
 }
 
 /// Who a share is for.
@@ -420,11 +457,285 @@ pub struct ShareListResponse {
     pub shares: Vec<ShareSummary>,
 }
 
+/// `limit` of `GET /v1/org/shares` when none is given.
+pub const DEFAULT_ORG_SHARES_LIMIT: u32 = 50;
+/// The largest `limit` of `GET /v1/org/shares`.
+pub const MAX_ORG_SHARES_LIMIT: u32 = 200;
+
+/// The kind of principal that made a share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CreatorType {
+    User,
+    Agent,
+}
+
+/// One live share in `GET /v1/org/shares`: who made it, for whom, until when, how often read.
+/// Never its value, passphrase or allowlist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrgShare {
+    pub id: ShareId,
+    pub secret_id: SecretId,
+    #[schema(value_type = String, format = Uuid)]
+    pub vault_id: Uuid,
+    pub secret_path: String,
+    pub creator_type: CreatorType,
+    #[schema(value_type = String, format = Uuid)]
+    pub creator_id: Uuid,
+    pub recipient_type: RecipientType,
+    /// The user or agent it is for (`user`, `agent` and `creator` shares).
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub recipient_id: Option<Uuid>,
+    /// The outside address it was mailed to (`external_email` shares).
+    pub recipient_email: Option<String>,
+    pub has_passphrase: bool,
+    pub has_ip_allowlist: bool,
+    pub access_count: i32,
+    pub max_access_count: Option<i32>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /v1/org/shares`: one page, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrgShareListResponse {
+    pub shares: Vec<OrgShare>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Where a page of `GET /v1/org/shares` resumes: after the share created at `created_at`
+/// (microseconds, as stored) with id `id`. Opaque to clients: its text is base64url, and only
+/// [`OrgSharesCursor::parse`] reads it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgSharesCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl OrgSharesCursor {
+    /// The text form handed to clients.
+    pub fn encode(&self) -> String {
+        use base64::Engine as _;
+        let raw = format!(
+            "{}.{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        );
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Reads back what [`encode`](Self::encode) wrote; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        use base64::Engine as _;
+        // A real cursor is about 60 characters; refuse to decode anything much larger.
+        if text.len() > 128 {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()?;
+        let raw = std::str::from_utf8(&raw).ok()?;
+        let (micros, id) = raw.split_once('.')?;
+        let micros: i64 = micros.parse().ok()?;
+        Some(Self {
+            created_at: DateTime::from_timestamp_micros(micros)?,
+            id: Uuid::try_parse(id).ok()?,
+        })
+    }
+}
+
+/// The query of `GET /v1/org/shares`, as sent. Text, so that a malformed value gets a 400
+/// naming it; [`OrgSharesParams::parse`] checks it.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrgSharesParams {
+    /// Shares per page, 1 to 200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the page before; absent for the first page.
+    pub cursor: Option<String>,
+}
+
+/// A checked [`OrgSharesParams`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgSharesPage {
+    pub limit: u32,
+    pub cursor: Option<OrgSharesCursor>,
+}
+
+impl OrgSharesParams {
+    /// The page asked for; `Err` says which parameter is wrong, for a 400.
+    pub fn parse(&self) -> Result<OrgSharesPage, String> {
+        let limit = org_shares_limit(self.limit.as_deref())?;
+        let cursor =
+            match self.cursor.as_deref() {
+                None => None,
+                Some(text) => Some(OrgSharesCursor::parse(text).ok_or_else(|| {
+                    "cursor must be the next_cursor of an earlier page".to_owned()
+                })?),
+            };
+        Ok(OrgSharesPage { limit, cursor })
+    }
+}
+
+/// The page size asked for, checked: [`DEFAULT_ORG_SHARES_LIMIT`] when absent, else 1 to
+/// [`MAX_ORG_SHARES_LIMIT`]. `Err` names the rule, for a 400.
+pub fn org_shares_limit(text: Option<&str>) -> Result<u32, String> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_ORG_SHARES_LIMIT);
+    };
+    match text.trim().parse::<u32>() {
+        Ok(limit) if (1..=MAX_ORG_SHARES_LIMIT).contains(&limit) => Ok(limit),
+        _ => Err(format!(
+            "limit must be a whole number from 1 to {MAX_ORG_SHARES_LIMIT}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn an_org_shares_cursor_reads_back_what_it_wrote() {
+        let cursor = OrgSharesCursor {
+            created_at: DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap(),
+            id: Uuid::parse_str("3f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f").unwrap(),
+        };
+        let text = cursor.encode();
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{text}"
+        );
+        assert_eq!(OrgSharesCursor::parse(&text), Some(cursor));
+    }
+
+    #[test]
+    fn anything_but_a_cursor_is_refused() {
+        use base64::Engine as _;
+        let b64 = |raw: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        for bad in [
+            String::new(),
+            "not base64!".to_owned(),
+            b64("123"),
+            b64("abc.3f1c2d3e4b5a4c6d8e9f0a1b2c3d4e5f"),
+            b64("123.not-a-uuid"),
+            b64(&format!("{}.3f1c2d3e4b5a4c6d8e9f0a1b2c3d4e5f", i64::MAX)),
+            "A".repeat(10_000),
+        ] {
+            assert_eq!(OrgSharesCursor::parse(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn org_shares_params_name_the_parameter_that_is_wrong() {
+        let page = OrgSharesParams::default().parse().unwrap();
+        assert_eq!(
+            page,
+            OrgSharesPage {
+                limit: 50,
+                cursor: None
+            }
+        );
+        let cursor = OrgSharesCursor {
+            created_at: DateTime::from_timestamp_micros(1_800_000_000_000_001).unwrap(),
+            id: Uuid::nil(),
+        };
+        let params = OrgSharesParams {
+            limit: Some("7".into()),
+            cursor: Some(cursor.encode()),
+        };
+        assert_eq!(
+            params.parse(),
+            Ok(OrgSharesPage {
+                limit: 7,
+                cursor: Some(cursor)
+            })
+        );
+        let bad_cursor = OrgSharesParams {
+            cursor: Some("x".into()),
+            ..OrgSharesParams::default()
+        };
+        assert!(bad_cursor.parse().unwrap_err().starts_with("cursor"));
+        let bad_limit = OrgSharesParams {
+            limit: Some("500".into()),
+            ..OrgSharesParams::default()
+        };
+        assert!(bad_limit.parse().unwrap_err().starts_with("limit"));
+    }
+
+    #[test]
+    fn the_org_shares_limit_defaults_to_50_and_stays_within_1_to_200() {
+        assert_eq!(org_shares_limit(None), Ok(50));
+        assert_eq!(org_shares_limit(Some("1")), Ok(1));
+        assert_eq!(org_shares_limit(Some("200")), Ok(200));
+        for bad in ["0", "201", "-1", "ten", "", "1.5", "99999999999"] {
+            let err = org_shares_limit(Some(bad)).unwrap_err();
+            assert!(err.contains("1 to 200"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn share_ids_are_redacted_from_every_path_that_can_hold_one() {
+        let id = "3f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f";
+        for (path, logged) in [
+            (format!("/v1/share/{id}"), "/v1/share/{share_id}"),
+            (
+                format!("/v1/share/{id}/status"),
+                "/v1/share/{share_id}/status",
+            ),
+            (
+                format!("/v1/shares/{id}/accept"),
+                "/v1/shares/{share_id}/accept",
+            ),
+            (
+                format!("/v1/shares/{id}/decline"),
+                "/v1/shares/{share_id}/decline",
+            ),
+            (format!("/s/{id}"), "/s/{share_id}"),
+            // Whatever sits in the id's place is taken for one, UUID or not.
+            ("/v1/share/not-a-uuid".to_owned(), "/v1/share/{share_id}"),
+            // An id hidden further along is redacted as well.
+            (
+                format!("/v1/share//{id}"),
+                "/v1/share/{share_id}/{redacted}",
+            ),
+            (
+                format!("/s/x/{id}/status"),
+                "/s/{share_id}/{redacted}/status",
+            ),
+            (
+                format!("/v1/shares/inbound/{id}"),
+                "/v1/shares/{share_id}/{redacted}",
+            ),
+        ] {
+            let shown = loggable_path(&path);
+            assert_eq!(shown, logged, "{path}");
+            assert!(!shown.contains(id), "{path}");
+        }
+    }
+
+    #[test]
+    fn paths_without_a_share_id_are_logged_as_they_are() {
+        for path in [
+            "/v1/shares/inbound",
+            "/v1/shares/outbound",
+            "/v1/org/shares",
+            "/v1/vaults",
+            "/v1/secrets/3f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f/share",
+            "/v1/health",
+        ] {
+            assert!(
+                matches!(loggable_path(path), Cow::Borrowed(p) if p == path),
+                "{path}"
+            );
+        }
+    }
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()

@@ -12,7 +12,8 @@ use url::Url;
 
 use crate::rate_limit::{Limit, LimitError, RateLimits};
 
-/// The binding that names the origin, e.g. `http://127.0.0.1:8080`.
+/// The binding that names the origin, e.g. `https://origin.example.com`, or
+/// `http://127.0.0.1:8080` (plain http is accepted to a loopback host only).
 pub const ORIGIN_URL_VAR: &str = "ORIGIN_URL";
 /// The secret the edge proves itself to the origin with (a Worker secret in production).
 pub const SHARED_SECRET_VAR: &str = "ORIGIN_SHARED_SECRET";
@@ -26,6 +27,8 @@ pub const RATE_LIMIT_LOGIN_IDENTITY_VAR: &str = "RATE_LIMIT_LOGIN_IDENTITY";
 pub const RATE_LIMIT_SHARE_IP_VAR: &str = "RATE_LIMIT_SHARE_IP";
 /// Per token subject, on every authenticated route.
 pub const RATE_LIMIT_IDENTITY_VAR: &str = "RATE_LIMIT_IDENTITY";
+/// Per client IP, on `/v1/health` and `/v1/health/hsm`.
+pub const RATE_LIMIT_HEALTH_IP_VAR: &str = "RATE_LIMIT_HEALTH_IP";
 
 /// The longest shared secret accepted: it travels in a header on every request.
 const MAX_SECRET_LEN: usize = 512;
@@ -40,6 +43,8 @@ pub enum ConfigError {
     NotAUrl(&'static str),
     #[error("{0} must use http or https, not {1:?}")]
     UnsupportedScheme(&'static str, String),
+    #[error("{0} must use https unless its host is loopback (127.0.0.0/8, ::1, localhost)")]
+    PlainHttpOffLoopback(&'static str),
     #[error("{0} must not carry a user name or password")]
     HasCredentials(&'static str),
     #[error("{0} must not have a path other than `/`")]
@@ -52,7 +57,8 @@ pub enum ConfigError {
     BadLimit(&'static str, LimitError),
 }
 
-/// A base URL: `http` or `https`, a host, perhaps a port, and nothing after it.
+/// A base URL: `https` (or `http` to a loopback host), a host, perhaps a port, and nothing
+/// after it.
 ///
 /// Held without a trailing slash so that joining a request path (which starts with `/`) is
 /// plain concatenation; see [`crate::target`].
@@ -68,6 +74,11 @@ impl BaseUrl {
         let url = Url::parse(text.trim()).map_err(|_| ConfigError::NotAUrl(var))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ConfigError::UnsupportedScheme(var, url.scheme().to_owned()));
+        }
+        // Plain http would carry tokens, secret values, share ids and the shared secret in
+        // clear across whatever network lies between; only a hop inside this machine is safe.
+        if url.scheme() == "http" && !is_loopback(&url) {
+            return Err(ConfigError::PlainHttpOffLoopback(var));
         }
         // Credentials in a var would end up in every outbound request and in logs.
         if !url.username().is_empty() || url.password().is_some() {
@@ -93,6 +104,17 @@ impl BaseUrl {
     /// The base URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Whether the URL's host is this machine: `localhost`, 127.0.0.0/8 or `::1`. By the parsed
+/// host, not the text, so `http://127.1` counts and `http://127.0.0.1.evil.example` does not.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -168,6 +190,7 @@ impl EdgeConfig {
                 login_identity: limit(RATE_LIMIT_LOGIN_IDENTITY_VAR)?,
                 share_ip: limit(RATE_LIMIT_SHARE_IP_VAR)?,
                 identity: limit(RATE_LIMIT_IDENTITY_VAR)?,
+                health_ip: limit(RATE_LIMIT_HEALTH_IP_VAR)?,
             },
         })
     }
@@ -185,6 +208,7 @@ mod tests {
             (RATE_LIMIT_LOGIN_IDENTITY_VAR, "10/300"),
             (RATE_LIMIT_SHARE_IP_VAR, "60/60"),
             (RATE_LIMIT_IDENTITY_VAR, "1200/60"),
+            (RATE_LIMIT_HEALTH_IP_VAR, "60/60"),
         ]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -219,6 +243,52 @@ mod tests {
         assert_eq!(
             OriginUrl::parse("http://[::1]:9000").unwrap().as_str(),
             "http://[::1]:9000"
+        );
+    }
+
+    #[test]
+    fn plain_http_is_accepted_to_loopback_hosts_only() {
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://127.9.8.7",
+            "http://127.1:9000",
+            "http://[::1]:9000",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+        ] {
+            assert!(OriginUrl::parse(loopback).is_ok(), "{loopback}");
+        }
+        for remote in [
+            "http://origin.example.com",
+            "http://10.0.0.5:8080",
+            "http://128.0.0.1",
+            "http://[::2]:9000",
+            "http://[::ffff:127.0.0.1]",
+            "http://127.0.0.1.nip.io",
+            "http://localhost.example.com",
+            "http://0.0.0.0:8080",
+        ] {
+            assert_eq!(
+                OriginUrl::parse(remote),
+                Err(ConfigError::PlainHttpOffLoopback(ORIGIN_URL_VAR)),
+                "{remote}"
+            );
+        }
+        assert!(OriginUrl::parse("https://10.0.0.5:8443").is_ok());
+    }
+
+    #[test]
+    fn a_plain_http_origin_off_loopback_fails_the_config_by_name() {
+        let err = EdgeConfig::from_vars(vars(&[(ORIGIN_URL_VAR, "http://origin.internal:8080")]))
+            .unwrap_err();
+        assert_eq!(err, ConfigError::PlainHttpOffLoopback(ORIGIN_URL_VAR));
+        assert!(
+            err.to_string().contains("ORIGIN_URL must use https"),
+            "{err}"
+        );
+        assert_eq!(
+            EdgeConfig::from_vars(vars(&[(PUBLIC_URL_VAR, "http://vault.example.com")])),
+            Err(ConfigError::PlainHttpOffLoopback(PUBLIC_URL_VAR))
         );
     }
 
@@ -302,6 +372,7 @@ mod tests {
         );
         assert_eq!(config.limits.share_ip, Limit::parse("60/60").unwrap());
         assert_eq!(config.limits.identity, Limit::parse("1200/60").unwrap());
+        assert_eq!(config.limits.health_ip, Limit::parse("60/60").unwrap());
     }
 
     #[test]
@@ -360,6 +431,10 @@ mod tests {
         assert_eq!(
             EdgeConfig::from_vars(without(RATE_LIMIT_SHARE_IP_VAR)),
             Err(ConfigError::Missing(RATE_LIMIT_SHARE_IP_VAR))
+        );
+        assert_eq!(
+            EdgeConfig::from_vars(without(RATE_LIMIT_HEALTH_IP_VAR)),
+            Err(ConfigError::Missing(RATE_LIMIT_HEALTH_IP_VAR))
         );
         let err = EdgeConfig::from_vars(vars(&[(RATE_LIMIT_IDENTITY_VAR, "lots")])).unwrap_err();
         assert!(matches!(

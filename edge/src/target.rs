@@ -4,6 +4,8 @@
 //! passed through byte for byte: decoding and re-encoding them here could turn `%2F` into a
 //! path separator at the origin.
 
+use oxvault_core::share::loggable_path;
+
 use crate::config::OriginUrl;
 
 /// The URL to fetch at the origin for a request with this path and query.
@@ -24,6 +26,13 @@ pub fn origin_target(origin: &OriginUrl, path: &str, query: Option<&str>) -> Str
         target.push_str(query);
     }
     target
+}
+
+/// How a log line names the target of a request with this path: the origin, the path with
+/// any share id redacted (a link's id is its credential), and no query (it may hold anything
+/// a client put there). The same redaction as the origin's access log.
+pub fn loggable_target(origin: &OriginUrl, path: &str) -> String {
+    format!("{}{}", origin.as_str(), loggable_path(path))
 }
 
 #[cfg(test)]
@@ -67,6 +76,21 @@ mod tests {
         assert_eq!(
             origin_target(&origin(), "evil.com/x", None),
             "http://127.0.0.1:8080/evil.com/x"
+        );
+    }
+
+    #[test]
+    fn the_logged_target_never_holds_a_share_id_or_the_query() {
+        let id = "3f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f";
+        let logged = loggable_target(&origin(), &format!("/v1/share/{id}"));
+        assert_eq!(logged, "http://127.0.0.1:8080/v1/share/{share_id}");
+        assert_eq!(
+            loggable_target(&origin(), &format!("/v1/share/{id}/status")),
+            "http://127.0.0.1:8080/v1/share/{share_id}/status"
+        );
+        assert_eq!(
+            loggable_target(&origin(), "/v1/vaults"),
+            "http://127.0.0.1:8080/v1/vaults"
         );
     }
 }

@@ -145,6 +145,7 @@ impl Application {
                 throttle: http::throttle::Throttle::new(config.origin_rate_limit),
                 tiers: crate::service::billing::Tiers::new(config.billing.tiers.clone()),
                 meter,
+                health: crate::service::health::Health::new(pool.clone(), keyring.clone()),
                 pool,
                 statements,
                 keyring,

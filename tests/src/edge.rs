@@ -20,6 +20,7 @@ pub const GENEROUS_LIMITS: &[(&str, &str)] = &[
     ("RATE_LIMIT_LOGIN_IDENTITY", "100000/60"),
     ("RATE_LIMIT_SHARE_IP", "100000/60"),
     ("RATE_LIMIT_IDENTITY", "100000/60"),
+    ("RATE_LIMIT_HEALTH_IP", "100000/60"),
 ];
 
 /// How a test edge is started.

@@ -8,7 +8,7 @@
 //! request never reaches it, so a flood of logins costs no Argon2 work there.
 //!
 //! This module and its children are pure and test natively:
-//! - here: the four configured limits (a limit `N/S` itself is `oxvault_core::rate_limit`);
+//! - here: the five configured limits (a limit `N/S` itself is `oxvault_core::rate_limit`);
 //! - [`gcra`]: the decision for one request, from the stored state and the time;
 //! - [`plan`]: which limits apply to a request and under which keys;
 //! - [`wire`]: the messages between the Worker and the object, and the response headers;
@@ -24,7 +24,7 @@ pub mod wire;
 
 pub use oxvault_core::rate_limit::{Limit, LimitError, MAX_COUNT, MAX_PERIOD_SECS};
 
-/// The four limits of `wrangler.toml`.
+/// The five limits of `wrangler.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     /// `RATE_LIMIT_AUTH_IP`: per client IP on the routes that hand out tokens.
@@ -35,4 +35,7 @@ pub struct RateLimits {
     pub share_ip: Limit,
     /// `RATE_LIMIT_IDENTITY`: per token subject on authenticated routes.
     pub identity: Limit,
+    /// `RATE_LIMIT_HEALTH_IP`: per client IP on the public health routes, each of which
+    /// costs the origin a database query and an HSM round trip (cached there briefly).
+    pub health_ip: Limit,
 }

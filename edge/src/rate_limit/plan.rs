@@ -1,7 +1,8 @@
 //! Which limits a request is held to, and the key each is counted under.
 //!
 //! - Per client IP (`cf-connecting-ip`): the unauthenticated routes that hand out tokens
-//!   ([`LimitClass::AuthIp`]) and share lookups and pages ([`LimitClass::ShareIp`]).
+//!   ([`LimitClass::AuthIp`]), share lookups and pages ([`LimitClass::ShareIp`]) and the
+//!   health routes ([`LimitClass::HealthIp`]).
 //! - Per identity on token exchanges ([`LimitClass::LoginIdentity`]): a login counts against
 //!   its email as the origin normalises it (so `USER@x.com` and `user@x.com`, or full-width
 //!   letters, are one identity), an agent-token exchange against its agent, an API-key
@@ -35,6 +36,7 @@ pub enum LimitClass {
     LoginIdentity,
     ShareIp,
     Identity,
+    HealthIp,
 }
 
 impl LimitClass {
@@ -61,6 +63,7 @@ impl LimitClass {
             Self::LoginIdentity => limits.login_identity,
             Self::ShareIp => limits.share_ip,
             Self::Identity => limits.identity,
+            Self::HealthIp => limits.health_ip,
         }
     }
 
@@ -70,6 +73,7 @@ impl LimitClass {
             Self::LoginIdentity => "login",
             Self::ShareIp => "share-ip",
             Self::Identity => "subject",
+            Self::HealthIp => "health-ip",
         }
     }
 }
@@ -103,10 +107,16 @@ const TOKEN_ROUTES: &[&str] = &[
 /// Share lookups and the share page: limited per IP, so guessing ids trips the limit.
 const SHARE_ROUTES: &[&str] = &["/v1/share/{id}", "/v1/share/{id}/status", "/s/{id}"];
 
+/// The health routes: public, and each one costs the origin a database query and an HSM
+/// round trip, so they are limited per IP like the other public routes.
+const HEALTH_ROUTES: &[&str] = &[crate::route::HEALTH_PATH, "/v1/health/hsm"];
+
 /// The per-IP limit a request falls under, if any.
 pub fn ip_class(method: &str, path: &str) -> Option<LimitClass> {
     if method == "POST" && TOKEN_ROUTES.contains(&path) {
         Some(LimitClass::AuthIp)
+    } else if matches!(method, "GET" | "HEAD") && HEALTH_ROUTES.contains(&path) {
+        Some(LimitClass::HealthIp)
     } else if matches!(method, "GET" | "HEAD")
         && SHARE_ROUTES
             .iter()
@@ -210,6 +220,7 @@ mod tests {
             LimitClass::AuthIp,
             LimitClass::LoginIdentity,
             LimitClass::ShareIp,
+            LimitClass::HealthIp,
         ] {
             assert!(!class.leased(), "{class:?}");
         }
@@ -222,6 +233,7 @@ mod tests {
             LimitClass::AuthIp,
             LimitClass::ShareIp,
             LimitClass::Identity,
+            LimitClass::HealthIp,
         ] {
             assert!(class.reported(), "{class:?}");
         }
@@ -272,6 +284,26 @@ mod tests {
         assert_eq!(ip_class("GET", "/v1/shares/outbound"), None);
         assert_eq!(ip_class("GET", "/s/"), None);
         assert_eq!(ip_class("GET", "/s/a/b"), None);
+    }
+
+    #[test]
+    fn the_health_routes_are_limited_per_ip_in_a_count_of_their_own() {
+        for path in ["/v1/health", "/v1/health/hsm"] {
+            assert_eq!(ip_class("GET", path), Some(LimitClass::HealthIp), "{path}");
+            assert_eq!(ip_class("HEAD", path), Some(LimitClass::HealthIp), "{path}");
+        }
+        // Other methods are the origin's 405, which costs it nothing.
+        assert_eq!(ip_class("POST", "/v1/health"), None);
+        assert_eq!(ip_class("GET", "/v1/health/"), None);
+        assert_eq!(ip_class("GET", "/v1/healthz"), None);
+        assert_eq!(
+            ip_check(LimitClass::HealthIp, Some("203.0.113.7")).key,
+            "health-ip:203.0.113.7"
+        );
+        assert_ne!(
+            ip_check(LimitClass::HealthIp, Some("203.0.113.7")),
+            ip_check(LimitClass::ShareIp, Some("203.0.113.7"))
+        );
     }
 
     #[test]
@@ -445,16 +477,18 @@ mod tests {
             login_identity: Limit::new(2, 1).unwrap(),
             share_ip: Limit::new(3, 1).unwrap(),
             identity: Limit::new(4, 1).unwrap(),
+            health_ip: Limit::new(5, 1).unwrap(),
         };
         let counts: Vec<u32> = [
             LimitClass::AuthIp,
             LimitClass::LoginIdentity,
             LimitClass::ShareIp,
             LimitClass::Identity,
+            LimitClass::HealthIp,
         ]
         .iter()
         .map(|class| class.limit(&limits).count())
         .collect();
-        assert_eq!(counts, [1, 2, 3, 4]);
+        assert_eq!(counts, [1, 2, 3, 4, 5]);
     }
 }

@@ -16,7 +16,7 @@ use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::headers::{self, HeaderList};
 use crate::relay::{must_not_have_body, relayable_status};
-use crate::target::origin_target;
+use crate::target::{loggable_target, origin_target};
 
 /// The request body, or `None` when there is none. `declared` is its already-checked
 /// `Content-Length` (see [`crate::body::check_declared_length`]).
@@ -68,13 +68,19 @@ pub(super) async fn send(
     {
         init.set_body_opt_u8_array(Some(&Uint8Array::from(body.as_slice())));
     }
-    let request = web_sys::Request::new_with_str_and_init(&target, &init)
-        .map_err(|err| EdgeError::Internal(format!("origin request not built: {err:?}")))?;
+    let request = web_sys::Request::new_with_str_and_init(&target, &init).map_err(|err| {
+        let target = loggable_target(&config.origin, outbound.url.path());
+        EdgeError::Internal(format!("origin request to {target} not built: {err:?}"))
+    })?;
 
     let response = Fetch::Request(Request::from(request))
         .send()
         .await
-        .map_err(|err| EdgeError::OriginUnreachable(format!("{target}: {err}")))?;
+        .map_err(|err| {
+            // Named without the query and with any share id redacted: this goes to the log.
+            let target = loggable_target(&config.origin, outbound.url.path());
+            EdgeError::OriginUnreachable(format!("{target}: {err}"))
+        })?;
     relay(response, extra, request_id)
 }
 

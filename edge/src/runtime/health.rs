@@ -14,7 +14,12 @@ use crate::health::{ORIGIN_HEALTH_TIMEOUT_MS, edge_health, to_json};
 use crate::route::HEALTH_PATH;
 use crate::target::origin_target;
 
-pub(super) async fn answer(config: &EdgeConfig, request_id: &str) -> Response {
+/// The edge's report, with `extra` headers (the rate limit that applied).
+pub(super) async fn answer(
+    config: &EdgeConfig,
+    request_id: &str,
+    extra: Vec<(&'static str, String)>,
+) -> Response {
     let origin_body = ask_origin(config, request_id).await;
     let (status, report) = edge_health(origin_body.as_deref());
     if origin_body.is_some() && report.origin.status == OriginStatus::Unreachable {
@@ -25,7 +30,7 @@ pub(super) async fn answer(config: &EdgeConfig, request_id: &str) -> Response {
             status,
             content_type: "application/json",
             body: to_json(&report),
-            headers: Vec::new(),
+            headers: extra,
         },
         request_id,
     )

@@ -70,7 +70,15 @@ async fn dispatch(req: Request, env: &Env, request_id: &str) -> Result<Response,
         Route::NotFound => Err(EdgeError::NotFound),
         Route::EdgeHealth => {
             let config = load_config(env)?;
-            Ok(health::answer(&config, request_id).await)
+            // Limited per IP before the origin is asked: every answer costs it a database
+            // query and an HSM round trip (which it caches only briefly).
+            let incoming = http::header_list(req.headers());
+            let client_ip = headers::find(&incoming, CLIENT_IP_HEADER);
+            let mut limiter = Limiter::new(env, config.limits);
+            if let Some(class) = plan::ip_class(&method, url.path()) {
+                limiter.check(plan::ip_check(class, client_ip)).await?;
+            }
+            Ok(health::answer(&config, request_id, limiter.headers()).await)
         }
         Route::SharePage => {
             let config = load_config(env)?;

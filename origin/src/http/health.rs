@@ -8,7 +8,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::service;
 
 /// The health routes, and `/metrics` (origin only: the edge forwards `/v1` alone).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -49,7 +48,8 @@ async fn metrics(
 
 /// Service health: `healthy` when both the database and the HSM answer, else `degraded`.
 ///
-/// Always 200, as in the 1Claw API: the body says which.
+/// Always 200, as in the 1Claw API: the body says which. The checks run at most once every
+/// two seconds, whoever asks; callers in between get the last answer.
 #[utoipa::path(
     get,
     path = "/v1/health",
@@ -59,10 +59,11 @@ async fn metrics(
     responses((status = 200, description = "Health of the origin", body = HealthResponse))
 )]
 async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
-    Json(service::health::report(&state.pool, &state.keyring).await)
+    Json(state.health.report().await)
 }
 
-/// HSM health, checked by wrapping and unwrapping a probe key with the KEK.
+/// HSM health, checked by wrapping and unwrapping a probe key with the KEK (at most once every
+/// two seconds, shared with `/v1/health`).
 #[utoipa::path(
     get,
     path = "/v1/health/hsm",
@@ -75,7 +76,7 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     )
 )]
 async fn health_hsm(State(state): State<AppState>) -> (StatusCode, Json<HsmHealthResponse>) {
-    let status = service::health::hsm_status(&state.keyring).await;
+    let status = state.health.hsm_status().await;
     let code = match status {
         HsmStatus::Ok => StatusCode::OK,
         HsmStatus::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -65,6 +65,8 @@ pub struct AppState {
     pub tiers: crate::service::billing::Tiers,
     /// Where requests are metered for billing usage.
     pub meter: metering::Meter,
+    /// The health probe, shared by every caller for a couple of seconds.
+    pub health: crate::service::health::Health,
 }
 
 /// The whole HTTP application: every module's routes, the OpenAPI document, and the shared

@@ -5,7 +5,8 @@
 //! request carries it, and the response echoes it so a client can quote it.
 //!
 //! A share link's id is its credential, so the access log writes `/v1/share/{share_id}` for
-//! share routes instead of the id.
+//! share routes instead of the id (`oxvault_core::share::loggable_path`, which the edge's log
+//! lines use too).
 
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use oxvault_core::request_id::{REQUEST_ID_HEADER, is_acceptable_request_id};
+use oxvault_core::share::loggable_path;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -51,22 +53,6 @@ pub async fn with_request_id(mut request: Request, next: Next) -> Response {
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
-}
-
-/// The path as the access log may show it: share ids replaced by `{share_id}`.
-fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    for prefix in ["/v1/share/", "/v1/shares/"] {
-        if let Some(rest) = path.strip_prefix(prefix) {
-            let tail = rest.find('/').map_or("", |slash| &rest[slash..]);
-            let id = if prefix == "/v1/shares/" && matches!(rest, "inbound" | "outbound") {
-                rest
-            } else {
-                "{share_id}"
-            };
-            return format!("{prefix}{id}{tail}").into();
-        }
-    }
-    path.into()
 }
 
 fn fresh_id() -> HeaderValue {

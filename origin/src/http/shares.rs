@@ -1,6 +1,7 @@
 //! Share links: `POST /v1/secrets/{secret_id}/share`; `/v1/share/{share_id}` (read, status,
 //! revoke); `/v1/shares/outbound`, `/v1/shares/inbound`, `/v1/shares/{share_id}/accept`,
-//! `/v1/shares/{share_id}/decline`.
+//! `/v1/shares/{share_id}/decline`; and `GET /v1/org/shares`, the org's live shares for its
+//! owners and admins.
 //!
 //! A read takes its passphrase from the `X-Share-Passphrase` header (what the edge sends,
 //! since `fetch()` cannot forward a GET body), or from a JSON body `{"passphrase": ...}` when
@@ -10,15 +11,16 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oxvault_core::ids::SecretId;
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use oxvault_core::share::{
-    CreateShareRequest, PASSPHRASE_HEADER, ShareId, ShareListResponse, SharePassphraseBody,
-    ShareResponse, ShareStatusResponse, SharedSecretResponse,
+    CreateShareRequest, OrgShareListResponse, OrgSharesParams, PASSPHRASE_HEADER, ShareId,
+    ShareListResponse, SharePassphraseBody, ShareResponse, ShareStatusResponse,
+    SharedSecretResponse,
 };
 use secrecy::SecretString;
 use utoipa::OpenApi;
@@ -57,7 +59,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_outbound))
         .routes(routes!(list_inbound))
         .routes(routes!(accept_share))
-        .routes(routes!(decline_share));
+        .routes(routes!(decline_share))
+        .routes(routes!(list_org_shares));
     router.get_openapi_mut().merge(ShareTag::openapi());
     router
 }
@@ -231,6 +234,34 @@ async fn list_inbound(
     principal: Principal,
 ) -> Result<Json<ShareListResponse>, ApiError> {
     Ok(Json(shares.inbound(&principal).await?))
+}
+
+/// The org's shares that can be read now, newest first, one page at a time: who made each,
+/// for whom, until when and how often read; never a value. Owners and admins only (they may
+/// revoke any of them with `DELETE /v1/share/{share_id}`).
+#[utoipa::path(get, path = "/v1/org/shares", tag = "Sharing", operation_id = "listOrgShares",
+    params(OrgSharesParams),
+    responses(
+        (status = 200, description = "One page of the org's live shares", body = OrgShareListResponse),
+        (status = 400, description = "A malformed limit or cursor", body = ProblemDetails),
+        (status = 401, description = "Not authenticated", body = ProblemDetails),
+        (status = 403, description = "Not an owner or admin", body = ProblemDetails),
+    ))]
+async fn list_org_shares(
+    State(shares): State<SharesService>,
+    principal: Principal,
+    params: Result<Query<OrgSharesParams>, QueryRejection>,
+) -> Result<Json<OrgShareListResponse>, ApiError> {
+    let Query(params) =
+        params.map_err(|_| ApiError::client(ProblemKind::BadRequest, "invalid query string"))?;
+    let page = params
+        .parse()
+        .map_err(|detail| ApiError::client(ProblemKind::BadRequest, detail))?;
+    Ok(Json(
+        shares
+            .org_shares(&principal, page.limit, page.cursor)
+            .await?,
+    ))
 }
 
 /// Accept a share addressed to the caller.

@@ -6,10 +6,16 @@
 //!
 //! The order of a read matters. First the checks that must not use up a view (recipient,
 //! allowlist, passphrase) run against the row as read; the Argon2 verify comes last so a
-//! stranger's request costs no hashing. Then one transaction counts the read with a single
+//! stranger's request costs no hashing, and only after the guess has taken one of the share's
+//! attempts in a single UPDATE, so no burst of concurrent guesses gets more than
+//! `shares::MAX_PASSPHRASE_FAILURES` of them evaluated (a right guess is handed back). Then one transaction counts the read with a single
 //! UPDATE that re-checks everything that can have changed meanwhile, reads the secret's live
 //! current version (which counts against that version's own limit too) and opens it in the
 //! HSM: if anything in there fails, the transaction rolls back and the share's count with it.
+//!
+//! Every statement that can open a share also checks that its creator still stands (a member
+//! of the org; an active, unexpired agent with the token version it made the link under), so
+//! a link ends with its maker's access, answered like any other refusal.
 
 use std::net::IpAddr;
 
@@ -20,14 +26,16 @@ use oxvault_core::policy::Permission;
 use oxvault_core::secret_path::SecretPath;
 use oxvault_core::share::CreateShareRequest;
 use oxvault_core::share::{
-    MAX_PASSPHRASE_LEN, Recipient, RecipientType, ShareId, ShareListResponse, ShareResponse,
-    ShareSpec, ShareStatusResponse, ShareSummary, SharedSecretResponse, share_url,
+    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, OrgSharesCursor, Recipient,
+    RecipientType, ShareId, ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse,
+    ShareSummary, SharedSecretResponse, share_url,
 };
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 
 use super::ServiceError;
 use super::access;
@@ -38,7 +46,9 @@ use super::secrets::SecretsService;
 use super::vaults::{VaultsService, creator_of};
 use crate::crypto::Keyring;
 use crate::store::outbox::{self, NewMail};
-use crate::store::shares::{self, LiveShare, NewShare, RecipientKey, SummaryRow};
+use crate::store::shares::{
+    self, LiveShare, NewShare, OrgShareRow, OrgSharesAfter, RecipientKey, SummaryRow,
+};
 use crate::store::{StatementPool, StoreError, agents, secrets, users};
 
 /// Share operations; cheap to clone.
@@ -108,6 +118,57 @@ fn summary(row: SummaryRow) -> Result<ShareSummary, ServiceError> {
         created_at: row.created_at,
         is_expired: row.is_expired,
         is_accepted: row.is_accepted,
+    })
+}
+
+/// A live share as its org's managers see it.
+fn org_share(row: OrgShareRow) -> Result<OrgShare, ServiceError> {
+    let (creator_type, creator_id) = match (row.created_by_user, row.created_by_agent) {
+        (Some(user), None) => (CreatorType::User, user),
+        (None, Some(agent)) => (CreatorType::Agent, agent),
+        _ => {
+            return Err(ServiceError::Internal(
+                "a share names no creator, or two".into(),
+            ));
+        }
+    };
+    Ok(OrgShare {
+        id: ShareId::from_uuid(row.id),
+        secret_id: SecretId::from_uuid(row.secret_id),
+        vault_id: row.vault_id,
+        secret_path: row.secret_path,
+        creator_type,
+        creator_id,
+        recipient_type: recipient_type(&row.recipient_type)?,
+        recipient_id: row.recipient_user_id.or(row.recipient_agent_id),
+        recipient_email: row.recipient_email,
+        has_passphrase: row.has_passphrase,
+        has_ip_allowlist: row.has_ip_allowlist,
+        access_count: row.access_count,
+        max_access_count: row.max_access_count,
+        expires_at: row.expires_at,
+        created_at: row.created_at,
+    })
+}
+
+/// One page of the org's shares from `rows`, fetched with one row more than `limit` to learn
+/// whether another page follows; its cursor points after the page's last share.
+fn org_page(
+    mut rows: Vec<OrgShareRow>,
+    limit: usize,
+) -> Result<OrgShareListResponse, ServiceError> {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = more.then(|| rows.last()).flatten().map(|last| {
+        OrgSharesCursor {
+            created_at: last.created_at,
+            id: last.id,
+        }
+        .encode()
+    });
+    Ok(OrgShareListResponse {
+        shares: rows.into_iter().map(org_share).collect::<Result<_, _>>()?,
+        next_cursor,
     })
 }
 
@@ -366,7 +427,8 @@ impl SharesService {
         if !share.ip_allowed {
             return Err(refused("client address not in the share's allowlist"));
         }
-        self.check_passphrase(&share, passphrase).await?;
+        self.check_passphrase(&share, client_ip.as_deref(), passphrase)
+            .await?;
 
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let counted = shares::consume(&mut tx, *id.as_uuid(), client_ip.as_deref())
@@ -414,15 +476,18 @@ impl SharesService {
         })
     }
 
-    /// Passes when the share has no passphrase, or `given` matches its hash.
+    /// Passes when the share has no passphrase, or `given` matches its hash. The guess first
+    /// takes one of the share's attempts in the database, so a burst of concurrent guesses gets
+    /// no more evaluated than the share has attempts left; a right one is handed back.
     async fn check_passphrase(
         &self,
         share: &LiveShare,
+        client_ip: Option<&str>,
         given: Option<SecretString>,
     ) -> Result<(), ServiceError> {
-        let Some(hash) = share.passphrase_hash.clone() else {
+        if share.passphrase_hash.is_none() {
             return Ok(());
-        };
+        }
         let Some(given) = given else {
             return Err(refused("passphrase required"));
         };
@@ -430,13 +495,29 @@ impl SharesService {
         if secrecy::ExposeSecret::expose_secret(&given).chars().count() > MAX_PASSPHRASE_LEN {
             return Err(refused("passphrase too long"));
         }
-        if self.passwords.verify(given, Some(hash)).await? {
+        let hash = {
+            let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+            shares::reserve_passphrase_attempt(&mut conn, share.id, client_ip)
+                .await?
+                .ok_or_else(|| refused("no passphrase attempt left, or no longer readable"))?
+        };
+        // Hashed and settled in a task of its own: a caller that goes away mid-hash must not
+        // leave a right guess counted as a wrong one.
+        let (passwords, pool, id) = (self.passwords.clone(), self.pool.clone(), share.id);
+        let settle = async move {
+            let right = passwords.verify(given, Some(hash)).await?;
+            if right {
+                let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+                shares::refund_passphrase_attempt(&mut conn, id).await?;
+            }
+            Ok::<bool, ServiceError>(right)
+        };
+        let right = tokio::spawn(settle.in_current_span())
+            .await
+            .map_err(ServiceError::internal)??;
+        if right {
             Ok(())
         } else {
-            // Counted so that guessing ends after a few tries, whatever addresses it comes
-            // from (see `shares::MAX_PASSPHRASE_FAILURES`).
-            let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-            shares::count_failed_passphrase(&mut conn, share.id).await?;
             Err(refused("wrong passphrase"))
         }
     }
@@ -493,6 +574,31 @@ impl SharesService {
         self.audit.commit(tx, event).await?;
         tracing::info!(share = %fingerprint(id), "share revoked");
         Ok(())
+    }
+
+    /// One page of the org's shares that can be read now, newest first, for its owners and
+    /// admins (403 for anyone else): `limit` of them after `cursor`. No value, passphrase or
+    /// allowlist is in it.
+    pub async fn org_shares(
+        &self,
+        principal: &Principal,
+        limit: u32,
+        cursor: Option<OrgSharesCursor>,
+    ) -> Result<OrgShareListResponse, ServiceError> {
+        principal.require_manager()?;
+        let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
+        let after = cursor.map(|cursor| OrgSharesAfter {
+            created_at: cursor.created_at,
+            id: cursor.id,
+        });
+        let rows = shares::list_live_in_org(
+            &mut conn,
+            *principal.org.as_uuid(),
+            after,
+            i64::from(limit) + 1,
+        )
+        .await?;
+        org_page(rows, usize::try_from(limit).unwrap_or(usize::MAX))
     }
 
     /// The shares the caller created and has not revoked, newest first.

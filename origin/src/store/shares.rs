@@ -1,6 +1,11 @@
 //! Share links. The read path is two statements: [`find_live`] (no side effect, for the
 //! checks that must not use up a view: recipient, passphrase) and [`consume`], which re-checks
-//! everything that can change and counts the read in one UPDATE.
+//! everything that can change and counts the read in one UPDATE. A passphrase guess is
+//! counted by [`reserve_passphrase_attempt`] before it is hashed, and handed back by
+//! [`refund_passphrase_attempt`] when it was right.
+//!
+//! Every statement that can open a share also checks its creator's standing (see
+//! [`live`]): a link lives no longer than its maker's right to have made it.
 //!
 //! A share id is the credential of a link share, so no span here records one.
 //!
@@ -65,13 +70,18 @@ pub struct NewShare<'a> {
     pub max_access_count: Option<i32>,
 }
 
+/// Records a new share. An agent creator's current token version is recorded with it (in the
+/// same statement), so that any later bump (deactivation, key rotation, new settings) ends the
+/// link.
 #[tracing::instrument(skip_all)]
 pub async fn insert(conn: &mut PgConnection, share: &NewShare<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO shares (id, org_id, secret_id, vault_id, created_by_user, created_by_agent, \
            recipient_type, recipient_user_id, recipient_agent_id, recipient_email, \
-           passphrase_hash, ip_allowlist, expires_at, max_access_count, secret_version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::cidr[], $13, $14, $15)",
+           passphrase_hash, ip_allowlist, expires_at, max_access_count, secret_version, \
+           creator_token_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::cidr[], $13, $14, $15, \
+           (SELECT token_version FROM agents WHERE id = $6))",
     )
     .bind(share.id)
     .bind(share.org_id)
@@ -109,23 +119,34 @@ pub struct LiveShare {
 /// Wrong passphrases after which a share no longer opens for anyone.
 pub const MAX_PASSPHRASE_FAILURES: i32 = 10;
 
-/// The conditions of a readable share but its allowlist, shared by [`find_live`] and
-/// [`consume`] so the two cannot drift apart. `$1` is the share id; `t` is the prefix naming
-/// the shares table.
-fn live(t: &str) -> String {
+/// The conditions of a readable share but its id and allowlist, on the shares table aliased
+/// `sh`; shared by [`find_live`], [`consume`], [`reserve_passphrase_attempt`] and
+/// [`list_live_in_org`] so that they cannot drift apart.
+///
+/// The creator's standing is part of it: a user creator must still be a member of the share's
+/// org; an agent creator must be active, unexpired, of the same org, and hold the token version
+/// it had when it made the share (the agent store bumps it on deactivation, key rotation and
+/// every change of settings). A share whose creator lost standing is answered like a missing
+/// one, and counts no view.
+fn live() -> String {
     format!(
-        "{t}id = $1 AND {t}revoked_at IS NULL AND {t}declined_at IS NULL \
-         AND {t}expires_at > now() \
-         AND {t}failed_passphrase_attempts < {MAX_PASSPHRASE_FAILURES} \
-         AND ({t}max_access_count IS NULL OR {t}access_count < {t}max_access_count)"
+        "sh.revoked_at IS NULL AND sh.declined_at IS NULL \
+         AND sh.expires_at > now() \
+         AND sh.failed_passphrase_attempts < {MAX_PASSPHRASE_FAILURES} \
+         AND (sh.max_access_count IS NULL OR sh.access_count < sh.max_access_count) \
+         AND (EXISTS (SELECT 1 FROM users cu \
+                      WHERE cu.id = sh.created_by_user AND cu.org_id = sh.org_id) \
+              OR EXISTS (SELECT 1 FROM agents ca \
+                         WHERE ca.id = sh.created_by_agent AND ca.org_id = sh.org_id \
+                           AND ca.is_active AND (ca.expires_at IS NULL OR ca.expires_at > now()) \
+                           AND ca.token_version = sh.creator_token_version))"
     )
 }
 
 /// Whether the client address bound as `$2` (text, or NULL when unknown, which no allowlist
 /// admits) is in the share's allowlist; always true without one.
-fn ip_allowed(t: &str) -> String {
-    format!("({t}ip_allowlist IS NULL OR COALESCE($2::inet <<= ANY ({t}ip_allowlist), false))")
-}
+const IP_ALLOWED: &str =
+    "(sh.ip_allowlist IS NULL OR COALESCE($2::inet <<= ANY (sh.ip_allowlist), false))";
 
 /// The share `id` if it is readable now (not revoked, declined, expired or used up, and its
 /// secret and vault still live); counts nothing. `client_ip` is the canonical text form.
@@ -135,15 +156,14 @@ pub async fn find_live(
     id: Uuid,
     client_ip: Option<&str>,
 ) -> Result<Option<LiveShare>, StoreError> {
+    let live = live();
     let sql = format!(
         "SELECT sh.id, sh.recipient_type, sh.recipient_user_id, sh.recipient_agent_id, \
-                sh.passphrase_hash, {} AS ip_allowed, sh.expires_at \
+                sh.passphrase_hash, {IP_ALLOWED} AS ip_allowed, sh.expires_at \
          FROM shares sh \
          JOIN secrets s ON s.id = sh.secret_id AND s.deleted_at IS NULL \
          JOIN vaults v ON v.id = sh.vault_id AND v.deleted_at IS NULL \
-         WHERE {}",
-        ip_allowed("sh."),
-        live("sh.")
+         WHERE sh.id = $1 AND {live}"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -170,20 +190,21 @@ pub struct Consumed {
 /// another reader's (a concurrent reader waits for this row, then re-checks the count this
 /// one left). `None`: not readable. The count is undone if the transaction rolls back.
 ///
-/// One table only, so PostgreSQL's re-check of a row another reader updated meanwhile sees
-/// every condition on the new row (see `store::secrets::lock`).
+/// One table is updated, so PostgreSQL's re-check of a row another reader updated meanwhile
+/// sees every condition on the new row (see `store::secrets::lock`); the creator's standing is
+/// read from the statement's snapshot.
 #[tracing::instrument(skip_all)]
 pub async fn consume(
     conn: &mut PgConnection,
     id: Uuid,
     client_ip: Option<&str>,
 ) -> Result<Option<Consumed>, StoreError> {
+    let live = live();
     let sql = format!(
-        "UPDATE shares SET access_count = access_count + 1 \
-         WHERE {} AND {} \
-         RETURNING org_id, secret_id, vault_id, secret_version, access_count, max_access_count",
-        live(""),
-        ip_allowed("")
+        "UPDATE shares sh SET access_count = sh.access_count + 1 \
+         WHERE sh.id = $1 AND {live} AND {IP_ALLOWED} \
+         RETURNING sh.org_id, sh.secret_id, sh.vault_id, sh.secret_version, sh.access_count, \
+                   sh.max_access_count"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -192,12 +213,41 @@ pub async fn consume(
         .await?)
 }
 
-/// Counts one wrong passphrase given for share `id`.
+/// Takes one of share `id`'s passphrase attempts before the guess is hashed: counts it as a
+/// failure at once, if the share is still readable from `client_ip` and has attempts left,
+/// and returns the hash to check against. `None`: no attempt left (or not readable).
+///
+/// One UPDATE, so concurrent guesses queue on the row and each re-checks the count the one
+/// before left: at most [`MAX_PASSPHRASE_FAILURES`] guesses are ever evaluated, however many
+/// arrive at once. A right guess is handed back with [`refund_passphrase_attempt`].
 #[tracing::instrument(skip_all)]
-pub async fn count_failed_passphrase(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+pub async fn reserve_passphrase_attempt(
+    conn: &mut PgConnection,
+    id: Uuid,
+    client_ip: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let live = live();
+    let sql = format!(
+        "UPDATE shares sh SET failed_passphrase_attempts = sh.failed_passphrase_attempts + 1 \
+         WHERE sh.id = $1 AND sh.passphrase_hash IS NOT NULL AND {live} AND {IP_ALLOWED} \
+         RETURNING sh.passphrase_hash"
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(client_ip)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Hands back the attempt [`reserve_passphrase_attempt`] took for a guess that was right.
+#[tracing::instrument(skip_all)]
+pub async fn refund_passphrase_attempt(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE shares SET failed_passphrase_attempts = failed_passphrase_attempts + 1 \
-         WHERE id = $1",
+        "UPDATE shares SET failed_passphrase_attempts = failed_passphrase_attempts - 1 \
+         WHERE id = $1 AND failed_passphrase_attempts > 0",
     )
     .bind(id)
     .execute(conn)
@@ -292,6 +342,72 @@ pub async fn list_outbound(
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(creator.user)
         .bind(creator.agent)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// A live share as an org's owners and admins see it: who made it, for whom, until when and
+/// how often read; never a value, a passphrase hash or an allowlist's blocks.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrgShareRow {
+    pub id: Uuid,
+    pub secret_id: Uuid,
+    pub vault_id: Uuid,
+    pub secret_path: String,
+    pub created_by_user: Option<Uuid>,
+    pub created_by_agent: Option<Uuid>,
+    pub recipient_type: String,
+    pub recipient_user_id: Option<Uuid>,
+    pub recipient_agent_id: Option<Uuid>,
+    pub recipient_email: Option<String>,
+    pub has_passphrase: bool,
+    pub has_ip_allowlist: bool,
+    pub access_count: i32,
+    pub max_access_count: Option<i32>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a page of [`list_live_in_org`] starts: after the share with this creation time and
+/// id (the last of the page before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgSharesAfter {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Up to `limit` of `org_id`'s shares that can be read now (by the same rules as a read, the
+/// creator's standing included, but for the client's address), newest first, after `after`.
+/// Paged by keyset on `(created_at, id)`, so shares made meanwhile neither shift nor repeat
+/// the pages.
+#[tracing::instrument(skip(conn))]
+pub async fn list_live_in_org(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    after: Option<OrgSharesAfter>,
+    limit: i64,
+) -> Result<Vec<OrgShareRow>, StoreError> {
+    let live = live();
+    let sql = format!(
+        "SELECT sh.id, sh.secret_id, sh.vault_id, s.path AS secret_path, sh.created_by_user, \
+                sh.created_by_agent, sh.recipient_type, sh.recipient_user_id, \
+                sh.recipient_agent_id, sh.recipient_email, \
+                sh.passphrase_hash IS NOT NULL AS has_passphrase, \
+                sh.ip_allowlist IS NOT NULL AS has_ip_allowlist, sh.access_count, \
+                sh.max_access_count, sh.expires_at, sh.created_at \
+         FROM shares sh \
+         JOIN secrets s ON s.id = sh.secret_id AND s.deleted_at IS NULL \
+         JOIN vaults v ON v.id = sh.vault_id AND v.deleted_at IS NULL \
+         WHERE sh.org_id = $1 AND {live} \
+           AND ($2::timestamptz IS NULL OR (sh.created_at, sh.id) < ($2, $3)) \
+         ORDER BY sh.created_at DESC, sh.id DESC \
+         LIMIT $4"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(org_id)
+        .bind(after.map(|a| a.created_at))
+        .bind(after.map(|a| a.id))
+        .bind(limit)
         .fetch_all(conn)
         .await?)
 }

@@ -170,3 +170,77 @@ async fn a_body_over_the_limit_is_refused_at_the_edge() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], 413);
 }
+
+/// A loopback port nothing listens on: bound, then let go.
+fn dead_origin() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// An `ORIGIN_URL` in plain http to a host off this machine would carry tokens and secrets in
+/// clear: the edge refuses the configuration, answering every API request (the health report
+/// too) with a 503 problem, and keeps answering (no panic).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_http_origin_off_loopback_is_refused_with_a_503_problem() {
+    let edge = start_edge("http://origin.example.com:8080".to_owned()).await;
+    let client = reqwest::Client::new();
+
+    for path in [
+        "/v1/vaults",
+        "/v1/health",
+        "/v1/share/3f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f",
+        "/v1/vaults",
+    ] {
+        let response = client
+            .get(format!("{}{path}", edge.url()))
+            .bearer_auth(token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], 503, "{path}");
+        assert_eq!(
+            body["detail"], "the service is not configured correctly; try again later",
+            "{path}"
+        );
+    }
+}
+
+/// When the origin cannot be reached, the edge logs where it tried, but never a share id:
+/// the id of a link share is its credential. The log names the route as the origin's access
+/// log does.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_origin_is_logged_without_the_share_id() {
+    let edge = start_edge(dead_origin()).await;
+    let id = "5e0a8f3c-9b1d-4c2e-8f7a-6d5c4b3a2918";
+
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/share/{id}?x=1", edge.url()))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = edge.log_text();
+        if log.contains("origin unreachable") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        log.contains("origin unreachable") && log.contains("/v1/share/{share_id}"),
+        "the failure is logged with the route:\n{log}"
+    );
+    assert!(!log.contains(id), "the share id reached the log:\n{log}");
+    assert!(!log.contains("x=1"), "the query reached the log:\n{log}");
+}

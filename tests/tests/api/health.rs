@@ -1,5 +1,7 @@
 //! Health through the edge: healthy, HSM down (wrong PIN, no token yet, then recovered),
-//! database down, origin down. SECURITY.md case 24 (its health half).
+//! database down, origin down. SECURITY.md case 24 (its health half). The health routes are
+//! public, so the edge limits them per address and the origin shares one probe among all
+//! callers for two seconds.
 
 use oxvault_core::health::{EdgeHealthResponse, HealthResponse, HealthStatus, OriginStatus};
 use oxvault_tests::{SoftHsmToken, TestStack};
@@ -149,4 +151,124 @@ async fn with_the_origin_down_the_edge_answers_with_its_own_json_errors() {
     let body: EdgeHealthResponse = health.json().await.unwrap();
     assert_eq!(body.status, HealthStatus::Degraded);
     assert_eq!(body.origin.status, OriginStatus::Unreachable);
+}
+
+/// A client whose requests come from 127.0.0.`last` (`wrangler dev` takes the client address
+/// from the TCP peer).
+fn client_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+            127, 0, 0, last,
+        )))
+        .build()
+        .expect("client")
+}
+
+/// The public health routes cost the origin a database query and an HSM round trip each, so
+/// the edge limits them per client address, in one count for both: past it, a 429 problem
+/// with `Retry-After`; another address is not affected.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_health_checks_from_one_address_gets_429s() {
+    let stack = TestStack::start_with_edge(|edge| {
+        edge.var("RATE_LIMIT_HEALTH_IP", "3/60");
+    })
+    .await;
+    let busy = client_from(31);
+    for (path, remaining) in [
+        ("/v1/health", "2"),
+        ("/v1/health/hsm", "1"),
+        ("/v1/health", "0"),
+    ] {
+        let response = busy.get(stack.edge_url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["x-ratelimit-limit"], "3");
+        assert_eq!(response.headers()["x-ratelimit-remaining"], remaining);
+    }
+    for path in ["/v1/health", "/v1/health/hsm", "/v1/health"] {
+        let refused = busy.get(stack.edge_url(path)).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert_eq!(
+            refused.headers()["content-type"],
+            "application/problem+json"
+        );
+        let retry_after: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry_after >= 1);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["status"], 429);
+        assert_eq!(body["type"], "urn:oxvault:problem:too-many-requests");
+    }
+    let calm = client_from(32);
+    let response = calm.get(stack.edge_url("/v1/health")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// The origin's HSM calls so far, from its `/metrics`.
+async fn hsm_calls(stack: &TestStack) -> u64 {
+    let text = stack
+        .client
+        .get(stack.origin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("oxvault_hsm_calls_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no HSM call counter in:\n{text}"))
+}
+
+/// However many health checks arrive at once, the origin probes the HSM once and shares the
+/// answer for two seconds (straight at the origin: what it does when the edge's limit is not
+/// in front of it). After the window the next check probes again.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_health_checks_share_one_hsm_probe() {
+    let stack = TestStack::start().await;
+    let before = hsm_calls(&stack).await;
+
+    let started = Instant::now();
+    let mut checks = tokio::task::JoinSet::new();
+    for n in 0..60 {
+        let path = if n % 2 == 0 {
+            "/v1/health"
+        } else {
+            "/v1/health/hsm"
+        };
+        let request = stack.client.get(stack.origin_url(path));
+        checks.spawn(async move { request.send().await.unwrap().status() });
+    }
+    while let Some(status) = checks.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
+    let burst = started.elapsed();
+    let probes = hsm_calls(&stack).await - before;
+    // One probe per started two-second window the burst spanned.
+    let windows = burst.as_secs() / 2 + 1;
+    assert!(
+        (1..=windows).contains(&probes),
+        "60 health checks in {burst:?} made {probes} HSM calls"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let before = hsm_calls(&stack).await;
+    let body: HealthResponse = stack
+        .client
+        .get(stack.origin_url("/v1/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body.status, HealthStatus::Healthy);
+    assert_eq!(
+        hsm_calls(&stack).await - before,
+        1,
+        "a stale answer is probed anew"
+    );
 }

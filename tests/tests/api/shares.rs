@@ -1216,3 +1216,412 @@ async fn the_origin_trusts_forwarded_addresses_only_with_the_edge_secret() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{auth:?} {ip:?}: {body}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Creator standing and the org-wide list
+// ---------------------------------------------------------------------------------------------
+
+/// A column of share `id`, read from the database.
+async fn share_column(stack: &TestStack, id: &str, column: &str) -> Option<i64> {
+    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {column}::int8 FROM shares WHERE id = $1::uuid"
+    )))
+    .bind(id)
+    .fetch_optional(&mut db)
+    .await
+    .unwrap()
+}
+
+/// An agent of `owner`'s org allowed to read and share everything in `vault`: (id, token).
+async fn sharing_agent(
+    stack: &TestStack,
+    owner: &Session,
+    vault: &str,
+    name: &str,
+) -> (String, String) {
+    let (id, token) = stack.create_agent(&owner.access_token, name).await;
+    grant(
+        stack,
+        owner,
+        vault,
+        ("agent", &id),
+        &["read", "share"],
+        json!({}),
+    )
+    .await;
+    (id, token)
+}
+
+/// A link lives no longer than its creator's access: deactivating an agent, rotating its key,
+/// or removing a member ends the links they made, answered exactly like a missing link, and the
+/// refused reads use up no view. The owner's own link, and another agent's, keep working.
+#[tokio::test]
+async fn a_link_ends_when_its_creator_loses_access_and_counts_no_view() {
+    let stack = TestStack::start().await;
+    let (owner, vault, secret) = owner_with_secret(&stack, "standing@example.com").await;
+    let token = owner.access_token.as_str();
+    let missing = refusal(&stack).await;
+    let (deactivated_id, deactivated) = sharing_agent(&stack, &owner, &vault, "gone-bot").await;
+    let (rotated_id, rotated) = sharing_agent(&stack, &owner, &vault, "rotated-bot").await;
+    let (_, steady) = sharing_agent(&stack, &owner, &vault, "steady-bot").await;
+    let (member, member_id) = stack
+        .invite_member(&owner, "standing-member@example.com")
+        .await;
+    grant(
+        &stack,
+        &owner,
+        &vault,
+        ("user", &member_id),
+        &["read", "share"],
+        json!({}),
+    )
+    .await;
+
+    let by_deactivated = share(&stack, &deactivated, &secret, link(json!({}))).await;
+    let by_rotated = share(&stack, &rotated, &secret, link(json!({}))).await;
+    let by_steady = share(&stack, &steady, &secret, link(json!({}))).await;
+    let by_member = share(&stack, &member.access_token, &secret, link(json!({}))).await;
+    let by_owner = share(&stack, token, &secret, link(json!({}))).await;
+    for id in [
+        &by_deactivated,
+        &by_rotated,
+        &by_steady,
+        &by_member,
+        &by_owner,
+    ] {
+        assert_eq!(
+            assert_value(read(&stack, id, As::default()).await, "before"),
+            1
+        );
+    }
+
+    let (status, body) = stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/agents/{deactivated_id}"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = stack
+        .call(
+            Method::POST,
+            &format!("/v1/agents/{rotated_id}/rotate-key"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/org/members/{member_id}"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    for (id, context) in [
+        (&by_deactivated, "the agent was deactivated"),
+        (&by_rotated, "the agent's key was rotated"),
+        (&by_member, "the member was removed"),
+    ] {
+        for _ in 0..2 {
+            assert_refused(read(&stack, id, As::default()).await, &missing, context);
+        }
+        assert_refused(status_of(&stack, id).await, &missing, context);
+    }
+    // The refused reads used up nothing (the removed member's rows went with the member).
+    for id in [&by_deactivated, &by_rotated] {
+        assert_eq!(share_column(&stack, id, "access_count").await, Some(1));
+    }
+    assert_eq!(share_column(&stack, &by_member, "access_count").await, None);
+    for id in [&by_steady, &by_owner] {
+        assert_eq!(
+            assert_value(read(&stack, id, As::default()).await, "after"),
+            2
+        );
+    }
+    // The managers' list shows only what can still be read.
+    let (status, page) = stack.call(Method::GET, "/v1/org/shares", token, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed = ids(page["shares"].as_array().unwrap());
+    assert_eq!(
+        listed,
+        HashSet::from([by_steady.clone(), by_owner.clone()]),
+        "{page}"
+    );
+}
+
+/// Owners and admins list every live share of their org, page by page, without values, and
+/// may revoke any of them; members and agents may not list; another org's shares never show.
+#[tokio::test]
+async fn managers_page_through_the_orgs_live_shares_and_may_revoke_any() {
+    let stack = TestStack::start().await;
+    let (owner, vault, secret) = owner_with_secret(&stack, "org-shares@example.com").await;
+    let token = owner.access_token.as_str();
+    let missing = refusal(&stack).await;
+    let (status, body) = stack
+        .call(
+            Method::POST,
+            "/v1/org/invite",
+            token,
+            Some(json!({"email": "org-shares-admin@example.com", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let admin = stack.signup("org-shares-admin@example.com").await;
+    let (member, member_id) = stack
+        .invite_member(&owner, "org-shares-member@example.com")
+        .await;
+    grant(
+        &stack,
+        &owner,
+        &vault,
+        ("user", &member_id),
+        &["read", "share"],
+        json!({}),
+    )
+    .await;
+    let (agent_id, agent) = sharing_agent(&stack, &owner, &vault, "org-shares-bot").await;
+    let (other_owner, _, other_secret) =
+        owner_with_secret(&stack, "org-shares-other@example.com").await;
+    let elsewhere = share(
+        &stack,
+        &other_owner.access_token,
+        &other_secret,
+        link(json!({})),
+    )
+    .await;
+
+    let mut made = Vec::new();
+    made.push(
+        share(
+            &stack,
+            token,
+            &secret,
+            link(json!({"passphrase": "never listed 9f"})),
+        )
+        .await,
+    );
+    made.push(
+        share(
+            &stack,
+            token,
+            &secret,
+            link(json!({"ip_allowlist": ["10.0.0.0/8"]})),
+        )
+        .await,
+    );
+    made.push(share(&stack, &member.access_token, &secret, link(json!({}))).await);
+    made.push(
+        share(
+            &stack,
+            &agent,
+            &secret,
+            link(json!({"max_access_count": 5})),
+        )
+        .await,
+    );
+    made.push(
+        share(
+            &stack,
+            token,
+            &secret,
+            json!({"recipient_type": "agent", "recipient_id": agent_id, "expires_at": in_an_hour()}),
+        )
+        .await,
+    );
+    let revoked = share(&stack, token, &secret, link(json!({}))).await;
+    let (status, _) = stack
+        .call(Method::DELETE, &format!("/v1/share/{revoked}"), token, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let used_up = share(&stack, token, &secret, link(json!({"max_access_count": 1}))).await;
+    assert_value(read(&stack, &used_up, As::default()).await, "its one view");
+
+    // Two at a time, newest first, until no cursor comes back.
+    let mut seen = Vec::new();
+    let mut path = "/v1/org/shares?limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let (status, page) = stack
+            .call(Method::GET, &path, &admin.access_token, None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let text = page.to_string();
+        assert!(
+            !text.contains(VALUE) && !text.contains("never listed 9f"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("10.0.0.0/8") && !text.contains("argon2"),
+            "{text}"
+        );
+        let shares = page["shares"].as_array().unwrap();
+        assert!(shares.len() <= 2, "{page}");
+        seen.extend(shares.iter().cloned());
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/org/shares?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let newest_first: Vec<String> = made.iter().rev().cloned().collect();
+    let listed: Vec<String> = seen
+        .iter()
+        .map(|share| share["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, newest_first);
+    let by_id = |id: &str| seen.iter().find(|share| share["id"] == id).unwrap().clone();
+    let with_passphrase = by_id(&made[0]);
+    assert_eq!(with_passphrase["secret_id"], secret.as_str());
+    assert_eq!(with_passphrase["vault_id"], vault.as_str());
+    assert_eq!(with_passphrase["secret_path"], "db/password");
+    assert_eq!(with_passphrase["creator_type"], "user");
+    assert_eq!(with_passphrase["recipient_type"], "anyone_with_link");
+    assert_eq!(with_passphrase["has_passphrase"], true);
+    assert_eq!(with_passphrase["access_count"], 0);
+    assert!(with_passphrase["expires_at"].is_string());
+    assert_eq!(by_id(&made[1])["has_ip_allowlist"], true);
+    assert_eq!(by_id(&made[2])["creator_id"], member_id.as_str());
+    let agents_link = by_id(&made[3]);
+    assert_eq!(agents_link["creator_type"], "agent");
+    assert_eq!(agents_link["creator_id"], agent_id.as_str());
+    assert_eq!(agents_link["max_access_count"], 5);
+    assert_eq!(by_id(&made[4])["recipient_id"], agent_id.as_str());
+    assert!(!listed.contains(&elsewhere) && !listed.contains(&revoked));
+    assert!(!listed.contains(&used_up));
+
+    // Members and agents may not list; bad pages are 400 problems.
+    for who in [&member.access_token, &agent] {
+        let (status, body) = stack.call(Method::GET, "/v1/org/shares", who, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    for query in [
+        "limit=0",
+        "limit=201",
+        "limit=ten",
+        "cursor=not-a-cursor",
+        "limit=1&limit=2",
+    ] {
+        let (status, body) = stack
+            .call(Method::GET, &format!("/v1/org/shares?{query}"), token, None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["status"], 400, "{query}: {body}");
+    }
+    let (status, page) = stack
+        .call(Method::GET, "/v1/org/shares?limit=200", token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["shares"].as_array().unwrap().len(), made.len());
+    assert!(page.get("next_cursor").is_none(), "{page}");
+
+    // An admin revokes the agent's link and the member's: both stop at once.
+    for id in [&made[3], &made[2]] {
+        let (status, body) = stack
+            .call(
+                Method::DELETE,
+                &format!("/v1/share/{id}"),
+                &admin.access_token,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        assert_refused(
+            read(&stack, id, As::default()).await,
+            &missing,
+            "revoked by an admin",
+        );
+    }
+    // Not another org's, though: that one is not theirs to find.
+    let (status, _) = stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/share/{elsewhere}"),
+            &admin.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, page) = stack.call(Method::GET, "/v1/org/shares", token, None).await;
+    assert_eq!(page["shares"].as_array().unwrap().len(), made.len() - 2);
+    // The route is in the OpenAPI document with its parameters and answers.
+    let doc: Value = stack.get("/v1/openapi.json").await.json().await.unwrap();
+    let operation = &doc["paths"]["/v1/org/shares"]["get"];
+    assert_eq!(operation["operationId"], "listOrgShares", "{operation}");
+    assert_eq!(operation["tags"], json!(["Sharing"]));
+    let params: HashSet<&str> = operation["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|param| param["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, HashSet::from(["limit", "cursor"]));
+    for status in ["200", "400", "401", "403"] {
+        assert!(operation["responses"][status].is_object(), "{status}");
+    }
+    assert!(doc["components"]["schemas"]["OrgShareListResponse"].is_object());
+}
+
+/// Concurrent wrong guesses cannot outrun the lockout: each takes one of the ten attempts in
+/// the database before its hash is checked, so of thirty at once exactly ten are evaluated,
+/// the link locks, and the right passphrase is refused afterwards. A right guess before that
+/// hands its attempt back.
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_concurrent_wrong_passphrases_get_exactly_ten_evaluated() {
+    let stack = TestStack::start().await;
+    let (owner, _, secret) = owner_with_secret(&stack, "burst-guess@example.com").await;
+    let missing = refusal(&stack).await;
+    let id = share(
+        &stack,
+        &owner.access_token,
+        &secret,
+        link(json!({"passphrase": "the right one"})),
+    )
+    .await;
+    let right = As {
+        passphrase: Some("the right one"),
+        ..As::default()
+    };
+    assert_value(read(&stack, &id, right).await, "the right passphrase");
+    assert_eq!(
+        share_column(&stack, &id, "failed_passphrase_attempts").await,
+        Some(0),
+        "a right guess hands its attempt back"
+    );
+
+    let url = stack.edge_url(&format!("/v1/share/{id}"));
+    let mut guesses = tokio::task::JoinSet::new();
+    for attempt in 0..30 {
+        let request = stack
+            .client
+            .get(&url)
+            .header("X-Share-Passphrase", format!("wrong guess {attempt}"));
+        guesses.spawn(async move { send(request).await });
+    }
+    while let Some(outcome) = guesses.join_next().await {
+        assert_refused(outcome.unwrap(), &missing, "a wrong guess");
+    }
+    assert_eq!(
+        share_column(&stack, &id, "failed_passphrase_attempts").await,
+        Some(10),
+        "exactly ten guesses were evaluated"
+    );
+    assert_refused(
+        read(&stack, &id, right).await,
+        &missing,
+        "after the lockout",
+    );
+    assert_refused(
+        status_of(&stack, &id).await,
+        &missing,
+        "status after the lockout",
+    );
+    assert_eq!(share_column(&stack, &id, "access_count").await, Some(1));
+}
