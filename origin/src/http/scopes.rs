@@ -139,6 +139,7 @@ const ROUTES: &[(&str, &str, Requirement)] = &[
     ("DELETE", "/v1/share/{share_id}", scoped(Shares, Write)),
     ("GET", "/v1/shares/inbound", scoped(Shares, Read)),
     ("GET", "/v1/shares/outbound", scoped(Shares, Read)),
+    ("GET", "/v1/org/shares", scoped(Shares, Read)),
     (
         "POST",
         "/v1/shares/{share_id}/accept",
