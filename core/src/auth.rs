@@ -44,6 +44,12 @@ pub struct ChangePasswordRequest {
     pub new_password: Sensitive,
 }
 
+/// `POST /v1/auth/change-password` answer: every session has ended, and how to go on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PasswordChangedResponse {
+    pub message: String,
+}
+
 /// `POST /v1/auth/google`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct GoogleAuthRequest {

@@ -5,8 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use oxvault_core::auth::{
-    ChangePasswordRequest, GoogleAuthRequest, JwtPublicKeyResponse, LoginRequest, RefreshRequest,
-    SignupRequest, SignupResponse, TokenResponse, UserProfileResponse,
+    ChangePasswordRequest, GoogleAuthRequest, JwtPublicKeyResponse, LoginRequest,
+    PasswordChangedResponse, RefreshRequest, SignupRequest, SignupResponse, TokenResponse,
+    UserProfileResponse,
 };
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa_axum::router::OpenApiRouter;
@@ -122,21 +123,28 @@ async fn google(
     Ok(Json(state.auth.google(request, client.ip).await?))
 }
 
-/// Change the caller's password; every other session of the user is revoked.
+/// Change the caller's password. Every session of the user ends, the caller's too: sign in
+/// again with the new password. (1Claw answers 204 and keeps the caller's session.)
 #[utoipa::path(post, path = "/v1/auth/change-password", tag = "Authentication",
     operation_id = "changePassword", request_body = ChangePasswordRequest,
     responses(
-        (status = 204, description = "Changed"),
+        (status = 200, description = "Changed; every session has ended", body = PasswordChangedResponse),
         (status = 400, description = "Wrong current password or invalid new one", body = ProblemDetails),
         (status = 401, description = "Not authenticated", body = ProblemDetails),
+        (status = 403, description = "A scoped key's session", body = ProblemDetails),
+        (status = 429, description = "Too many attempts for this user; see Retry-After", body = ProblemDetails),
     ))]
 async fn change_password(
     State(state): State<AppState>,
     principal: Principal,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<PasswordChangedResponse>, ApiError> {
     state.auth.change_password(&principal, request).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(PasswordChangedResponse {
+        message: "password changed; every session of this account has ended: sign in again \
+                  with the new password (POST /v1/auth/token)"
+            .into(),
+    }))
 }
 
 /// The caller's profile.

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// The request cannot be served as sent; `detail` tells the caller why.
     #[error("{detail}")]
     Client { kind: ProblemKind, detail: String },
+    /// Too many attempts; the answer carries `Retry-After`.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// A dependency (database, HSM) is down; try again later.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
@@ -59,6 +62,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Gone(what) => {
                 Self::client(ProblemKind::Gone, format!("{what} is no longer available"))
             }
+            ServiceError::TooManyAttempts { retry_after_secs } => {
+                Self::TooManyAttempts { retry_after_secs }
+            }
             ServiceError::Unavailable(what) => Self::Unavailable(what),
             ServiceError::Internal(source) => Self::Internal(source),
         }
@@ -91,6 +97,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = match self {
             Self::Client { kind, detail } => kind.with_detail(detail),
+            Self::TooManyAttempts { retry_after_secs } => {
+                let mut response = problem_response(
+                    ProblemKind::TooManyRequests.with_detail("too many attempts; retry later"),
+                );
+                if let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return response;
+            }
             Self::Unavailable(what) => {
                 tracing::warn!(dependency = what, "answering 503");
                 ProblemKind::ServiceUnavailable

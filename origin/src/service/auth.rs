@@ -47,6 +47,10 @@ use crate::store::{self, StatementPool, StoreError};
 const BAD_CREDENTIALS: &str = "invalid email or password";
 /// The one answer to a token that does not (or no longer) authenticate.
 const BAD_TOKEN: &str = "invalid or expired token";
+/// Password-change attempts allowed per user and window: enough for typos, too few to guess.
+const PASSWORD_CHANGE_ATTEMPTS: i32 = 5;
+/// The window of [`PASSWORD_CHANGE_ATTEMPTS`].
+const PASSWORD_CHANGE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Prefix of refresh tokens, so leaked ones are recognisable by secret scanners.
 const REFRESH_PREFIX: &str = "ort_";
 
@@ -159,6 +163,8 @@ pub(crate) enum Method {
     Google,
     AgentToken,
     ApiKey,
+    /// The current password, checked by a password change.
+    PasswordChange,
 }
 
 impl Method {
@@ -170,6 +176,7 @@ impl Method {
             Self::Google => "google",
             Self::AgentToken => "agent_token",
             Self::ApiKey => "api_key",
+            Self::PasswordChange => "password_change",
         }
     }
 }
@@ -591,7 +598,13 @@ impl AuthService {
         Ok(())
     }
 
-    /// Changes the caller's password and revokes every other session of the user.
+    /// Changes the caller's password and ends every session of the user, the caller's own
+    /// too: whoever else held a token or a refresh token of this account is out, and the
+    /// caller signs in again with the new password.
+    ///
+    /// The current password is guarded like a login: each attempt takes one of
+    /// [`PASSWORD_CHANGE_ATTEMPTS`] per [`PASSWORD_CHANGE_WINDOW`] before Argon2 runs (a stolen
+    /// access token cannot guess at speed), and a wrong one is an `auth.failure` on the record.
     pub async fn change_password(
         &self,
         principal: &Principal,
@@ -602,7 +615,20 @@ impl AuthService {
         let user = users::find_in_org(&mut conn, *principal.org.as_uuid(), *user_id.as_uuid())
             .await?
             .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
+        let window = PASSWORD_CHANGE_WINDOW.as_secs_f64();
+        let allowed = users::take_password_change_attempt(
+            &mut conn,
+            user.id,
+            PASSWORD_CHANGE_ATTEMPTS,
+            window,
+        )
+        .await?;
         drop(conn);
+        if !allowed {
+            return Err(ServiceError::TooManyAttempts {
+                retry_after_secs: PASSWORD_CHANGE_WINDOW.as_secs(),
+            });
+        }
         let current_ok = self
             .passwords
             .verify(
@@ -611,9 +637,15 @@ impl AuthService {
             )
             .await?;
         if !current_ok {
-            return Err(ServiceError::Invalid(
-                "current_password is not correct".into(),
-            ));
+            let event = auth_failure(
+                Method::PasswordChange,
+                "wrong_password",
+                "user",
+                Some(user_target(&user)),
+                principal.client_ip,
+            );
+            let refusal = ServiceError::Invalid("current_password is not correct".into());
+            return Err(self.refuse(event, refusal).await);
         }
         let hash = self
             .passwords
@@ -621,10 +653,10 @@ impl AuthService {
             .await?;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         users::set_password(&mut tx, user.id, &hash).await?;
-        sessions::revoke_other_sessions(&mut tx, user.id, principal.session).await?;
+        sessions::revoke_other_sessions(&mut tx, user.id, None).await?;
         let event = Event::by(principal, "user.password_change").on("user", user.id);
         self.audit.commit(tx, event).await?;
-        tracing::info!(user_id = %user.id, "password changed; other sessions revoked");
+        tracing::info!(user_id = %user.id, "password changed; every session revoked");
         Ok(())
     }
 

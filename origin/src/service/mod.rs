@@ -53,6 +53,9 @@ pub enum ServiceError {
     /// The request conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// Too many attempts at something limited (429); retry after this many seconds.
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// A dependency is down (503); names it.
     #[error("the {0} is unavailable")]
     Unavailable(&'static str),

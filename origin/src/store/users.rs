@@ -173,6 +173,7 @@ pub async fn set_password(
 ) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
         "UPDATE users SET password_hash = $2, token_version = token_version + 1, \
+         password_change_attempts = 0, password_change_window = NULL, \
          updated_at = now() WHERE id = $1 RETURNING token_version",
     )
     .bind(user_id)
@@ -289,4 +290,32 @@ pub async fn holdings(
     .bind(user_id)
     .fetch_one(conn)
     .await?)
+}
+
+/// Takes one password-change attempt of `user_id` in the current window of `window_secs`
+/// (a new window starts when the last one is over), in one statement: SET sees the row as
+/// it was, and the row lock makes concurrent attempts each take their own. `true` while at most `max` were taken in the window.
+#[tracing::instrument(skip(conn))]
+pub async fn take_password_change_attempt(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    max: i32,
+    window_secs: f64,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE users SET \
+           password_change_attempts = CASE WHEN password_change_window IS NULL \
+             OR password_change_window <= now() - make_interval(secs => $3) \
+             THEN 1 ELSE password_change_attempts + 1 END, \
+           password_change_window = CASE WHEN password_change_window IS NULL \
+             OR password_change_window <= now() - make_interval(secs => $3) \
+             THEN now() ELSE password_change_window END \
+         WHERE id = $1 RETURNING password_change_attempts <= $2",
+    )
+    .bind(user_id)
+    .bind(max)
+    .bind(window_secs)
+    .fetch_optional(conn)
+    .await?
+    .unwrap_or(false))
 }

@@ -370,7 +370,7 @@ async fn every_sign_in_records_one_success_and_never_the_credential() {
     let new_password = "Canary-NewPass-9d41c7e2";
     expect(
         &stack,
-        StatusCode::NO_CONTENT,
+        StatusCode::OK,
         (Method::POST, "/v1/auth/change-password"),
         &ada.access_token,
         Some(json!({"current_password": PASSWORD, "new_password": new_password})),

@@ -4,6 +4,7 @@
 use oxvault_tests::{PASSWORD, TestStack};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 
 #[tokio::test]
 async fn signup_opens_a_session_and_makes_the_user_owner_of_a_new_org() {
@@ -220,7 +221,7 @@ async fn logout_revokes_the_presented_session_at_once() {
 }
 
 #[tokio::test]
-async fn a_password_change_revokes_every_other_session_of_the_user() {
+async fn a_password_change_ends_every_session_the_callers_too_and_says_to_sign_in_again() {
     let stack = TestStack::start().await;
     let current = stack.signup("changer@example.com").await;
     let elsewhere = stack.login("changer@example.com").await;
@@ -243,21 +244,35 @@ async fn a_password_change_revokes_every_other_session_of_the_user() {
         .send()
         .await
         .unwrap();
-    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(changed.status(), StatusCode::OK);
+    let answer: Value = changed.json().await.unwrap();
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("sign in again"),
+        "{answer}"
+    );
 
-    let old_access = stack
-        .request(Method::GET, "/v1/auth/me", &elsewhere.access_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(old_access.status(), StatusCode::UNAUTHORIZED);
-    let old_refresh = stack
-        .post_json(
-            "/v1/auth/refresh",
-            &json!({"refresh_token": elsewhere.refresh_token}),
-        )
-        .await;
-    assert_eq!(old_refresh.status(), StatusCode::UNAUTHORIZED);
+    for session in [&current, &elsewhere] {
+        let old_access = stack
+            .request(Method::GET, "/v1/auth/me", &session.access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(old_access.status(), StatusCode::UNAUTHORIZED);
+        let old_refresh = stack
+            .post_json(
+                "/v1/auth/refresh",
+                &json!({"refresh_token": session.refresh_token}),
+            )
+            .await;
+        assert_eq!(
+            old_refresh.status(),
+            StatusCode::UNAUTHORIZED,
+            "every session ended"
+        );
+    }
     let old_password = stack
         .post_json(
             "/v1/auth/token",
@@ -272,6 +287,49 @@ async fn a_password_change_revokes_every_other_session_of_the_user() {
         )
         .await;
     assert_eq!(new_password.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_are_audited_and_limited_per_user() {
+    let stack = TestStack::start().await;
+    let holder = stack.signup("target@example.com").await;
+    let change = |current: &'static str| {
+        stack
+            .request(
+                Method::POST,
+                "/v1/auth/change-password",
+                &holder.access_token,
+            )
+            .json(&json!({"current_password": current, "new_password": "attacker's choice here"}))
+            .send()
+    };
+
+    for _ in 0..5 {
+        assert_eq!(
+            change("a guess").await.unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    // The sixth attempt in the window is refused before the password is even looked at,
+    // the right one included.
+    let limited = change(PASSWORD).await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    let problem: Value = limited.json().await.unwrap();
+    assert_eq!(problem["status"], 429);
+    stack.login("target@example.com").await;
+
+    let mut db = sqlx::PgConnection::connect(stack.database.url())
+        .await
+        .unwrap();
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'auth.failure' \
+         AND details->>'method' = 'password_change' AND details->>'reason' = 'wrong_password'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(audited, 5, "each wrong current password is on the record");
 }
 
 #[tokio::test]
