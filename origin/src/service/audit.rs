@@ -11,8 +11,8 @@
 //! Each event's MAC is HMAC-SHA256, computed by the HSM under a key that never leaves it, over
 //! [`canonical`]: a length-prefixed encoding of every stored field and the previous event's
 //! MAC. Changing, removing or reordering a row therefore breaks the chain where it happened,
-//! and nobody without the HSM can mend it. Chains are per org (events with no org share the
-//! nil chain); the chain head's row lock, taken once per batch, serialises appends across
+//! and nobody without the HSM can mend it. Chains are per org (events with no org go to one of
+//! [`NO_ORG_CHAINS`] chains, by client address); the chain head's row lock, taken once per batch, serialises appends across
 //! origin processes.
 //!
 //! `details` never hold a secret value, passphrase, key or token: callers put ids, names,
@@ -37,8 +37,11 @@ use super::principal::Principal;
 use crate::crypto::{AuditMac, CryptoError, MAC_LEN};
 use crate::store::audit::{ChainHead, EventRow};
 
-/// The chain of events that belong to no org.
-pub const NO_ORG_CHAIN: Uuid = Uuid::nil();
+/// How many chains hold the events that belong to no org (refused sign-ins of unknown
+/// addresses, anonymous share reads). They are spread by client address, so a flood of
+/// anonymous failures from many addresses does not queue every origin's batches behind one
+/// head row; one address's events still stay in one chain, in order.
+pub const NO_ORG_CHAINS: u8 = 16;
 
 /// The `prev_mac` of a chain's first event.
 pub const GENESIS_MAC: [u8; MAC_LEN] = [0; MAC_LEN];
@@ -252,14 +255,58 @@ pub(crate) fn link(
     Ok(rows)
 }
 
-/// The chain an event belongs to: its org's, or the nil chain.
+/// The chain an event belongs to: its org's, or one of the [`NO_ORG_CHAINS`] org-less chains
+/// (`00000000-…-00000000000N`; the nil UUID, chain 0, is the one chain of earlier versions
+/// and of events with no known address).
 pub(crate) fn chain_of(event: &Event) -> Uuid {
-    event.org.map_or(NO_ORG_CHAIN, |org| *org.as_uuid())
+    match event.org {
+        Some(org) => *org.as_uuid(),
+        None => Uuid::from_u128(u128::from(no_org_shard(event.ip))),
+    }
+}
+
+/// The org-less chain of a client address: FNV-1a over its octets, the same in every origin
+/// process and release (std's hasher promises neither).
+fn no_org_shard(ip: Option<IpAddr>) -> u8 {
+    const FNV_OFFSET: u32 = 0x811c_9dc5;
+    const FNV_PRIME: u32 = 0x0100_0193;
+    let Some(ip) = ip else { return 0 };
+    let octets = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    let hash = octets.iter().fold(FNV_OFFSET, |hash, octet| {
+        (hash ^ u32::from(*octet)).wrapping_mul(FNV_PRIME)
+    });
+    // The remainder is below NO_ORG_CHAINS, so it fits.
+    u8::try_from(hash % u32::from(NO_ORG_CHAINS)).unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn org_less_events_spread_over_their_chains_by_address_and_stay_put_per_address() {
+        let event = |ip: Option<IpAddr>| Event::new("auth.failure", None, Actor::Anonymous, ip);
+        assert_eq!(chain_of(&event(None)), Uuid::nil());
+        let mut chains = std::collections::BTreeSet::new();
+        for last in 0..=255u8 {
+            let ip = IpAddr::from([198, 51, 100, last]);
+            let chain = chain_of(&event(Some(ip)));
+            assert_eq!(chain, chain_of(&event(Some(ip))), "one address, one chain");
+            assert!(chain.as_u128() < u128::from(NO_ORG_CHAINS));
+            chains.insert(chain);
+        }
+        assert_eq!(
+            chains.len(),
+            usize::from(NO_ORG_CHAINS),
+            "256 addresses use every chain"
+        );
+        let org = OrgId::from_uuid(Uuid::new_v4());
+        let in_org = Event::new("auth.failure", Some(org), Actor::Anonymous, None);
+        assert_eq!(chain_of(&in_org), *org.as_uuid());
+    }
     use serde_json::json;
 
     fn row() -> EventRow {

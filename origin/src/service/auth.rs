@@ -9,7 +9,7 @@
 //! Every sign-in is on the audit record: `auth.success` on the transaction that opens the
 //! session, `auth.failure` on a transaction of its own (see [`refuse`]). A failure names the
 //! org, user or agent it was aimed at when the credential says which (a known email, a matched
-//! key), else no org at all (the nil chain); it never holds the password, token or key, nor
+//! key), else no org at all (an org-less chain); it never holds the password, token or key, nor
 //! the email an unknown-address attempt typed (that may be someone's password pasted into the
 //! wrong field, and it is personal data of someone who is not a user).
 

@@ -15,7 +15,9 @@
 //! fresh session in the new one.
 //!
 //! The mail is queued in the outbox in the invitation's transaction (`crate::mail` delivers
-//! it). Audit: `member.invite` (the role; the invited address is the event's resource id and
+//! it), within a volume limit: three mails an hour to one address from all orgs together, a
+//! hundred a day from one org, so re-inviting cannot flood anyone. The org name the mail
+//! repeats is chosen by the inviters: it is kept on one line and short. Audit: `member.invite` (the role; the invited address is the event's resource id and
 //! goes nowhere else on the record) and `member.join` in the joined org.
 
 use chrono::{DateTime, Utc};
@@ -33,7 +35,7 @@ use super::auth::{AuthService, SessionKind, parse_role, random_token, token_hash
 use super::org::ONLY_OWNERS_MANAGE_OWNERS;
 use super::principal::Principal;
 use crate::store::invites::{self, NewInvite};
-use crate::store::outbox::{self, NewMail};
+use crate::store::outbox::{self, MailQuota, NewMail};
 use crate::store::{self, StoreError, sessions, users};
 
 /// How long an invitation stays open.
@@ -42,6 +44,13 @@ const INVITE_TTL: chrono::Duration = chrono::Duration::days(7);
 const INVITE_PREFIX: &str = "oiv_";
 /// Longest token looked up (a real one is 47 characters).
 const MAX_TOKEN_LEN: usize = 128;
+/// Invitation mails (and share mails: they count together) per address and per org.
+const MAIL_QUOTA: MailQuota = MailQuota {
+    per_recipient_per_hour: 3,
+    per_org_per_day: 100,
+};
+/// Longest org name an invitation mail repeats: the name is chosen by the inviters.
+const MAX_ORG_NAME_IN_MAIL: usize = 60;
 /// The one answer to a token that redeems nothing: unknown, spent, expired, replaced, or
 /// meant for another address all look alike.
 const NO_INVITATION: &str = "invitation";
@@ -92,6 +101,11 @@ impl InvitationService {
             return Err(ServiceError::Conflict(
                 "this address is already a member of the organization".into(),
             ));
+        }
+        if let Err(retry_after_secs) =
+            outbox::check_quota(&mut tx, org_id, email.as_str(), MAIL_QUOTA).await?
+        {
+            return Err(ServiceError::TooManyAttempts { retry_after_secs });
         }
         let expires_at = Utc::now() + INVITE_TTL;
         invites::replace_invite(
@@ -227,9 +241,16 @@ fn invitation_mail(invitation: &Invitation<'_>) -> InvitationMail {
     let org = invitation
         .org
         .map(|name| {
-            name.chars()
+            let name: String = name
+                .chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
-                .collect::<String>()
+                .collect();
+            let name = name.trim();
+            if name.chars().count() > MAX_ORG_NAME_IN_MAIL {
+                name.chars().take(MAX_ORG_NAME_IN_MAIL).collect::<String>() + "…"
+            } else {
+                name.to_owned()
+            }
         })
         .filter(|name| !name.trim().is_empty());
     let (subject, joining) = match &org {
@@ -318,6 +339,13 @@ mod tests {
             mail.body.contains("join an organization on"),
             "{}",
             mail.body
+        );
+        let long = "Click https://evil.example to verify your account ".repeat(5);
+        let mail = invitation_mail(&invitation(Some(&long)));
+        assert!(
+            mail.subject.chars().count() <= MAX_ORG_NAME_IN_MAIL + 40,
+            "{}",
+            mail.subject
         );
     }
 }

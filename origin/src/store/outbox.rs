@@ -50,6 +50,47 @@ pub async fn enqueue(conn: &mut PgConnection, mail: &NewMail<'_>) -> Result<Uuid
     Ok(id)
 }
 
+/// How much mail may be queued: to one address from anyone, per hour, so no org (nor many
+/// orgs made for the purpose) can flood a person; and by one org, per day.
+#[derive(Debug, Clone, Copy)]
+pub struct MailQuota {
+    pub per_recipient_per_hour: i64,
+    pub per_org_per_day: i64,
+}
+
+/// Whether one more message to `recipient` from `org_id` fits `quota`; `Err(seconds)` says
+/// when to try again. Takes a transaction-long lock on the address first, so concurrent
+/// requests count each other's messages (call it in the transaction that enqueues).
+#[tracing::instrument(skip(conn, recipient))]
+pub async fn check_quota(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    recipient: &str,
+    quota: MailQuota,
+) -> Result<Result<(), u64>, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('mail_outbox:' || $1, 0))")
+        .bind(recipient)
+        .execute(&mut *conn)
+        .await?;
+    let (to_recipient, from_org): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM mail_outbox \
+                  WHERE recipient = $1 AND created_at > now() - interval '1 hour'), \
+                (SELECT count(*) FROM mail_outbox \
+                  WHERE org_id = $2 AND created_at > now() - interval '1 day')",
+    )
+    .bind(recipient)
+    .bind(org_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(if to_recipient >= quota.per_recipient_per_hour {
+        Err(3600)
+    } else if from_org >= quota.per_org_per_day {
+        Err(86_400)
+    } else {
+        Ok(())
+    })
+}
+
 /// A pending message, claimed for delivery.
 #[derive(Clone, sqlx::FromRow)]
 pub struct QueuedMail {

@@ -882,3 +882,46 @@ async fn share_acts_record_one_event_each_without_the_id_or_passphrase() {
     }
     assert!(verify(&stack, &token, "").await["chain_valid"] == true);
 }
+
+/// A client whose requests come from 127.0.0.`last` (`wrangler dev` names the TCP peer as
+/// the client, and the edge vouches for it to the origin).
+fn client_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn anonymous_failures_from_many_addresses_spread_over_gapless_org_less_chains() {
+    let stack = TestStack::start().await;
+    for last in 2..=13u8 {
+        let response = client_from(last)
+            .post(stack.edge_url("/v1/auth/token"))
+            .json(&json!({"email": format!("nobody{last}@example.com"), "password": "wrong"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT chain_id, seq FROM audit_events WHERE org_id IS NULL ORDER BY chain_id, seq",
+    )
+    .fetch_all(&mut db(&stack).await)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 12, "one event per refused sign-in");
+    let mut chains: std::collections::BTreeMap<Uuid, Vec<i64>> = Default::default();
+    for (chain, seq) in rows {
+        assert!(chain.as_u128() < 16, "an org-less chain: {chain}");
+        chains.entry(chain).or_default().push(seq);
+    }
+    assert!(
+        chains.len() > 1,
+        "12 addresses share no single head row: {chains:?}"
+    );
+    for (chain, seqs) in chains {
+        let expected: Vec<i64> = (1..=i64::try_from(seqs.len()).unwrap()).collect();
+        assert_eq!(seqs, expected, "chain {chain} is gapless");
+    }
+}

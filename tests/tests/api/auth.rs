@@ -394,3 +394,43 @@ async fn an_access_token_alone_cannot_mint_another() {
         "the refresh token still renews"
     );
 }
+
+/// SECURITY.md case 1, the time: an unknown address runs a dummy Argon2 verify, so it costs
+/// what a wrong password costs. Medians of interleaved tries (drift on a busy machine hits
+/// both alike), compared with a generous tolerance: a missing dummy verify would make the
+/// unknown address several times faster.
+#[tokio::test]
+async fn unknown_email_and_wrong_password_take_about_the_same_time() {
+    let stack = TestStack::start().await;
+    stack.signup("timed@example.com").await;
+    let login = |email: String| {
+        let stack = &stack;
+        async move {
+            let started = std::time::Instant::now();
+            let response = stack
+                .post_json(
+                    "/v1/auth/token",
+                    &json!({"email": email, "password": "not the password"}),
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            started.elapsed()
+        }
+    };
+    login("warm-up@example.com".into()).await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..15 {
+        known.push(login("timed@example.com".into()).await);
+        unknown.push(login(format!("nobody-{i}@example.com")).await);
+    }
+    let median = |times: &mut Vec<std::time::Duration>| {
+        times.sort();
+        times[times.len() / 2].as_secs_f64()
+    };
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    let ratio = known.max(unknown) / known.min(unknown);
+    assert!(
+        ratio < 1.5,
+        "wrong password {known:.4} s vs unknown address {unknown:.4} s (median)"
+    );
+}

@@ -426,3 +426,36 @@ async fn a_rotation_with_retirement_under_live_writes_loses_nothing() {
         "the running origin moved to the new KEK"
     );
 }
+
+/// SECURITY.md case 24, a module that is not there at start: the origin starts anyway, says
+/// why in its log, reports the HSM unavailable and answers 503 problems where it is needed.
+#[tokio::test]
+async fn a_missing_pkcs11_module_at_start_is_a_clear_503_not_a_crash() {
+    let missing = "/nonexistent/oxvault-test/libpkcs11-missing.so";
+    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
+        settings
+            .extra_env
+            .push(("OXVAULT_HSM_MODULE".to_owned(), missing.to_owned()));
+    })
+    .await;
+
+    let hsm = stack.get("/v1/health/hsm").await;
+    assert_eq!(hsm.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = hsm.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    let health: serde_json::Value = stack.get("/v1/health").await.json().await.unwrap();
+    assert_eq!(health["status"], "degraded");
+
+    let signup = stack
+        .post_json(
+            "/v1/auth/signup",
+            &serde_json::json!({"email": "early@example.com", "password": "long enough password"}),
+        )
+        .await;
+    assert_eq!(signup.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(signup.headers()["content-type"], "application/problem+json");
+    assert!(
+        stack.origin.logged(&format!("cannot load {missing}")).await,
+        "the log says which module is missing"
+    );
+}

@@ -20,6 +20,7 @@ mod rate_limits;
 mod sdk;
 mod secret_versions;
 mod secrets;
+mod server_fields;
 mod share_browser;
 mod share_page;
 mod shares;

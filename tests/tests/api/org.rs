@@ -459,3 +459,38 @@ async fn server_owned_fields_in_member_bodies_are_ignored() {
     assert_eq!(profile["org_id"], before["org_id"]);
     assert_eq!(profile["role"], "admin");
 }
+
+#[tokio::test]
+async fn invitation_mails_to_one_address_are_limited_whoever_sends_them() {
+    let stack = TestStack::start().await;
+    let first = stack.signup("first@example.com").await;
+    let second = stack.signup("second-org@example.com").await;
+    for _ in 0..2 {
+        let (status, _) = invite(&stack, &first.access_token, "target@example.com", "member").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _) = invite(&stack, &second.access_token, "target@example.com", "member").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Three mails this hour: a fourth, from either org, waits.
+    for sender in [&first, &second] {
+        let response = stack
+            .request(Method::POST, "/v1/org/invite", &sender.access_token)
+            .json(&json!({"email": "target@example.com", "role": "member"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["status"], 429);
+    }
+    let (status, _) = invite(
+        &stack,
+        &first.access_token,
+        "someone-else@example.com",
+        "member",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "other addresses are not held up");
+}

@@ -4,7 +4,7 @@
 //! Who sees what: owners and admins see every event of their org; members only the events
 //! they are the actor of; agents get 403 (the trail describes people and other agents, and
 //! no agent scope covers it). Verification is for owners and admins only. Events of other
-//! orgs, and those of no org (the nil chain), are never answered.
+//! orgs, and those of no org (the org-less chains), are never answered.
 //!
 //! Verification walks a stretch of the org's chain in sequence order, recomputes every MAC
 //! in the HSM (in batches, one blocking call each) and hands the links to
