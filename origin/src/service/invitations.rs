@@ -44,11 +44,6 @@ const INVITE_TTL: chrono::Duration = chrono::Duration::days(7);
 const INVITE_PREFIX: &str = "oiv_";
 /// Longest token looked up (a real one is 47 characters).
 const MAX_TOKEN_LEN: usize = 128;
-/// Invitation mails (and share mails: they count together) per address and per org.
-const MAIL_QUOTA: MailQuota = MailQuota {
-    per_recipient_per_hour: 3,
-    per_org_per_day: 100,
-};
 /// Longest org name an invitation mail repeats: the name is chosen by the inviters.
 const MAX_ORG_NAME_IN_MAIL: usize = 60;
 /// The one answer to a token that redeems nothing: unknown, spent, expired, replaced, or
@@ -102,11 +97,6 @@ impl InvitationService {
                 "this address is already a member of the organization".into(),
             ));
         }
-        if let Err(retry_after_secs) =
-            outbox::check_quota(&mut tx, org_id, email.as_str(), MAIL_QUOTA).await?
-        {
-            return Err(ServiceError::TooManyAttempts { retry_after_secs });
-        }
         let expires_at = Utc::now() + INVITE_TTL;
         invites::replace_invite(
             &mut tx,
@@ -130,7 +120,7 @@ impl InvitationService {
             expires_at,
         });
         drop(token);
-        outbox::enqueue(
+        let queued = outbox::enqueue_within(
             &mut tx,
             &NewMail {
                 org_id: Some(org_id),
@@ -140,8 +130,12 @@ impl InvitationService {
                 body_text: &mail.body,
                 share_fingerprint: None,
             },
+            MailQuota::STANDARD,
         )
         .await?;
+        if let Err(retry_after_secs) = queued {
+            return Err(ServiceError::TooManyAttempts { retry_after_secs });
+        }
         let event = Event::by(principal, "member.invite")
             .on("invite", email.as_str())
             .detail("role", role.as_str());

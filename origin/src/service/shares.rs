@@ -45,7 +45,7 @@ use super::principal::Principal;
 use super::secrets::SecretsService;
 use super::vaults::{VaultsService, creator_of};
 use crate::crypto::Keyring;
-use crate::store::outbox::{self, NewMail};
+use crate::store::outbox::{self, MailQuota, NewMail};
 use crate::store::shares::{
     self, LiveShare, NewShare, OrgShareRow, OrgSharesAfter, RecipientKey, SummaryRow,
 };
@@ -392,8 +392,8 @@ impl SharesService {
         })
     }
 
-    /// How a share mail names its sender: the user's address (only users may share by
-    /// email).
+    /// How a share mail names its sender: the user's address when its owner proved it (only
+    /// users may share by email); an unproven one could be anyone's, so it is not repeated.
     async fn sender_of(
         &self,
         conn: &mut PgConnection,
@@ -402,6 +402,7 @@ impl SharesService {
         let user = principal.require_user()?;
         Ok(users::find_by_id(conn, *user.as_uuid())
             .await?
+            .filter(|row| row.email_verified_at.is_some())
             .map_or_else(|| "Someone".to_owned(), |row| row.email))
     }
 
@@ -648,7 +649,7 @@ async fn queue_mail(
     body: &str,
     share_fingerprint: &str,
 ) -> Result<(), ServiceError> {
-    outbox::enqueue(
+    let queued = outbox::enqueue_within(
         conn,
         &NewMail {
             org_id: Some(*principal.org.as_uuid()),
@@ -658,9 +659,12 @@ async fn queue_mail(
             body_text: body,
             share_fingerprint: Some(share_fingerprint),
         },
+        MailQuota::STANDARD,
     )
     .await?;
-    Ok(())
+    queued
+        .map(drop)
+        .map_err(|retry_after_secs| ServiceError::TooManyAttempts { retry_after_secs })
 }
 
 /// The recipient key of `principal`: its user or agent id.

@@ -58,6 +58,29 @@ pub struct MailQuota {
     pub per_org_per_day: i64,
 }
 
+impl MailQuota {
+    /// What every act that mails (invitations, shares) is held to, together.
+    pub const STANDARD: Self = Self {
+        per_recipient_per_hour: 3,
+        per_org_per_day: 100,
+    };
+}
+
+/// Queues `mail` (see [`enqueue`]) if it fits `quota` for its org and recipient; else
+/// `Ok(Err(seconds))`, when to try again, and nothing is queued.
+pub async fn enqueue_within(
+    conn: &mut PgConnection,
+    mail: &NewMail<'_>,
+    quota: MailQuota,
+) -> Result<Result<Uuid, u64>, StoreError> {
+    if let Some(org_id) = mail.org_id
+        && let Err(retry_after) = check_quota(conn, org_id, mail.recipient, quota).await?
+    {
+        return Ok(Err(retry_after));
+    }
+    Ok(Ok(enqueue(conn, mail).await?))
+}
+
 /// Whether one more message to `recipient` from `org_id` fits `quota`; `Err(seconds)` says
 /// when to try again. Takes a transaction-long lock on the address first, so concurrent
 /// requests count each other's messages (call it in the transaction that enqueues).

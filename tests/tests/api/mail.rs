@@ -335,7 +335,11 @@ async fn an_external_email_share_mails_its_link_but_neither_the_passphrase_nor_t
     assert_eq!(mail.to, ["friend@example.org"]);
     let body = mail.body();
     assert!(body.contains(share_url), "{body}");
-    for leaked in [PASSPHRASE, VALUE, "api/key"] {
+    assert!(
+        body.contains("Someone shared a secret"),
+        "a sender whose address nobody proved is not named: {body}"
+    );
+    for leaked in [PASSPHRASE, VALUE, "api/key", "sharer@example.com"] {
         assert!(!mail.data.contains(leaked), "{leaked} in {}", mail.data);
         assert!(!body.contains(leaked), "{leaked} in {body}");
     }
