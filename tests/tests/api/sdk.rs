@@ -42,7 +42,7 @@ async fn the_official_python_sdk_works_unmodified() {
     for step in [
         "signup",
         "login and me",
-        "refresh",
+        "refresh refused without a refresh token",
         "api key client",
         "agent client with an ocv_ key (agent id resolved)",
         "vaults and secrets",

@@ -1374,6 +1374,8 @@ async fn managers_page_through_the_orgs_live_shares_and_may_revoke_any() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let admin = stack.signup("org-shares-admin@example.com").await;
+    let invitation = stack.invitation_token("org-shares-admin@example.com").await;
+    let admin = stack.accept_invitation(&admin, &invitation).await;
     let (member, member_id) = stack
         .invite_member(&owner, "org-shares-member@example.com")
         .await;
