@@ -15,6 +15,7 @@ pub mod health;
 pub mod ids;
 pub mod jwt;
 pub mod policy;
+pub mod page;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
