@@ -6,10 +6,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use oxvault_core::ids::{PolicyId, VaultId};
+use oxvault_core::page::{PageParams, TimeKey};
 use oxvault_core::policy::{
     CreatePolicyRequest, PolicyListResponse, PolicyResponse, UpdatePolicyRequest,
 };
-use oxvault_core::page::{PageParams, TimeKey};
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;

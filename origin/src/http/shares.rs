@@ -19,9 +19,8 @@ use oxvault_core::ids::SecretId;
 use oxvault_core::page::{PageParams, TimeKey};
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use oxvault_core::share::{
-    CreateShareRequest, OrgShareListResponse, PASSPHRASE_HEADER, ShareId,
-    ShareListResponse, SharePassphraseBody, ShareResponse, ShareStatusResponse,
-    SharedSecretResponse,
+    CreateShareRequest, OrgShareListResponse, PASSPHRASE_HEADER, ShareId, ShareListResponse,
+    SharePassphraseBody, ShareResponse, ShareStatusResponse, SharedSecretResponse,
 };
 use secrecy::SecretString;
 use utoipa::OpenApi;

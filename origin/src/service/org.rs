@@ -12,10 +12,10 @@
 //!
 //! Audit: `member.role_change` (old and new role) and `member.remove` commit with the act.
 
-use oxvault_core::page::{Page, TimeKey, finish_page};
 use oxvault_core::auth::{OrgMemberListResponse, OrgMemberResponse, UpdateMemberRoleRequest};
 use oxvault_core::claims::Role;
 use oxvault_core::ids::UserId;
+use oxvault_core::page::{Page, TimeKey, finish_page};
 use sqlx::PgPool;
 
 use super::ServiceError;

@@ -12,9 +12,9 @@
 //! the policy as it stands after it (before it, for a delete): vault, principal, pattern,
 //! permissions, effect.
 
-use oxvault_core::page::{Page, TimeKey, finish_page};
 use chrono::{DateTime, Utc};
 use oxvault_core::ids::{PolicyId, UserId, VaultId};
+use oxvault_core::page::{Page, TimeKey, finish_page};
 use oxvault_core::policy::{
     Conditions, CreatePolicyRequest, Effect, Permission, PolicyListResponse, PolicyResponse,
     PrincipalType, UpdatePolicyRequest,

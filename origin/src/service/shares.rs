@@ -27,9 +27,9 @@ use oxvault_core::policy::Permission;
 use oxvault_core::secret_path::SecretPath;
 use oxvault_core::share::CreateShareRequest;
 use oxvault_core::share::{
-    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, Recipient,
-    RecipientType, ShareId, ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse,
-    ShareSummary, SharedSecretResponse, share_url,
+    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, Recipient, RecipientType,
+    ShareId, ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse, ShareSummary,
+    SharedSecretResponse, share_url,
 };
 use rand::TryRngCore;
 use rand::rngs::OsRng;
@@ -47,9 +47,7 @@ use super::secrets::SecretsService;
 use super::vaults::{VaultsService, creator_of};
 use crate::crypto::Keyring;
 use crate::store::outbox::{self, NewMail};
-use crate::store::shares::{
-    self, LiveShare, NewShare, OrgShareRow, RecipientKey, SummaryRow,
-};
+use crate::store::shares::{self, LiveShare, NewShare, OrgShareRow, RecipientKey, SummaryRow};
 use crate::store::{StatementPool, StoreError, agents, secrets, users};
 
 /// Share operations; cheap to clone.

@@ -358,12 +358,11 @@ pub async fn prune_versions(
     keep: u32,
 ) -> Result<u64, StoreError> {
     let keep = i32::try_from(keep).unwrap_or(i32::MAX);
-    let done =
-        sqlx::query("DELETE FROM secret_versions WHERE secret_id = $1 AND version <= $2")
-            .bind(secret_id)
-            .bind(newest.saturating_sub(keep))
-            .execute(conn)
-            .await?;
+    let done = sqlx::query("DELETE FROM secret_versions WHERE secret_id = $1 AND version <= $2")
+        .bind(secret_id)
+        .bind(newest.saturating_sub(keep))
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected())
 }
 
