@@ -834,7 +834,14 @@ async fn concurrent_puts_with_one_key_make_exactly_one_version() {
 #[tokio::test]
 async fn every_stored_version_has_its_own_wrapped_key_and_nonce() {
     const VERSIONS: usize = 200;
-    let stack = std::sync::Arc::new(TestStack::start().await);
+    // Every version stays stored: more of them than the default 100 kept per path.
+    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
+        settings
+            .extra_env
+            .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "1000".to_owned()));
+    })
+    .await;
+    let stack = std::sync::Arc::new(stack);
     let owner = stack.signup("nonces@example.com").await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     put(
