@@ -157,6 +157,9 @@ pub struct ApiKeyCreatedResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyListResponse {
     pub keys: Vec<ApiKeyResponse>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/agents`. Unknown fields (1Claw's transaction, Shroud and card settings) are
@@ -227,6 +230,9 @@ pub struct AgentCreatedResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentListResponse {
     pub agents: Vec<AgentResponse>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /v1/agents/me`: an agent's view of itself.
@@ -268,6 +274,9 @@ pub struct OrgMemberResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrgMemberListResponse {
     pub members: Vec<OrgMemberResponse>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `PATCH /v1/org/members/{user_id}`.

@@ -14,6 +14,7 @@ pub mod email;
 pub mod health;
 pub mod ids;
 pub mod jwt;
+pub mod page;
 pub mod policy;
 pub mod problem;
 pub mod rate_limit;

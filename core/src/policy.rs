@@ -823,6 +823,9 @@ pub struct PolicyResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyListResponse {
     pub policies: Vec<PolicyResponse>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]
@@ -1605,8 +1608,10 @@ mod tests {
         };
         let value = serde_json::to_value(PolicyListResponse {
             policies: vec![response.clone()],
+            next_cursor: None,
         })
         .unwrap();
+        assert!(value["next_cursor"].is_null(), "{value}");
         let policy = &value["policies"][0];
         assert_eq!(policy["id"], "00000000-0000-0000-0000-000000000001");
         assert_eq!(policy["vault_id"], "00000000-0000-0000-0000-000000000002");

@@ -16,7 +16,7 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::email::Email;
@@ -29,6 +29,9 @@ pub const MAX_SHARE_DAYS: i64 = 30;
 /// Longest passphrase accepted, in bytes of UTF-8: bounds the hashing work one request can ask
 /// for.
 pub const MAX_PASSPHRASE_LEN: usize = 1024;
+
+/// Most entries in a share's `ip_allowlist` (as many as a policy's).
+pub const MAX_SHARE_ALLOWLIST: usize = 100;
 
 /// Whether `text` can be a share passphrase: 1 to [`MAX_PASSPHRASE_LEN`] bytes, no control
 /// characters, no space at either end. The rule is what a passphrase needs to travel in the
@@ -244,6 +247,8 @@ pub enum InvalidShare {
     Passphrase,
     #[error("ip_allowlist must name at least one address or CIDR block")]
     EmptyAllowlist,
+    #[error("ip_allowlist may name at most {MAX_SHARE_ALLOWLIST} addresses or CIDR blocks")]
+    AllowlistTooLong,
     #[error("{0}")]
     Allowlist(#[from] crate::policy::InvalidCidr),
 }
@@ -354,6 +359,10 @@ impl ShareSpec {
         let ip_allowlist = match request.ip_allowlist {
             None => None,
             Some(entries) if entries.is_empty() => return Err(InvalidShare::EmptyAllowlist),
+            // Every read of the share checks the client against each entry.
+            Some(entries) if entries.len() > MAX_SHARE_ALLOWLIST => {
+                return Err(InvalidShare::AllowlistTooLong);
+            }
             Some(entries) => Some(
                 entries
                     .iter()
@@ -451,16 +460,14 @@ pub struct ShareSummary {
     pub is_accepted: bool,
 }
 
-/// `GET /v1/shares/outbound`, `GET /v1/shares/inbound`.
+/// `GET /v1/shares/outbound`, `GET /v1/shares/inbound`: one page, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ShareListResponse {
     pub shares: Vec<ShareSummary>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
-
-/// `limit` of `GET /v1/org/shares` when none is given.
-pub const DEFAULT_ORG_SHARES_LIMIT: u32 = 50;
-/// The largest `limit` of `GET /v1/org/shares`.
-pub const MAX_ORG_SHARES_LIMIT: u32 = 200;
 
 /// The kind of principal that made a share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -500,98 +507,9 @@ pub struct OrgShare {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrgShareListResponse {
     pub shares: Vec<OrgShare>,
-    /// Pass as `cursor` for the next page; absent on the last one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[serde(default)]
     pub next_cursor: Option<String>,
-}
-
-/// Where a page of `GET /v1/org/shares` resumes: after the share created at `created_at`
-/// (microseconds, as stored) with id `id`. Opaque to clients: its text is base64url, and only
-/// [`OrgSharesCursor::parse`] reads it back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrgSharesCursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
-impl OrgSharesCursor {
-    /// The text form handed to clients.
-    pub fn encode(&self) -> String {
-        use base64::Engine as _;
-        let raw = format!(
-            "{}.{}",
-            self.created_at.timestamp_micros(),
-            self.id.simple()
-        );
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    }
-
-    /// Reads back what [`encode`](Self::encode) wrote; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
-        use base64::Engine as _;
-        // A real cursor is about 60 characters; refuse to decode anything much larger.
-        if text.len() > 128 {
-            return None;
-        }
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .ok()?;
-        let raw = std::str::from_utf8(&raw).ok()?;
-        let (micros, id) = raw.split_once('.')?;
-        let micros: i64 = micros.parse().ok()?;
-        Some(Self {
-            created_at: DateTime::from_timestamp_micros(micros)?,
-            id: Uuid::try_parse(id).ok()?,
-        })
-    }
-}
-
-/// The query of `GET /v1/org/shares`, as sent. Text, so that a malformed value gets a 400
-/// naming it; [`OrgSharesParams::parse`] checks it.
-#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct OrgSharesParams {
-    /// Shares per page, 1 to 200 (default 50).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
-    pub limit: Option<String>,
-    /// The `next_cursor` of the page before; absent for the first page.
-    pub cursor: Option<String>,
-}
-
-/// A checked [`OrgSharesParams`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrgSharesPage {
-    pub limit: u32,
-    pub cursor: Option<OrgSharesCursor>,
-}
-
-impl OrgSharesParams {
-    /// The page asked for; `Err` says which parameter is wrong, for a 400.
-    pub fn parse(&self) -> Result<OrgSharesPage, String> {
-        let limit = org_shares_limit(self.limit.as_deref())?;
-        let cursor =
-            match self.cursor.as_deref() {
-                None => None,
-                Some(text) => Some(OrgSharesCursor::parse(text).ok_or_else(|| {
-                    "cursor must be the next_cursor of an earlier page".to_owned()
-                })?),
-            };
-        Ok(OrgSharesPage { limit, cursor })
-    }
-}
-
-/// The page size asked for, checked: [`DEFAULT_ORG_SHARES_LIMIT`] when absent, else 1 to
-/// [`MAX_ORG_SHARES_LIMIT`]. `Err` names the rule, for a 400.
-pub fn org_shares_limit(text: Option<&str>) -> Result<u32, String> {
-    let Some(text) = text else {
-        return Ok(DEFAULT_ORG_SHARES_LIMIT);
-    };
-    match text.trim().parse::<u32>() {
-        Ok(limit) if (1..=MAX_ORG_SHARES_LIMIT).contains(&limit) => Ok(limit),
-        _ => Err(format!(
-            "limit must be a whole number from 1 to {MAX_ORG_SHARES_LIMIT}"
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -599,86 +517,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-
-    #[test]
-    fn an_org_shares_cursor_reads_back_what_it_wrote() {
-        let cursor = OrgSharesCursor {
-            created_at: DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap(),
-            id: Uuid::parse_str("3f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f").unwrap(),
-        };
-        let text = cursor.encode();
-        assert!(
-            text.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-            "{text}"
-        );
-        assert_eq!(OrgSharesCursor::parse(&text), Some(cursor));
-    }
-
-    #[test]
-    fn anything_but_a_cursor_is_refused() {
-        use base64::Engine as _;
-        let b64 = |raw: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        for bad in [
-            String::new(),
-            "not base64!".to_owned(),
-            b64("123"),
-            b64("abc.3f1c2d3e4b5a4c6d8e9f0a1b2c3d4e5f"),
-            b64("123.not-a-uuid"),
-            b64(&format!("{}.3f1c2d3e4b5a4c6d8e9f0a1b2c3d4e5f", i64::MAX)),
-            "A".repeat(10_000),
-        ] {
-            assert_eq!(OrgSharesCursor::parse(&bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn org_shares_params_name_the_parameter_that_is_wrong() {
-        let page = OrgSharesParams::default().parse().unwrap();
-        assert_eq!(
-            page,
-            OrgSharesPage {
-                limit: 50,
-                cursor: None
-            }
-        );
-        let cursor = OrgSharesCursor {
-            created_at: DateTime::from_timestamp_micros(1_800_000_000_000_001).unwrap(),
-            id: Uuid::nil(),
-        };
-        let params = OrgSharesParams {
-            limit: Some("7".into()),
-            cursor: Some(cursor.encode()),
-        };
-        assert_eq!(
-            params.parse(),
-            Ok(OrgSharesPage {
-                limit: 7,
-                cursor: Some(cursor)
-            })
-        );
-        let bad_cursor = OrgSharesParams {
-            cursor: Some("x".into()),
-            ..OrgSharesParams::default()
-        };
-        assert!(bad_cursor.parse().unwrap_err().starts_with("cursor"));
-        let bad_limit = OrgSharesParams {
-            limit: Some("500".into()),
-            ..OrgSharesParams::default()
-        };
-        assert!(bad_limit.parse().unwrap_err().starts_with("limit"));
-    }
-
-    #[test]
-    fn the_org_shares_limit_defaults_to_50_and_stays_within_1_to_200() {
-        assert_eq!(org_shares_limit(None), Ok(50));
-        assert_eq!(org_shares_limit(Some("1")), Ok(1));
-        assert_eq!(org_shares_limit(Some("200")), Ok(200));
-        for bad in ["0", "201", "-1", "ten", "", "1.5", "99999999999"] {
-            let err = org_shares_limit(Some(bad)).unwrap_err();
-            assert!(err.contains("1 to 200"), "{bad}: {err}");
-        }
-    }
 
     #[test]
     fn share_ids_are_redacted_from_every_path_that_can_hold_one() {

@@ -32,6 +32,9 @@ pub struct VaultResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct VaultListResponse {
     pub vaults: Vec<VaultResponse>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// The kinds of secret 1Claw knows; they change nothing in how a value is stored.
@@ -110,6 +113,50 @@ impl std::fmt::Debug for PutSecretRequest {
     }
 }
 
+/// The most a secret's `metadata` may weigh, as compact JSON: 16 KiB. It is stored with
+/// every version and returned by every listing, so it is for labels, not payloads.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// The deepest a secret's `metadata` may nest (the object itself is depth 1).
+pub const MAX_METADATA_DEPTH: usize = 8;
+
+/// Checks a secret's `metadata` against [`MAX_METADATA_BYTES`] and [`MAX_METADATA_DEPTH`];
+/// `Err` says which, for a 400.
+pub fn check_metadata(metadata: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+    fn depth(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    let deepest = 1 + metadata.values().map(depth).max().unwrap_or(0);
+    if deepest > MAX_METADATA_DEPTH {
+        return Err(format!(
+            "metadata may nest at most {MAX_METADATA_DEPTH} levels deep"
+        ));
+    }
+    // Measured without building the text: a counting writer.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut size = Count(0);
+    serde_json::to_writer(&mut size, metadata).map_err(|_| "metadata is not valid JSON")?;
+    if size.0 > MAX_METADATA_BYTES {
+        return Err(format!(
+            "metadata must be at most {MAX_METADATA_BYTES} bytes as JSON (it is {})",
+            size.0
+        ));
+    }
+    Ok(())
+}
+
 /// What a write answers: the new version's metadata, never the value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SecretMetadataResponse {
@@ -155,6 +202,9 @@ impl std::fmt::Debug for SecretResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SecretListResponse {
     pub secrets: Vec<SecretMetadataResponse>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /v1/vaults/{vault_id}/secret-versions/{path}`: every version's metadata, newest
@@ -162,6 +212,9 @@ pub struct SecretListResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SecretVersionListResponse {
     pub versions: Vec<SecretMetadataResponse>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// The alphabets a rotated value is drawn from.
@@ -255,6 +308,33 @@ impl RotationSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn metadata_up_to_16_kib_is_accepted_and_one_byte_more_refused() {
+        // {"k":"…"} is 8 bytes around the string.
+        let fits = object(serde_json::json!({ "k": "x".repeat(MAX_METADATA_BYTES - 8) }));
+        assert_eq!(check_metadata(&fits), Ok(()));
+        let over = object(serde_json::json!({ "k": "x".repeat(MAX_METADATA_BYTES - 7) }));
+        let err = check_metadata(&over).unwrap_err();
+        assert!(err.contains("16384 bytes"), "{err}");
+        assert_eq!(check_metadata(&serde_json::Map::new()), Ok(()));
+    }
+
+    #[test]
+    fn metadata_nested_deeper_than_8_levels_is_refused() {
+        let mut value = serde_json::json!(1);
+        for _ in 0..7 {
+            value = serde_json::json!([value]);
+        }
+        let eight = object(serde_json::json!({ "a": value }));
+        assert_eq!(check_metadata(&eight), Ok(()));
+        let nine = object(serde_json::json!({ "a": [value] }));
+        assert!(check_metadata(&nine).unwrap_err().contains("8 levels"));
+    }
 
     #[test]
     fn secret_types_round_trip_through_their_names() {

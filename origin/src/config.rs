@@ -49,7 +49,13 @@ pub struct Config {
     pub origin_rate_limit: Limit,
     /// Billing: tier limits and prices, and the request meter.
     pub billing: BillingConfig,
+    /// Versions kept per secret path (`OXVAULT_MAX_SECRET_VERSIONS`, default 100, 1 to
+    /// 100000): a write past it erases the oldest, like Vault KV v2's `max_versions`.
+    pub max_secret_versions: u32,
 }
+
+/// The largest `OXVAULT_MAX_SECRET_VERSIONS`: past it the limit would bound nothing.
+const MAX_MAX_SECRET_VERSIONS: u32 = 100_000;
 
 /// Outgoing mail: where to send it and how patiently to retry.
 #[derive(Debug, Clone)]
@@ -240,6 +246,16 @@ impl Config {
         let mail = MailConfig::read(&mut env);
         let origin_rate_limit = origin_rate_limit(&mut env);
         let billing = BillingConfig::read(&mut env);
+        let max_secret_versions = env.parsed(
+            "OXVAULT_MAX_SECRET_VERSIONS",
+            crate::service::secrets::DEFAULT_MAX_VERSIONS,
+            "a whole number from 1 to 100000",
+        );
+        if !(1..=MAX_MAX_SECRET_VERSIONS).contains(&max_secret_versions) {
+            env.problems.push(format!(
+                "  OXVAULT_MAX_SECRET_VERSIONS must be from 1 to {MAX_MAX_SECRET_VERSIONS}"
+            ));
+        }
         env.finish(Self {
             listen_addr,
             database,
@@ -253,6 +269,7 @@ impl Config {
             mail,
             origin_rate_limit,
             billing,
+            max_secret_versions,
         })
     }
 }
@@ -548,6 +565,27 @@ mod tests {
         assert_eq!(config.public_url, "http://127.0.0.1:8787");
         assert!(config.mail.smtp_url.is_none());
         assert_eq!(config.mail.retry_max, Duration::from_secs(300));
+        assert_eq!(config.max_secret_versions, 100);
+    }
+
+    #[test]
+    fn versions_kept_per_path_are_1_to_100000() {
+        let with = |value: &str| {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.push(("OXVAULT_MAX_SECRET_VERSIONS", value));
+            Config::from_lookup(lookup(&pairs))
+        };
+        assert_eq!(with("3").unwrap().max_secret_versions, 3);
+        assert_eq!(with("100000").unwrap().max_secret_versions, 100_000);
+        for bad in ["0", "100001", "-1", "many"] {
+            let err = with(bad).unwrap_err();
+            assert!(
+                err.problems
+                    .iter()
+                    .any(|p| p.contains("OXVAULT_MAX_SECRET_VERSIONS")),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -146,6 +146,7 @@ impl Application {
                 tiers: crate::service::billing::Tiers::new(config.billing.tiers.clone()),
                 meter,
                 health: crate::service::health::Health::new(pool.clone(), keyring.clone()),
+                max_secret_versions: config.max_secret_versions,
                 pool,
                 statements,
                 keyring,

@@ -19,6 +19,7 @@
 mod database;
 mod edge;
 mod origin;
+pub mod pages;
 mod process;
 pub mod shares;
 mod smtp;

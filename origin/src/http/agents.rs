@@ -13,12 +13,13 @@ use oxvault_core::auth::{
     UpdateAgentRequest,
 };
 use oxvault_core::ids::AgentId;
+use oxvault_core::page::{PageParams, TimeKey};
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::client::ClientContext;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Paging};
 use super::{ApiError, AppState};
 use crate::service::agents::AgentsService;
 use crate::service::principal::Principal;
@@ -66,18 +67,21 @@ async fn create_agent(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// List the agents of the caller's org.
+/// List the agents of the caller's org, oldest first, one page at a time.
 #[utoipa::path(get, path = "/v1/agents", tag = "Agents", operation_id = "listAgents",
+    params(PageParams),
     responses(
-        (status = 200, description = "Agent list", body = AgentListResponse),
+        (status = 200, description = "One page of the agent list", body = AgentListResponse),
+        (status = 400, description = "A malformed limit or cursor", body = ProblemDetails),
         (status = 401, description = "Not authenticated", body = ProblemDetails),
         (status = 403, description = "Agents cannot list agents", body = ProblemDetails),
     ))]
 async fn list_agents(
     State(agents): State<AgentsService>,
     principal: Principal,
+    Paging(page): Paging<TimeKey>,
 ) -> Result<Json<AgentListResponse>, ApiError> {
-    Ok(Json(agents.list(&principal).await?))
+    Ok(Json(agents.list(&principal, page).await?))
 }
 
 /// The calling agent's own profile.

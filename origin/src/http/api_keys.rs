@@ -11,12 +11,13 @@ use oxvault_core::auth::{
     TokenResponse,
 };
 use oxvault_core::ids::ApiKeyId;
+use oxvault_core::page::{PageParams, TimeKey};
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::client::ClientContext;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Paging};
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
 
@@ -52,18 +53,21 @@ async fn create_api_key(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// List the caller's personal API keys (prefix only).
+/// List the caller's personal API keys (prefix only), newest first, one page at a time.
 #[utoipa::path(get, path = "/v1/auth/api-keys", tag = "API Keys", operation_id = "listApiKeys",
+    params(PageParams),
     responses(
-        (status = 200, description = "List of API keys (masked)", body = ApiKeyListResponse),
+        (status = 200, description = "One page of API keys (masked)", body = ApiKeyListResponse),
+        (status = 400, description = "A malformed limit or cursor", body = ProblemDetails),
         (status = 401, description = "Not authenticated", body = ProblemDetails),
         (status = 403, description = "Agents have no personal keys", body = ProblemDetails),
     ))]
 async fn list_api_keys(
     State(state): State<AppState>,
     principal: Principal,
+    Paging(page): Paging<TimeKey>,
 ) -> Result<Json<ApiKeyListResponse>, ApiError> {
-    Ok(Json(state.api_keys.list(&principal).await?))
+    Ok(Json(state.api_keys.list(&principal, page).await?))
 }
 
 /// Revoke one of the caller's API keys and every session opened from it.

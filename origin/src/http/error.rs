@@ -78,8 +78,18 @@ impl From<JsonRejection> for ApiError {
                 ProblemKind::UnsupportedMediaType,
                 "the body must be JSON (Content-Type: application/json)",
             ),
-            JsonRejection::BytesRejection(_) => {
-                Self::client(ProblemKind::PayloadTooLarge, "the body could not be read")
+            // Over the body limit (see super::body_limit) is a 413; anything else (the
+            // client went away mid-body) is the caller's too, but not a size problem.
+            JsonRejection::BytesRejection(rejection)
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Self::client(
+                    ProblemKind::PayloadTooLarge,
+                    format!(
+                        "the request body must be at most {} bytes",
+                        super::body_limit::MAX_BODY_BYTES
+                    ),
+                )
             }
             // serde's message names the field and what was expected, never server state.
             JsonRejection::JsonDataError(err) => {

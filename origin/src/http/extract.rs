@@ -1,10 +1,11 @@
-//! Extractors shared by the handlers: JSON bodies whose rejections are RFC 7807 bodies, and
-//! the authenticated [`Principal`] of a request, carrying the client's address as
-//! [`super::client`] establishes it (for policy conditions).
+//! Extractors shared by the handlers: JSON bodies whose rejections are RFC 7807 bodies, the
+//! page a list asks for ([`Paging`]), and the authenticated [`Principal`] of a request,
+//! carrying the client's address as [`super::client`] establishes it (for policy conditions).
 
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, Query};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use oxvault_core::page::{CursorKey, Page, PageParams};
 use oxvault_core::problem::ProblemKind;
 
 use super::client::ClientContext;
@@ -16,6 +17,25 @@ use crate::service::principal::Principal;
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// The page a list request asks for with `limit` and `cursor` (see [`oxvault_core::page`]),
+/// keyed by `K`; a malformed one is a 400 naming the parameter. The list's other query
+/// parameters, if any, are read by their own `Query` alongside.
+#[derive(Debug, Clone)]
+pub struct Paging<K>(pub Page<K>);
+
+impl<S: Send + Sync, K: CursorKey> FromRequestParts<S> for Paging<K> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Query(params) = Query::<PageParams>::try_from_uri(&parts.uri)
+            .map_err(|_| ApiError::client(ProblemKind::BadRequest, "invalid query string"))?;
+        let page = params
+            .parse()
+            .map_err(|detail| ApiError::client(ProblemKind::BadRequest, detail))?;
+        Ok(Self(page))
+    }
+}
 
 /// Authenticates `token`, refuses a scoped session that the route's scope does not cover
 /// (see [`super::scopes`]), and notes the request's client address on the principal.

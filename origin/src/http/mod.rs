@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod billing;
+pub(crate) mod body_limit;
 pub mod client;
 pub mod error;
 mod extract;
@@ -67,10 +68,13 @@ pub struct AppState {
     pub meter: metering::Meter,
     /// The health probe, shared by every caller for a couple of seconds.
     pub health: crate::service::health::Health,
+    /// Versions kept per secret path (see [`crate::config::Config::max_secret_versions`]).
+    pub max_secret_versions: u32,
 }
 
 /// The whole HTTP application: every module's routes, the OpenAPI document, and the shared
-/// middleware (request id + access log, panic catching, usage metering, RFC 7807 fallbacks).
+/// middleware (request id + access log, panic catching, usage metering, the body size limit,
+/// RFC 7807 fallbacks).
 pub fn router(state: AppState) -> Router {
     let (routes, mut api) = api_routes().split_for_parts();
     scopes::show_in_document(&mut api);
@@ -95,6 +99,8 @@ pub fn router(state: AppState) -> Router {
             throttle::guard_costly_routes,
         ))
         .with_state(state)
+        .layer(body_limit::default_limit())
+        .layer(axum::middleware::from_fn(body_limit::limit_body))
         .layer(CatchPanicLayer::custom(|_| {
             // The panic message may hold anything; it is not repeated to the caller.
             tracing::error!("a handler panicked");

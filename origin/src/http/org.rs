@@ -10,11 +10,12 @@ use oxvault_core::auth::{
     OrgMemberResponse, TokenResponse, UpdateMemberRoleRequest,
 };
 use oxvault_core::ids::UserId;
+use oxvault_core::page::{PageParams, TimeKey};
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Paging};
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
 
@@ -33,18 +34,21 @@ fn member_id(path: Result<Path<String>, PathRejection>) -> Result<UserId, ApiErr
         .ok_or_else(|| ApiError::client(ProblemKind::NotFound, "member not found"))
 }
 
-/// List the members of the caller's org.
+/// List the members of the caller's org, oldest first, one page at a time.
 #[utoipa::path(get, path = "/v1/org/members", tag = "Organization", operation_id = "listOrgMembers",
+    params(PageParams),
     responses(
-        (status = 200, description = "Member list", body = OrgMemberListResponse),
+        (status = 200, description = "One page of the member list", body = OrgMemberListResponse),
+        (status = 400, description = "A malformed limit or cursor", body = ProblemDetails),
         (status = 401, description = "Not authenticated", body = ProblemDetails),
         (status = 403, description = "Agents cannot list members", body = ProblemDetails),
     ))]
 async fn list_members(
     State(state): State<AppState>,
     principal: Principal,
+    Paging(page): Paging<TimeKey>,
 ) -> Result<Json<OrgMemberListResponse>, ApiError> {
-    Ok(Json(state.org.list_members(&principal).await?))
+    Ok(Json(state.org.list_members(&principal, page).await?))
 }
 
 /// Change a member's role (owner or admin; only an owner grants or removes `owner`).

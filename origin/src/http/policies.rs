@@ -6,6 +6,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use oxvault_core::ids::{PolicyId, VaultId};
+use oxvault_core::page::{PageParams, TimeKey};
 use oxvault_core::policy::{
     CreatePolicyRequest, PolicyListResponse, PolicyResponse, UpdatePolicyRequest,
 };
@@ -14,7 +15,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Paging};
 use super::vaults::vault_id;
 use super::{ApiError, AppState};
 use crate::service::policies::PoliciesService;
@@ -85,12 +86,13 @@ async fn create_policy(
     ))
 }
 
-/// The policies of a vault, expired ones included.
+/// The policies of a vault, expired ones included, oldest first, one page at a time.
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}/policies", tag = "Policies",
     operation_id = "listPolicies",
-    params(("vault_id" = String, Path, description = "Vault id (UUID)")),
+    params(("vault_id" = String, Path, description = "Vault id (UUID)"), PageParams),
     responses(
-        (status = 200, description = "Policy list", body = PolicyListResponse),
+        (status = 200, description = "One page of the policy list", body = PolicyListResponse),
+        (status = 400, description = "A malformed limit or cursor", body = ProblemDetails),
         (status = 401, description = "Not authenticated", body = ProblemDetails),
         (status = 403, description = "Only an owner, an admin or the vault's creator may see its policies", body = ProblemDetails),
         (status = 404, description = "No such vault visible to the caller", body = ProblemDetails),
@@ -99,9 +101,10 @@ async fn list_policies(
     State(policies): State<PoliciesService>,
     principal: Principal,
     path: Result<Path<String>, PathRejection>,
+    Paging(page): Paging<TimeKey>,
 ) -> Result<Json<PolicyListResponse>, ApiError> {
     let vault_id = the_vault(path)?;
-    Ok(Json(policies.list(&principal, vault_id).await?))
+    Ok(Json(policies.list(&principal, vault_id, page).await?))
 }
 
 /// Change a policy's permissions, conditions, expiry, effect or priority; absent fields stay.

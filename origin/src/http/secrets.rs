@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use oxvault_core::ids::VaultId;
+use oxvault_core::page::{PageParams, PathKey, VersionKey};
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use oxvault_core::vault::{
     PutSecretRequest, RotateSecretRequest, SecretListResponse, SecretMetadataResponse,
@@ -30,6 +31,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::Paging;
 use super::vaults::vault_id;
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
@@ -47,6 +49,7 @@ impl FromRef<AppState> for SecretsService {
             state.audit.clone(),
         )
         .with_tiers(state.tiers.clone())
+        .with_max_versions(state.max_secret_versions)
     }
 }
 
@@ -326,16 +329,18 @@ async fn delete_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// List every version of a secret, newest first: metadata only, disabled ones flagged.
+/// List the versions of a secret still kept, newest first, one page at a time: metadata
+/// only, disabled ones flagged.
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}/secret-versions/{path}", tag = "Secrets",
     operation_id = "listSecretVersions",
     params(
         ("vault_id" = String, Path, description = "Vault id (UUID)"),
         ("path" = String, Path, description = "Secret path"),
+        PageParams,
     ),
     responses(
-        (status = 200, description = "Version metadata, never values", body = SecretVersionListResponse),
-        (status = 400, description = "Invalid path", body = ProblemDetails),
+        (status = 200, description = "One page of version metadata, never values", body = SecretVersionListResponse),
+        (status = 400, description = "Invalid path, limit or cursor", body = ProblemDetails),
         (status = 403, description = "No policy allows reading this path", body = ProblemDetails),
         (status = 404, description = "Never existed, or not visible", body = ProblemDetails),
         (status = 410, description = "The secret was deleted", body = ProblemDetails),
@@ -344,10 +349,13 @@ async fn list_versions(
     State(secrets): State<SecretsService>,
     principal: Principal,
     uri: Uri,
+    Paging(page): Paging<VersionKey>,
 ) -> Result<Json<SecretVersionListResponse>, ApiError> {
     let (vault_id, path) = target(&uri, VERSIONS)?;
     Ok(Json(
-        secrets.list_versions(&principal, vault_id, &path).await?,
+        secrets
+            .list_versions(&principal, vault_id, &path, page)
+            .await?,
     ))
 }
 
@@ -460,13 +468,13 @@ struct ListQuery {
     prefix: String,
 }
 
-/// List the secrets of a vault: metadata only, never values.
+/// List the secrets of a vault by path, one page at a time: metadata only, never values.
 #[utoipa::path(get, path = "/v1/vaults/{vault_id}/secrets", tag = "Secrets",
     operation_id = "listSecrets",
-    params(("vault_id" = String, Path, description = "Vault id (UUID)"), ListQuery),
+    params(("vault_id" = String, Path, description = "Vault id (UUID)"), ListQuery, PageParams),
     responses(
-        (status = 200, description = "Secret metadata", body = SecretListResponse),
-        (status = 400, description = "Invalid prefix", body = ProblemDetails),
+        (status = 200, description = "One page of secret metadata", body = SecretListResponse),
+        (status = 400, description = "Invalid prefix, limit or cursor", body = ProblemDetails),
         (status = 404, description = "No such vault visible to the caller", body = ProblemDetails),
     ))]
 async fn list_secrets(
@@ -474,6 +482,7 @@ async fn list_secrets(
     principal: Principal,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Paging(page): Paging<PathKey>,
 ) -> Result<Json<SecretListResponse>, ApiError> {
     let vault_id = match path {
         Ok(Path(text)) => vault_id(&text)?,
@@ -482,7 +491,9 @@ async fn list_secrets(
     let Query(query) =
         query.map_err(|_| ApiError::client(ProblemKind::BadRequest, "invalid query string"))?;
     Ok(Json(
-        secrets.list(&principal, vault_id, &query.prefix).await?,
+        secrets
+            .list(&principal, vault_id, &query.prefix, page)
+            .await?,
     ))
 }
 

@@ -11,16 +11,16 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oxvault_core::ids::SecretId;
+use oxvault_core::page::{PageParams, TimeKey};
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use oxvault_core::share::{
-    CreateShareRequest, OrgShareListResponse, OrgSharesParams, PASSPHRASE_HEADER, ShareId,
-    ShareListResponse, SharePassphraseBody, ShareResponse, ShareStatusResponse,
-    SharedSecretResponse,
+    CreateShareRequest, OrgShareListResponse, PASSPHRASE_HEADER, ShareId, ShareListResponse,
+    SharePassphraseBody, ShareResponse, ShareStatusResponse, SharedSecretResponse,
 };
 use secrecy::SecretString;
 use utoipa::OpenApi;
@@ -28,7 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::client::ClientContext;
-use super::extract::{ApiJson, OptionalPrincipal};
+use super::extract::{ApiJson, OptionalPrincipal, Paging};
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
 use crate::service::shares::{Reader, SharesService};
@@ -208,39 +208,46 @@ async fn revoke_share(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The shares the caller created (revoked ones left out), newest first.
+/// The shares the caller created (revoked ones left out), newest first, one page at a time.
 #[utoipa::path(get, path = "/v1/shares/outbound", tag = "Sharing",
     operation_id = "listOutboundShares",
+    params(PageParams),
     responses(
-        (status = 200, description = "Shares created by the caller", body = ShareListResponse),
+        (status = 200, description = "One page of the shares created by the caller", body = ShareListResponse),
+        (status = 400, description = "A malformed limit or cursor", body = ProblemDetails),
         (status = 401, description = "Not authenticated", body = ProblemDetails),
     ))]
 async fn list_outbound(
     State(shares): State<SharesService>,
     principal: Principal,
+    Paging(page): Paging<TimeKey>,
 ) -> Result<Json<ShareListResponse>, ApiError> {
-    Ok(Json(shares.outbound(&principal).await?))
+    Ok(Json(shares.outbound(&principal, page).await?))
 }
 
-/// The shares addressed to the caller (revoked and declined ones left out), newest first.
+/// The shares addressed to the caller (revoked and declined ones left out), newest first,
+/// one page at a time.
 #[utoipa::path(get, path = "/v1/shares/inbound", tag = "Sharing",
     operation_id = "listInboundShares",
+    params(PageParams),
     responses(
-        (status = 200, description = "Shares addressed to the caller", body = ShareListResponse),
+        (status = 200, description = "One page of the shares addressed to the caller", body = ShareListResponse),
+        (status = 400, description = "A malformed limit or cursor", body = ProblemDetails),
         (status = 401, description = "Not authenticated", body = ProblemDetails),
     ))]
 async fn list_inbound(
     State(shares): State<SharesService>,
     principal: Principal,
+    Paging(page): Paging<TimeKey>,
 ) -> Result<Json<ShareListResponse>, ApiError> {
-    Ok(Json(shares.inbound(&principal).await?))
+    Ok(Json(shares.inbound(&principal, page).await?))
 }
 
 /// The org's shares that can be read now, newest first, one page at a time: who made each,
 /// for whom, until when and how often read; never a value. Owners and admins only (they may
 /// revoke any of them with `DELETE /v1/share/{share_id}`).
 #[utoipa::path(get, path = "/v1/org/shares", tag = "Sharing", operation_id = "listOrgShares",
-    params(OrgSharesParams),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of the org's live shares", body = OrgShareListResponse),
         (status = 400, description = "A malformed limit or cursor", body = ProblemDetails),
@@ -250,18 +257,9 @@ async fn list_inbound(
 async fn list_org_shares(
     State(shares): State<SharesService>,
     principal: Principal,
-    params: Result<Query<OrgSharesParams>, QueryRejection>,
+    Paging(page): Paging<TimeKey>,
 ) -> Result<Json<OrgShareListResponse>, ApiError> {
-    let Query(params) =
-        params.map_err(|_| ApiError::client(ProblemKind::BadRequest, "invalid query string"))?;
-    let page = params
-        .parse()
-        .map_err(|detail| ApiError::client(ProblemKind::BadRequest, detail))?;
-    Ok(Json(
-        shares
-            .org_shares(&principal, page.limit, page.cursor)
-            .await?,
-    ))
+    Ok(Json(shares.org_shares(&principal, page).await?))
 }
 
 /// Accept a share addressed to the caller.

@@ -5,12 +5,13 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use oxvault_core::ids::VaultId;
+use oxvault_core::page::{PageParams, TimeKey};
 use oxvault_core::problem::{ProblemDetails, ProblemKind};
 use oxvault_core::vault::{CreateVaultRequest, VaultListResponse, VaultResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Paging};
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
 use crate::service::vaults::VaultsService;
@@ -60,17 +61,20 @@ async fn create_vault(
     ))
 }
 
-/// The vaults the caller can see.
+/// The vaults the caller can see, oldest first, one page at a time.
 #[utoipa::path(get, path = "/v1/vaults", tag = "Vaults", operation_id = "listVaults",
+    params(PageParams),
     responses(
-        (status = 200, description = "Vault list", body = VaultListResponse),
+        (status = 200, description = "One page of the vault list", body = VaultListResponse),
+        (status = 400, description = "A malformed limit or cursor", body = ProblemDetails),
         (status = 401, description = "Not authenticated", body = ProblemDetails),
     ))]
 async fn list_vaults(
     State(vaults): State<VaultsService>,
     principal: Principal,
+    Paging(page): Paging<TimeKey>,
 ) -> Result<Json<VaultListResponse>, ApiError> {
-    Ok(Json(vaults.list(&principal).await?))
+    Ok(Json(vaults.list(&principal, page).await?))
 }
 
 /// One vault.

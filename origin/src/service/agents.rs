@@ -16,6 +16,7 @@
 //! matched one or when the caller named an existing agent; a malformed key names nobody, since
 //! naming it would take a lookup. No key, nor any part of one, goes on the record.
 
+use oxvault_core::page::{Page, TimeKey, finish_page};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -95,6 +96,11 @@ fn validate_name(name: &str) -> Result<String, ServiceError> {
         return Err(ServiceError::Invalid(format!(
             "name must be 1 to {MAX_NAME_CHARS} characters"
         )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid(
+            "name must not contain control characters".into(),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -333,13 +339,23 @@ impl AgentsService {
         })
     }
 
-    /// The agents of the caller's org (users only).
-    pub async fn list(&self, principal: &Principal) -> Result<AgentListResponse, ServiceError> {
+    /// One page of the agents of the caller's org, oldest first (users only).
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: Page<TimeKey>,
+    ) -> Result<AgentListResponse, ServiceError> {
         principal.require_user()?;
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let rows = agents::list_in_org(&mut conn, *principal.org.as_uuid()).await?;
+        let org = *principal.org.as_uuid();
+        let mut rows = agents::list_in_org(&mut conn, org, page.after, page.fetch()).await?;
+        let next_cursor = finish_page(&mut rows, page.len(), |row| TimeKey {
+            created_at: row.created_at,
+            id: row.id,
+        });
         Ok(AgentListResponse {
             agents: rows.into_iter().map(response).collect(),
+            next_cursor,
         })
     }
 

@@ -13,6 +13,7 @@
 //! a malformed or unknown key names nobody. The key itself, or any part of it, never goes on
 //! the record.
 
+use oxvault_core::page::{Page, TimeKey, finish_page};
 use std::net::IpAddr;
 
 use chrono::Utc;
@@ -115,14 +116,24 @@ impl ApiKeyService {
         })
     }
 
-    /// The calling user's keys (prefix only), newest first.
-    pub async fn list(&self, principal: &Principal) -> Result<ApiKeyListResponse, ServiceError> {
+    /// One page of the calling user's keys (prefix only), newest first.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: Page<TimeKey>,
+    ) -> Result<ApiKeyListResponse, ServiceError> {
         let user_id = principal.require_user()?;
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let rows = api_keys::list_for_user(&mut conn, *principal.org.as_uuid(), *user_id.as_uuid())
-            .await?;
+        let (org, user) = (*principal.org.as_uuid(), *user_id.as_uuid());
+        let mut rows =
+            api_keys::list_for_user(&mut conn, org, user, page.after, page.fetch()).await?;
+        let next_cursor = finish_page(&mut rows, page.len(), |row| TimeKey {
+            created_at: row.created_at,
+            id: row.id,
+        });
         Ok(ApiKeyListResponse {
             keys: rows.iter().map(key_response).collect(),
+            next_cursor,
         })
     }
 

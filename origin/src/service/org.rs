@@ -15,6 +15,7 @@
 use oxvault_core::auth::{OrgMemberListResponse, OrgMemberResponse, UpdateMemberRoleRequest};
 use oxvault_core::claims::Role;
 use oxvault_core::ids::UserId;
+use oxvault_core::page::{Page, TimeKey, finish_page};
 use sqlx::PgPool;
 
 use super::ServiceError;
@@ -40,16 +41,26 @@ impl OrgService {
         Self { pool, audit }
     }
 
-    /// Every member of the caller's org. Any user may list; agents may not.
+    /// One page of the members of the caller's org, oldest first. Any user may list;
+    /// agents may not.
     pub async fn list_members(
         &self,
         principal: &Principal,
+        page: Page<TimeKey>,
     ) -> Result<OrgMemberListResponse, ServiceError> {
         principal.require_user()?;
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let rows = users::list_in_org(&mut conn, *principal.org.as_uuid()).await?;
+        let org = *principal.org.as_uuid();
+        let mut rows = users::list_in_org(&mut conn, org, page.after, page.fetch()).await?;
+        let next_cursor = finish_page(&mut rows, page.len(), |row| TimeKey {
+            created_at: row.created_at,
+            id: row.id,
+        });
         let members = rows.iter().map(member).collect::<Result<_, _>>()?;
-        Ok(OrgMemberListResponse { members })
+        Ok(OrgMemberListResponse {
+            members,
+            next_cursor,
+        })
     }
 
     /// Changes a member's role. The owner rows are locked first, so two concurrent

@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use oxvault_core::ids::{PolicyId, UserId, VaultId};
+use oxvault_core::page::{Page, TimeKey, finish_page};
 use oxvault_core::policy::{
     Conditions, CreatePolicyRequest, Effect, Permission, PolicyListResponse, PolicyResponse,
     PrincipalType, UpdatePolicyRequest,
@@ -228,17 +229,26 @@ impl PoliciesService {
         response(row)
     }
 
-    /// Every policy of a vault, expired ones included (managers only).
+    /// One page of the policies of a vault, oldest first, expired ones included (managers
+    /// only).
     pub async fn list(
         &self,
         principal: &Principal,
         vault_id: VaultId,
+        page: Page<TimeKey>,
     ) -> Result<PolicyListResponse, ServiceError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         let vault = self.managed_vault(&mut conn, principal, vault_id).await?;
-        let rows = policies::list_in_vault(&mut conn, vault.org_id, vault.id).await?;
+        let (org, vault) = (vault.org_id, vault.id);
+        let mut rows =
+            policies::list_in_vault(&mut conn, org, vault, page.after, page.fetch()).await?;
+        let next_cursor = finish_page(&mut rows, page.len(), |row| TimeKey {
+            created_at: row.created_at,
+            id: row.id,
+        });
         Ok(PolicyListResponse {
             policies: rows.into_iter().map(response).collect::<Result<_, _>>()?,
+            next_cursor,
         })
     }
 

@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use oxvault_core::ids::{OrgId, SecretId, VaultId};
+use oxvault_core::page::{Page, PathKey, VersionKey, finish_page};
 use oxvault_core::policy::Permission;
 use oxvault_core::secret_path::SecretPath;
 use oxvault_core::vault::{
@@ -40,6 +41,9 @@ use crate::store::{StatementPool, StoreError};
 /// Largest secret value accepted, in bytes.
 pub const MAX_VALUE_LEN: usize = 256 * 1024;
 
+/// Versions kept per path unless configured otherwise (`OXVAULT_MAX_SECRET_VERSIONS`).
+pub const DEFAULT_MAX_VERSIONS: u32 = 100;
+
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -54,6 +58,9 @@ pub struct SecretsService {
     vaults: VaultsService,
     /// Billing tier limits, checked when a write creates a path (see [`Self::with_tiers`]).
     tiers: Option<super::billing::Tiers>,
+    /// Versions kept per path; a write past it erases the oldest (see
+    /// [`Self::with_max_versions`]).
+    max_versions: u32,
 }
 
 /// An `Idempotency-Key`: 1 to 255 visible ASCII characters.
@@ -239,6 +246,9 @@ fn given_value(request: PutSecretRequest) -> Result<NewValue, ServiceError> {
             "value must be at most {MAX_VALUE_LEN} bytes"
         )));
     }
+    if let Some(metadata) = &request.metadata {
+        oxvault_core::vault::check_metadata(metadata).map_err(ServiceError::Invalid)?;
+    }
     if request.max_access_count.is_some_and(|count| count < 1) {
         return Err(ServiceError::Invalid(
             "max_access_count must be at least 1".into(),
@@ -319,7 +329,14 @@ impl SecretsService {
             keyring,
             audit,
             tiers: None,
+            max_versions: DEFAULT_MAX_VERSIONS,
         }
+    }
+
+    /// The same service, keeping `max_versions` versions per path (at least one).
+    pub fn with_max_versions(mut self, max_versions: u32) -> Self {
+        self.max_versions = max_versions.max(1);
+        self
     }
 
     /// The same service, checking writes that create a path against the billing tier
@@ -482,6 +499,13 @@ impl SecretsService {
             },
         )
         .await?;
+        // Under the row lock, on the write's transaction: a path never holds more than the
+        // versions kept, and the erased ones go exactly when the new one lands.
+        let pruned = if u32::try_from(version).is_ok_and(|v| v > self.max_versions) {
+            secrets::prune_versions(&mut tx, secret_id, version, self.max_versions).await?
+        } else {
+            0
+        };
         let response = SecretMetadataResponse {
             id: SecretId::from_uuid(secret_id),
             path: path.as_str().to_owned(),
@@ -522,7 +546,7 @@ impl SecretsService {
             }
         }
         // On the write's transaction: the event commits with the version, or neither does.
-        let event = secret_event(
+        let mut event = secret_event(
             principal,
             action,
             secret_id,
@@ -530,6 +554,9 @@ impl SecretsService {
             path.as_str(),
             Some(version),
         );
+        if pruned > 0 {
+            event = event.detail("versions_pruned", pruned);
+        }
         self.audit.commit(tx, event).await?;
         Ok(Written::Created(response))
     }
@@ -688,26 +715,35 @@ impl SecretsService {
         })
     }
 
-    /// Lists every version of `raw_path`, newest first: metadata only, disabled ones flagged.
-    /// Needs `read`; 404 when the path never existed, 410 when it was deleted.
+    /// One page of the versions of `raw_path` still kept, newest first: metadata only,
+    /// disabled ones flagged. Needs `read`; 404 when the path never existed, 410 when it was
+    /// deleted.
     pub async fn list_versions(
         &self,
         principal: &Principal,
         vault_id: VaultId,
         raw_path: &str,
+        page: Page<VersionKey>,
     ) -> Result<SecretVersionListResponse, ServiceError> {
         let path = parse_path(raw_path)?;
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         let vault = self
             .authorize(&mut conn, principal, vault_id, &path, Permission::Read)
             .await?;
-        let rows = secrets::list_versions(&mut conn, vault.id, path.as_str()).await?;
-        if rows.is_empty() {
+        let before = page.after.map(|key| key.0);
+        let mut rows =
+            secrets::list_versions(&mut conn, vault.id, path.as_str(), before, page.fetch())
+                .await?;
+        // A page past the oldest version is empty, not a 404: only the first says the path
+        // is not live.
+        if rows.is_empty() && before.is_none() {
             let why = secrets::why_unreadable(&mut conn, vault.id, path.as_str()).await?;
             return Err(unreadable(why, "secret"));
         }
+        let next_cursor = finish_page(&mut rows, page.len(), |row| VersionKey(row.version));
         Ok(SecretVersionListResponse {
             versions: rows.into_iter().map(metadata_response).collect(),
+            next_cursor,
         })
     }
 
@@ -789,12 +825,19 @@ impl SecretsService {
         Ok(())
     }
 
-    /// Lists metadata (never values) of the secrets under `prefix` the caller may read.
+    /// One page of the metadata (never values) of the secrets under `prefix` the caller may
+    /// read, by path.
+    ///
+    /// What a caller may read is decided by its policies, here rather than in SQL (one
+    /// evaluator for reads and listings); the vault's paths are therefore read a page at a
+    /// time until the page is full of readable ones (or none is left), and memory stays
+    /// bounded by the page.
     pub async fn list(
         &self,
         principal: &Principal,
         vault_id: VaultId,
         prefix: &str,
+        page: Page<PathKey>,
     ) -> Result<SecretListResponse, ServiceError> {
         let prefix = oxvault_core::secret_path::parse_prefix(prefix)
             .map_err(|err| ServiceError::Invalid(format!("invalid prefix: {err}")))?;
@@ -803,10 +846,29 @@ impl SecretsService {
             .vaults
             .find_visible(&mut conn, principal, vault_id)
             .await?;
-        let rows = secrets::list(&mut conn, vault.id, prefix.as_str()).await?;
-        let readable = access::filter_readable(&mut conn, principal, &vault, rows).await?;
+        let mut readable = Vec::new();
+        let (limit, fetch) = (page.len(), page.fetch());
+        let mut after = page.after.map(|key| key.0);
+        loop {
+            let batch = secrets::list(
+                &mut conn,
+                vault.id,
+                prefix.as_str(),
+                after.as_deref(),
+                fetch,
+            )
+            .await?;
+            let exhausted = batch.len() <= limit;
+            after = batch.last().map(|row| row.path.clone());
+            readable.extend(access::filter_readable(&mut conn, principal, &vault, batch).await?);
+            if exhausted || readable.len() > limit {
+                break;
+            }
+        }
+        let next_cursor = finish_page(&mut readable, limit, |row| PathKey(row.path.clone()));
         Ok(SecretListResponse {
             secrets: readable.into_iter().map(metadata_response).collect(),
+            next_cursor,
         })
     }
 }

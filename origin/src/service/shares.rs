@@ -22,13 +22,14 @@ use std::net::IpAddr;
 use chrono::Utc;
 use oxvault_core::claims::Subject;
 use oxvault_core::ids::{OrgId, SecretId, VaultId};
+use oxvault_core::page::{Page, TimeKey, finish_page};
 use oxvault_core::policy::Permission;
 use oxvault_core::secret_path::SecretPath;
 use oxvault_core::share::CreateShareRequest;
 use oxvault_core::share::{
-    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, OrgSharesCursor, Recipient,
-    RecipientType, ShareId, ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse,
-    ShareSummary, SharedSecretResponse, share_url,
+    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, Recipient, RecipientType,
+    ShareId, ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse, ShareSummary,
+    SharedSecretResponse, share_url,
 };
 use rand::TryRngCore;
 use rand::rngs::OsRng;
@@ -46,9 +47,7 @@ use super::secrets::SecretsService;
 use super::vaults::{VaultsService, creator_of};
 use crate::crypto::Keyring;
 use crate::store::outbox::{self, MailQuota, NewMail};
-use crate::store::shares::{
-    self, LiveShare, NewShare, OrgShareRow, OrgSharesAfter, RecipientKey, SummaryRow,
-};
+use crate::store::shares::{self, LiveShare, NewShare, OrgShareRow, RecipientKey, SummaryRow};
 use crate::store::{StatementPool, StoreError, agents, secrets, users};
 
 /// Share operations; cheap to clone.
@@ -157,17 +156,27 @@ fn org_page(
     mut rows: Vec<OrgShareRow>,
     limit: usize,
 ) -> Result<OrgShareListResponse, ServiceError> {
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next_cursor = more.then(|| rows.last()).flatten().map(|last| {
-        OrgSharesCursor {
-            created_at: last.created_at,
-            id: last.id,
-        }
-        .encode()
+    let next_cursor = finish_page(&mut rows, limit, |last| TimeKey {
+        created_at: last.created_at,
+        id: last.id,
     });
     Ok(OrgShareListResponse {
         shares: rows.into_iter().map(org_share).collect::<Result<_, _>>()?,
+        next_cursor,
+    })
+}
+
+/// One page of outbound or inbound shares, like [`org_page`].
+fn summary_page(
+    mut rows: Vec<SummaryRow>,
+    limit: usize,
+) -> Result<ShareListResponse, ServiceError> {
+    let next_cursor = finish_page(&mut rows, limit, |last| TimeKey {
+        created_at: last.created_at,
+        id: last.id,
+    });
+    Ok(ShareListResponse {
+        shares: rows.into_iter().map(summary).collect::<Result<_, _>>()?,
         next_cursor,
     })
 }
@@ -578,48 +587,43 @@ impl SharesService {
     }
 
     /// One page of the org's shares that can be read now, newest first, for its owners and
-    /// admins (403 for anyone else): `limit` of them after `cursor`. No value, passphrase or
-    /// allowlist is in it.
+    /// admins (403 for anyone else). No value, passphrase or allowlist is in it.
     pub async fn org_shares(
         &self,
         principal: &Principal,
-        limit: u32,
-        cursor: Option<OrgSharesCursor>,
+        page: Page<TimeKey>,
     ) -> Result<OrgShareListResponse, ServiceError> {
         principal.require_manager()?;
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let after = cursor.map(|cursor| OrgSharesAfter {
-            created_at: cursor.created_at,
-            id: cursor.id,
-        });
-        let rows = shares::list_live_in_org(
-            &mut conn,
-            *principal.org.as_uuid(),
-            after,
-            i64::from(limit) + 1,
-        )
-        .await?;
-        org_page(rows, usize::try_from(limit).unwrap_or(usize::MAX))
+        let org = *principal.org.as_uuid();
+        let rows = shares::list_live_in_org(&mut conn, org, page.after, page.fetch()).await?;
+        org_page(rows, page.len())
     }
 
-    /// The shares the caller created and has not revoked, newest first.
-    pub async fn outbound(&self, principal: &Principal) -> Result<ShareListResponse, ServiceError> {
+    /// One page of the shares the caller created and has not revoked, newest first.
+    pub async fn outbound(
+        &self,
+        principal: &Principal,
+        page: Page<TimeKey>,
+    ) -> Result<ShareListResponse, ServiceError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let rows = shares::list_outbound(&mut conn, creator_of(principal)).await?;
-        Ok(ShareListResponse {
-            shares: rows.into_iter().map(summary).collect::<Result<_, _>>()?,
-        })
+        let creator = creator_of(principal);
+        let rows = shares::list_outbound(&mut conn, creator, page.after, page.fetch()).await?;
+        summary_page(rows, page.len())
     }
 
     /// The shares addressed to the caller's user or agent id that are neither revoked nor
     /// declined, newest first. Shares mailed to an address are not listed for the account
     /// holding that address: sign-up does not prove the address is theirs.
-    pub async fn inbound(&self, principal: &Principal) -> Result<ShareListResponse, ServiceError> {
+    pub async fn inbound(
+        &self,
+        principal: &Principal,
+        page: Page<TimeKey>,
+    ) -> Result<ShareListResponse, ServiceError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let rows = shares::list_inbound(&mut conn, recipient_of(principal)).await?;
-        Ok(ShareListResponse {
-            shares: rows.into_iter().map(summary).collect::<Result<_, _>>()?,
-        })
+        let recipient = recipient_of(principal);
+        let rows = shares::list_inbound(&mut conn, recipient, page.after, page.fetch()).await?;
+        summary_page(rows, page.len())
     }
 
     /// Accepts (`accept`) or declines share `id` as its recipient; a declined share can no

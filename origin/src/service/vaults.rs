@@ -9,6 +9,7 @@
 //! the act's own transaction.
 
 use oxvault_core::ids::VaultId;
+use oxvault_core::page::{Page, TimeKey, finish_page};
 use oxvault_core::vault::{CreateVaultRequest, VaultListResponse, VaultResponse};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -18,6 +19,11 @@ use super::audit::{AuditLog, Event};
 use super::principal::Principal;
 use crate::store::StoreError;
 use crate::store::vaults::{self, Creator, VaultRow};
+
+/// Longest vault name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest vault description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 
 /// Vault operations; cheap to clone.
 #[derive(Debug, Clone)]
@@ -57,6 +63,14 @@ pub(crate) fn binding_admits(principal: &Principal, vault_id: Uuid) -> bool {
 /// Whether `principal` has full control of `vault`: an org manager, or its creator.
 pub(crate) fn controls(vault: &VaultRow, principal: &Principal) -> bool {
     principal.role.is_some_and(|role| role.can_manage()) || created_by(vault, principal)
+}
+
+/// Where a vault sits in a listing.
+fn key_of(vault: &VaultRow) -> TimeKey {
+    TimeKey {
+        created_at: vault.created_at,
+        id: vault.id,
+    }
 }
 
 pub(crate) fn response(vault: VaultRow) -> VaultResponse {
@@ -99,9 +113,14 @@ impl VaultsService {
         request: CreateVaultRequest,
     ) -> Result<VaultResponse, ServiceError> {
         let name = request.name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Err(ServiceError::Invalid(format!(
+                "name must be 1 to {MAX_NAME_CHARS} characters"
+            )));
+        }
+        if name.chars().any(char::is_control) {
             return Err(ServiceError::Invalid(
-                "name must be 1 to 200 characters".into(),
+                "name must not contain control characters".into(),
             ));
         }
         let description = request
@@ -109,8 +128,10 @@ impl VaultsService {
             .as_deref()
             .map(str::trim)
             .filter(|text| !text.is_empty());
-        if description.is_some_and(|text| text.chars().count() > 2000) {
-            return Err(ServiceError::Invalid("description is too long".into()));
+        if description.is_some_and(|text| text.chars().count() > MAX_DESCRIPTION_CHARS) {
+            return Err(ServiceError::Invalid(format!(
+                "description must be at most {MAX_DESCRIPTION_CHARS} characters"
+            )));
         }
         if principal.agent_id().is_some() && !principal.vault_ids.is_empty() {
             return Err(ServiceError::Forbidden(
@@ -138,17 +159,38 @@ impl VaultsService {
         Ok(response(vault))
     }
 
-    /// The vaults the caller can see.
-    pub async fn list(&self, principal: &Principal) -> Result<VaultListResponse, ServiceError> {
+    /// One page of the vaults the caller can see, oldest first.
+    ///
+    /// Visibility is decided per vault, here rather than in SQL, so that listing and reading
+    /// cannot disagree; the org's vaults are therefore read a page at a time until the page
+    /// is full of visible ones (or none is left), and memory stays bounded by the page.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: Page<TimeKey>,
+    ) -> Result<VaultListResponse, ServiceError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
-        let all = vaults::list_live(&mut conn, *principal.org.as_uuid()).await?;
-        let mut visible = Vec::with_capacity(all.len());
-        for vault in all {
-            if self.visible(&mut conn, &vault, principal).await? {
-                visible.push(response(vault));
+        let org = *principal.org.as_uuid();
+        let mut visible = Vec::new();
+        let mut after = page.after;
+        loop {
+            let batch = vaults::list_live(&mut conn, org, after, page.fetch()).await?;
+            let exhausted = batch.len() <= page.len();
+            after = batch.last().map(key_of);
+            for vault in batch {
+                if self.visible(&mut conn, &vault, principal).await? {
+                    visible.push(vault);
+                }
+            }
+            if exhausted || visible.len() > page.len() {
+                break;
             }
         }
-        Ok(VaultListResponse { vaults: visible })
+        let next_cursor = finish_page(&mut visible, page.len(), key_of);
+        Ok(VaultListResponse {
+            vaults: visible.into_iter().map(response).collect(),
+            next_cursor,
+        })
     }
 
     /// One vault, if the caller can see it.

@@ -6,6 +6,7 @@
 //! (`find_by_key_prefix`, before the hash is compared).
 
 use chrono::{DateTime, Utc};
+use oxvault_core::page::TimeKey;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -149,16 +150,25 @@ pub async fn insert_agent(
         .await?)
 }
 
-/// The org's agents, oldest first.
+/// Up to `limit` of the org's agents, oldest first, after `after` (keyset on
+/// `(created_at, id)`).
 #[tracing::instrument(skip(conn))]
 pub async fn list_in_org(
     conn: &mut PgConnection,
     org_id: Uuid,
+    after: Option<TimeKey>,
+    limit: i64,
 ) -> Result<Vec<AgentRow>, StoreError> {
-    let sql =
-        format!("SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 ORDER BY created_at, id");
+    let sql = format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE org_id = $1 \
+           AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
+         ORDER BY created_at, id LIMIT $4"
+    );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org_id)
+        .bind(after.map(|a| a.created_at))
+        .bind(after.map(|a| a.id))
+        .bind(limit)
         .fetch_all(conn)
         .await?)
 }

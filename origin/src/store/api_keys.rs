@@ -5,6 +5,7 @@
 //! nothing; only the exchange, which starts from the key itself, looks a key up by prefix.
 
 use chrono::{DateTime, Utc};
+use oxvault_core::page::TimeKey;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -102,20 +103,27 @@ pub async fn insert(conn: &mut PgConnection, key: &NewApiKey<'_>) -> Result<ApiK
         .await?)
 }
 
-/// The keys of one user of one org, newest first, revoked ones included.
+/// Up to `limit` keys of one user of one org, newest first, revoked ones included, after
+/// `after` (keyset on `(created_at, id)`).
 #[tracing::instrument(skip(conn))]
 pub async fn list_for_user(
     conn: &mut PgConnection,
     org_id: Uuid,
     user_id: Uuid,
+    after: Option<TimeKey>,
+    limit: i64,
 ) -> Result<Vec<ApiKeyRow>, StoreError> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE org_id = $1 AND user_id = $2 \
-         ORDER BY created_at DESC, id"
+           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
+         ORDER BY created_at DESC, id DESC LIMIT $5"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org_id)
         .bind(user_id)
+        .bind(after.map(|a| a.created_at))
+        .bind(after.map(|a| a.id))
+        .bind(limit)
         .fetch_all(conn)
         .await?)
 }

@@ -7,6 +7,7 @@
 //! another vault's or another org's policy id finds nothing (SECURITY.md case 7).
 
 use chrono::{DateTime, Utc};
+use oxvault_core::page::TimeKey;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -146,20 +147,27 @@ pub async fn insert(
         .await?)
 }
 
-/// Every policy of one vault of one org, expired ones included, oldest first.
+/// Up to `limit` policies of one vault of one org, expired ones included, oldest first,
+/// after `after` (keyset on `(created_at, id)`).
 #[tracing::instrument(skip(conn))]
 pub async fn list_in_vault(
     conn: &mut PgConnection,
     org_id: Uuid,
     vault_id: Uuid,
+    after: Option<TimeKey>,
+    limit: i64,
 ) -> Result<Vec<PolicyRecord>, StoreError> {
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM policies WHERE org_id = $1 AND vault_id = $2 \
-         ORDER BY created_at, id"
+           AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) \
+         ORDER BY created_at, id LIMIT $5"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org_id)
         .bind(vault_id)
+        .bind(after.map(|a| a.created_at))
+        .bind(after.map(|a| a.id))
+        .bind(limit)
         .fetch_all(conn)
         .await?)
 }

@@ -319,25 +319,51 @@ pub async fn read_view(
     }))
 }
 
-/// Every version of a live secret, newest first: metadata only. Empty when the path is not
-/// live ([`why_unreadable`] tells why).
+/// Up to `limit` versions of a live secret, newest first, below version `before` when given:
+/// metadata only. Empty when the path is not live ([`why_unreadable`] tells why).
 #[tracing::instrument(skip(conn, path))]
 pub async fn list_versions(
     conn: &mut PgConnection,
     vault_id: Uuid,
     path: &str,
+    before: Option<i32>,
+    limit: i64,
 ) -> Result<Vec<MetadataRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT s.id AS secret_id, s.path, sv.version, sv.type, sv.metadata, sv.expires_at, \
                 sv.created_at, sv.disabled_at \
          FROM secrets s JOIN secret_versions sv ON sv.secret_id = s.id \
          WHERE s.vault_id = $1 AND s.path = $2 AND s.deleted_at IS NULL \
-         ORDER BY sv.version DESC",
+           AND ($3::integer IS NULL OR sv.version < $3) \
+         ORDER BY sv.version DESC LIMIT $4",
     )
     .bind(vault_id)
     .bind(path)
+    .bind(before)
+    .bind(limit)
     .fetch_all(conn)
     .await?)
+}
+
+/// Erases the versions of `secret_id` older than its newest `keep` (which the write that
+/// just made version `newest` keeps): their blobs go, and reads of them answer 410 like
+/// disabled ones ([`why_version_unreadable`]); a share pinned to one stops opening. Called
+/// on the write's transaction, under its row lock, so the count never overshoots. Returns
+/// how many were erased.
+#[tracing::instrument(skip(conn))]
+pub async fn prune_versions(
+    conn: &mut PgConnection,
+    secret_id: Uuid,
+    newest: i32,
+    keep: u32,
+) -> Result<u64, StoreError> {
+    let keep = i32::try_from(keep).unwrap_or(i32::MAX);
+    let done = sqlx::query("DELETE FROM secret_versions WHERE secret_id = $1 AND version <= $2")
+        .bind(secret_id)
+        .bind(newest.saturating_sub(keep))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// Disables one version of a live secret for good (disabling it again changes nothing).
@@ -364,8 +390,10 @@ pub async fn disable_version(
 }
 
 /// Why a version did not read: [`Unreadable::Gone`] when it exists (disabled, expired, used
-/// up) or existed in a secret since deleted at that path, [`Unreadable::Missing`] when it
-/// never did.
+/// up) or existed (pruned past the versions kept, or in a secret since deleted at that
+/// path), [`Unreadable::Missing`] when it never did. Version numbers are handed out one by
+/// one from 1 and a failed write rolls its number back, so every version up to a secret's
+/// `current_version` existed.
 #[tracing::instrument(skip(conn, path))]
 pub async fn why_version_unreadable(
     conn: &mut PgConnection,
@@ -375,10 +403,7 @@ pub async fn why_version_unreadable(
 ) -> Result<Unreadable, StoreError> {
     let known: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM secrets s \
-           WHERE s.vault_id = $1 AND s.path = $2 \
-             AND ((s.deleted_at IS NOT NULL AND s.current_version >= $3) \
-                  OR EXISTS (SELECT 1 FROM secret_versions sv \
-                             WHERE sv.secret_id = s.id AND sv.version = $3)))",
+           WHERE s.vault_id = $1 AND s.path = $2 AND s.current_version >= $3)",
     )
     .bind(vault_id)
     .bind(path)
@@ -448,25 +473,32 @@ pub async fn end_secret(conn: &mut PgConnection, secret_id: Uuid) -> Result<bool
     Ok(true)
 }
 
-/// The live secrets of a vault whose path starts with `prefix`, by path.
-#[tracing::instrument(skip(conn, prefix))]
+/// Up to `limit` live secrets of a vault whose path starts with `prefix`, by path, after
+/// the path `after` when given.
+#[tracing::instrument(skip(conn, prefix, after))]
 pub async fn list(
     conn: &mut PgConnection,
     vault_id: Uuid,
     prefix: &str,
+    after: Option<&str>,
+    limit: i64,
 ) -> Result<Vec<MetadataRow>, StoreError> {
     // `prefix` holds only [A-Za-z0-9._/-] (parsed in core); `_` is LIKE's one-character
-    // wildcard, so it is escaped to match itself.
+    // wildcard, so it is escaped to match itself. `>` and ORDER BY compare in the same
+    // collation, so the pages follow the order of one whole listing.
     Ok(sqlx::query_as(
         "SELECT s.id AS secret_id, s.path, sv.version, sv.type, sv.metadata, sv.expires_at, \
                 sv.created_at, sv.disabled_at \
          FROM secrets s \
          JOIN secret_versions sv ON sv.secret_id = s.id AND sv.version = s.current_version \
          WHERE s.vault_id = $1 AND s.deleted_at IS NULL AND s.path LIKE $2 ESCAPE '\\' \
-         ORDER BY s.path",
+           AND ($3::text IS NULL OR s.path > $3) \
+         ORDER BY s.path LIMIT $4",
     )
     .bind(vault_id)
     .bind(format!("{}%", prefix.replace('_', "\\_")))
+    .bind(after)
+    .bind(limit)
     .fetch_all(conn)
     .await?)
 }

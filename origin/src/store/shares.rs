@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::vaults::Creator;
+use oxvault_core::page::TimeKey;
 
 /// The secret a new share points at, found within the creator's org.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -328,20 +329,27 @@ const SUMMARY: &str = "SELECT sh.id, s.path AS secret_path, sh.recipient_type, \
                          sh.accepted_at IS NOT NULL AS is_accepted \
                        FROM shares sh JOIN secrets s ON s.id = sh.secret_id";
 
-/// The shares `creator` made and has not revoked, newest first.
+/// Up to `limit` of the shares `creator` made and has not revoked, newest first, after
+/// `after` (keyset on `(created_at, id)`).
 #[tracing::instrument(skip(conn))]
 pub async fn list_outbound(
     conn: &mut PgConnection,
     creator: Creator,
+    after: Option<TimeKey>,
+    limit: i64,
 ) -> Result<Vec<SummaryRow>, StoreError> {
     let sql = format!(
         "{SUMMARY} WHERE sh.revoked_at IS NULL \
            AND (sh.created_by_user = $1 OR sh.created_by_agent = $2) \
-         ORDER BY sh.created_at DESC, sh.id"
+           AND ($3::timestamptz IS NULL OR (sh.created_at, sh.id) < ($3, $4)) \
+         ORDER BY sh.created_at DESC, sh.id DESC LIMIT $5"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(creator.user)
         .bind(creator.agent)
+        .bind(after.map(|a| a.created_at))
+        .bind(after.map(|a| a.id))
+        .bind(limit)
         .fetch_all(conn)
         .await?)
 }
@@ -368,14 +376,6 @@ pub struct OrgShareRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Where a page of [`list_live_in_org`] starts: after the share with this creation time and
-/// id (the last of the page before).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrgSharesAfter {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
 /// Up to `limit` of `org_id`'s shares that can be read now (by the same rules as a read, the
 /// creator's standing included, but for the client's address), newest first, after `after`.
 /// Paged by keyset on `(created_at, id)`, so shares made meanwhile neither shift nor repeat
@@ -384,7 +384,7 @@ pub struct OrgSharesAfter {
 pub async fn list_live_in_org(
     conn: &mut PgConnection,
     org_id: Uuid,
-    after: Option<OrgSharesAfter>,
+    after: Option<TimeKey>,
     limit: i64,
 ) -> Result<Vec<OrgShareRow>, StoreError> {
     let live = live();
@@ -431,20 +431,27 @@ fn addressed(n: usize) -> String {
     )
 }
 
-/// The shares addressed to `recipient` that are neither revoked nor declined, newest first.
+/// Up to `limit` of the shares addressed to `recipient` that are neither revoked nor
+/// declined, newest first, after `after` (keyset on `(created_at, id)`).
 #[tracing::instrument(skip(conn, recipient))]
 pub async fn list_inbound(
     conn: &mut PgConnection,
     recipient: RecipientKey<'_>,
+    after: Option<TimeKey>,
+    limit: i64,
 ) -> Result<Vec<SummaryRow>, StoreError> {
     let sql = format!(
         "{SUMMARY} WHERE sh.revoked_at IS NULL AND sh.declined_at IS NULL AND {} \
-         ORDER BY sh.created_at DESC, sh.id",
+           AND ($3::timestamptz IS NULL OR (sh.created_at, sh.id) < ($3, $4)) \
+         ORDER BY sh.created_at DESC, sh.id DESC LIMIT $5",
         addressed(1)
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(recipient.user)
         .bind(recipient.agent)
+        .bind(after.map(|a| a.created_at))
+        .bind(after.map(|a| a.id))
+        .bind(limit)
         .fetch_all(conn)
         .await?)
 }

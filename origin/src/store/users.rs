@@ -1,6 +1,7 @@
 //! Users and organisations.
 
 use chrono::{DateTime, Utc};
+use oxvault_core::page::TimeKey;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -134,15 +135,25 @@ pub async fn find_in_org(
         .await?)
 }
 
-/// Every user of an org, oldest first.
+/// Up to `limit` users of an org, oldest first, after `after` (keyset on
+/// `(created_at, id)`).
 #[tracing::instrument(skip(conn))]
 pub async fn list_in_org(
     conn: &mut PgConnection,
     org_id: Uuid,
+    after: Option<TimeKey>,
+    limit: i64,
 ) -> Result<Vec<UserRow>, StoreError> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at, id");
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 \
+           AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
+         ORDER BY created_at, id LIMIT $4"
+    );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org_id)
+        .bind(after.map(|a| a.created_at))
+        .bind(after.map(|a| a.id))
+        .bind(limit)
         .fetch_all(conn)
         .await?)
 }

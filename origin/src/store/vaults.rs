@@ -1,6 +1,7 @@
 //! Vaults.
 
 use chrono::{DateTime, Utc};
+use oxvault_core::page::TimeKey;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -69,15 +70,25 @@ pub async fn find_live(
         .await?)
 }
 
-/// The live vaults of an org, oldest first.
+/// Up to `limit` live vaults of an org, oldest first, after `after` (keyset on
+/// `(created_at, id)`).
 #[tracing::instrument(skip(conn))]
-pub async fn list_live(conn: &mut PgConnection, org_id: Uuid) -> Result<Vec<VaultRow>, StoreError> {
+pub async fn list_live(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    after: Option<TimeKey>,
+    limit: i64,
+) -> Result<Vec<VaultRow>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM vaults WHERE org_id = $1 AND deleted_at IS NULL \
-         ORDER BY created_at, id"
+           AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
+         ORDER BY created_at, id LIMIT $4"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org_id)
+        .bind(after.map(|a| a.created_at))
+        .bind(after.map(|a| a.id))
+        .bind(limit)
         .fetch_all(conn)
         .await?)
 }

@@ -531,3 +531,31 @@ async fn malformed_agent_ids_in_the_path_are_404_problems() {
         }
     }
 }
+
+#[tokio::test]
+async fn agent_lists_page_in_creation_order_and_names_are_bounded() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("agents-pager@example.com").await;
+    let token = owner.access_token.as_str();
+    let mut made = Vec::new();
+    for n in 0..5 {
+        made.push(stack.create_agent(token, &format!("bot-{n}")).await.0);
+    }
+    let (listed, pages) = stack.page_through(token, "/v1/agents", "agents", 2).await;
+    let listed: Vec<String> = listed
+        .iter()
+        .map(|agent| agent["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!((listed, pages), (made, 3));
+    stack.assert_bad_pages_refused(token, "/v1/agents").await;
+
+    let (status, body) = stack
+        .call(
+            Method::POST,
+            "/v1/agents",
+            token,
+            Some(json!({"name": "tab\there"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

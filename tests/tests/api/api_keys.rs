@@ -459,3 +459,35 @@ async fn a_keys_scopes_bound_what_its_session_may_do_whatever_the_users_role() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn api_key_lists_page_newest_first() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("keys-pager@example.com").await;
+    let token = owner.access_token.as_str();
+    let mut made = Vec::new();
+    for n in 0..5 {
+        let (status, created) = stack
+            .call(
+                Method::POST,
+                "/v1/auth/api-keys",
+                token,
+                Some(json!({"name": format!("key-{n}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        made.push(created["key"]["id"].as_str().unwrap().to_owned());
+    }
+    made.reverse();
+    let (listed, pages) = stack
+        .page_through(token, "/v1/auth/api-keys", "keys", 2)
+        .await;
+    let listed: Vec<String> = listed
+        .iter()
+        .map(|key| key["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!((listed, pages), (made, 3));
+    stack
+        .assert_bad_pages_refused(token, "/v1/auth/api-keys")
+        .await;
+}

@@ -1247,3 +1247,34 @@ async fn an_ip_allowlist_admits_the_address_the_edge_reports_and_no_other() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read(&stack, &bot, &vault, "db/x").await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn policy_lists_page_in_creation_order() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("policies-pager@example.com").await;
+    let token = owner.access_token.as_str();
+    let vault = stack.create_vault(token, "v").await;
+    let (agent_id, _) = stack.create_agent(token, "bot").await;
+    let list = format!("/v1/vaults/{vault}/policies");
+    let mut made = Vec::new();
+    for n in 0..5 {
+        let (status, body) = stack
+            .call(
+                Method::POST,
+                &list,
+                token,
+                Some(json!({"principal_type": "agent", "principal_id": agent_id,
+                            "secret_path_pattern": format!("p{n}/**"), "permissions": ["read"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        made.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (listed, pages) = stack.page_through(token, &list, "policies", 2).await;
+    let listed: Vec<String> = listed
+        .iter()
+        .map(|policy| policy["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!((listed, pages), (made, 3));
+    stack.assert_bad_pages_refused(token, &list).await;
+}

@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 
-use oxvault_tests::{Session, TestStack};
+use oxvault_tests::shares::in_an_hour;
+use oxvault_tests::{Session, SoftHsmToken, TestStack};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -833,7 +834,14 @@ async fn concurrent_puts_with_one_key_make_exactly_one_version() {
 #[tokio::test]
 async fn every_stored_version_has_its_own_wrapped_key_and_nonce() {
     const VERSIONS: usize = 200;
-    let stack = std::sync::Arc::new(TestStack::start().await);
+    // Every version stays stored: more of them than the default 100 kept per path.
+    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
+        settings
+            .extra_env
+            .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "1000".to_owned()));
+    })
+    .await;
+    let stack = std::sync::Arc::new(stack);
     let owner = stack.signup("nonces@example.com").await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     put(
@@ -1152,4 +1160,85 @@ async fn a_deleted_secret_stays_deleted_and_a_new_write_at_its_path_starts_over(
             .await
             .unwrap();
     assert_eq!(left, 0, "the deleted secret's sealed versions are erased");
+}
+
+#[tokio::test]
+async fn versions_past_the_configured_number_are_pruned_and_read_as_gone() {
+    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
+        settings
+            .extra_env
+            .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "3".to_owned()));
+    })
+    .await;
+    let owner = stack.signup("pruner@example.com").await;
+    let token = owner.access_token.as_str();
+    let vault = stack.create_vault(token, "v").await;
+    let (status, first) = stack
+        .put_secret(token, &vault, "db/key", json!({"value": "value-1"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    // A link made now hands out version 1 for good.
+    let secret_id = first["id"].as_str().unwrap();
+    let body = json!({"recipient_type": "anyone_with_link", "expires_at": in_an_hour()});
+    let (status, share) = stack.create_share(token, secret_id, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{share}");
+    let share = format!("/v1/share/{}", share["id"].as_str().unwrap());
+    let (status, read) = stack.call(Method::GET, &share, token, None).await;
+    assert_eq!(
+        (status, read["value"].as_str()),
+        (StatusCode::OK, Some("value-1"))
+    );
+
+    for n in 2..=5 {
+        let (status, body) = stack
+            .put_secret(
+                token,
+                &vault,
+                "db/key",
+                json!({"value": format!("value-{n}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["version"], n);
+    }
+
+    // Three kept, newest first; the two oldest are gone (410), like disabled ones.
+    let versions = format!("/v1/vaults/{vault}/secret-versions/db/key");
+    let (status, listed) = stack.call(Method::GET, &versions, token, None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let numbers: Vec<i64> = listed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|version| version["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [5, 4, 3]);
+    assert!(listed["next_cursor"].is_null(), "{listed}");
+    for (version, expected) in [
+        (1, StatusCode::GONE),
+        (2, StatusCode::GONE),
+        (3, StatusCode::OK),
+        (6, StatusCode::NOT_FOUND),
+    ] {
+        let path = format!("/v1/vaults/{vault}/secret-version/db/key/{version}");
+        let (status, body) = stack.call(Method::GET, &path, token, None).await;
+        assert_eq!(status, expected, "version {version}: {body}");
+    }
+    let (status, current) = stack.get_secret(token, &vault, "db/key").await;
+    assert_eq!(
+        (status, current["value"].as_str()),
+        (StatusCode::OK, Some("value-5"))
+    );
+    // The link to the pruned version 1 now answers like any dead link.
+    let (status, body) = stack.call(Method::GET, &share, token, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // The version list pages too, newest first.
+    let (paged, pages) = stack.page_through(token, &versions, "versions", 2).await;
+    let paged: Vec<i64> = paged
+        .iter()
+        .map(|version| version["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!((paged, pages), (vec![5, 4, 3], 2));
+    stack.assert_bad_pages_refused(token, &versions).await;
 }

@@ -1373,9 +1373,10 @@ async fn managers_page_through_the_orgs_live_shares_and_may_revoke_any() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let admin = stack.signup("org-shares-admin@example.com").await;
+    // Signing up makes an org of one's own; accepting the mailed invitation moves in.
+    let invited = stack.signup("org-shares-admin@example.com").await;
     let invitation = stack.invitation_token("org-shares-admin@example.com").await;
-    let admin = stack.accept_invitation(&admin, &invitation).await;
+    let admin = stack.accept_invitation(&invited, &invitation).await;
     let (member, member_id) = stack
         .invite_member(&owner, "org-shares-member@example.com")
         .await;
@@ -1522,7 +1523,7 @@ async fn managers_page_through_the_orgs_live_shares_and_may_revoke_any() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["shares"].as_array().unwrap().len(), made.len());
-    assert!(page.get("next_cursor").is_none(), "{page}");
+    assert!(page["next_cursor"].is_null(), "{page}");
 
     // An admin revokes the agent's link and the member's: both stop at once.
     for id in [&made[3], &made[2]] {
@@ -1626,4 +1627,37 @@ async fn thirty_concurrent_wrong_passphrases_get_exactly_ten_evaluated() {
         "status after the lockout",
     );
     assert_eq!(share_column(&stack, &id, "access_count").await, Some(1));
+}
+
+#[tokio::test]
+async fn outbound_and_inbound_share_lists_page_newest_first() {
+    let stack = TestStack::start().await;
+    let (owner, _vault, secret) = owner_with_secret(&stack, "shares-pager@example.com").await;
+    let token = owner.access_token.as_str();
+    let (agent_id, agent) = stack.create_agent(token, "recipient").await;
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        made.push(
+            share(
+                &stack,
+                token,
+                &secret,
+                json!({"recipient_type": "agent", "recipient_id": agent_id, "expires_at": in_an_hour()}),
+            )
+            .await,
+        );
+    }
+    made.reverse();
+    for (who, list) in [
+        (token, "/v1/shares/outbound"),
+        (agent.as_str(), "/v1/shares/inbound"),
+    ] {
+        let (listed, pages) = stack.page_through(who, list, "shares", 2).await;
+        let listed: Vec<String> = listed
+            .iter()
+            .map(|share| share["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!((&listed, pages), (&made, 3), "{list}");
+        stack.assert_bad_pages_refused(who, list).await;
+    }
 }

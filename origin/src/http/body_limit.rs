@@ -1,0 +1,81 @@
+//! The request-body size limit of the origin: the edge's own ([`MAX_BODY_BYTES`], 1 MiB),
+//! so a body the edge forwards always fits, and a caller that reaches the origin directly
+//! gets no more room than through the edge.
+//!
+//! Enforced twice, like at the edge: a declared `Content-Length` over the limit is refused
+//! before any byte is read, and axum's [`DefaultBodyLimit`] stops every body extractor at the
+//! limit (a chunked body declares nothing). Extractors that take raw bytes answer that in
+//! plain text, so any 413 that is not already a problem body is rewritten into one here.
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use oxvault_core::problem::{PROBLEM_JSON, ProblemKind};
+
+use super::error::problem_response;
+
+/// The largest request body accepted: 1 MiB, as at the edge.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The layer that caps what body extractors read.
+pub fn default_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(MAX_BODY_BYTES)
+}
+
+fn too_large() -> Response {
+    problem_response(ProblemKind::PayloadTooLarge.with_detail(format!(
+        "the request body must be at most {MAX_BODY_BYTES} bytes"
+    )))
+}
+
+/// Whether a declared `Content-Length` is over the limit. A malformed one is left to hyper,
+/// which refuses it before any handler runs.
+fn declared_too_large(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+}
+
+/// Refuses declared oversized bodies up front and turns any other 413 into a problem body.
+pub async fn limit_body(request: Request, next: Next) -> Response {
+    if declared_too_large(&request) {
+        return too_large();
+    }
+    let response = next.run(request).await;
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_problem {
+        return too_large();
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn with_length(length: &str) -> Request {
+        Request::builder()
+            .header(header::CONTENT_LENGTH, length)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_body_declared_over_one_mebibyte_is_too_large() {
+        assert!(!declared_too_large(&with_length("1048576")));
+        assert!(declared_too_large(&with_length("1048577")));
+        assert!(declared_too_large(&with_length("99999999999999")));
+        assert!(!declared_too_large(
+            &Request::builder().body(Body::empty()).unwrap()
+        ));
+    }
+}
