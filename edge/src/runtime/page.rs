@@ -100,7 +100,8 @@ async fn ask_status(
     init.set_headers_headers(&outgoing.0);
     init.set_redirect(web_sys::RequestRedirect::Manual);
     let request = web_sys::Request::new_with_str_and_init(&target, &init)
-        .map_err(|err| console_error!("request_id={request_id} status request: {err:?}"))
+        // The runtime's error repeats the URL, which holds the share id: not logged.
+        .map_err(|_| console_error!("request_id={request_id} status request could not be built"))
         .ok()?;
     // Also bounds reading the body: a stalled origin must not hold the page forever.
     let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(STATUS_TIMEOUT_MS));

@@ -47,6 +47,10 @@ use crate::store::{self, StatementPool, StoreError};
 const BAD_CREDENTIALS: &str = "invalid email or password";
 /// The one answer to a token that does not (or no longer) authenticate.
 const BAD_TOKEN: &str = "invalid or expired token";
+/// Longest org name, in characters (the `organizations.name` CHECK).
+const MAX_ORG_NAME_CHARS: usize = 200;
+/// Longest display name, in characters (a sign-up refuses more; Google's is cut).
+const MAX_DISPLAY_NAME_CHARS: usize = 200;
 /// Password-change attempts allowed per user and window: enough for typos, too few to guess.
 const PASSWORD_CHANGE_ATTEMPTS: i32 = 5;
 /// The window of [`PASSWORD_CHANGE_ATTEMPTS`].
@@ -115,6 +119,19 @@ pub(crate) fn random_token(prefix: &str) -> Result<String, ServiceError> {
         .try_fill_bytes(&mut bytes)
         .map_err(ServiceError::internal)?;
     Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// The name of a new user's own org, "<name>'s org", within the 200 characters an org name
+/// may have (the name part is cut first).
+fn new_org_name(display_name: &str, email: &Email) -> String {
+    const SUFFIX: &str = "'s org";
+    let owner = if display_name.is_empty() {
+        email.local_part()
+    } else {
+        display_name
+    };
+    let room = MAX_ORG_NAME_CHARS - SUFFIX.len();
+    owner.chars().take(room).collect::<String>() + SUFFIX
 }
 
 /// What a take-over ended.
@@ -306,7 +323,7 @@ impl AuthService {
             .display_name
             .map(|name| name.trim().to_owned())
             .unwrap_or_default();
-        if display_name.chars().count() > 200 {
+        if display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
             return Err(ServiceError::Invalid("display_name is too long".into()));
         }
         let hash = self
@@ -433,7 +450,16 @@ impl AuthService {
                 (user, Some(takeover))
             }
             None => {
-                let display_name = identity.name.clone().unwrap_or_default();
+                // Google's name, cut to the length a sign-up allows.
+                let display_name: String = identity
+                    .name
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_DISPLAY_NAME_CHARS)
+                    .collect();
                 let user = self
                     .create_user(&mut tx, &email, &display_name, None, Some(&identity.sub))
                     .await?;
@@ -478,11 +504,7 @@ impl AuthService {
     ) -> Result<UserRow, ServiceError> {
         let user_id = Uuid::new_v4();
         let org_id = Uuid::new_v4();
-        let org_name = if display_name.is_empty() {
-            format!("{}'s org", email.local_part())
-        } else {
-            format!("{display_name}'s org")
-        };
+        let org_name = new_org_name(display_name, email);
         users::insert_org(tx, org_id, &org_name).await?;
         let role = Role::Owner.as_str();
         let inserted = users::insert_user(
@@ -840,6 +862,18 @@ pub(crate) fn auth_method(user: &UserRow) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_orgs_name_fits_the_200_characters_an_org_name_may_have() {
+        let email = Email::parse("ada@example.com").unwrap();
+        assert_eq!(new_org_name("", &email), "ada's org");
+        assert_eq!(new_org_name("Ada", &email), "Ada's org");
+        let long = "é".repeat(MAX_DISPLAY_NAME_CHARS);
+        assert_eq!(
+            new_org_name(&long, &email).chars().count(),
+            MAX_ORG_NAME_CHARS
+        );
+    }
     use serde_json::json;
 
     fn target() -> Target {

@@ -434,3 +434,16 @@ async fn unknown_email_and_wrong_password_take_about_the_same_time() {
         "wrong password {known:.4} s vs unknown address {unknown:.4} s (median)"
     );
 }
+
+#[tokio::test]
+async fn the_longest_display_name_still_names_a_valid_org() {
+    let stack = TestStack::start().await;
+    let response = stack
+        .post_json(
+            "/v1/auth/signup",
+            &json!({"email": "long@example.com", "password": PASSWORD, "display_name": "L".repeat(200)}),
+        )
+        .await;
+    // "<name>'s org" would be 206 characters; an org name may have 200.
+    assert_eq!(response.status(), StatusCode::OK);
+}

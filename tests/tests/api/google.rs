@@ -280,3 +280,17 @@ async fn google_sign_in_is_404_when_not_configured() {
     let response = sign_in(&stack, "anything").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_google_name_of_any_length_becomes_a_bounded_display_name() {
+    let google = FakeGoogle::start().await;
+    let stack = stack_with(&google).await;
+    let mut claims = FakeGoogle::claims("g-4004", "longname@example.com");
+    claims["name"] = json!(format!("Very\nLong {}", "N".repeat(5_000)));
+
+    let profile = me(&stack, sign_in(&stack, &google.sign(&claims)).await).await;
+
+    let name = profile["display_name"].as_str().unwrap();
+    assert_eq!(name.chars().count(), 200, "{name}");
+    assert!(!name.contains('\n'));
+}
