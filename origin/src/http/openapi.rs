@@ -48,3 +48,27 @@ impl utoipa::Modify for BearerAuth {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The document as `oxvault-origin openapi` prints it.
+    fn printed() -> String {
+        super::super::openapi_document()
+            .to_pretty_json()
+            .expect("the document serialises")
+            + "\n"
+    }
+
+    /// `openapi.json` at the repository root is what clients and fuzzers read without a
+    /// running server; it must be exactly what the code serves.
+    #[test]
+    fn the_committed_openapi_json_is_the_document_the_code_serves() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == printed(),
+            "openapi.json differs from the code; regenerate it with \
+             `cargo run -q -p oxvault-origin -- openapi > openapi.json`"
+        );
+    }
+}
