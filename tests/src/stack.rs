@@ -16,6 +16,18 @@ pub struct Session {
     pub refresh_token: String,
 }
 
+impl Session {
+    /// The session of `email` that an answer with `access_token` and `refresh_token` opened.
+    fn from_answer(email: &str, body: &Value) -> Self {
+        let token = |name: &str| body[name].as_str().expect(name).to_owned();
+        Self {
+            email: email.to_owned(),
+            access_token: token("access_token"),
+            refresh_token: token("refresh_token"),
+        }
+    }
+}
+
 /// A running oxvault: talk to [`TestStack::edge`] as a client would.
 #[derive(Debug)]
 pub struct TestStack {
@@ -202,17 +214,7 @@ impl TestStack {
             .await;
         assert_eq!(response.status(), 200, "signup of {email} failed");
         let body: Value = response.json().await.expect("signup body");
-        Session {
-            email: email.to_owned(),
-            access_token: body["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_owned(),
-            refresh_token: body["refresh_token"]
-                .as_str()
-                .expect("refresh_token")
-                .to_owned(),
-        }
+        Session::from_answer(email, &body)
     }
 
     /// Logs `email` in with [`PASSWORD`].
@@ -225,17 +227,7 @@ impl TestStack {
             .await;
         assert_eq!(response.status(), 200, "login of {email} failed");
         let body: Value = response.json().await.expect("login body");
-        Session {
-            email: email.to_owned(),
-            access_token: body["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_owned(),
-            refresh_token: body["refresh_token"]
-                .as_str()
-                .expect("refresh_token")
-                .to_owned(),
-        }
+        Session::from_answer(email, &body)
     }
 
     /// The id of the user holding `token` (`GET /v1/auth/me`).
@@ -294,17 +286,7 @@ impl TestStack {
             )
             .await;
         assert_eq!(status, reqwest::StatusCode::OK, "{body}");
-        Session {
-            email: session.email.clone(),
-            access_token: body["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_owned(),
-            refresh_token: body["refresh_token"]
-                .as_str()
-                .expect("refresh_token")
-                .to_owned(),
-        }
+        Session::from_answer(&session.email, &body)
     }
 
     /// Creates an agent as the holder of `token` with `body` (at least `name`) and exchanges

@@ -108,13 +108,7 @@ impl IntoResponse for ApiError {
         let body = match self {
             Self::Client { kind, detail } => kind.with_detail(detail),
             Self::TooManyAttempts { retry_after_secs } => {
-                let mut response = problem_response(
-                    ProblemKind::TooManyRequests.with_detail("too many attempts; retry later"),
-                );
-                if let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                return response;
+                return retry_later("too many attempts; retry later", retry_after_secs);
             }
             Self::Unavailable(what) => {
                 tracing::warn!(dependency = what, "answering 503");
@@ -128,6 +122,15 @@ impl IntoResponse for ApiError {
         };
         problem_response(body)
     }
+}
+
+/// A 429 problem with `detail` and `Retry-After` (whole seconds, at least one).
+pub fn retry_later(detail: &str, retry_after_secs: u64) -> Response {
+    let mut response = problem_response(ProblemKind::TooManyRequests.with_detail(detail));
+    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// A problem body as a response with the right status and `application/problem+json`.

@@ -13,15 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use oxvault_core::problem::ProblemKind;
 use oxvault_core::rate_limit::{Limit, client_block};
 
 use super::AppState;
 use super::client::ClientContext;
-use super::error::problem_response;
+use super::error::retry_later;
 
 /// Most clients tracked at once; beyond it, idle entries are dropped first, and a flood of
 /// distinct addresses is refused rather than allowed to grow memory without bound.
@@ -121,17 +120,10 @@ pub async fn guard_costly_routes(
         Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(refused) => {
             tracing::warn!(path = %parts.uri.path(), "the origin's own rate limit refused a request");
-            let mut response = problem_response(
-                ProblemKind::TooManyRequests
-                    .with_detail("too many requests from this client; retry later"),
-            );
-            // Whole seconds, rounded up, at least one.
+            // Whole seconds, rounded up.
             let secs =
                 refused.retry_after.as_secs() + u64::from(refused.retry_after.subsec_nanos() > 0);
-            if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
+            retry_later("too many requests from this client; retry later", secs)
         }
     }
 }

@@ -143,23 +143,27 @@ struct Takeover {
 
 /// Hands `user` to the proven owner of its address (Google sub `google_sub`): links the
 /// Google account, clears the password, marks the address verified, moves the token version
-/// on, and ends every session, personal key and agent the account had.
+/// on, and ends every session, personal key and agent the account had. Returns the account
+/// as it now is (its new token version goes into the session's tokens).
 async fn take_over(
     tx: &mut sqlx::PgConnection,
     user: &UserRow,
     google_sub: &str,
-) -> Result<Takeover, ServiceError> {
+) -> Result<(UserRow, Takeover), ServiceError> {
     if user.google_sub.is_none() {
         users::set_google_sub(tx, user.id, google_sub).await?;
     }
-    users::take_over(tx, user.id).await?;
+    let taken = users::take_over(tx, user.id).await?;
     sessions::revoke_other_sessions(tx, user.id, None).await?;
     let revoked_keys = store::api_keys::revoke_all_of_user(tx, user.id).await?;
     let deactivated_agents = store::agents::deactivate_created_by(tx, user.id).await?;
-    Ok(Takeover {
-        revoked_keys,
-        deactivated_agents,
-    })
+    Ok((
+        taken,
+        Takeover {
+            revoked_keys,
+            deactivated_agents,
+        },
+    ))
 }
 
 /// SHA-256 of a token, as stored: a stolen table holds nothing usable.
@@ -446,7 +450,7 @@ impl AuthService {
                 (user, None)
             }
             Some(user) => {
-                let takeover = take_over(&mut tx, &user, &identity.sub).await?;
+                let (user, takeover) = take_over(&mut tx, &user, &identity.sub).await?;
                 (user, Some(takeover))
             }
             None => {
@@ -466,10 +470,6 @@ impl AuthService {
                 (user, None)
             }
         };
-        // The account as it is now (a take-over moved its token version on).
-        let user = users::find_by_id(&mut tx, user.id)
-            .await?
-            .ok_or(ServiceError::NotFound("user"))?;
         let session = self
             .open_session(&mut tx, &user, SessionKind::Login)
             .await?;

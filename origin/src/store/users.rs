@@ -242,17 +242,18 @@ pub async fn lock_owners(conn: &mut PgConnection, org_id: Uuid) -> Result<Vec<Uu
 
 /// Takes an account over for the proven owner of its address: the password goes, the address
 /// is marked verified, and the token version moves on (every access token dies). Sessions,
-/// keys and agents are ended by their own stores.
+/// keys and agents are ended by their own stores. Returns the user as it now is.
 #[tracing::instrument(skip(conn))]
-pub async fn take_over(conn: &mut PgConnection, user_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query(
+pub async fn take_over(conn: &mut PgConnection, user_id: Uuid) -> Result<UserRow, StoreError> {
+    let sql = format!(
         "UPDATE users SET password_hash = NULL, email_verified_at = now(), \
-         token_version = token_version + 1, updated_at = now() WHERE id = $1",
-    )
-    .bind(user_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+         token_version = token_version + 1, updated_at = now() WHERE id = $1 \
+         RETURNING {USER_COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?)
 }
 
 /// Moves a user into `org_id` with `role`, with the address proven; the token version moves
