@@ -19,6 +19,7 @@
 #   BENCH_VALUE_SIZE    bytes of each secret value, ours and OpenBao's (default 64)
 #   BENCH_SWEEP         connection counts of the read sweep (default "1 8 32 128")
 #   BENCH_NO_BUILD=1    reuse the built origin and Worker
+#   BENCH_HOLD=1        stop after seeding and keep everything running (profile by hand)
 #   BENCH_OUT           the report file (default BENCHMARKS.md at the repository root)
 #   BENCH_WRANGLER_LOG_LEVEL  both Workers' wrangler log level (default warn: at info wrangler
 #                       logs every request, which costs the local runtime most of its speed)
@@ -241,32 +242,64 @@ write_edge_config() {
     ' wrangler.toml >"$RUN_DIR/wrangler.edge.toml"
 }
 
-start_edge() {
+# start_worker NAME RUNNER CONFIG PORT [ARGS...]: a Worker under wrangler's dev server. RUNNER
+# "quiet" runs it through wrangler's API with the DevTools inspector off
+# (scripts/wrangler-dev-quiet.mjs: why it matters is written there); "cli" runs the
+# `wrangler dev` command as developers and the tests do, inspector on (its own port).
+start_worker() {
+    local name=$1 runner=$2 config=$3 port=$4 inspector
+    shift 4
+    if [ "$runner" = quiet ]; then
+        start_bg "$name" node "$OXVAULT_ROOT/scripts/wrangler-dev-quiet.mjs" --config "$config" \
+            --port "$port" --log-level "$WRANGLER_LOG_LEVEL" "$@"
+    else
+        inspector=$(free_port $((port + 1000)))
+        start_bg "$name" "$OXVAULT_WRANGLER" dev --config "$config" --local --ip 127.0.0.1 \
+            --port "$port" --inspector-port "$inspector" --log-level "$WRANGLER_LOG_LEVEL" "$@"
+    fi
+}
+
+start_edge() { # NAME RUNNER PORT
     local var args=()
     write_edge_config
     # Every RATE_LIMIT_* variable wrangler.toml declares, raised for the run.
     while IFS= read -r var; do
         args+=(--var "$var:$BENCH_EDGE_LIMIT")
     done < <(sed -n 's/^[[:space:]]*\(RATE_LIMIT_[A-Z0-9_]*\)[[:space:]]*=.*/\1/p' wrangler.toml)
-    start_bg edge "$OXVAULT_WRANGLER" dev --config "$RUN_DIR/wrangler.edge.toml" \
-        --local --ip 127.0.0.1 --port "$EDGE_PORT" --inspector-port "$EDGE_INSPECTOR_PORT" --log-level "$WRANGLER_LOG_LEVEL" \
+    start_worker "$1" "$2" "$RUN_DIR/wrangler.edge.toml" "$3" \
         --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" \
         --var "ORIGIN_SHARED_SECRET:$EDGE_SHARED_SECRET" \
-        "${args[@]}" --persist-to "$RUN_DIR/wrangler-state"
-    wait_http edge "http://127.0.0.1:$EDGE_PORT/v1/health" 120 "$(pid_of edge)"
+        "${args[@]}" --persist-to "$RUN_DIR/wrangler-state-$1"
+    wait_http "$1" "http://127.0.0.1:$3/v1/health" 120 "$(pid_of "$1")"
 }
 
-# The floor: a Worker that only answers "ok", under the same wrangler and flags.
-start_trivial() {
-    local dir="$RUN_DIR/trivial" date
+# A JavaScript Worker (NAME, in its own directory) and its wrangler.toml, with the edge's
+# compatibility date.
+js_worker() { # NAME SOURCE
+    local dir="$RUN_DIR/$1" date
     mkdir -p "$dir"
     date=$(sed -n 's/^compatibility_date[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' wrangler.toml | head -n 1)
-    printf 'export default { fetch() { return new Response("ok") } }\n' >"$dir/worker.js"
-    printf 'name = "bench-trivial"\nmain = "%s"\ncompatibility_date = "%s"\n' \
-        "$dir/worker.js" "${date:-2026-04-01}" >"$dir/wrangler.toml"
-    start_bg trivial "$OXVAULT_WRANGLER" dev --config "$dir/wrangler.toml" \
-        --local --ip 127.0.0.1 --port "$TRIVIAL_PORT" --inspector-port "$TRIVIAL_INSPECTOR_PORT" --log-level "$WRANGLER_LOG_LEVEL" --persist-to "$dir/state"
-    wait_http trivial "http://127.0.0.1:$TRIVIAL_PORT/" 120 "$(pid_of trivial)"
+    printf '%s\n' "$2" >"$dir/worker.js"
+    printf 'name = "bench-%s"\nmain = "%s"\ncompatibility_date = "%s"\n' \
+        "$1" "$dir/worker.js" "${date:-2026-04-01}" >"$dir/wrangler.toml"
+}
+
+# The floors, under the same runner and flags as the edge: a Worker that only answers "ok"
+# (the runtime's own cost), and one that forwards each request to the origin as it came, with
+# no checks at all (the runtime's cost of a subrequest on top).
+start_floors() { # RUNNER
+    local suffix=""
+    [ "$1" = cli ] && suffix=-cli
+    js_worker trivial 'export default { fetch() { return new Response("ok") } }'
+    js_worker forwarder "export default { fetch(req) { const u = new URL(req.url); \
+return fetch('http://127.0.0.1:$ORIGIN_PORT' + u.pathname + u.search, req) } }"
+    start_worker "trivial$suffix" "$1" "$RUN_DIR/trivial/wrangler.toml" "$(port_of "trivial$suffix")" \
+        --persist-to "$RUN_DIR/trivial/state$suffix"
+    start_worker "forwarder$suffix" "$1" "$RUN_DIR/forwarder/wrangler.toml" \
+        "$(port_of "forwarder$suffix")" --persist-to "$RUN_DIR/forwarder/state$suffix"
+    wait_http "trivial$suffix" "http://127.0.0.1:$(port_of "trivial$suffix")/" 120 "$(pid_of "trivial$suffix")"
+    wait_http "forwarder$suffix" "http://127.0.0.1:$(port_of "forwarder$suffix")/v1/health" 120 \
+        "$(pid_of "forwarder$suffix")"
 }
 
 # OpenBao as its users run it: raft storage, a file audit device declared in the config
@@ -320,6 +353,17 @@ seed_openbao() {
     [ -s "$RUN_DIR/openbao/audit.log" ] || die "OpenBao wrote no audit log: the audit device is not on"
 }
 
+# BENCH_HOLD=1: keep the seeded stack up for a profiler or wrk by hand, until Ctrl-C.
+hold() {
+    log "holding: origin $ORIGIN_PORT, edge $EDGE_PORT (cli $EDGE_CLI_PORT), trivial $TRIVIAL_PORT," \
+        "forwarder $FORWARDER_PORT, OpenBao $BAO_PORT; targets in $RUN_DIR; Ctrl-C stops"
+    # `wait` returns on a signal, so Ctrl-C stops the stack at once (a bare sleep would not).
+    while :; do
+        sleep 3600 &
+        wait $! || true
+    done
+}
+
 # ---------------------------------------------------------------------------------------------
 # Load.
 
@@ -354,18 +398,31 @@ warm() {
 
 load_reads() {
     local o="http://127.0.0.1:$ORIGIN_PORT" e="http://127.0.0.1:$EDGE_PORT"
-    local t="http://127.0.0.1:$TRIVIAL_PORT/" b="http://127.0.0.1:$BAO_PORT/"
+    local t="http://127.0.0.1:$TRIVIAL_PORT/" f="http://127.0.0.1:$FORWARDER_PORT/"
+    local b="http://127.0.0.1:$BAO_PORT/"
+    local ec="http://127.0.0.1:$EDGE_CLI_PORT/" tc="http://127.0.0.1:$TRIVIAL_CLI_PORT/"
+    local fc="http://127.0.0.1:$FORWARDER_CLI_PORT/"
     local one="BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt"
-    local bao="BENCH_TARGETS=$RUN_DIR/targets-bao.txt" c
-    warm "$o/" "$one" BENCH_PATHS=1
-    warm "$e/" "$one" BENCH_PATHS=1
+    local bao="BENCH_TARGETS=$RUN_DIR/targets-bao.txt" c url
+    for url in "$o/" "$e/" "$f" "$ec" "$fc"; do warm "$url" "$one" BENCH_PATHS=1; done
     warm "$t"
+    warm "$tc"
     warm "$b" "$bao" BENCH_PATHS=1
     for c in $BENCH_SWEEP; do
         run_wrk "bao-hot-c$c" "OpenBao read, hot secret" "$c" "$b" "" "$bao" BENCH_PATHS=1
         run_wrk "origin-hot-c$c" "read, hot secret, origin" "$c" "$o/" "bao-hot-c$c" "$one" BENCH_PATHS=1
         run_wrk "trivial-c$c" "trivial Worker (floor)" "$c" "$t" ""
+        run_wrk "forwarder-c$c" "read, hot secret, forwarding JS Worker (floor)" "$c" "$f" \
+            "trivial-c$c" "$one" BENCH_PATHS=1
         run_wrk "edge-hot-c$c" "read, hot secret, edge" "$c" "$e/" "trivial-c$c" "$one" BENCH_PATHS=1
+    done
+    # The same three through the `wrangler dev` command (inspector on), for comparison.
+    for c in 1 32; do
+        run_wrk "trivial-cli-c$c" "trivial Worker, wrangler dev command" "$c" "$tc" ""
+        run_wrk "forwarder-cli-c$c" "read, hot secret, forwarding JS Worker, wrangler dev command" \
+            "$c" "$fc" "trivial-cli-c$c" "$one" BENCH_PATHS=1
+        run_wrk "edge-cli-hot-c$c" "read, hot secret, edge, wrangler dev command" "$c" "$ec" \
+            "trivial-cli-c$c" "$one" BENCH_PATHS=1
     done
     run_wrk bao-spread-c32 "OpenBao read, $BENCH_SECRETS secrets" 32 "$b" "" "$bao" BENCH_PATHS="$BENCH_SECRETS"
     run_wrk origin-spread-c32 "read, $BENCH_SECRETS secrets, origin" 32 "$o/" bao-spread-c32 "$one" BENCH_PATHS="$BENCH_SECRETS"
@@ -496,15 +553,28 @@ rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR/wrk" "$LOG_DIR"
 : >"$RESULTS"
 : >"$METRICS"
-# Away from dev.sh's and the tests' usual ports; wrangler's inspectors get ports of their own
-# (two wrangler dev processes would otherwise both ask for 9229).
+# Away from dev.sh's and the tests' usual ports; the `wrangler dev` commands' inspectors get
+# ports of their own (two of them would otherwise both ask for 9229).
 ORIGIN_PORT=$(free_port 28080)
 EDGE_PORT=$(free_port 28787)
-TRIVIAL_PORT=$(free_port $((EDGE_PORT + 1)))
-EDGE_INSPECTOR_PORT=$(free_port 29229)
-TRIVIAL_INSPECTOR_PORT=$(free_port $((EDGE_INSPECTOR_PORT + 1)))
+EDGE_CLI_PORT=$(free_port $((EDGE_PORT + 1)))
+TRIVIAL_PORT=$(free_port $((EDGE_PORT + 2)))
+TRIVIAL_CLI_PORT=$(free_port $((EDGE_PORT + 3)))
+FORWARDER_PORT=$(free_port $((EDGE_PORT + 4)))
+FORWARDER_CLI_PORT=$(free_port $((EDGE_PORT + 5)))
 BAO_PORT=$(free_port 28200)
 BAO_CLUSTER_PORT=$(free_port $((BAO_PORT + 1)))
+port_of() { # NAME of a Worker
+    case $1 in
+        edge) echo "$EDGE_PORT" ;;
+        edge-cli) echo "$EDGE_CLI_PORT" ;;
+        trivial) echo "$TRIVIAL_PORT" ;;
+        trivial-cli) echo "$TRIVIAL_CLI_PORT" ;;
+        forwarder) echo "$FORWARDER_PORT" ;;
+        forwarder-cli) echo "$FORWARDER_CLI_PORT" ;;
+        *) die "no port for $1" ;;
+    esac
+}
 log "ports: origin $ORIGIN_PORT, edge $EDGE_PORT, trivial Worker $TRIVIAL_PORT, OpenBao $BAO_PORT"
 
 step "install missing tools" install_tools
@@ -516,12 +586,15 @@ step "Worker size" measure_worker_size
 step "fresh database $BENCH_DB" fresh_database
 step "fresh SoftHSM token" fresh_token
 step "start the origin" start_origin
-step "start the edge (wrangler dev)" start_edge
-step "start the trivial Worker (wrangler dev)" start_trivial
+step "start the edge (wrangler's dev server, inspector off)" start_edge edge quiet "$EDGE_PORT"
+step "start the floors (inspector off)" start_floors quiet
+step "start the edge (the wrangler dev command)" start_edge edge-cli cli "$EDGE_CLI_PORT"
+step "start the floors (the wrangler dev command)" start_floors cli
 step "start OpenBao $OPENBAO_VERSION" start_openbao
 step "seed oxvault ($BENCH_SECRETS secrets, $BENCH_AGENTS agents, $BENCH_ORGS orgs)" seed_oxvault
 step "seed OpenBao ($BENCH_SECRETS secrets)" seed_openbao
 step "VACUUM ANALYZE after the seed" settle_database
+[ "${BENCH_HOLD:-0}" = 1 ] && hold
 step "load: reads" load_reads
 step "load: writes, share links, logins" load_other
 step "load: reads under a login flood" load_flood

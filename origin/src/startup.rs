@@ -16,16 +16,22 @@ use tokio::sync::watch;
 use crate::config::{Config, DatabaseConfig};
 use crate::crypto::Keyring;
 use crate::crypto::Pkcs11Hsm;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Shared};
 use crate::mail::{MailDelivery, MailSetupError};
+use crate::service::agents::AgentsService;
 use crate::service::api_keys::ApiKeyService;
-use crate::service::audit::{AuditLog, AuditTask};
+use crate::service::audit::{AuditLog, AuditService, AuditTask};
 use crate::service::auth::{AuthService, AuthSettings};
+use crate::service::billing::{BillingService, Tiers};
 use crate::service::google::GoogleVerifier;
 use crate::service::invitations::InvitationService;
 use crate::service::org::OrgService;
 use crate::service::passwords::Passwords;
+use crate::service::policies::PoliciesService;
+use crate::service::secrets::SecretsService;
+use crate::service::shares::SharesService;
 use crate::service::tokens::Tokens;
+use crate::service::vaults::VaultsService;
 use crate::store::{self, StoreError};
 
 /// Why the origin could not start.
@@ -127,9 +133,10 @@ impl Application {
         // After the bind, so an origin that cannot serve does not start delivering either.
         let mail = MailDelivery::start(pool.clone(), &config.mail)?;
         let (meter, meter_task) = http::metering::start(pool.clone(), &config.billing.meter);
+        let tiers = Tiers::new(config.billing.tiers.clone());
         Ok(Self {
             listener,
-            state: AppState {
+            state: AppState::new(Shared {
                 org: OrgService::new(pool.clone(), audit.clone()),
                 invitations: InvitationService::new(
                     pool.clone(),
@@ -138,21 +145,39 @@ impl Application {
                     config.public_url.clone(),
                 ),
                 api_keys: ApiKeyService::new(pool.clone(), auth.clone()),
+                secrets: SecretsService::new(
+                    pool.clone(),
+                    statements.clone(),
+                    keyring.clone(),
+                    audit.clone(),
+                )
+                .with_tiers(tiers.clone())
+                .with_max_versions(config.max_secret_versions),
+                vaults: VaultsService::new(pool.clone(), audit.clone()).with_tiers(tiers.clone()),
+                policies: PoliciesService::new(pool.clone(), audit.clone()),
+                shares: SharesService::new(
+                    pool.clone(),
+                    statements.clone(),
+                    keyring.clone(),
+                    audit.clone(),
+                    auth.passwords().clone(),
+                ),
+                agents: AgentsService::new(pool.clone(), auth.clone()).with_tiers(tiers.clone()),
+                audit_trail: AuditService::new(pool.clone(), keyring.clone()),
+                billing: BillingService::new(pool.clone(), tiers),
                 edge_trust: http::client::EdgeTrust::new(
                     config.edge_shared_secret.as_ref(),
                     &config.public_url,
                 ),
                 throttle: http::throttle::Throttle::new(config.origin_rate_limit),
-                tiers: crate::service::billing::Tiers::new(config.billing.tiers.clone()),
                 meter,
                 health: crate::service::health::Health::new(pool.clone(), keyring.clone()),
-                max_secret_versions: config.max_secret_versions,
                 pool,
                 statements,
                 keyring,
                 audit,
                 auth,
-            },
+            }),
             audit: audit_task,
             shutdown_grace: config.shutdown_grace,
             mail,

@@ -655,6 +655,17 @@ def cmd_report(args) -> None:
                cost <= 1.0)
     else:
         target("Worker own cost <= 1 ms", "not measured", None)
+    # The formula charges the Worker with the runtime's cost of a subrequest, which the
+    # trivial floor never makes; the forwarding floor makes the same subrequest with no checks.
+    fw = by.get("forwarder-c1")
+    if e and fw:
+        cost = e["p50_ms"] - fw["p50_ms"]
+        target("Worker own cost over a forwarding JS Worker (edge p50 - forwarder p50, 1 conn) <= 1 ms",
+               f"{cost:.2f} ms ({e['p50_ms']:.2f} - {fw['p50_ms']:.2f})", cost <= 1.0)
+    rps_target("edge read >= 0.7x the forwarding JS Worker (32 conns)", "edge-hot-c32",
+               "forwarder-c32", 0.7)
+    rps_target("edge read >= 0.7x trivial Worker, wrangler dev command (32 conns)",
+               "edge-cli-hot-c32", "trivial-cli-c32", 0.7)
     f, i = by.get("origin-flood-c32"), by.get("origin-idle-c32")
     if f and i and i["p99_ms"]:
         target("read p99 under a login flood <= 2x idle p99",

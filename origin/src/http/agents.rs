@@ -24,11 +24,10 @@ use super::{ApiError, AppState};
 use crate::service::agents::AgentsService;
 use crate::service::principal::Principal;
 
-// Built from the shared pool and auth service on demand (two handle clones), so the agents
-// service needs no field of its own in `AppState`.
+// Built once at start-up (`startup.rs`); a clone shares its handles.
 impl FromRef<AppState> for AgentsService {
     fn from_ref(state: &AppState) -> Self {
-        AgentsService::new(state.pool.clone(), state.auth.clone()).with_tiers(state.tiers.clone())
+        state.agents.clone()
     }
 }
 

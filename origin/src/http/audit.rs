@@ -17,10 +17,10 @@ use super::{ApiError, AppState};
 use crate::service::audit::AuditService;
 use crate::service::principal::Principal;
 
-// Built from the shared pool and keyring on demand: no field of its own in AppState.
+// Built once at start-up (`startup.rs`); a clone shares its handles.
 impl FromRef<AppState> for AuditService {
     fn from_ref(state: &AppState) -> Self {
-        AuditService::new(state.pool.clone(), state.keyring.clone())
+        state.audit_trail.clone()
     }
 }
 

@@ -15,10 +15,10 @@ use super::{ApiError, AppState};
 use crate::service::billing::BillingService;
 use crate::service::principal::Principal;
 
-// Built from the shared pool and tiers on demand (two handle clones).
+// Built once at start-up (`startup.rs`); a clone shares its handles.
 impl FromRef<AppState> for BillingService {
     fn from_ref(state: &AppState) -> Self {
-        BillingService::new(state.pool.clone(), state.tiers.clone())
+        state.billing.clone()
     }
 }
 

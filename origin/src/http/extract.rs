@@ -1,17 +1,24 @@
 //! Extractors shared by the handlers: JSON bodies whose rejections are RFC 7807 bodies, the
 //! page a list asks for ([`Paging`]), and the authenticated [`Principal`] of a request,
-//! carrying the client's address as [`super::client`] establishes it (for policy conditions).
+//! carrying the client's address as [`super::client`] establishes it (for policy conditions),
+//! or, for the secret reads, the verified token ([`Claimed`]) whose principal the read's own
+//! statement checks.
+
+use std::net::IpAddr;
 
 use axum::extract::{FromRequest, FromRequestParts, Query};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use oxvault_core::claims::Claims;
 use oxvault_core::page::{CursorKey, Page, PageParams};
 use oxvault_core::problem::ProblemKind;
 
 use super::client::ClientContext;
+use super::metering::MeterSlot;
+use super::scopes::RouteOf;
 use super::{ApiError, AppState};
 use crate::service::ServiceError;
-use crate::service::principal::Principal;
+use crate::service::principal::{Admit, Principal};
 
 /// `axum::Json`, but a bad body answers with a problem body instead of plain text.
 #[derive(Debug, FromRequest)]
@@ -37,19 +44,47 @@ impl<S: Send + Sync, K: CursorKey> FromRequestParts<S> for Paging<K> {
     }
 }
 
-/// Authenticates `token`, refuses a scoped session that the route's scope does not cover
-/// (see [`super::scopes`]), and notes the request's client address on the principal.
+/// What the HTTP layer checks of a caller once its principal is known, taken from the
+/// request: its route (for the scope), the client's address and the billing meter's slot.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    route: RouteOf,
+    client_ip: Option<IpAddr>,
+    meter: Option<MeterSlot>,
+}
+
+impl Gate {
+    fn of(parts: &Parts, state: &AppState) -> Self {
+        Self {
+            route: RouteOf::of(parts),
+            client_ip: ClientContext::of(parts, &state.edge_trust).ip,
+            meter: MeterSlot::of(parts),
+        }
+    }
+}
+
+impl Admit for Gate {
+    /// Refuses a scoped session that the route's scope does not cover (see
+    /// [`super::scopes`]), notes the request's client address on the principal, and the
+    /// principal as the caller billing meters.
+    fn admit(&self, mut principal: Principal) -> Result<Principal, ServiceError> {
+        self.route.check(&principal)?;
+        principal.client_ip = self.client_ip;
+        if let Some(meter) = &self.meter {
+            meter.note(&principal);
+        }
+        Ok(principal)
+    }
+}
+
+/// Authenticates `token` and lets the principal through the request's [`Gate`].
 async fn authenticate(
     parts: &Parts,
     state: &AppState,
     token: &str,
 ) -> Result<Principal, ServiceError> {
-    let mut principal = state.auth.authenticate(token).await?;
-    super::scopes::check(parts, &principal)?;
-    principal.client_ip = ClientContext::of(parts, &state.edge_trust).ip;
-    // Billing meters the request as this principal's (see super::metering).
-    super::metering::note_caller(parts, &principal);
-    Ok(principal)
+    let principal = state.auth.authenticate(token).await?;
+    Gate::of(parts, state).admit(principal)
 }
 
 /// The bearer token of a request, if any.
@@ -66,13 +101,35 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(token) = bearer(parts) else {
-            return Err(ApiError::client(
-                ProblemKind::Unauthorized,
-                "a bearer token is required",
-            ));
-        };
-        Ok(authenticate(parts, state, token).await?)
+        Ok(authenticate(parts, state, required_bearer(parts)?).await?)
+    }
+}
+
+fn required_bearer(parts: &Parts) -> Result<&str, ApiError> {
+    bearer(parts)
+        .ok_or_else(|| ApiError::client(ProblemKind::Unauthorized, "a bearer token is required"))
+}
+
+/// A request's bearer token with its signature, issuer, audience and lifetime verified, but
+/// its principal's live state not yet checked: for a handler whose service checks that state
+/// in the same statement as what it reads (a secret read), then lets the principal through
+/// the [`Gate`]. No token, or one that does not verify, is refused here as [`Principal`]
+/// refuses it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub claims: Claims,
+    pub gate: Gate,
+}
+
+impl FromRequestParts<AppState> for Claimed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let claims = state.auth.verify(required_bearer(parts)?).await?;
+        Ok(Self {
+            claims,
+            gate: Gate::of(parts, state),
+        })
     }
 }
 

@@ -73,10 +73,22 @@ pub struct MeterSlot(Arc<OnceLock<Caller>>);
 /// Notes `principal` as the caller of the request `parts` belongs to. The first principal
 /// counts; requests outside [`meter`] have no slot and are not metered.
 pub fn note_caller(parts: &Parts, principal: &Principal) {
-    if let Some(slot) = parts.extensions.get::<MeterSlot>() {
+    if let Some(slot) = MeterSlot::of(parts) {
+        slot.note(principal);
+    }
+}
+
+impl MeterSlot {
+    /// The slot of the request `parts` belongs to, if it is metered.
+    pub fn of(parts: &Parts) -> Option<Self> {
+        parts.extensions.get::<Self>().cloned()
+    }
+
+    /// Notes `principal` as the request's caller; set twice only if a handler authenticated
+    /// twice, and then the first caller stands.
+    pub fn note(&self, principal: &Principal) {
         let (principal_type, id) = principal.key();
-        // Set twice only if a handler authenticated twice; the first caller stands.
-        let _ = slot.0.set(Caller {
+        let _ = self.0.set(Caller {
             org_id: *principal.org.as_uuid(),
             principal_type,
             principal_id: id,

@@ -36,18 +36,45 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::crypto::Keyring;
+use crate::service::agents::AgentsService;
 use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditLog;
+use crate::service::audit::AuditService;
 use crate::service::auth::AuthService;
+use crate::service::billing::BillingService;
 use crate::service::invitations::InvitationService;
 use crate::service::org::OrgService;
+use crate::service::policies::PoliciesService;
+use crate::service::secrets::SecretsService;
+use crate::service::shares::SharesService;
+use crate::service::vaults::VaultsService;
 use crate::store::StatementPool;
 pub use error::ApiError;
 use error::problem_response;
 
-/// What every handler may use. Cheap to clone: each field is a shared handle.
+/// What every handler may use, built once at start-up and shared: axum clones the state for
+/// every handler and middleware a request passes, and this clone is one reference count.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The handles and services behind [`AppState`]; handlers take the service they need by
+/// `State<...>` (each module's `FromRef`).
+#[derive(Debug)]
+pub struct Shared {
     pub pool: PgPool,
     /// The hot path's connections for autocommit reads (principal checks, secret reads).
     pub statements: StatementPool,
@@ -58,18 +85,21 @@ pub struct AppState {
     pub org: OrgService,
     pub invitations: InvitationService,
     pub api_keys: ApiKeyService,
+    pub secrets: SecretsService,
+    pub vaults: VaultsService,
+    pub policies: PoliciesService,
+    pub shares: SharesService,
+    pub agents: AgentsService,
+    pub audit_trail: AuditService,
+    pub billing: BillingService,
     /// Whether a request comes from the edge, and so whose client address to believe.
     pub edge_trust: client::EdgeTrust,
     /// The origin's own coarse per-client limit on costly routes.
     pub throttle: throttle::Throttle,
-    /// Billing tiers: limits and prices.
-    pub tiers: crate::service::billing::Tiers,
     /// Where requests are metered for billing usage.
     pub meter: metering::Meter,
     /// The health probe, shared by every caller for a couple of seconds.
     pub health: crate::service::health::Health,
-    /// Versions kept per secret path (see [`crate::config::Config::max_secret_versions`]).
-    pub max_secret_versions: u32,
 }
 
 /// The whole HTTP application: every module's routes, the OpenAPI document, and the shared

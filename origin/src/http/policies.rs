@@ -21,11 +21,10 @@ use super::{ApiError, AppState};
 use crate::service::policies::PoliciesService;
 use crate::service::principal::Principal;
 
-// Built from the shared pool and keyring on demand (handle clones): no field of its own in
-// AppState. The keyring seals the audit events of policy changes.
+// Built once at start-up (`startup.rs`); a clone shares its handles.
 impl FromRef<AppState> for PoliciesService {
     fn from_ref(state: &AppState) -> Self {
-        PoliciesService::new(state.pool.clone(), state.audit.clone())
+        state.policies.clone()
     }
 }
 

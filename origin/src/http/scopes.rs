@@ -8,6 +8,7 @@
 //! the routes in step.
 
 use axum::extract::MatchedPath;
+use axum::http::Method;
 use axum::http::request::Parts;
 use oxvault_core::scope::{Action, Permission, Requirement, Resource};
 use utoipa::openapi::security::SecurityRequirement;
@@ -178,29 +179,46 @@ fn requirement(method: &str, path: &str) -> Option<Requirement> {
         .map(|(_, _, need)| *need)
 }
 
-/// Refuses a scoped `principal` whose scopes do not cover the route of `parts`. Unscoped
-/// sessions pass: their role and the policies decide, as before scopes existed.
-pub(super) fn check(parts: &Parts, principal: &Principal) -> Result<(), ServiceError> {
-    if principal.scopes.is_empty() {
-        return Ok(());
+/// The route of a request, kept for the scope check: it runs once the principal is known,
+/// which may be after the handler has taken the request apart (see [`super::extract::Claimed`]).
+#[derive(Debug, Clone)]
+pub(super) struct RouteOf {
+    method: Method,
+    matched: Option<MatchedPath>,
+}
+
+impl RouteOf {
+    pub(super) fn of(parts: &Parts) -> Self {
+        Self {
+            method: parts.method.clone(),
+            matched: parts.extensions.get::<MatchedPath>().cloned(),
+        }
     }
-    let route = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map(|matched| documented_path(matched.as_str()));
-    let need = route
-        .as_deref()
-        .and_then(|path| requirement(parts.method.as_str(), path));
-    match need {
-        Some(need) if need.allows(&principal.scopes) => Ok(()),
-        Some(_) => Err(ServiceError::Forbidden(
-            "the credential's scopes do not allow this request",
-        )),
-        None => {
-            tracing::error!(route = ?route, method = %parts.method, "route missing from the scope table; refused");
-            Err(ServiceError::Forbidden(
+
+    /// Refuses a scoped `principal` whose scopes do not cover this route. Unscoped sessions
+    /// pass: their role and the policies decide, as before scopes existed.
+    pub(super) fn check(&self, principal: &Principal) -> Result<(), ServiceError> {
+        if principal.scopes.is_empty() {
+            return Ok(());
+        }
+        let route = self
+            .matched
+            .as_ref()
+            .map(|matched| documented_path(matched.as_str()));
+        let need = route
+            .as_deref()
+            .and_then(|path| requirement(self.method.as_str(), path));
+        match need {
+            Some(need) if need.allows(&principal.scopes) => Ok(()),
+            Some(_) => Err(ServiceError::Forbidden(
                 "the credential's scopes do not allow this request",
-            ))
+            )),
+            None => {
+                tracing::error!(route = ?route, method = %self.method, "route missing from the scope table; refused");
+                Err(ServiceError::Forbidden(
+                    "the credential's scopes do not allow this request",
+                ))
+            }
         }
     }
 }

@@ -31,7 +31,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::Paging;
+use super::extract::{Claimed, Paging};
 use super::vaults::vault_id;
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
@@ -39,17 +39,10 @@ use crate::service::secrets::{
     IdempotencyKey, SecretsService, WriteConditions, WriteError, Written, parse_version,
 };
 
-// Built from the shared pool and keyring on demand: no field of its own in AppState.
+// Built once at start-up (`startup.rs`); a clone shares its handles.
 impl FromRef<AppState> for SecretsService {
     fn from_ref(state: &AppState) -> Self {
-        SecretsService::new(
-            state.pool.clone(),
-            state.statements.clone(),
-            state.keyring.clone(),
-            state.audit.clone(),
-        )
-        .with_tiers(state.tiers.clone())
-        .with_max_versions(state.max_secret_versions)
+        state.secrets.clone()
     }
 }
 
@@ -300,11 +293,14 @@ async fn put_secret(
     ))]
 async fn get_secret(
     State(secrets): State<SecretsService>,
-    principal: Principal,
+    caller: Claimed,
     uri: Uri,
 ) -> Result<Json<SecretResponse>, ApiError> {
     let (vault_id, path) = target(&uri, SECRETS)?;
-    Ok(Json(secrets.get(&principal, vault_id, &path).await?))
+    let secret = secrets
+        .get(&caller.claims, &caller.gate, vault_id, &path)
+        .await?;
+    Ok(Json(secret))
 }
 
 /// Delete a secret (later reads answer 410).
@@ -377,15 +373,14 @@ async fn list_versions(
     ))]
 async fn get_version(
     State(secrets): State<SecretsService>,
-    principal: Principal,
+    caller: Claimed,
     uri: Uri,
 ) -> Result<Json<SecretResponse>, ApiError> {
     let (vault_id, path, version) = versioned_target(&uri, VERSION)?;
-    Ok(Json(
-        secrets
-            .get_version(&principal, vault_id, &path, version)
-            .await?,
-    ))
+    let secret = secrets
+        .get_version(&caller.claims, &caller.gate, vault_id, &path, version)
+        .await?;
+    Ok(Json(secret))
 }
 
 /// Disable one version for good: reads of it answer 410. Needs the `write` permission.

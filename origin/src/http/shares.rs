@@ -33,16 +33,10 @@ use super::{ApiError, AppState};
 use crate::service::principal::Principal;
 use crate::service::shares::{Reader, SharesService};
 
-// Built from the shared handles on demand: no field of its own in AppState.
+// Built once at start-up (`startup.rs`); a clone shares its handles.
 impl FromRef<AppState> for SharesService {
     fn from_ref(state: &AppState) -> Self {
-        SharesService::new(
-            state.pool.clone(),
-            state.statements.clone(),
-            state.keyring.clone(),
-            state.audit.clone(),
-            state.auth.passwords().clone(),
-        )
+        state.shares.clone()
     }
 }
 

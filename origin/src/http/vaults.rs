@@ -16,11 +16,10 @@ use super::{ApiError, AppState};
 use crate::service::principal::Principal;
 use crate::service::vaults::VaultsService;
 
-// Built from the shared pool and keyring on demand (two handle clones): no field of its own
-// in AppState. The keyring seals the audit events of creates and deletes.
+// Built once at start-up (`startup.rs`); a clone shares its handles.
 impl FromRef<AppState> for VaultsService {
     fn from_ref(state: &AppState) -> Self {
-        VaultsService::new(state.pool.clone(), state.audit.clone()).with_tiers(state.tiers.clone())
+        state.vaults.clone()
     }
 }
 

@@ -37,8 +37,9 @@ use super::ServiceError;
 use super::audit::{Actor, AuditLog, Event};
 use super::google::GoogleVerifier;
 use super::passwords::{Passwords, check_password_rules};
-use super::principal::Principal;
+use super::principal::{self, Principal};
 use super::tokens::Tokens;
+use crate::store::principals;
 use crate::store::sessions::{self, RefreshUse};
 use crate::store::users::{self, NewUser, UserRow};
 use crate::store::{self, StatementPool, StoreError};
@@ -46,7 +47,7 @@ use crate::store::{self, StatementPool, StoreError};
 /// The one answer to a failed login, whatever failed.
 const BAD_CREDENTIALS: &str = "invalid email or password";
 /// The one answer to a token that does not (or no longer) authenticate.
-const BAD_TOKEN: &str = "invalid or expired token";
+pub(crate) const BAD_TOKEN: &str = "invalid or expired token";
 /// Longest org name, in characters (the `organizations.name` CHECK).
 const MAX_ORG_NAME_CHARS: usize = 200;
 /// Longest display name, in characters (a sign-up refuses more; Google's is cut).
@@ -694,62 +695,20 @@ impl AuthService {
 
     /// Verifies a bearer token and checks its principal's live state.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, ServiceError> {
-        let claims = self.tokens.verify(token).await.map_err(|err| match err {
+        let claims = self.verify(token).await?;
+        let who = principal::who_of(&claims)?;
+        let mut lease = self.statements.acquire().await?;
+        let state = principals::state(lease.conn(), who).await;
+        principal::admit(&claims, lease.finish(state)?)
+    }
+
+    /// Checks a bearer token's signature, issuer, audience and lifetime only: the principal's
+    /// live state is still to be checked ([`principal::admit`]).
+    pub async fn verify(&self, token: &str) -> Result<Claims, ServiceError> {
+        self.tokens.verify(token).await.map_err(|err| match err {
             super::tokens::TokenError::Unavailable => ServiceError::Unavailable("HSM"),
             _ => ServiceError::Unauthenticated(BAD_TOKEN),
-        })?;
-        match claims.sub {
-            Subject::User(user_id) => {
-                let session = claims.sid.ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
-                let mut lease = self.statements.acquire().await?;
-                let state = sessions::user_state(lease.conn(), *user_id.as_uuid(), session).await;
-                let state = lease
-                    .finish(state)?
-                    .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
-                let current = state.org_id == *claims.org.as_uuid()
-                    && state.token_version == claims.tv
-                    && state.session_live;
-                if !current {
-                    return Err(ServiceError::Unauthenticated(BAD_TOKEN));
-                }
-                Ok(Principal {
-                    org: claims.org,
-                    subject: claims.sub,
-                    role: Some(parse_role(&state.role)?),
-                    session: Some(session),
-                    scopes: claims.scopes.unwrap_or_default(),
-                    vault_ids: Vec::new(),
-                    client_ip: None,
-                })
-            }
-            Subject::Agent(agent_id) => {
-                let mut lease = self.statements.acquire().await?;
-                let state = store::agents::agent_state(lease.conn(), *agent_id.as_uuid()).await;
-                let state = lease
-                    .finish(state)?
-                    .ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?;
-                let current = state.org_id == *claims.org.as_uuid()
-                    && state.token_version == claims.tv
-                    && state.is_active
-                    && state.expires_at.is_none_or(|at| at > Utc::now());
-                if !current {
-                    return Err(ServiceError::Unauthenticated(BAD_TOKEN));
-                }
-                Ok(Principal {
-                    org: claims.org,
-                    subject: claims.sub,
-                    role: None,
-                    session: None,
-                    scopes: state.scopes,
-                    vault_ids: state
-                        .vault_ids
-                        .into_iter()
-                        .map(VaultId::from_uuid)
-                        .collect(),
-                    client_ip: None,
-                })
-            }
-        }
+        })
     }
 
     /// Opens a login session for `user` inside `tx` and mints its first tokens.

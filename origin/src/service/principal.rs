@@ -3,13 +3,24 @@
 
 use std::net::IpAddr;
 
-use oxvault_core::claims::{Role, Subject};
+use chrono::Utc;
+use oxvault_core::claims::{Claims, Role, Subject};
 use oxvault_core::ids::{AgentId, OrgId, UserId, VaultId};
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::auth::{BAD_TOKEN, parse_role};
+use crate::store::principals::{PrincipalState, Who};
 
-/// Who is calling. Built only by [`super::auth::AuthService::authenticate`].
+/// The checks a principal must pass once it is known, set by the layer above from the request
+/// (the route's scope, the client's address): for services that establish the principal
+/// themselves, in the statement that also reads what was asked for.
+pub trait Admit: Sync {
+    fn admit(&self, principal: Principal) -> Result<Principal, ServiceError>;
+}
+
+/// Who is calling. Built only by [`super::auth::admit`], from a verified token and its
+/// principal's live state.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub org: OrgId,
@@ -47,10 +58,7 @@ impl Principal {
 
     /// The principal as policies name it: (`user` | `agent`, id).
     pub fn key(&self) -> (&'static str, uuid::Uuid) {
-        match self.subject {
-            Subject::User(id) => ("user", *id.as_uuid()),
-            Subject::Agent(id) => ("agent", *id.as_uuid()),
-        }
+        policy_key(self.subject)
     }
 
     /// The user id, or 403 for agents.
@@ -76,5 +84,80 @@ impl Principal {
                 "only an owner or admin may do this",
             )),
         }
+    }
+}
+
+/// A subject as policies name it: (`user` | `agent`, id).
+pub fn policy_key(subject: Subject) -> (&'static str, Uuid) {
+    match subject {
+        Subject::User(id) => ("user", *id.as_uuid()),
+        Subject::Agent(id) => ("agent", *id.as_uuid()),
+    }
+}
+
+/// Whom verified `claims` name, as the store looks them up. A user's token must name its
+/// session.
+pub(crate) fn who_of(claims: &Claims) -> Result<Who, ServiceError> {
+    Ok(match claims.sub {
+        Subject::User(user_id) => Who::User {
+            user_id: *user_id.as_uuid(),
+            session_id: claims.sid.ok_or(ServiceError::Unauthenticated(BAD_TOKEN))?,
+        },
+        Subject::Agent(agent_id) => Who::Agent {
+            agent_id: *agent_id.as_uuid(),
+        },
+    })
+}
+
+/// The principal of verified `claims`, given its live `state` (`None`: it no longer exists):
+/// 401 unless the token is still current (same org and token version; the session live, or
+/// the agent active and unexpired).
+pub(crate) fn admit(
+    claims: &Claims,
+    state: Option<PrincipalState>,
+) -> Result<Principal, ServiceError> {
+    let refused = || ServiceError::Unauthenticated(BAD_TOKEN);
+    match (claims.sub, state.ok_or_else(refused)?) {
+        (Subject::User(_), PrincipalState::User(state)) => {
+            let current = state.org_id == *claims.org.as_uuid()
+                && state.token_version == claims.tv
+                && state.session_live;
+            if !current {
+                return Err(refused());
+            }
+            Ok(Principal {
+                org: claims.org,
+                subject: claims.sub,
+                role: Some(parse_role(&state.role)?),
+                session: claims.sid,
+                scopes: claims.scopes.clone().unwrap_or_default(),
+                vault_ids: Vec::new(),
+                client_ip: None,
+            })
+        }
+        (Subject::Agent(_), PrincipalState::Agent(state)) => {
+            let current = state.org_id == *claims.org.as_uuid()
+                && state.token_version == claims.tv
+                && state.is_active
+                && state.expires_at.is_none_or(|at| at > Utc::now());
+            if !current {
+                return Err(refused());
+            }
+            Ok(Principal {
+                org: claims.org,
+                subject: claims.sub,
+                role: None,
+                session: None,
+                scopes: state.scopes,
+                vault_ids: state
+                    .vault_ids
+                    .into_iter()
+                    .map(VaultId::from_uuid)
+                    .collect(),
+                client_ip: None,
+            })
+        }
+        // A state of the other kind cannot come from `who_of`; refuse rather than guess.
+        _ => Err(refused()),
     }
 }

@@ -13,6 +13,7 @@
 //! for it and then replays its answer. See [`SecretsService::put`].
 
 use chrono::{DateTime, Utc};
+use oxvault_core::claims::Claims;
 use oxvault_core::ids::{OrgId, SecretId, VaultId};
 use oxvault_core::page::{Page, PathKey, VersionKey, finish_page};
 use oxvault_core::policy::Permission;
@@ -29,11 +30,13 @@ use zeroize::Zeroizing;
 use super::ServiceError;
 use super::access;
 use super::audit::{AuditLog, Event};
-use super::principal::Principal;
+use super::principal::{Admit, Principal, policy_key};
+use super::principal::{admit, who_of};
 use super::vaults::{VaultsService, creator_of, visible_with};
 use crate::crypto::envelope::{self, Place};
 use crate::crypto::{CryptoError, Keyring};
 use crate::store::idempotency::{self, NewResponse, StoredResponse};
+use crate::store::read_view;
 use crate::store::secrets::{self, LockedSecret, MetadataRow, NewVersion, Unreadable, VersionRow};
 use crate::store::vaults::VaultRow;
 use crate::store::{StatementPool, StoreError};
@@ -561,59 +564,74 @@ impl SecretsService {
         Ok(Written::Created(response))
     }
 
-    /// Reads the current version of `raw_path`.
+    /// Reads the current version of `raw_path` for the holder of `claims`, whose principal
+    /// is checked in the read's own statement and then let through `gate`.
     pub async fn get(
         &self,
-        principal: &Principal,
+        claims: &Claims,
+        gate: &dyn Admit,
         vault_id: VaultId,
         raw_path: &str,
     ) -> Result<SecretResponse, ServiceError> {
-        self.read(principal, vault_id, &parse_path(raw_path)?, None)
+        self.read(claims, gate, vault_id, &parse_path(raw_path)?, None)
             .await
     }
 
-    /// Reads version `version` of `raw_path`. 410 when it is disabled, expired or used up
-    /// (or the secret was deleted); 404 when it never existed.
+    /// Reads version `version` of `raw_path`, as [`Self::get`]. 410 when it is disabled,
+    /// expired or used up (or the secret was deleted); 404 when it never existed.
     pub async fn get_version(
         &self,
-        principal: &Principal,
+        claims: &Claims,
+        gate: &dyn Admit,
         vault_id: VaultId,
         raw_path: &str,
         version: i32,
     ) -> Result<SecretResponse, ServiceError> {
-        self.read(principal, vault_id, &parse_path(raw_path)?, Some(version))
-            .await
+        self.read(
+            claims,
+            gate,
+            vault_id,
+            &parse_path(raw_path)?,
+            Some(version),
+        )
+        .await
     }
 
-    /// A read: one statement gathers the vault, the caller's policies and the version, which
-    /// decide 404 (vault), 403, then 404/410 (secret) in that order. An unlimited version is
-    /// then opened (the data key from the keyring's cache or the HSM) and answered once its
-    /// read event is committed. A limited version (`max_access_count`) is counted exactly:
-    /// see [`Self::read_counted`].
+    /// A read: one statement gathers the caller's live state, the vault, the caller's
+    /// policies and the version, which decide 401, (the gate's) 403, 404 (vault), 403
+    /// (policies), then 404/410 (secret) in that order. An unlimited version is then opened
+    /// (the data key from the keyring's cache or the HSM) and answered once its read event is
+    /// committed. A limited version (`max_access_count`) is counted exactly: see
+    /// [`Self::read_counted`].
     async fn read(
         &self,
-        principal: &Principal,
+        claims: &Claims,
+        gate: &dyn Admit,
         vault_id: VaultId,
         path: &SecretPath,
         version: Option<i32>,
     ) -> Result<SecretResponse, ServiceError> {
+        let who = who_of(claims)?;
         // A connection for this statement only: the open and the audit wait hold none.
         let mut lease = self.statements.acquire().await?;
-        let view = secrets::read_view(
+        let found = read_view::read_view(
             lease.conn(),
-            *principal.org.as_uuid(),
+            who,
+            *claims.org.as_uuid(),
             *vault_id.as_uuid(),
-            principal.key(),
+            policy_key(claims.sub),
             path.as_str(),
             version,
         )
         .await;
-        let view = lease.finish(view)?;
-        let view = view
-            .filter(|view| visible_with(&view.vault, principal, !view.policies.is_empty()))
+        let found = lease.finish(found)?;
+        let principal = gate.admit(admit(claims, found.state)?)?;
+        let view = found
+            .view
+            .filter(|view| visible_with(&view.vault, &principal, !view.policies.is_empty()))
             .ok_or(ServiceError::NotFound("vault"))?;
         access::decide(
-            principal,
+            &principal,
             &view.vault,
             view.policies,
             path,
@@ -624,12 +642,12 @@ impl SecretsService {
                 let secret = self.open(principal.org, vault_id, found.row).await?;
                 // Fail closed: the value is answered only once its read is on the record.
                 self.audit
-                    .record(read_event(principal, vault_id, &secret))
+                    .record(read_event(&principal, vault_id, &secret))
                     .await?;
                 Ok(secret)
             }
             Some(found) if found.readable => {
-                self.read_counted(principal, vault_id, path, version).await
+                self.read_counted(&principal, vault_id, path, version).await
             }
             _ => Err(self.why_unreadable(view.vault.id, path, version).await),
         }

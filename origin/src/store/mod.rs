@@ -8,6 +8,8 @@ pub mod idempotency;
 pub mod invites;
 pub mod outbox;
 pub mod policies;
+pub mod principals;
+pub mod read_view;
 pub mod rewrap;
 pub mod secrets;
 pub mod sessions;

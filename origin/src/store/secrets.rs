@@ -5,8 +5,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::policies::PolicyRow;
-use super::vaults::{Creator, VaultRow};
+use super::vaults::Creator;
 
 /// A secret version as read, with the blob to open.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -186,137 +185,6 @@ pub async fn count_access(
     .bind(version)
     .fetch_optional(conn)
     .await?)
-}
-
-/// Everything a secret read decides on, from one statement: the vault (when live in the
-/// org), the caller's unexpired policies on it, and the version asked for.
-#[derive(Debug)]
-pub struct ReadView {
-    pub vault: VaultRow,
-    pub policies: Vec<PolicyRow>,
-    /// `None` when the secret or version does not exist or the secret is deleted.
-    pub version: Option<ViewedVersion>,
-}
-
-/// A version as a read sees it before counting.
-#[derive(Debug)]
-pub struct ViewedVersion {
-    pub row: VersionRow,
-    /// Not disabled, not expired, not used up.
-    pub readable: bool,
-    /// Limited versions are counted exactly, in a transaction ([`count_access`]).
-    pub limited: bool,
-}
-
-#[derive(sqlx::FromRow)]
-struct ViewRow {
-    vault_id: Uuid,
-    org_id: Uuid,
-    name: String,
-    description: Option<String>,
-    vault_created_by_user: Option<Uuid>,
-    vault_created_by_agent: Option<Uuid>,
-    vault_created_at: DateTime<Utc>,
-    policies: sqlx::types::Json<Vec<PolicyRow>>,
-    secret_id: Option<Uuid>,
-    version: Option<i32>,
-    #[sqlx(rename = "type")]
-    secret_type: Option<String>,
-    metadata: Option<sqlx::types::Json<serde_json::Map<String, serde_json::Value>>>,
-    sealed: Option<Vec<u8>>,
-    expires_at: Option<DateTime<Utc>>,
-    created_by_user: Option<Uuid>,
-    created_by_agent: Option<Uuid>,
-    created_at: Option<DateTime<Utc>>,
-    disabled_at: Option<DateTime<Utc>>,
-    readable: Option<bool>,
-    limited: Option<bool>,
-}
-
-/// What a read of `path` (its current version, or `version`) in vault `vault_id` of org
-/// `org_id` by principal (`principal_type`, `principal_id`) needs to decide and answer, in
-/// one round trip and without a lock: the hot path of a secret read. `None`: no live vault.
-#[tracing::instrument(skip(conn, path))]
-pub async fn read_view(
-    conn: &mut PgConnection,
-    org_id: Uuid,
-    vault_id: Uuid,
-    (principal_type, principal_id): (&str, Uuid),
-    path: &str,
-    version: Option<i32>,
-) -> Result<Option<ReadView>, StoreError> {
-    let row: Option<ViewRow> = sqlx::query_as(
-        "SELECT v.id AS vault_id, v.org_id, v.name, v.description, \
-                v.created_by_user AS vault_created_by_user, \
-                v.created_by_agent AS vault_created_by_agent, v.created_at AS vault_created_at, \
-                (SELECT COALESCE(jsonb_agg(jsonb_build_object( \
-                     'id', p.id, 'secret_path_pattern', p.secret_path_pattern, \
-                     'permissions', p.permissions, 'effect', p.effect, 'priority', p.priority, \
-                     'conditions', p.conditions, 'expires_at', p.expires_at)), '[]'::jsonb) \
-                 FROM policies p \
-                 WHERE p.vault_id = v.id AND p.principal_type = $3 AND p.principal_id = $4 \
-                   AND (p.expires_at IS NULL OR p.expires_at > now())) AS policies, \
-                s.id AS secret_id, sv.version, sv.type, sv.metadata, sv.sealed, sv.expires_at, \
-                sv.created_by_user, sv.created_by_agent, sv.created_at, sv.disabled_at, \
-                (sv.disabled_at IS NULL AND (sv.expires_at IS NULL OR sv.expires_at > now()) \
-                 AND (sv.max_access_count IS NULL OR sv.access_count < sv.max_access_count)) \
-                  AS readable, \
-                sv.max_access_count IS NOT NULL AS limited \
-         FROM vaults v \
-         LEFT JOIN secrets s ON s.vault_id = v.id AND s.path = $5 AND s.deleted_at IS NULL \
-         LEFT JOIN secret_versions sv \
-           ON sv.secret_id = s.id AND sv.version = COALESCE($6, s.current_version) \
-         WHERE v.id = $2 AND v.org_id = $1 AND v.deleted_at IS NULL",
-    )
-    .bind(org_id)
-    .bind(vault_id)
-    .bind(principal_type)
-    .bind(principal_id)
-    .bind(path)
-    .bind(version)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|row| {
-        // The version's NOT NULL columns are all present exactly when the join found one.
-        let found = (row.secret_id, row.version, row.secret_type, row.metadata);
-        let stored = (row.sealed, row.created_at);
-        let version = match (found, stored) {
-            (
-                (Some(secret_id), Some(version), Some(secret_type), Some(metadata)),
-                (Some(sealed), Some(created_at)),
-            ) => Some(ViewedVersion {
-                row: VersionRow {
-                    secret_id,
-                    path: path.to_owned(),
-                    version,
-                    secret_type,
-                    metadata,
-                    sealed,
-                    expires_at: row.expires_at,
-                    created_by_user: row.created_by_user,
-                    created_by_agent: row.created_by_agent,
-                    created_at,
-                    disabled_at: row.disabled_at,
-                },
-                readable: row.readable.unwrap_or(false),
-                limited: row.limited.unwrap_or(true),
-            }),
-            _ => None,
-        };
-        ReadView {
-            vault: VaultRow {
-                id: row.vault_id,
-                org_id: row.org_id,
-                name: row.name,
-                description: row.description,
-                created_by_user: row.vault_created_by_user,
-                created_by_agent: row.vault_created_by_agent,
-                created_at: row.vault_created_at,
-            },
-            policies: row.policies.0,
-            version,
-        }
-    }))
 }
 
 /// Up to `limit` versions of a live secret, newest first, below version `before` when given:

@@ -442,6 +442,15 @@ async fn a_keys_scopes_bound_what_its_session_may_do_whatever_the_users_role() {
         .await;
     assert_eq!(status, StatusCode::OK, "the refused delete deleted nothing");
 
+    // A secret read checks the scope in its own statement's wake (the read loads the
+    // session's state itself): a scope for something else reads nothing, at either route.
+    let vault_reader = scoped_session(&stack, &ada, json!(["vaults:read"])).await;
+    for path in [&secret, &versions] {
+        let (status, problem) = stack.call(Method::GET, path, &vault_reader, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "GET {path}: {problem}");
+        assert!(problem.get("value").is_none(), "{problem}");
+    }
+
     // A resource's `*` covers both actions; `*` covers everything.
     let writer = scoped_session(&stack, &ada, json!(["secrets:*"])).await;
     let (status, body) = stack
