@@ -19,8 +19,8 @@ pub trait Admit: Sync {
     fn admit(&self, principal: Principal) -> Result<Principal, ServiceError>;
 }
 
-/// Who is calling. Built only by [`super::auth::admit`], from a verified token and its
-/// principal's live state.
+/// Who is calling. Built only by [`admit`], from a verified token and its principal's live
+/// state.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub org: OrgId,
@@ -159,5 +159,141 @@ pub(crate) fn admit(
         }
         // A state of the other kind cannot come from `who_of`; refuse rather than guess.
         _ => Err(refused()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use oxvault_core::claims::{TOKEN_AUDIENCE, TOKEN_ISSUER};
+
+    use super::*;
+    use crate::store::agents::AgentState;
+    use crate::store::sessions::UserState;
+
+    fn claims(sub: Subject, org: Uuid, tv: i64) -> Claims {
+        let user = matches!(sub, Subject::User(_));
+        Claims {
+            iss: TOKEN_ISSUER.to_owned(),
+            aud: TOKEN_AUDIENCE.to_owned(),
+            sub,
+            org: OrgId::from_uuid(org),
+            iat: 0,
+            exp: i64::MAX,
+            jti: Uuid::new_v4(),
+            tv,
+            sid: user.then(Uuid::new_v4),
+            role: None,
+            scopes: None,
+            vault_ids: None,
+        }
+    }
+
+    fn user_state(org: Uuid, tv: i64, live: bool) -> Option<PrincipalState> {
+        Some(PrincipalState::User(UserState {
+            org_id: org,
+            role: "member".to_owned(),
+            token_version: tv,
+            session_live: live,
+        }))
+    }
+
+    fn agent_state(
+        org: Uuid,
+        tv: i64,
+        active: bool,
+        expires_in: Option<i64>,
+    ) -> Option<PrincipalState> {
+        Some(PrincipalState::Agent(AgentState {
+            org_id: org,
+            is_active: active,
+            expires_at: expires_in.map(|secs| Utc::now() + Duration::seconds(secs)),
+            token_version: tv,
+            scopes: vec!["secrets:read".to_owned()],
+            vault_ids: Vec::new(),
+        }))
+    }
+
+    fn refused(result: Result<Principal, ServiceError>) -> bool {
+        matches!(result, Err(ServiceError::Unauthenticated(_)))
+    }
+
+    #[test]
+    fn a_user_token_stands_only_while_its_org_version_and_session_do() {
+        let org = Uuid::new_v4();
+        let token = claims(Subject::User(UserId::from_uuid(Uuid::new_v4())), org, 3);
+        let principal = admit(&token, user_state(org, 3, true)).unwrap();
+        assert_eq!(
+            principal.role,
+            Some(Role::Member),
+            "the role comes from the database"
+        );
+        assert_eq!(principal.session, token.sid);
+
+        assert!(refused(admit(&token, None)), "no such user");
+        assert!(
+            refused(admit(&token, user_state(org, 4, true))),
+            "version bumped"
+        );
+        assert!(
+            refused(admit(&token, user_state(Uuid::new_v4(), 3, true))),
+            "moved org"
+        );
+        assert!(
+            refused(admit(&token, user_state(org, 3, false))),
+            "session ended"
+        );
+        assert!(
+            refused(admit(&token, agent_state(org, 3, true, None))),
+            "state of an agent"
+        );
+    }
+
+    #[test]
+    fn an_agent_token_stands_only_while_the_agent_is_active_and_unexpired() {
+        let org = Uuid::new_v4();
+        let token = claims(Subject::Agent(AgentId::from_uuid(Uuid::new_v4())), org, 0);
+        let principal = admit(&token, agent_state(org, 0, true, Some(60))).unwrap();
+        assert_eq!(
+            principal.scopes,
+            ["secrets:read"],
+            "scopes come from the database"
+        );
+        assert_eq!(principal.role, None);
+
+        assert!(
+            refused(admit(&token, agent_state(org, 0, false, None))),
+            "deactivated"
+        );
+        assert!(
+            refused(admit(&token, agent_state(org, 0, true, Some(-1)))),
+            "expired"
+        );
+        assert!(
+            refused(admit(&token, agent_state(org, 1, true, None))),
+            "version bumped"
+        );
+        assert!(
+            refused(admit(&token, agent_state(Uuid::new_v4(), 0, true, None))),
+            "other org"
+        );
+        assert!(
+            refused(admit(&token, user_state(org, 0, true))),
+            "state of a user"
+        );
+    }
+
+    #[test]
+    fn a_user_token_without_a_session_names_nobody() {
+        let mut token = claims(
+            Subject::User(UserId::from_uuid(Uuid::new_v4())),
+            Uuid::new_v4(),
+            0,
+        );
+        token.sid = None;
+        assert!(matches!(
+            who_of(&token),
+            Err(ServiceError::Unauthenticated(_))
+        ));
     }
 }
