@@ -753,8 +753,13 @@ compare on your own hardware.
   SoftHSM2 token made fresh, log level `{settings.get('origin_log', '?')}`; rate limits raised to
   `{settings.get('limit', '?')}` for the run (the edge's `RATE_LIMIT_*`, the origin's
   `OXVAULT_ORIGIN_RATE_LIMIT`), free tier limits lifted
-- edge: the release Worker under `wrangler dev --local --log-level {settings.get('wrangler_log', '?')}`;
-  the floor: a Worker answering "ok" under the same wrangler and flags
+- edge: the release Worker under wrangler's dev server (local, the same Miniflare and workerd as
+  `wrangler dev`) with the DevTools inspector and file watching off
+  (`scripts/wrangler-dev-quiet.mjs`), log level `{settings.get('wrangler_log', '?')}`; the
+  floors under the same runner: a Worker answering "ok" (trivial), and one forwarding each
+  request to the origin unchecked (forwarder); rows marked "wrangler dev command" run the
+  edge and both floors under `wrangler dev --local` itself, whose inspector reports every
+  subrequest
 - OpenBao: integrated (raft) storage, a file audit device declared in its config, KV v2,
   a token with a read/write policy (reads and writes), userpass for login, TLS off on 127.0.0.1
 - "origin" rows go straight to the origin, "edge" rows through the Worker
