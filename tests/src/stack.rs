@@ -320,6 +320,28 @@ impl TestStack {
     pub async fn create_agent(&self, token: &str, name: &str) -> (String, String) {
         self.create_agent_with(token, json!({"name": name})).await
     }
+
+    /// Gives agent `agent_id` `permissions` on the paths of `vault` matching `pattern`, through
+    /// the policy endpoint as the holder of `token` (asserting 201).
+    pub async fn grant_agent(
+        &self,
+        token: &str,
+        vault: &str,
+        agent_id: &str,
+        pattern: &str,
+        permissions: &[&str],
+    ) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/vaults/{vault}/policies"),
+                token,
+                Some(json!({"principal_type": "agent", "principal_id": agent_id,
+                            "secret_path_pattern": pattern, "permissions": permissions})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    }
 }
 
 /// The `oiv_` token in an invitation mail's text.

@@ -2,11 +2,11 @@
 //! status — counted without making any request wait on the database.
 //!
 //! [`meter`] wraps every routed request. It puts an empty [`MeterSlot`] into the request's
-//! extensions; the `Principal` extractor fills it when it authenticates the caller
-//! ([`note_caller`]). Once the handler has answered, a filled slot becomes one row, offered to
-//! a bounded in-memory channel with `try_send`. A background task ([`MeterTask`]) drains the
-//! channel and writes batches with one multi-row INSERT each: every flush interval, or as soon
-//! as a batch is full.
+//! extensions; the HTTP layer's gate (`extract::Gate`) fills it once the caller is
+//! authenticated ([`MeterSlot::note`]). Once the handler has answered, a filled slot becomes
+//! one row, offered to a bounded in-memory channel with `try_send`. A background task
+//! ([`MeterTask`]) drains the channel and writes batches with one multi-row INSERT each: every
+//! flush interval, or as soon as a batch is full.
 //!
 //! - Not metered: requests with no authenticated principal — sign-up, sign-in and token
 //!   exchanges, public share reads without a token, health, the OpenAPI document, unknown
@@ -70,16 +70,9 @@ struct Caller {
 #[derive(Debug, Clone, Default)]
 pub struct MeterSlot(Arc<OnceLock<Caller>>);
 
-/// Notes `principal` as the caller of the request `parts` belongs to. The first principal
-/// counts; requests outside [`meter`] have no slot and are not metered.
-pub fn note_caller(parts: &Parts, principal: &Principal) {
-    if let Some(slot) = MeterSlot::of(parts) {
-        slot.note(principal);
-    }
-}
-
 impl MeterSlot {
-    /// The slot of the request `parts` belongs to, if it is metered.
+    /// The slot of the request `parts` belongs to; requests outside [`meter`] have none and
+    /// are not metered.
     pub fn of(parts: &Parts) -> Option<Self> {
         parts.extensions.get::<Self>().cloned()
     }
@@ -354,7 +347,7 @@ mod tests {
     }
 
     /// A router metered into a buffer of `capacity`: one route whose handler authenticates
-    /// `caller` (as the `Principal` extractor does) and answers 404, one that authenticates
+    /// `caller` (as the gate does) and answers 404, one that authenticates
     /// nobody.
     fn app(caller: Principal, capacity: usize) -> (Router, Meter, mpsc::Receiver<UsageRow>) {
         let (rows, receiver) = mpsc::channel(capacity);
@@ -365,7 +358,9 @@ mod tests {
         let authed = move |parts: Parts| {
             let caller = caller.clone();
             async move {
-                note_caller(&parts, &caller);
+                if let Some(slot) = MeterSlot::of(&parts) {
+                    slot.note(&caller);
+                }
                 StatusCode::NOT_FOUND
             }
         };

@@ -58,7 +58,10 @@ impl Principal {
 
     /// The principal as policies name it: (`user` | `agent`, id).
     pub fn key(&self) -> (&'static str, uuid::Uuid) {
-        policy_key(self.subject)
+        match self.subject {
+            Subject::User(id) => ("user", *id.as_uuid()),
+            Subject::Agent(id) => ("agent", *id.as_uuid()),
+        }
     }
 
     /// The user id, or 403 for agents.
@@ -84,14 +87,6 @@ impl Principal {
                 "only an owner or admin may do this",
             )),
         }
-    }
-}
-
-/// A subject as policies name it: (`user` | `agent`, id).
-pub fn policy_key(subject: Subject) -> (&'static str, Uuid) {
-    match subject {
-        Subject::User(id) => ("user", *id.as_uuid()),
-        Subject::Agent(id) => ("agent", *id.as_uuid()),
     }
 }
 

@@ -30,7 +30,7 @@ use zeroize::Zeroizing;
 use super::ServiceError;
 use super::access;
 use super::audit::{AuditLog, Event};
-use super::principal::{Admit, Principal, policy_key};
+use super::principal::{Admit, Principal};
 use super::principal::{admit, who_of};
 use super::vaults::{VaultsService, creator_of, visible_with};
 use crate::crypto::envelope::{self, Place};
@@ -619,7 +619,6 @@ impl SecretsService {
             who,
             *claims.org.as_uuid(),
             *vault_id.as_uuid(),
-            policy_key(claims.sub),
             path.as_str(),
             version,
         )

@@ -179,28 +179,28 @@ impl WhoColumns {
 }
 
 /// What a read of `path` (its current version, or `version`) in vault `vault_id` of org
-/// `org_id` by `who` (as policies name it: `principal`) needs to decide and answer, without
-/// a lock.
+/// `org_id` by `who` needs to decide and answer, without a lock.
 #[tracing::instrument(skip(conn, path))]
 pub async fn read_view(
     conn: &mut PgConnection,
     who: Who,
     org_id: Uuid,
     vault_id: Uuid,
-    (principal_type, principal_id): (&str, Uuid),
     path: &str,
     version: Option<i32>,
 ) -> Result<Found, StoreError> {
-    let query = match who {
-        Who::User { .. } => AS_USER,
-        Who::Agent { .. } => AS_AGENT,
+    // `$3`/`$4`: the principal as policies name it.
+    let (query, principal_type, principal_id) = match who {
+        Who::User { user_id, .. } => (AS_USER, "user", user_id),
+        Who::Agent { agent_id } => (AS_AGENT, "agent", agent_id),
     };
     let query = sqlx::query_as::<_, Row>(query)
         .bind(org_id)
         .bind(vault_id)
         .bind(principal_type)
-        .bind(principal_id);
-    let query = query.bind(path).bind(version);
+        .bind(principal_id)
+        .bind(path)
+        .bind(version);
     let query = match who {
         Who::User {
             user_id,

@@ -483,16 +483,9 @@ async fn a_secret_read_refuses_at_once_a_token_that_no_longer_speaks_for_anyone(
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (agent_id, bot) = stack.create_agent(token, "bot").await;
-    let (status, body) = stack
-        .call(
-            Method::POST,
-            &format!("/v1/vaults/{vault}/policies"),
-            token,
-            Some(json!({"principal_type": "agent", "principal_id": agent_id,
-                        "secret_path_pattern": "db/*", "permissions": ["read"]})),
-        )
+    stack
+        .grant_agent(token, &vault, &agent_id, "db/*", &["read"])
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     let versioned = format!("/v1/vaults/{vault}/secret-version/db/x/1");
     let read_version = |token: String| {
         let stack = &stack;
@@ -583,16 +576,9 @@ async fn secret_lists_page_through_every_path_once_and_only_what_the_caller_may_
     // An agent that may read b/ only gets full pages of b/ paths: its first page skips the
     // 60 unreadable rows before them.
     let (agent_id, bot) = stack.create_agent(token, "reader").await;
-    let (status, body) = stack
-        .call(
-            Method::POST,
-            &format!("/v1/vaults/{vault}/policies"),
-            token,
-            Some(json!({"principal_type": "agent", "principal_id": agent_id,
-                        "secret_path_pattern": "b/**", "permissions": ["read"]})),
-        )
+    stack
+        .grant_agent(token, &vault, &agent_id, "b/**", &["read"])
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     let (seen, pages) = stack.page_through(&bot, &list, "secrets", 25).await;
     let seen: Vec<&str> = seen
         .iter()
