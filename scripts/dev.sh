@@ -7,6 +7,10 @@
 #   EDGE_PORT      default 8787        ORIGIN_PORT   default 8080
 #   DEV_PROFILE    release (default) or debug, the origin's cargo profile
 #   OXVAULT_LOG    the origin's tracing filter, default info
+#   PUBLIC_URL, RATE_LIMIT_AUTH_IP, RATE_LIMIT_LOGIN_IDENTITY, RATE_LIMIT_SHARE_IP,
+#   RATE_LIMIT_IDENTITY, RATE_LIMIT_HEALTH_IP
+#                  the edge's settings (see wrangler.toml); when set, passed to wrangler dev
+#                  instead of wrangler.toml's values, e.g. RATE_LIMIT_IDENTITY=100000/60
 #
 # State lives in .dev/: the SoftHSM token and its PINs, the private cluster, logs.
 # shellcheck disable=SC2317 # functions run through `step` and the traps look unreachable to it
@@ -155,7 +159,7 @@ start_origin() {
     export OXVAULT_LISTEN_ADDR="127.0.0.1:$ORIGIN_PORT" OXVAULT_LOG="${OXVAULT_LOG:-info}"
     # Links in mail and share_url point at the edge; the edge proves itself to the origin with
     # a secret made fresh for this run (in production: a Worker secret and the origin's env).
-    export OXVAULT_PUBLIC_URL="${OXVAULT_PUBLIC_URL:-http://127.0.0.1:$EDGE_PORT}"
+    export OXVAULT_PUBLIC_URL="${OXVAULT_PUBLIC_URL:-${PUBLIC_URL:-http://127.0.0.1:$EDGE_PORT}}"
     EDGE_SHARED_SECRET=$(random_pin)$(random_pin)
     export OXVAULT_EDGE_SHARED_SECRET=$EDGE_SHARED_SECRET
     "$bin" migrate
@@ -175,12 +179,30 @@ write_wrangler_dev_config() {
     ' wrangler.toml >"$DEV_DIR/wrangler.dev.toml"
 }
 
+# The edge's settings a developer may set in the environment instead of editing wrangler.toml.
+EDGE_SETTINGS=(PUBLIC_URL RATE_LIMIT_AUTH_IP RATE_LIMIT_LOGIN_IDENTITY RATE_LIMIT_SHARE_IP
+    RATE_LIMIT_IDENTITY RATE_LIMIT_HEALTH_IP)
+
+# edge_setting_vars: `--var NAME:VALUE` for each of EDGE_SETTINGS set in the environment.
+edge_setting_vars() {
+    local name
+    for name in "${EDGE_SETTINGS[@]}"; do
+        if [ -n "${!name:-}" ]; then
+            printf -- '--var\n%s:%s\n' "$name" "${!name}"
+            log "edge: $name=${!name} (from the environment)"
+        fi
+    done
+}
+
 start_edge() {
     write_wrangler_dev_config
+    local settings=()
+    mapfile -t settings < <(edge_setting_vars)
     start_bg wrangler "$OXVAULT_WRANGLER" dev --config "$DEV_DIR/wrangler.dev.toml" \
         --local --ip 127.0.0.1 --port "$EDGE_PORT" \
         --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" \
         --var "ORIGIN_SHARED_SECRET:$EDGE_SHARED_SECRET" \
+        "${settings[@]}" \
         --persist-to "$DEV_DIR/wrangler-state"
     wait_http wrangler "http://127.0.0.1:$EDGE_PORT/v1/health" 120 "${PIDS[-1]}"
 }

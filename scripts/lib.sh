@@ -232,8 +232,9 @@ export_tool_env() {
         WRANGLER_SEND_ERROR_REPORTS=false WRANGLER_HIDE_BANNER=true
 }
 
-# The official 1Claw Python SDK in a venv outside the clone (reused across clones), pinned by
-# tests/sdk/requirements.txt; reinstalled when that file changes.
+# The Python test tools (the official 1Claw SDK, schemathesis) in a venv outside the clone
+# (reused across clones), pinned by tests/sdk/requirements.txt; reinstalled when that file
+# changes.
 ensure_sdk_venv() {
     local venv="$OXVAULT_CACHE_DIR/sdk-venv" requirements="$OXVAULT_ROOT/tests/sdk/requirements.txt"
     command -v python3 >/dev/null 2>&1 || die "python3 not found: the SDK test needs Python 3.9+"
@@ -242,7 +243,7 @@ ensure_sdk_venv() {
         python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
     fi
     if ! cmp -s "$requirements" "$venv/requirements.installed"; then
-        log "installing the oneclaw SDK ($(grep -v '^#' "$requirements" | tr '\n' ' '))"
+        log "installing the Python test tools ($(grep -v '^#' "$requirements" | tr '\n' ' '))"
         "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
         cp "$requirements" "$venv/requirements.installed"
     fi

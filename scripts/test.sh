@@ -94,7 +94,7 @@ run_e2e() {
 
 log "oxvault tests in $OXVAULT_ROOT (target dir $CARGO_TARGET_DIR)"
 step "install missing tools" ensure_toolchain
-step "oneclaw SDK venv" ensure_sdk_venv
+step "Python test tools venv (oneclaw SDK, schemathesis)" ensure_sdk_venv
 step "Chromium for the browser test" ensure_chromium
 step "PostgreSQL for the e2e suite" ensure_test_postgres
 step "cargo fmt --check" cargo fmt --all -- --check

@@ -13,8 +13,16 @@ use crate::sensitive::Sensitive;
 /// `POST /v1/auth/signup`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct SignupRequest {
+    /// `name@domain`: one `@`, no spaces or control characters, the domain not starting or
+    /// ending with a dot; at most 254 bytes once normalised (NFKC, lower case).
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.]([^@\s\x00-\x1f\x7f-\x9f]*[^@\s\x00-\x1f\x7f-\x9f.])?$"
+    )]
     pub email: String,
-    #[schema(value_type = String, format = Password)]
+    /// 8 to 256 characters.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 256)]
     pub password: Sensitive,
     #[serde(default)]
     pub display_name: Option<String>,
@@ -125,6 +133,12 @@ pub struct UserProfileResponse {
 /// `POST /v1/auth/api-keys`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CreateApiKeyRequest {
+    /// 1 to 100 characters, not all spaces (trimmed), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
@@ -166,14 +180,24 @@ pub struct ApiKeyListResponse {
 /// accepted and ignored, so the official SDK's defaults never make a request fail.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CreateAgentRequest {
+    /// 1 to 100 characters, not all spaces (trimmed), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub vault_ids: Option<Vec<VaultId>>,
+    /// Lifetime of the agent's access tokens, 60 to 86400 seconds.
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 86400)]
     pub token_ttl_seconds: Option<i32>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -182,9 +206,17 @@ pub struct CreateAgentRequest {
 /// `PATCH /v1/agents/{agent_id}`: absent fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct UpdateAgentRequest {
+    /// 1 to 100 characters, not all spaces (trimmed), no control characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
@@ -192,7 +224,9 @@ pub struct UpdateAgentRequest {
     pub vault_ids: Option<Vec<VaultId>>,
     #[serde(default)]
     pub is_active: Option<bool>,
+    /// Lifetime of the agent's access tokens, 60 to 86400 seconds.
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 86400)]
     pub token_ttl_seconds: Option<i32>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -288,6 +322,13 @@ pub struct UpdateMemberRoleRequest {
 /// `POST /v1/org/invite`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct InviteMemberRequest {
+    /// `name@domain`: one `@`, no spaces or control characters, the domain not starting or
+    /// ending with a dot; at most 254 bytes once normalised (NFKC, lower case).
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f.]([^@\s\x00-\x1f\x7f-\x9f]*[^@\s\x00-\x1f\x7f-\x9f.])?$"
+    )]
     pub email: String,
     #[serde(default)]
     pub role: Option<Role>,

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
+pub mod routes;
 pub mod scope;
 pub mod secret_path;
 pub mod sensitive;

@@ -131,7 +131,9 @@ pub struct PageParams {
     /// Items per page, 1 to 200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
-    /// The `next_cursor` of the page before; absent for the first page.
+    /// The `next_cursor` of the page before; absent for the first page. Opaque: anything
+    /// that is not a `next_cursor` of this list answers 400.
+    #[param(min_length = 1, max_length = 1024, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

@@ -191,10 +191,16 @@ pub struct CreateShareRequest {
     pub expires_at: DateTime<Utc>,
     /// How many reads the share allows (at least 1); unset: no limit but the expiry.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_access_count: Option<i32>,
-    /// A passphrase the recipient must also present (1 to 1024 characters). Only its Argon2id
-    /// hash is kept.
+    /// A passphrase the recipient must also present (1 to 1024 bytes, no control characters,
+    /// no spaces at either end). Only its Argon2id hash is kept.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub passphrase: Option<String>,
     /// Addresses or CIDR blocks the share may be read from.
     #[serde(default)]
@@ -396,7 +402,13 @@ pub struct ShareResponse {
 /// The optional JSON body of `GET /v1/share/{share_id}` (the header form is preferred).
 #[derive(Clone, Default, Deserialize, ToSchema)]
 pub struct SharePassphraseBody {
+    /// 1 to 1024 bytes, no control characters, no spaces at either end.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub passphrase: Option<String>,
 }
 

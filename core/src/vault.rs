@@ -10,8 +10,16 @@ use crate::ids::{SecretId, VaultId};
 /// `POST /v1/vaults`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CreateVaultRequest {
+    /// 1 to 200 characters, not all spaces (trimmed), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
+    /// At most 2000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
 }
 
@@ -95,9 +103,12 @@ pub struct PutSecretRequest {
     pub secret_type: Option<SecretType>,
     #[serde(default)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When the secret stops being readable; in the future.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// How many reads the secret allows, at least 1.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_access_count: Option<i32>,
 }
 
@@ -262,6 +273,7 @@ pub const ROTATE_DEFAULT_LEN: u32 = 32;
 pub struct RotateSecretRequest {
     /// Length of the generated value, 8 to 1024 (default 32).
     #[serde(default)]
+    #[schema(minimum = 8, maximum = 1024)]
     pub length: Option<u32>,
     /// Character set of the generated value (default `hex`, as in 1Claw's API).
     #[serde(default)]

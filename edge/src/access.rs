@@ -7,9 +7,18 @@
 //! origin authenticates every protected route again (revocation, token version), and a public
 //! route the origin protects is still protected there.
 //!
+//! A public route's path asked with a method it does not serve at all (`TRACE /v1/auth/signup`)
+//! is a 405 naming the methods it does serve, with or without a token: there is nothing behind
+//! it to protect, and the answer is the same one the origin gives on its other routes.
+//!
 //! Paths are the ones the runtime parsed (WHATWG rules: dot segments resolved, percent-escapes
 //! kept as sent) and are compared byte for byte, so `/v1/auth/signup/` or `/v1/auth/%73ignup`
-//! are not public; they need a token, and the origin has no such route anyway.
+//! are not public; they need a token, and the origin has no such route anyway. The table
+//! itself is in the core ([`oxvault_core::routes`]), which the origin's document is checked
+//! against.
+
+pub use oxvault_core::routes::{PUBLIC_ROUTES, path_matches};
+use oxvault_core::routes::{allows, public_path_methods};
 
 /// Whether a request needs a token at the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,30 +27,9 @@ pub enum Access {
     Public,
     /// Forwarded only with a bearer token that verifies.
     Token,
+    /// A public route's path with a method it does not serve: 405 with this `Allow`.
+    MethodNotAllowed(&'static str),
 }
-
-/// The public routes: method and path pattern. A `{name}` segment matches exactly one
-/// non-empty segment; every other segment must match exactly. `GET` also admits `HEAD`, which
-/// the origin answers like `GET` without the body.
-pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
-    // Ways to obtain a token: the credential is in the body.
-    ("POST", "/v1/auth/signup"),
-    ("POST", "/v1/auth/token"),
-    ("POST", "/v1/auth/refresh"),
-    ("POST", "/v1/auth/agent-token"),
-    ("POST", "/v1/auth/api-key-token"),
-    ("POST", "/v1/auth/google"),
-    // What anyone may read: the verification keys, health and the API description.
-    ("GET", "/v1/auth/jwt-public-key"),
-    ("GET", "/.well-known/jwks.json"),
-    ("GET", "/v1/health"),
-    ("GET", "/v1/health/hsm"),
-    ("GET", "/v1/openapi.json"),
-    // Share links: the unguessable id is the credential (user, agent and creator shares
-    // are checked against the caller's token by the origin). The status never uses a view.
-    ("GET", "/v1/share/{id}"),
-    ("GET", "/v1/share/{id}/status"),
-];
 
 /// The access rule for a request.
 pub fn access(method: &str, path: &str) -> Access {
@@ -49,39 +37,17 @@ pub fn access(method: &str, path: &str) -> Access {
         method_matches(public_method, method) && path_matches(pattern, path)
     });
     if public {
-        Access::Public
-    } else {
-        Access::Token
+        return Access::Public;
+    }
+    match public_path_methods(path) {
+        Some(methods) if !allows(methods, method) => Access::MethodNotAllowed(methods),
+        _ => Access::Token,
     }
 }
 
 fn method_matches(public: &str, method: &str) -> bool {
     // Methods are case-sensitive (RFC 9110 section 9.1): `get` is not `GET`.
     method == public || (public == "GET" && method == "HEAD")
-}
-
-/// Whether `path` fits `pattern`: `{name}` segments match one non-empty segment, the others
-/// exactly. Shared with the rate limiter's route lists.
-pub(crate) fn path_matches(pattern: &str, path: &str) -> bool {
-    let mut pattern = pattern.split('/');
-    let mut path = path.split('/');
-    loop {
-        match (pattern.next(), path.next()) {
-            (None, None) => return true,
-            (Some(expected), Some(segment)) => {
-                let is_param = expected.starts_with('{') && expected.ends_with('}');
-                let matches = if is_param {
-                    !segment.is_empty()
-                } else {
-                    expected == segment
-                };
-                if !matches {
-                    return false;
-                }
-            }
-            _ => return false,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -113,25 +79,38 @@ mod tests {
     fn head_is_public_where_get_is() {
         assert_eq!(access("HEAD", "/v1/health/hsm"), Access::Public);
         assert_eq!(access("HEAD", "/v1/share/abc"), Access::Public);
-        assert_eq!(access("HEAD", "/v1/auth/signup"), Access::Token);
+        assert_eq!(
+            access("HEAD", "/v1/auth/signup"),
+            Access::MethodNotAllowed("POST")
+        );
     }
 
     #[test]
-    fn a_public_path_with_another_method_needs_a_token() {
-        for (method, path) in [
-            ("DELETE", "/v1/auth/token"),
-            ("GET", "/v1/auth/token"),
-            ("PUT", "/v1/auth/signup"),
-            ("POST", "/v1/auth/jwt-public-key"),
-            ("DELETE", "/v1/health"),
-            ("DELETE", "/v1/share/abc"),
-            ("PATCH", "/v1/share/abc"),
-            // There is no such origin route: a share is read with GET only.
-            ("POST", "/v1/share/abc"),
-            ("POST", "/v1/share/abc/status"),
-            ("get", "/v1/health/hsm"),
-        ] {
+    fn a_public_path_with_its_protected_method_needs_a_token() {
+        for (method, path) in [("DELETE", "/v1/auth/token"), ("DELETE", "/v1/share/abc")] {
             assert_eq!(access(method, path), Access::Token, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn a_public_path_with_a_method_it_does_not_serve_is_not_allowed() {
+        for (method, path, allow) in [
+            ("GET", "/v1/auth/token", "POST, DELETE"),
+            ("PUT", "/v1/auth/signup", "POST"),
+            ("TRACE", "/v1/auth/agent-token", "POST"),
+            ("POST", "/v1/auth/jwt-public-key", "GET, HEAD"),
+            ("DELETE", "/v1/health", "GET, HEAD"),
+            ("PATCH", "/v1/share/abc", "GET, DELETE"),
+            ("POST", "/v1/share/abc", "GET, DELETE"),
+            ("POST", "/v1/share/abc/status", "GET, HEAD"),
+            // Methods are case-sensitive: `get` is not one the path serves.
+            ("get", "/v1/health/hsm", "GET, HEAD"),
+        ] {
+            assert_eq!(
+                access(method, path),
+                Access::MethodNotAllowed(allow),
+                "{method} {path}"
+            );
         }
     }
 

@@ -20,6 +20,8 @@ pub enum EdgeError {
     // The caller's doing.
     #[error("path is not part of the API")]
     NotFound,
+    #[error("method not allowed here (allowed: {allow})")]
+    MethodNotAllowed { allow: &'static str },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("content-length is malformed")]
@@ -97,6 +99,10 @@ impl EdgeError {
             Self::NotFound => (
                 ProblemKind::NotFound,
                 "no such endpoint; the API lives under /v1/".to_owned(),
+            ),
+            Self::MethodNotAllowed { allow } => (
+                ProblemKind::MethodNotAllowed,
+                format!("this path answers only {allow}"),
             ),
             Self::PayloadTooLarge => (
                 ProblemKind::PayloadTooLarge,
@@ -194,7 +200,8 @@ impl EdgeError {
             Self::MissingToken | Self::InvalidToken(_) => {
                 vec![("www-authenticate", BEARER_CHALLENGE.to_owned())]
             }
-            Self::HeadOnShareLookup => vec![("allow", "GET".to_owned())],
+            Self::HeadOnShareLookup => vec![("allow", "GET, DELETE".to_owned())],
+            Self::MethodNotAllowed { allow } => vec![("allow", (*allow).to_owned())],
             Self::RateLimited(decision) => decision.headers(),
             _ => Vec::new(),
         }
@@ -280,7 +287,19 @@ mod tests {
         }
         let reply = EdgeError::HeadOnShareLookup.reply();
         assert_eq!(reply.status, 405);
-        assert_eq!(header(&reply, "allow"), Some("GET"));
+        assert_eq!(header(&reply, "allow"), Some("GET, DELETE"));
+    }
+
+    #[test]
+    fn a_method_the_path_does_not_answer_is_a_405_problem_naming_the_allowed_ones() {
+        let reply = EdgeError::MethodNotAllowed { allow: "GET, HEAD" }.reply();
+        assert_eq!(reply.status, 405);
+        assert_eq!(reply.content_type, "application/problem+json");
+        assert_eq!(header(&reply, "allow"), Some("GET, HEAD"));
+        assert_eq!(
+            body(&EdgeError::MethodNotAllowed { allow: "GET, HEAD" })["status"],
+            405
+        );
     }
 
     #[test]

@@ -29,9 +29,15 @@ pub enum Route {
     /// `GET`/`HEAD /s/{id}`: the share page, rendered by the edge (see
     /// [`crate::share_page`]).
     SharePage,
+    /// A path the edge serves itself or forwards for `GET`/`HEAD` only (the key set, share
+    /// pages), asked with another method: 405 with `Allow`.
+    MethodNotAllowed,
     /// Not part of the API: 404 without bothering the origin.
     NotFound,
 }
+
+/// The methods of the paths that only read ([`Route::MethodNotAllowed`]'s `Allow`).
+pub const READ_ONLY_METHODS: &str = "GET, HEAD";
 
 /// Picks the route for a request.
 pub fn route(method: &str, path: &str) -> Route {
@@ -41,10 +47,15 @@ pub fn route(method: &str, path: &str) -> Route {
         || (path == JWKS_PATH && matches!(method, "GET" | "HEAD"))
     {
         Route::Forward
-    } else if matches!(method, "GET" | "HEAD")
-        && crate::access::path_matches(SHARE_PAGE_PATTERN, path)
-    {
-        Route::SharePage
+    } else if path == JWKS_PATH {
+        // `GET` and `HEAD` were forwarded above.
+        Route::MethodNotAllowed
+    } else if crate::access::path_matches(SHARE_PAGE_PATTERN, path) {
+        if matches!(method, "GET" | "HEAD") {
+            Route::SharePage
+        } else {
+            Route::MethodNotAllowed
+        }
     } else {
         Route::NotFound
     }
@@ -82,8 +93,17 @@ mod tests {
     fn the_key_set_is_forwarded_for_get_and_head_only() {
         assert_eq!(route("GET", "/.well-known/jwks.json"), Route::Forward);
         assert_eq!(route("HEAD", "/.well-known/jwks.json"), Route::Forward);
-        assert_eq!(route("POST", "/.well-known/jwks.json"), Route::NotFound);
-        assert_eq!(route("DELETE", "/.well-known/jwks.json"), Route::NotFound);
+    }
+
+    #[test]
+    fn other_methods_on_the_key_set_and_share_pages_are_not_allowed() {
+        for method in ["POST", "PUT", "DELETE", "PATCH", "TRACE", "OPTIONS"] {
+            assert_eq!(
+                route(method, "/.well-known/jwks.json"),
+                Route::MethodNotAllowed
+            );
+            assert_eq!(route(method, "/s/abc"), Route::MethodNotAllowed);
+        }
     }
 
     #[test]
@@ -100,7 +120,6 @@ mod tests {
     fn share_pages_are_served_for_get_and_head_on_one_segment() {
         assert_eq!(route("GET", "/s/abc"), Route::SharePage);
         assert_eq!(route("HEAD", "/s/abc"), Route::SharePage);
-        assert_eq!(route("POST", "/s/abc"), Route::NotFound);
         assert_eq!(route("GET", "/s/"), Route::NotFound);
         assert_eq!(route("GET", "/s"), Route::NotFound);
         assert_eq!(route("GET", "/s/abc/"), Route::NotFound);

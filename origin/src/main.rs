@@ -129,9 +129,8 @@ async fn rotate_kek(args: RotateKekArgs) -> Result<(), String> {
 }
 
 fn print_openapi() -> Result<(), String> {
-    let text = http::openapi_document()
-        .to_pretty_json()
-        .map_err(|err| err.to_string())?;
+    let text =
+        serde_json::to_string_pretty(&http::openapi_document()).map_err(|err| err.to_string())?;
     println!("{text}");
     Ok(())
 }

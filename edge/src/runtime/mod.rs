@@ -27,7 +27,7 @@ use crate::error::EdgeError;
 use crate::headers::{self, CLIENT_IP_HEADER, Trust};
 use crate::rate_limit::plan;
 use crate::request_id::{choose_request_id, fresh_request_id};
-use crate::route::{Route, route};
+use crate::route::{READ_ONLY_METHODS, Route, route};
 use crate::share::{self, PASSPHRASE_HEADER, ShareRoute};
 use forward::Outbound;
 use limiter::Limiter;
@@ -68,6 +68,9 @@ async fn dispatch(req: Request, env: &Env, request_id: &str) -> Result<Response,
 
     match route(&method, url.path()) {
         Route::NotFound => Err(EdgeError::NotFound),
+        Route::MethodNotAllowed => Err(EdgeError::MethodNotAllowed {
+            allow: READ_ONLY_METHODS,
+        }),
         Route::EdgeHealth => {
             let config = load_config(env)?;
             // Limited per IP before the origin is asked: every answer costs it a database
@@ -115,6 +118,11 @@ async fn forward_request(
         return Err(EdgeError::HeadOnShareLookup);
     }
 
+    let access = access(method, path);
+    if let Access::MethodNotAllowed(allow) = access {
+        return Err(EdgeError::MethodNotAllowed { allow });
+    }
+
     let client_ip = headers::find(&incoming, CLIENT_IP_HEADER);
     let mut limiter = Limiter::new(env, config.limits);
     // Per IP first: it needs nothing but the address, so a flood from one address is turned
@@ -122,7 +130,7 @@ async fn forward_request(
     if let Some(class) = plan::ip_class(method, path) {
         limiter.check(plan::ip_check(class, client_ip)).await?;
     }
-    if access(method, path) == Access::Token {
+    if access == Access::Token {
         let authorization = headers::find(&incoming, "authorization");
         let subject = auth::require_token(authorization, config, request_id).await?;
         limiter.check(plan::subject_check(&subject)).await?;

@@ -136,7 +136,8 @@ async fn update_agent(
     Ok(Json(agents.update(&principal, id, request).await?))
 }
 
-/// Deactivate an agent: its key and tokens stop working at once.
+/// Deactivate an agent: its key and tokens stop working at once. The agent stays readable
+/// (`is_active: false`), so the audit trail keeps naming it, and `PATCH` can turn it on again.
 #[utoipa::path(delete, path = "/v1/agents/{agent_id}", tag = "Agents", operation_id = "deleteAgent",
     params(("agent_id" = String, Path, format = Uuid, description = "The agent's id")),
     responses(

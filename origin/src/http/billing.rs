@@ -46,7 +46,7 @@ async fn usage(
 #[into_params(parameter_in = Query)]
 struct HistoryQuery {
     /// How many events, 1 to 500 (default 50).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 

@@ -6,12 +6,16 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{FromRequest, FromRequestParts, Query};
-use axum::http::header::AUTHORIZATION;
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::HeaderMap;
+use axum::http::header::{self, AUTHORIZATION};
 use axum::http::request::Parts;
 use oxvault_core::claims::Claims;
 use oxvault_core::page::{CursorKey, Page, PageParams};
 use oxvault_core::problem::ProblemKind;
+use serde::de::DeserializeOwned;
 
 use super::client::ClientContext;
 use super::metering::MeterSlot;
@@ -20,10 +24,51 @@ use super::{ApiError, AppState};
 use crate::service::ServiceError;
 use crate::service::principal::{Admit, Principal};
 
-/// `axum::Json`, but a bad body answers with a problem body instead of plain text.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json`, but the body must be a JSON object, and a bad body answers with a problem
+/// body instead of plain text.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::from(JsonRejection::from(rejection)))?;
+        json_object(&headers, &body).map(Self)
+    }
+}
+
+/// A JSON object body read into `T`: 415 unless the content type is JSON, 400 unless the body
+/// is an object (serde would also fill a struct from an array, field by field, so `[null]`
+/// would pass as `{}`), 400 naming the field when it does not fit `T`.
+pub fn json_object<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .is_some_and(|mime| {
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::client(
+            ProblemKind::UnsupportedMediaType,
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first.is_some_and(|byte| *byte != b'{') {
+        return Err(ApiError::client(
+            ProblemKind::BadRequest,
+            "the body must be a JSON object",
+        ));
+    }
+    Ok(axum::Json::<T>::from_bytes(body)?.0)
+}
 
 /// The page a list request asks for with `limit` and `cursor` (see [`oxvault_core::page`]),
 /// keyed by `K`; a malformed one is a 400 naming the parameter. The list's other query
@@ -153,5 +198,67 @@ impl FromRequestParts<AppState> for OptionalPrincipal {
             Err(ServiceError::Unauthenticated(_)) => Ok(Self(None)),
             Err(other) => Err(other.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    struct AllOptional {
+        #[serde(default)]
+        name: Option<String>,
+    }
+
+    fn json_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers
+    }
+
+    fn refusal(body: &str, headers: &HeaderMap) -> (ProblemKind, String) {
+        match json_object::<AllOptional>(headers, body.as_bytes()) {
+            Err(ApiError::Client { kind, detail }) => (kind, detail),
+            other => panic!("{body}: expected a client error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_object_is_read_into_its_type() {
+        let read: AllOptional = json_object(&json_headers(), br#" {"name": "x"}"#).unwrap();
+        assert_eq!(read.name.as_deref(), Some("x"));
+        assert_eq!(
+            json_object::<AllOptional>(&json_headers(), b"{}").unwrap(),
+            AllOptional::default()
+        );
+    }
+
+    #[test]
+    fn an_array_or_a_scalar_is_not_an_object_even_where_serde_would_fill_the_struct() {
+        for body in ["[null, null]", " [\"x\"]", "null", "7", "\"x\""] {
+            assert_eq!(
+                refusal(body, &json_headers()),
+                (
+                    ProblemKind::BadRequest,
+                    "the body must be a JSON object".to_owned()
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_refused_by_its_content_type_first() {
+        let (kind, _) = refusal("{}", &HeaderMap::new());
+        assert_eq!(kind, ProblemKind::UnsupportedMediaType);
+        let (kind, _) = refusal("", &json_headers());
+        assert_eq!(kind, ProblemKind::BadRequest);
     }
 }

@@ -9,6 +9,8 @@ mod auth;
 mod billing;
 pub(crate) mod body_limit;
 pub mod client;
+mod common_responses;
+mod document_shapes;
 pub mod error;
 mod extract;
 mod health;
@@ -107,7 +109,8 @@ pub struct Shared {
 /// RFC 7807 fallbacks).
 pub fn router(state: AppState) -> Router {
     let (routes, mut api) = api_routes().split_for_parts();
-    scopes::show_in_document(&mut api);
+    complete_document(&mut api);
+    let api = document_shapes::finish(&api);
     let api = Arc::new(api);
     routes
         .route(
@@ -165,9 +168,22 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(billing::router())
 }
 
-/// The generated OpenAPI document, for tools that want it without a running server.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
+/// The generated OpenAPI document as served, for tools that want it without a running server.
+pub fn openapi_document() -> serde_json::Value {
+    document_shapes::finish(&typed_document())
+}
+
+/// The document before its last, JSON-level step ([`document_shapes`]), for tests that
+/// walk its operations.
+fn typed_document() -> utoipa::openapi::OpenApi {
     let mut api = api_routes().into_openapi();
-    scopes::show_in_document(&mut api);
+    complete_document(&mut api);
     api
+}
+
+/// The steps that apply to every operation once all routes are in: scopes in `security`,
+/// the common error answers.
+fn complete_document(api: &mut utoipa::openapi::OpenApi) {
+    scopes::show_in_document(api);
+    common_responses::add_to_document(api);
 }

@@ -51,10 +51,70 @@ impl utoipa::Modify for BearerAuth {
 
 #[cfg(test)]
 mod tests {
+    use oxvault_core::routes::{PUBLIC_PATH_METHODS, PUBLIC_ROUTES, allows, path_matches};
+    use serde_json::Value;
+
+    /// The served document as JSON.
+    fn document() -> Value {
+        super::super::openapi_document()
+    }
+
+    /// An operation takes no token when its `security` is empty or holds only `{}`.
+    fn is_public(operation: &Value) -> bool {
+        operation["security"].as_array().is_some_and(|security| {
+            security.is_empty()
+                || security
+                    .iter()
+                    .any(|requirement| requirement == &Value::Object(Default::default()))
+        })
+    }
+
+    /// The edge lets through without a token exactly what the document calls public, and its
+    /// 405s name exactly the methods the document has on those paths.
+    #[test]
+    fn the_public_route_table_is_the_documents_public_operations() {
+        let document = document();
+        let paths = document["paths"].as_object().expect("paths");
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().expect("path item") {
+                let method = method.to_ascii_uppercase();
+                let listed = PUBLIC_ROUTES
+                    .iter()
+                    .any(|(public, pattern)| *public == method && path_matches(pattern, path));
+                assert_eq!(
+                    is_public(operation),
+                    listed,
+                    "{method} {path}: public in one, not the other"
+                );
+            }
+        }
+        for (pattern, methods) in PUBLIC_PATH_METHODS {
+            // The document writes `{share_id}` where the table writes `{id}`.
+            let Some((_, item)) = paths.iter().find(|(path, _)| path_matches(pattern, path)) else {
+                // Served outside the document: the document itself.
+                assert_eq!(*pattern, "/v1/openapi.json");
+                continue;
+            };
+            for method in item.as_object().expect("path item").keys() {
+                let method = method.to_ascii_uppercase();
+                assert!(
+                    allows(methods, &method),
+                    "{method} {pattern} missing from its Allow"
+                );
+            }
+            let documented = methods.split(", ").filter(|method| *method != "HEAD");
+            for method in documented {
+                assert!(
+                    item.get(method.to_ascii_lowercase()).is_some(),
+                    "{method} {pattern} is in the table but not in the document"
+                );
+            }
+        }
+    }
+
     /// The document as `oxvault-origin openapi` prints it.
     fn printed() -> String {
-        super::super::openapi_document()
-            .to_pretty_json()
+        serde_json::to_string_pretty(&super::super::openapi_document())
             .expect("the document serialises")
             + "\n"
     }

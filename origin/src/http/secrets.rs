@@ -25,13 +25,12 @@ use oxvault_core::vault::{
     SecretResponse, SecretVersionListResponse,
 };
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Claimed, Paging};
+use super::extract::{Claimed, Paging, json_object};
 use super::vaults::vault_id;
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
@@ -199,27 +198,6 @@ fn write_conditions(
     })
 }
 
-/// A JSON body, with the same checks and errors as [`super::extract::ApiJson`]; the handler
-/// keeps the raw bytes for the idempotency fingerprint.
-fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .map(|mime| mime.trim().to_ascii_lowercase())
-        .is_some_and(|mime| {
-            mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
-        });
-    if !is_json {
-        return Err(ApiError::client(
-            ProblemKind::UnsupportedMediaType,
-            "the body must be JSON (Content-Type: application/json)",
-        ));
-    }
-    Ok(Json::<T>::from_bytes(body)?.0)
-}
-
 /// A write's answer: 201 with the new version, or the replay of a key's first answer
 /// (flagged with `Idempotent-Replayed: true`).
 fn written(written: Written) -> Response {
@@ -247,9 +225,9 @@ fn written(written: Written) -> Response {
     operation_id = "putSecret", request_body = PutSecretRequest,
     params(
         ("vault_id" = String, Path, description = "Vault id (UUID)"),
-        ("path" = String, Path, description = "Secret path, e.g. `db/credentials` (slashes are not encoded)"),
-        ("If-Match" = Option<String>, Header, description = "Write only if this is the current version"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe write: same key and request, same answer"),
+        ("path" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "Secret path, e.g. `db/credentials`: segments of letters, digits, `.`, `_` and `-` (not `.` or `..`) joined by `/`, sent as they are (never percent-encoded)"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(W/"[0-9]{1,9}"|"[0-9]{1,9}"|[0-9]{1,9})$"#, description = "Write only if this is the current version: `3`, `\"3\"` or `W/\"3\"`"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$", description = "Repeat-safe write: same key and request, same answer (1 to 255 visible ASCII characters)"),
     ),
     responses(
         (status = 201, description = "Version written (or, with a used Idempotency-Key, the first answer replayed)", body = SecretMetadataResponse),
@@ -270,7 +248,7 @@ async fn put_secret(
 ) -> Result<Response, ApiError> {
     let (vault_id, path) = target(&uri, SECRETS)?;
     let conditions = write_conditions(&method, &uri, &headers, &body)?;
-    let request: PutSecretRequest = json_body(&headers, &body)?;
+    let request: PutSecretRequest = json_object(&headers, &body)?;
     let result = secrets
         .put(&principal, vault_id, &path, request, conditions)
         .await?;
@@ -282,10 +260,11 @@ async fn put_secret(
     operation_id = "getSecret",
     params(
         ("vault_id" = String, Path, description = "Vault id (UUID)"),
-        ("path" = String, Path, description = "Secret path"),
+        ("path" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "Secret path (see `putSecret`)"),
     ),
     responses(
         (status = 200, description = "The secret with its value", body = SecretResponse),
+        (status = 400, description = "Invalid secret path", body = ProblemDetails),
         (status = 403, description = "No policy allows reading this path", body = ProblemDetails),
         (status = 404, description = "Never existed, or not visible", body = ProblemDetails),
         (status = 410, description = "Deleted, expired or used up", body = ProblemDetails),
@@ -308,10 +287,11 @@ async fn get_secret(
     operation_id = "deleteSecret",
     params(
         ("vault_id" = String, Path, description = "Vault id (UUID)"),
-        ("path" = String, Path, description = "Secret path"),
+        ("path" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "Secret path (see `putSecret`)"),
     ),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid secret path", body = ProblemDetails),
         (status = 403, description = "No policy allows deleting this path", body = ProblemDetails),
         (status = 404, description = "No such secret visible to the caller", body = ProblemDetails),
     ))]
@@ -331,7 +311,7 @@ async fn delete_secret(
     operation_id = "listSecretVersions",
     params(
         ("vault_id" = String, Path, description = "Vault id (UUID)"),
-        ("path" = String, Path, description = "Secret path"),
+        ("path" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "Secret path (see `putSecret`)"),
         PageParams,
     ),
     responses(
@@ -360,8 +340,8 @@ async fn list_versions(
     operation_id = "getSecretVersion",
     params(
         ("vault_id" = String, Path, description = "Vault id (UUID)"),
-        ("path" = String, Path, description = "Secret path"),
-        ("version" = i32, Path, description = "Version number (1 and up)"),
+        ("path" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "Secret path (see `putSecret`)"),
+        ("version" = i32, Path, minimum = 1, description = "Version number (1 and up)"),
     ),
     responses(
         (status = 200, description = "That version with its value", body = SecretResponse),
@@ -388,8 +368,8 @@ async fn get_version(
     operation_id = "disableSecretVersion",
     params(
         ("vault_id" = String, Path, description = "Vault id (UUID)"),
-        ("path" = String, Path, description = "Secret path"),
-        ("version" = i32, Path, description = "Version number (1 and up)"),
+        ("path" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "Secret path (see `putSecret`)"),
+        ("version" = i32, Path, minimum = 1, description = "Version number (1 and up)"),
     ),
     responses(
         (status = 204, description = "Disabled (or already disabled)"),
@@ -416,12 +396,13 @@ async fn disable_version(
 /// it back like any version. The secret must exist. Needs the `rotate` permission. Honours
 /// `If-Match` and `Idempotency-Key` like `putSecret`. An empty body means `{}`.
 #[utoipa::path(post, path = "/v1/vaults/{vault_id}/secret-rotate/{path}", tag = "Secrets",
-    operation_id = "rotateSecret", request_body = RotateSecretRequest,
+    operation_id = "rotateSecret",
+    request_body(content = Option<RotateSecretRequest>, description = "Optional: no body means every default"),
     params(
         ("vault_id" = String, Path, description = "Vault id (UUID)"),
-        ("path" = String, Path, description = "Secret path"),
-        ("If-Match" = Option<String>, Header, description = "Rotate only if this is the current version"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe rotation: same key and request, same answer"),
+        ("path" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "Secret path (see `putSecret`)"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(W/"[0-9]{1,9}"|"[0-9]{1,9}"|[0-9]{1,9})$"#, description = "Rotate only if this is the current version: `3`, `\"3\"` or `W/\"3\"`"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$", description = "Repeat-safe rotation: same key and request, same answer (1 to 255 visible ASCII characters)"),
     ),
     responses(
         (status = 201, description = "New version written (or, with a used Idempotency-Key, the first answer replayed)", body = SecretMetadataResponse),
@@ -447,7 +428,7 @@ async fn rotate_secret(
     let request: RotateSecretRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RotateSecretRequest::default()
     } else {
-        json_body(&headers, &body)?
+        json_object(&headers, &body)?
     };
     let result = secrets
         .rotate(&principal, vault_id, &path, request, conditions)

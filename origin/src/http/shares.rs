@@ -89,7 +89,10 @@ fn passphrase(headers: &HeaderMap, body: &[u8]) -> Result<Option<SecretString>, 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let body: SharePassphraseBody = serde_json::from_slice(body).map_err(|_| {
+    // An object only: serde would also read the struct from an array (`["x"]`).
+    let is_object = body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    let parsed = is_object.then(|| serde_json::from_slice::<SharePassphraseBody>(body));
+    let body = parsed.and_then(Result::ok).ok_or_else(|| {
         ApiError::client(
             ProblemKind::BadRequest,
             "the body must be JSON: {\"passphrase\": \"...\"}",
@@ -133,9 +136,9 @@ async fn create_share(
     security((), ("BearerAuth" = [])),
     params(
         ("share_id" = String, Path, description = "Share id"),
-        ("X-Share-Passphrase" = Option<String>, Header, description = "The share's passphrase, if it has one"),
+        ("X-Share-Passphrase" = Option<String>, Header, min_length = 1, max_length = 1024, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$", description = "The share's passphrase, if it has one (1 to 1024 bytes, no control characters, no spaces at either end)"),
     ),
-    request_body(content = SharePassphraseBody, description = "Optional, when called directly: the passphrase"),
+    request_body(content = Option<SharePassphraseBody>, description = "Optional, when called directly: the passphrase"),
     responses(
         (status = 200, description = "The secret's current value", body = SharedSecretResponse),
         (status = 404, description = "Missing, expired, used up, revoked, declined, wrong passphrase, address not allowed or not the recipient", body = ProblemDetails),

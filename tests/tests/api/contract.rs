@@ -1,0 +1,126 @@
+//! The API contract: schemathesis (pinned in tests/sdk/requirements.txt) reads the document the
+//! edge serves at `/v1/openapi.json` and fuzzes every operation through the edge with every
+//! check, once as an agent and once as the org's owner. Any finding fails the test: a 5xx, a
+//! status or content type the document does not declare, a body off its schema, a request the
+//! schema allows but the server refuses (or the reverse), a method answered without 405 and
+//! `Allow`.
+//!
+//! The settings live in `tests/contract/schemathesis.toml`. Bounded by default (a few examples
+//! per operation, a fixed seed, so CI is repeatable); `OXVAULT_CONTRACT_EXAMPLES` and
+//! `OXVAULT_CONTRACT_SEED` (a number, or `random`) make a longer or different run.
+//!
+//! `tests/contract/baseline.json` lists the findings accepted for now, each with the reason
+//! (schemathesis's baseline: a finding in it does not fail the run, any other does). It only
+//! shrinks: `OXVAULT_CONTRACT_RECORD=1` writes this run's findings into it, to be reviewed
+//! entry by entry before a commit.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use oxvault_tests::{TestStack, repo_root};
+use serde_json::json;
+
+/// Examples per operation and phase when `OXVAULT_CONTRACT_EXAMPLES` is not set.
+const DEFAULT_EXAMPLES: &str = "8";
+
+/// The seed when `OXVAULT_CONTRACT_SEED` is not set: the same cases on every CI run.
+const DEFAULT_SEED: &str = "20261203";
+
+/// The `st` command beside the python that `scripts/test.sh` made (`OXVAULT_SDK_PYTHON`).
+fn schemathesis() -> PathBuf {
+    let python = std::env::var("OXVAULT_SDK_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "OXVAULT_SDK_PYTHON is not set: it must name the python of the venv that \
+             scripts/test.sh makes from tests/sdk/requirements.txt (with schemathesis)"
+        )
+    });
+    let st = PathBuf::from(python).with_file_name("st");
+    assert!(
+        st.is_file(),
+        "{} missing: is schemathesis in tests/sdk/requirements.txt?",
+        st.display()
+    );
+    st
+}
+
+/// Runs schemathesis through the edge with `token` as the bearer of every secured operation;
+/// panics with its report unless it found nothing.
+async fn fuzz(stack: &TestStack, who: &str, token: &str, exclude: &[&str]) {
+    let st = schemathesis();
+    let examples =
+        std::env::var("OXVAULT_CONTRACT_EXAMPLES").unwrap_or_else(|_| DEFAULT_EXAMPLES.into());
+    let seed = std::env::var("OXVAULT_CONTRACT_SEED").unwrap_or_else(|_| DEFAULT_SEED.into());
+    let edge = stack.edge.url().to_owned();
+    // Its example database and reports stay out of the checkout.
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(st);
+    command
+        .current_dir(work.path())
+        .env("OXVAULT_CONTRACT_TOKEN", token)
+        .arg("--config-file")
+        .arg(repo_root().join("tests/contract/schemathesis.toml"))
+        .arg("run")
+        .arg(format!("{edge}/v1/openapi.json"))
+        .args(["--url", &edge, "--max-examples", &examples, "--no-color"])
+        .args(["--generation-database", "none"]);
+    if seed != "random" {
+        command.args(["--seed", &seed]);
+    }
+    command
+        .arg("--baseline")
+        .arg(repo_root().join("tests/contract/baseline.json"));
+    if std::env::var("OXVAULT_CONTRACT_RECORD").as_deref() == Ok("1") {
+        command.arg("--baseline-update");
+    }
+    for operation_id in exclude {
+        command.args(["--exclude-operation-id", operation_id]);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run st"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems as the {who}:\n{stdout}\n{}\norigin log (tail):\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        tail(&stack.origin.log_text(), 60)
+    );
+    println!("schemathesis as the {who}:\n{stdout}");
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_difference_between_the_document_and_the_server() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup("contract-owner@example.com").await;
+    // Something to find: a vault with a secret, an agent allowed to read and write it.
+    let vault = stack.create_vault(&owner.access_token, "contract").await;
+    let (status, body) = stack
+        .put_secret(
+            &owner.access_token,
+            &vault,
+            "db/password",
+            json!({"value": "contract-value", "type": "password"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let (agent_id, agent_token) = stack.create_agent(&owner.access_token, "contract").await;
+    stack
+        .grant_agent(
+            &owner.access_token,
+            &vault,
+            &agent_id,
+            "**",
+            &["read", "write"],
+        )
+        .await;
+
+    // The agent first: the owner's run may rotate the agent's key or delete the vault.
+    fuzz(&stack, "agent", &agent_token, &[]).await;
+    // Signing out would end the session the rest of the run uses; the e2e suite covers it.
+    fuzz(&stack, "owner", &owner.access_token, &["logout"]).await;
+}
