@@ -48,6 +48,11 @@ const LOOKUP_PREFIX_LEN: usize = PREFIX_LEN + 12;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// The body of the largest secret (24 bytes of `0xFF`), the largest body a key can have: 33
+/// base62 digits reach past 2^192. The digits are in ASCII order, so comparing bodies as text
+/// compares them as numbers.
+const MAX_BODY: &[u8; BODY_LEN] = b"2lFA6LboL2xx0ldQH2K1TdSrwuqMMiME3";
+
 /// Why a text is not an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyFormatError {
@@ -59,6 +64,10 @@ pub enum KeyFormatError {
     BadCharacter,
     #[error("the API key's checksum does not match; it was mistyped or made up")]
     BadChecksum,
+    /// The body is above 2^192 - 1: no key was ever formatted so, but anyone can compute the
+    /// checksum that goes with it.
+    #[error("the API key holds more than a key's 192 bits; it was made up")]
+    OutOfRange,
 }
 
 /// A key whose format and checksum are right. It holds only the public part: the caller
@@ -84,7 +93,8 @@ pub fn format_key(kind: KeyKind, secret: &[u8; KEY_SECRET_BYTES]) -> String {
     key
 }
 
-/// Checks a key's length, prefix, characters and checksum, in that order.
+/// Checks a key's length, prefix, characters, checksum and range, in that order: what parses
+/// is exactly what [`format_key`] makes, one text per secret.
 ///
 /// Works on bytes, so text of the right byte length with multi-byte characters is refused
 /// without slicing inside a character; allocates only the 16-byte lookup prefix.
@@ -109,6 +119,10 @@ pub fn parse_key(text: &str) -> Result<ParsedKey, KeyFormatError> {
     let given = decode_checksum(checksum).ok_or(KeyFormatError::BadCharacter)?;
     if given != u64::from(crc32(&[prefix, body])) {
         return Err(KeyFormatError::BadChecksum);
+    }
+    // After the checksum, so that a mistyped real key is still told so.
+    if body > MAX_BODY.as_slice() {
+        return Err(KeyFormatError::OutOfRange);
     }
     // All ASCII by now, so byte 16 is a char boundary; `get` keeps this panic-free anyway.
     let lookup_prefix = text
@@ -268,6 +282,36 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_body_is_that_of_the_largest_secret() {
+        assert_eq!(&encode_secret(&[0xFF; KEY_SECRET_BYTES]), MAX_BODY);
+    }
+
+    #[test]
+    fn a_made_up_key_over_192_bits_is_refused_even_with_its_checksum_right() {
+        // Found by the property suite: the checksum is public, so a body no secret formats to
+        // could be given a matching one and parsed as a key.
+        let with_checksum = |body: &[u8]| {
+            let checksum = encode_checksum(crc32(&[b"ocv_", body]));
+            format!(
+                "ocv_{}{}",
+                std::str::from_utf8(body).unwrap(),
+                std::str::from_utf8(&checksum).unwrap()
+            )
+        };
+        assert!(parse_key(&with_checksum(MAX_BODY)).is_ok());
+        let mut just_over = *MAX_BODY;
+        just_over[BODY_LEN - 1] += 1;
+        assert_eq!(
+            parse_key(&with_checksum(&just_over)),
+            Err(KeyFormatError::OutOfRange)
+        );
+        assert_eq!(
+            parse_key(&with_checksum(&[b'z'; BODY_LEN])),
+            Err(KeyFormatError::OutOfRange)
+        );
+    }
+
+    #[test]
     fn every_single_character_substitution_is_detected() {
         let replacements: Vec<char> = BASE62
             .iter()
@@ -379,5 +423,105 @@ mod tests {
         let text = format!("{:?}", parse_key(&key).unwrap());
         assert!(text.contains(&key[..16]));
         assert!(!text.contains(&key[16..]));
+    }
+}
+
+/// Property tests: the text form of a key and its secret are one-to-one.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::*;
+
+    /// The body's number, when it fits the 192 bits of a secret; `None` above that. Unlike
+    /// the unit tests' `decode_body`, never panics, so it can take any body.
+    fn body_secret(body: &[u8]) -> Option<[u8; KEY_SECRET_BYTES]> {
+        let mut number = [0u8; KEY_SECRET_BYTES + 1];
+        for &digit in body {
+            let mut carry = u32::try_from(base62_value(digit)?).ok()?;
+            for byte in number.iter_mut().rev() {
+                let accumulator = u32::from(*byte) * 62 + carry;
+                *byte = (accumulator & 0xFF) as u8;
+                carry = accumulator >> 8;
+            }
+        }
+        let (overflow, secret) = number.split_first()?;
+        (*overflow == 0).then(|| secret.try_into().ok()).flatten()
+    }
+
+    /// A key with any 33 base62 digits as its body and the checksum that goes with them.
+    fn checksummed(kind: KeyKind, body: &str) -> String {
+        let prefix = kind.prefix();
+        let checksum = encode_checksum(crc32(&[prefix.as_bytes(), body.as_bytes()]));
+        format!("{prefix}{body}{}", String::from_utf8_lossy(&checksum))
+    }
+
+    fn kind() -> impl Strategy<Value = KeyKind> {
+        select(KeyKind::ALL.to_vec())
+    }
+
+    /// What parses is exactly what `format_key` makes: the property every test below checks.
+    fn assert_issued(text: &str, parsed: &ParsedKey) -> Result<(), TestCaseError> {
+        prop_assert_eq!(text.len(), KEY_LEN);
+        prop_assert!(text.starts_with(parsed.kind.prefix()));
+        prop_assert_eq!(parsed.lookup_prefix.as_str(), &text[..LOOKUP_PREFIX_LEN]);
+        let body = &text.as_bytes()[PREFIX_LEN..PREFIX_LEN + BODY_LEN];
+        let secret = body_secret(body);
+        prop_assert!(
+            secret.is_some(),
+            "{} parsed with a body over 192 bits",
+            text
+        );
+        if let Some(secret) = secret {
+            prop_assert_eq!(format_key(parsed.kind, &secret), text);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_formatted_key_parses_back_to_its_kind_prefix_and_secret(
+            kind in kind(),
+            secret in any::<[u8; KEY_SECRET_BYTES]>(),
+        ) {
+            let key = format_key(kind, &secret);
+            prop_assert!(key[PREFIX_LEN..].bytes().all(|b| b.is_ascii_alphanumeric()));
+            let parsed = parse_key(&key);
+            prop_assert_eq!(parsed.as_ref().map(|parsed| parsed.kind), Ok(kind));
+            if let Ok(parsed) = parsed {
+                assert_issued(&key, &parsed)?;
+            }
+            let body = &key.as_bytes()[PREFIX_LEN..PREFIX_LEN + BODY_LEN];
+            prop_assert_eq!(body_secret(body), Some(secret));
+        }
+
+        // Made-up keys with a correct checksum: the CRC is public, so only the body's range
+        // tells them from issued ones.
+        #[test]
+        fn a_key_with_a_right_checksum_parses_only_if_a_secret_formats_to_it(
+            kind in kind(),
+            body in "[0-9A-Za-z]{33}",
+        ) {
+            let key = checksummed(kind, &body);
+            match parse_key(&key) {
+                Ok(parsed) => assert_issued(&key, &parsed)?,
+                Err(_) => prop_assert!(body_secret(body.as_bytes()).is_none(), "{} refused", key),
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_and_only_issued_keys_parse(
+            text in prop_oneof![
+                crate::any_text(),
+                "(1ck_|ocv_)[0-9A-Za-z_\\-é]{30,40}",
+            ],
+        ) {
+            if let Ok(parsed) = parse_key(&text) {
+                assert_issued(&text, &parsed)?;
+            }
+        }
     }
 }

@@ -135,3 +135,66 @@ mod tests {
         assert!(serde_json::from_str::<SecretId>("\"nope\"").is_err());
     }
 }
+
+/// Property tests: every id has one text form, and any text accepted names the id that form
+/// spells.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The forms `uuid` reads besides the hyphenated one, with hex in either case.
+    fn spellings(id: Uuid) -> Vec<String> {
+        let hyphenated = id.hyphenated().to_string();
+        vec![
+            hyphenated.to_uppercase(),
+            id.simple().to_string(),
+            id.braced().to_string(),
+            id.urn().to_string(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn an_id_parses_back_from_its_text_and_its_json(n in any::<u128>()) {
+            let id = VaultId::from_uuid(Uuid::from_u128(n));
+            let text = id.to_string();
+            prop_assert_eq!(text.len(), 36);
+            prop_assert!(text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-')));
+            prop_assert_eq!(VaultId::parse(&text), Ok(id));
+            prop_assert_eq!(text.parse::<VaultId>(), Ok(id));
+            let json = serde_json::to_string(&id).unwrap_or_default();
+            prop_assert_eq!(serde_json::from_str::<VaultId>(&json).ok(), Some(id));
+            // Other spellings name the same id, and print as the one form.
+            for spelling in spellings(*id.as_uuid()) {
+                prop_assert_eq!(OrgId::parse(&spelling).map(|id| id.to_string()), Ok(text.clone()));
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_and_what_parses_prints_as_one_form(
+            text in prop_oneof![
+                crate::any_text(),
+                "[{(urn:uid]{0,4}[0-9a-fA-F-]{30,40}[})]?",
+            ],
+        ) {
+            match PolicyId::parse(&text) {
+                Ok(id) => {
+                    let canonical = id.to_string();
+                    prop_assert_eq!(PolicyId::parse(&canonical), Ok(id));
+                    // The same hex digits, whatever the case, hyphens, braces or URN.
+                    let digits = |text: &str| {
+                        text.to_lowercase()
+                            .trim_start_matches("urn:uuid:")
+                            .replace(['-', '{', '}'], "")
+                    };
+                    prop_assert_eq!(digits(&canonical), digits(&text));
+                }
+                Err(err) => prop_assert_eq!(err.kind, "policy_id"),
+            }
+        }
+    }
+}

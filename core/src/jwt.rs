@@ -366,7 +366,7 @@ mod tests {
     use serde_json::json;
     use uuid::Uuid;
 
-    const NOW: i64 = 1_750_000_000;
+    pub(super) const NOW: i64 = 1_750_000_000;
     const ID: &str = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f";
 
     fn signing_key() -> SigningKey {
@@ -377,13 +377,13 @@ mod tests {
         key.verifying_key().to_bytes()
     }
 
-    fn keys() -> VerifyingKeys {
+    pub(super) fn keys() -> VerifyingKeys {
         let mut keys = VerifyingKeys::default();
         keys.insert(&public_key(&signing_key()));
         keys
     }
 
-    fn claims() -> Claims {
+    pub(super) fn claims() -> Claims {
         Claims {
             iss: TOKEN_ISSUER.into(),
             aud: TOKEN_AUDIENCE.into(),
@@ -401,19 +401,19 @@ mod tests {
     }
 
     /// Signs like the origin does: the HSM signs `signing_input`, then `assemble`.
-    fn issue(claims: &Claims) -> String {
+    pub(super) fn issue(claims: &Claims) -> String {
         let key = signing_key();
         let input = signing_input(&key_id(&public_key(&key)), claims).unwrap();
         assemble(&input, &key.sign(input.as_bytes()).to_bytes())
     }
 
-    fn b64(bytes: &[u8]) -> String {
+    pub(super) fn b64(bytes: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
     /// A token with any header, signed with the real key: a valid signature, so only the
     /// header decides the outcome.
-    fn signed_with_header(header: serde_json::Value, claims: &Claims) -> String {
+    pub(super) fn signed_with_header(header: serde_json::Value, claims: &Claims) -> String {
         let input = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
@@ -422,7 +422,7 @@ mod tests {
         assemble(&input, &signing_key().sign(input.as_bytes()).to_bytes())
     }
 
-    fn kid() -> String {
+    pub(super) fn kid() -> String {
         key_id(&public_key(&signing_key()))
     }
 
@@ -807,5 +807,175 @@ mod tests {
     fn the_debug_form_names_kids_only() {
         let text = format!("{:?}", keys());
         assert!(text.contains(&kid()), "{text}");
+    }
+}
+
+/// Property tests: no text but a token exactly as issued verifies, and no text panics the
+/// verifier or `peek_kid`.
+#[cfg(test)]
+mod properties {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use serde_json::{Value, json};
+
+    use super::tests::{NOW, b64, claims, issue, keys, kid, signed_with_header};
+    use super::*;
+
+    /// One way to damage a token.
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Replace(Index, char),
+        Delete(Index),
+        Insert(Index, char),
+        Truncate(Index),
+        /// The three parts in another order, some possibly repeated: `[2, 1, 0]`, `[0, 0, 2]`.
+        Reorder([usize; 3]),
+        /// A part dropped, or one more added.
+        Parts(Vec<usize>),
+        /// Another 64 bytes as the signature.
+        Signature([u8; 32], [u8; 32]),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let part = || 0usize..3;
+        prop_oneof![
+            4 => (any::<Index>(), prop_oneof![
+                3 => proptest::char::range('+', 'z'),
+                1 => any::<char>(),
+            ]).prop_map(|(at, c)| Mutation::Replace(at, c)),
+            1 => any::<Index>().prop_map(Mutation::Delete),
+            1 => (any::<Index>(), any::<char>()).prop_map(|(at, c)| Mutation::Insert(at, c)),
+            1 => any::<Index>().prop_map(Mutation::Truncate),
+            1 => [part(), part(), part()].prop_map(Mutation::Reorder),
+            1 => proptest::collection::vec(part(), 0..5).prop_map(Mutation::Parts),
+            1 => any::<([u8; 32], [u8; 32])>().prop_map(|(a, b)| Mutation::Signature(a, b)),
+        ]
+    }
+
+    fn apply(token: &str, mutation: &Mutation) -> String {
+        let chars: Vec<char> = token.chars().collect();
+        let parts: Vec<&str> = token.split('.').collect();
+        let pick = |order: &[usize]| {
+            order
+                .iter()
+                .map(|&i| parts.get(i).copied().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        match mutation {
+            Mutation::Replace(at, c) => {
+                let mut chars = chars.clone();
+                let at = at.index(chars.len());
+                chars[at] = *c;
+                chars.into_iter().collect()
+            }
+            Mutation::Delete(at) => {
+                let mut chars = chars.clone();
+                let at = at.index(chars.len());
+                chars.remove(at);
+                chars.into_iter().collect()
+            }
+            Mutation::Insert(at, c) => {
+                let mut chars = chars.clone();
+                let at = at.index(chars.len() + 1);
+                chars.insert(at, *c);
+                chars.into_iter().collect()
+            }
+            Mutation::Truncate(at) => chars[..at.index(chars.len())].iter().collect(),
+            Mutation::Reorder(order) => pick(order),
+            Mutation::Parts(order) => pick(order),
+            Mutation::Signature(a, b) => {
+                let signature: Vec<u8> = a.iter().chain(b).copied().collect();
+                format!("{}.{}", pick(&[0, 1]), b64(&signature))
+            }
+        }
+    }
+
+    /// One token, issued once: signing and verifying are slow unoptimised, and what varies
+    /// between cases is the damage, not the token.
+    fn issued() -> &'static str {
+        static TOKEN: OnceLock<String> = OnceLock::new();
+        TOKEN.get_or_init(|| issue(&claims()))
+    }
+
+    #[test]
+    fn the_token_the_mutations_start_from_verifies() {
+        assert_eq!(verify(issued(), &keys(), NOW), Ok(claims()));
+    }
+
+    proptest! {
+        // A mutation that keeps the token readable costs an Ed25519 check, slow unoptimised.
+        #![proptest_config(crate::proptest_config(64))]
+
+        #[test]
+        fn arbitrary_text_never_panics_and_never_verifies(text in crate::any_text()) {
+            prop_assert!(verify(&text, &keys(), NOW).is_err());
+            let _ = peek_kid(&text);
+        }
+
+        // Any change to an issued token's text makes it fail: header and payload are what
+        // the signature covers, and the signature has one spelling (strict verification,
+        // base64 without stray bits).
+        #[test]
+        fn a_mutated_token_never_verifies(mutation in mutation()) {
+            let token = issued();
+            let mutated = apply(token, &mutation);
+            let _ = peek_kid(&mutated);
+            if mutated != token {
+                let outcome = verify(&mutated, &keys(), NOW);
+                prop_assert!(outcome.is_err(), "{:?} verified: {}", mutation, mutated);
+            }
+        }
+    }
+
+    proptest! {
+        // Each case signs a token as well: fewer, over a small space of headers.
+        #![proptest_config(crate::proptest_config(24))]
+
+        // Whatever the header says, a validly signed token verifies only with `alg` exactly
+        // EdDSA, our `kid`, and no `crit`; `peek_kid` reads the kid from any header that has
+        // a string one (and an `alg` that is a string, if any).
+        #[test]
+        fn only_an_eddsa_header_naming_our_key_verifies(
+            alg in proptest::option::of(prop_oneof![
+                Just(Value::from(JWT_ALG)),
+                "[a-zA-Z0-9 ]{0,6}".prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+            ]),
+            kid_value in proptest::option::of(prop_oneof![
+                Just(Value::from(kid())),
+                any::<String>().prop_map(Value::from),
+                Just(Value::Null),
+            ]),
+            crit in proptest::option::of(prop_oneof![Just(json!(["b64"])), Just(json!([]))]),
+            extra in proptest::option::of(("x-[a-z]{1,4}", any::<String>())),
+        ) {
+            let mut header = serde_json::Map::new();
+            if let Some(alg) = &alg {
+                header.insert("alg".into(), alg.clone());
+            }
+            if let Some(kid) = &kid_value {
+                header.insert("kid".into(), kid.clone());
+            }
+            if let Some(crit) = &crit {
+                header.insert("crit".into(), crit.clone());
+            }
+            if let Some((name, value)) = extra {
+                header.entry(name).or_insert(Value::from(value));
+            }
+            let token = signed_with_header(Value::Object(header), &claims());
+            let ours = alg.as_ref().and_then(Value::as_str) == Some(JWT_ALG)
+                && kid_value.as_ref().and_then(Value::as_str) == Some(kid().as_str())
+                && crit.is_none();
+            prop_assert_eq!(verify(&token, &keys(), NOW).is_ok(), ours);
+            let alg_readable = alg.as_ref().is_none_or(|alg| alg.is_string());
+            if let (Some(Value::String(kid)), true) = (&kid_value, alg_readable) {
+                prop_assert_eq!(peek_kid(&token), Ok(kid.clone()));
+            } else {
+                prop_assert_eq!(peek_kid(&token), Err(JwtError::Malformed));
+            }
+        }
     }
 }

@@ -29,3 +29,30 @@ pub mod verified;
 
 /// The version both tiers report in their health bodies.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The settings of the core's newer property suites: `cases` cases each by default, so that
+/// `cargo test` stays quick, or as many as the `PROPTEST_CASES` environment variable asks for
+/// on a longer run (`PROPTEST_CASES=20000 cargo test -p oxvault-core`).
+#[cfg(test)]
+pub(crate) fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    // `ProptestConfig::default()` reads PROPTEST_CASES itself; `with_cases` would override it.
+    let config = proptest::test_runner::Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_some() {
+        config
+    } else {
+        proptest::test_runner::Config { cases, ..config }
+    }
+}
+
+/// Arbitrary text for the parsers' property suites: any Unicode, control characters, and
+/// lengths far past every parser's bound, since all of them read text from the internet.
+#[cfg(test)]
+pub(crate) fn any_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<String>(),
+        proptest::collection::vec(any::<char>(), 0..64).prop_map(String::from_iter),
+        "[\\x00-\\x20\\x7f/.%*@:a-zA-Z0-9_-]{0,48}",
+        proptest::collection::vec(any::<char>(), 0..4096).prop_map(String::from_iter),
+    ]
+}

@@ -1919,3 +1919,224 @@ mod properties {
         PathPattern::parse(text).unwrap()
     }
 }
+
+/// Property tests of what a policy is read from: patterns, CIDR blocks, times, zones and
+/// whole create requests, over any text a tenant can send.
+#[cfg(test)]
+mod parsing {
+    use std::net::IpAddr;
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn is_path_segment(segment: &str) -> bool {
+        SecretPath::parse(segment).is_ok_and(|path| path.segments().count() == 1)
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        // Whatever parses is `*`, `**` and path segments, kept as given; without wildcards it
+        // is the one path it matches. Matching any path never panics.
+        #[test]
+        fn an_accepted_pattern_is_well_formed_and_round_trips(
+            text in prop_oneof![
+                crate::any_text(),
+                "([a-zA-Z.*%]{1,3}/){0,5}[a-zA-Z.*]{1,3}",
+            ],
+            other in "([a-zA-Z.]{1,2}/){0,4}[a-zA-Z]{1,2}",
+        ) {
+            let Ok(glob) = PathPattern::parse(&text) else {
+                return Ok(());
+            };
+            prop_assert_eq!(glob.as_str(), text.as_str());
+            prop_assert!(!text.is_empty() && text.len() <= secret_path::MAX_SECRET_PATH_LEN);
+            let mut wildcards = false;
+            for segment in text.split('/') {
+                let star = segment == "*" || segment == "**";
+                wildcards |= star;
+                prop_assert!(star || is_path_segment(segment), "{:?} in {:?}", segment, text);
+            }
+            prop_assert_eq!(glob.has_wildcards(), wildcards);
+            prop_assert_eq!(PathPattern::parse(glob.as_str()), Ok(glob.clone()));
+            let json = serde_json::to_string(&glob).unwrap();
+            prop_assert_eq!(serde_json::from_str::<PathPattern>(&json).unwrap(), glob.clone());
+            if let Ok(other) = SecretPath::parse(&other) {
+                let matched = glob.matches(&other);
+                if !wildcards {
+                    prop_assert_eq!(matched, other.as_str() == text);
+                }
+            }
+            if !wildcards {
+                prop_assert!(glob.matches(&SecretPath::parse(&text).unwrap()));
+            }
+        }
+
+        // Any text: no panic; what parses prints as a block that parses back to itself and
+        // holds its own network address.
+        #[test]
+        fn an_accepted_cidr_round_trips_and_holds_its_network(
+            text in prop_oneof![
+                crate::any_text(),
+                "[0-9a-f:.]{1,20}(/[0-9+]{0,4})?",
+                "::ffff:[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}/[0-9]{1,3}",
+            ],
+        ) {
+            if let Ok(block) = Cidr::parse(&text) {
+                let width = if block.network().is_ipv4() { 32 } else { 128 };
+                prop_assert!(block.prefix_len() <= width);
+                prop_assert!(block.contains(block.network()));
+                prop_assert_eq!(Cidr::parse(&block.to_string()), Ok(block));
+                let json = serde_json::to_string(&block).unwrap();
+                prop_assert_eq!(serde_json::from_str::<Cidr>(&json).unwrap(), block);
+            }
+        }
+
+        // An address with any length: accepted exactly when the length fits and no host bit
+        // is set, and then the block holds the address.
+        #[test]
+        fn an_address_with_a_length_is_a_block_exactly_when_its_host_bits_are_clear(
+            ip in any::<IpAddr>(),
+            length in 0u8..=140,
+            clear in any::<bool>(),
+        ) {
+            let width: u8 = if ip.is_ipv4() { 32 } else { 128 };
+            // Half the time, clear the host bits, so that acceptance is tested too.
+            let ip = match (clear, ip) {
+                (true, IpAddr::V4(v4)) if length <= width => IpAddr::V4(Ipv4Addr::from_bits(
+                    v4.to_bits() & u32::MAX.checked_shl(u32::from(width - length)).unwrap_or(0),
+                )),
+                (true, IpAddr::V6(v6)) if length <= width => IpAddr::V6(Ipv6Addr::from_bits(
+                    v6.to_bits() & u128::MAX.checked_shl(u32::from(width - length)).unwrap_or(0),
+                )),
+                _ => ip,
+            };
+            let parsed = Cidr::parse(&format!("{ip}/{length}"));
+            if length > width {
+                prop_assert_eq!(parsed, Err(InvalidCidr::Shape));
+            } else {
+                let host_bits_clear = match ip {
+                    IpAddr::V4(v4) => v4.to_bits().checked_shl(u32::from(length)).unwrap_or(0) == 0,
+                    IpAddr::V6(v6) => v6.to_bits().checked_shl(u32::from(length)).unwrap_or(0) == 0,
+                };
+                prop_assert_eq!(parsed.is_ok(), host_bits_clear, "{}/{}", ip, length);
+                if let Ok(block) = parsed {
+                    prop_assert!(block.contains(ip));
+                }
+            }
+            // A bare address is the block of that one address.
+            let single = Cidr::parse(&ip.to_string());
+            prop_assert!(single.is_ok_and(|block| block.contains(ip)));
+        }
+
+        // Times and zones: what parses prints back as given, within a day.
+        #[test]
+        fn an_accepted_time_or_zone_prints_back_as_given(
+            text in prop_oneof![
+                crate::any_text(),
+                "[+-]?[0-9+]{1,3}:[0-9+-]{1,3}",
+                Just("UTC".to_owned()),
+                Just("Etc/UTC".to_owned()),
+            ],
+        ) {
+            if let Ok(time) = ClockTime::parse(&text) {
+                prop_assert!(time.minutes() < 1440);
+                prop_assert_eq!(time.to_string(), text.clone());
+            }
+            if let Ok(zone) = Timezone::parse(&text) {
+                prop_assert_eq!(zone.as_str(), text.as_str());
+                prop_assert!((-1439..=1439).contains(&zone.offset_minutes()));
+                if let Some(clock) = text.strip_prefix(['+', '-']) {
+                    let minutes = ClockTime::parse(clock).map(ClockTime::minutes);
+                    let minutes = i16::try_from(minutes.unwrap_or(u16::MAX)).unwrap_or(i16::MAX);
+                    let sign = if text.starts_with('-') { -1 } else { 1 };
+                    prop_assert_eq!(zone.offset_minutes(), sign * minutes);
+                }
+            }
+        }
+
+        // Any window at any instant: no overflow at the ends of time, and a window and the
+        // rest of the day split every minute between them.
+        #[test]
+        fn a_window_and_its_complement_split_every_instant(
+            after in 0u16..1440,
+            before in 0u16..1440,
+            offset in -1439i16..=1439,
+            now in prop_oneof![any::<i64>(), -1_000_000i64..1_000_000],
+        ) {
+            let clock = |minutes: u16| format!("{:02}:{:02}", minutes / 60, minutes % 60);
+            let sign = if offset < 0 { '-' } else { '+' };
+            let zone = format!("{sign}{}", clock(offset.unsigned_abs()));
+            let window = TimeWindow::parse(&clock(after), &clock(before), &zone);
+            prop_assert_eq!(window.is_err(), after == before);
+            let rest = TimeWindow::parse(&clock(before), &clock(after), &zone);
+            if let (Ok(window), Ok(rest)) = (window, rest) {
+                prop_assert_ne!(window.contains(now), rest.contains(now));
+                // A week later, the same answer (away from the ends of time, which saturate).
+                let shift = i64::from(offset) * 60;
+                let week_later = now
+                    .checked_add(7 * 86_400)
+                    .filter(|later| later.checked_add(shift).is_some())
+                    .filter(|_| now.checked_add(shift).is_some());
+                if let Some(later) = week_later {
+                    prop_assert_eq!(window.contains(later), window.contains(now));
+                }
+            }
+        }
+
+        // A create request of random fields: reading it never panics, and what is read
+        // serialises back to what reads the same.
+        #[test]
+        fn a_read_policy_request_keeps_its_fields_checked(
+            pattern in prop_oneof!["[a-z*/.]{0,8}", crate::any_text()],
+            permissions in vec(prop_oneof![
+                Just("read".to_owned()), Just("share".to_owned()), "[a-zA-Z]{0,6}",
+            ], 0..3),
+            allowlist in proptest::option::of(vec(prop_oneof![
+                "10\\.[0-9]{1,3}\\.0\\.0/[0-9]{1,2}", "[0-9a-f:./]{0,12}",
+            ], 0..3)),
+            window in proptest::option::of((
+                "[0-2][0-9]:[0-5][0-9]", "[0-2][0-9]:[0-6][0-9]",
+                prop_oneof![Just("UTC".to_owned()), "[+-][01][0-9]:[0-5][0-9]", "[A-Za-z/]{0,12}"],
+            )),
+            extra_condition in proptest::option::of("[a-z_]{1,8}"),
+            priority in prop_oneof![Just(Value::Null), any::<i64>().prop_map(Value::from)],
+        ) {
+            let mut conditions = serde_json::Map::new();
+            if let Some(allowlist) = allowlist {
+                conditions.insert("ip_allowlist".into(), json!(allowlist));
+            }
+            if let Some((after, before, timezone)) = window {
+                conditions.insert(
+                    "time_window".into(),
+                    json!({"after": after, "before": before, "timezone": timezone}),
+                );
+            }
+            if let Some(name) = extra_condition {
+                conditions.insert(name, json!(true));
+            }
+            let body = json!({
+                "principal_type": "agent",
+                "principal_id": Uuid::nil(),
+                "secret_path_pattern": pattern,
+                "permissions": permissions,
+                "priority": priority,
+                "conditions": conditions,
+            });
+            let Ok(request) = serde_json::from_value::<CreatePolicyRequest>(body) else {
+                return Ok(());
+            };
+            let glob = &request.secret_path_pattern;
+            prop_assert_eq!(PathPattern::parse(glob.as_str()), Ok(glob.clone()));
+            let written = serde_json::to_value(&request.conditions).unwrap();
+            let read_back: Conditions = serde_json::from_value(written).unwrap();
+            prop_assert_eq!(read_back, request.conditions.clone());
+            if let Some(window) = &request.conditions.time_window {
+                prop_assert_ne!(window.after(), window.before());
+            }
+        }
+    }
+}

@@ -150,3 +150,65 @@ mod tests {
         assert_eq!(block("192.0.2.1").to_string(), "192.0.2.1");
     }
 }
+
+/// Property tests of the `N/S` syntax: operators write it, and the edge's GCRA relies on its
+/// bounds.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        // Whatever parses is within bounds, and its canonical `N/S` parses to the same limit.
+        #[test]
+        fn an_accepted_limit_is_within_bounds_and_round_trips(
+            text in prop_oneof![
+                crate::any_text(),
+                "[ \\t]{0,2}[+-]?[0-9]{0,12}[ \\t]{0,2}/[ \\t]{0,2}[+-]?[0-9]{0,12}[ \\t]{0,2}",
+            ],
+        ) {
+            if let Ok(limit) = Limit::parse(&text) {
+                prop_assert!((1..=MAX_COUNT).contains(&limit.count()));
+                prop_assert!((1..=MAX_PERIOD_SECS).contains(&limit.period_secs()));
+                prop_assert!(!text.contains(['+', '-', '.']));
+                let canonical = format!("{}/{}", limit.count(), limit.period_secs());
+                prop_assert_eq!(Limit::parse(&canonical), Ok(limit));
+            }
+        }
+
+        // Any two numbers, written plainly, padded or zero-filled: accepted exactly when in
+        // bounds, and then as those numbers.
+        #[test]
+        fn two_numbers_parse_exactly_when_in_bounds(
+            count in prop_oneof![1..=MAX_COUNT, any::<u32>()],
+            period in prop_oneof![1..=MAX_PERIOD_SECS, any::<u32>()],
+            zeros in 0usize..4,
+            pad in "[ \\t]{0,2}",
+        ) {
+            let fill = "0".repeat(zeros);
+            let text = format!("{pad}{fill}{count}{pad}/{pad}{fill}{period}{pad}");
+            prop_assert_eq!(Limit::parse(&text), Limit::new(count, period));
+            if let Ok(limit) = Limit::new(count, period) {
+                prop_assert_eq!((limit.count(), limit.period_secs()), (count, period));
+            }
+        }
+
+        // The counting block of a client is the block of its own block, and holds the client.
+        #[test]
+        fn a_client_block_is_stable_and_holds_its_client(ip in any::<IpAddr>()) {
+            let block = client_block(ip);
+            prop_assert_eq!(client_block(block), block);
+            match (ip.to_canonical(), block) {
+                (IpAddr::V4(v4), IpAddr::V4(held)) => prop_assert_eq!(v4, held),
+                (IpAddr::V6(v6), IpAddr::V6(held)) => {
+                    prop_assert_eq!(v6.to_bits() >> 64, held.to_bits() >> 64);
+                    prop_assert_eq!(held.to_bits() & u128::from(u64::MAX), 0);
+                }
+                (canonical, held) => prop_assert!(false, "{} became {}", canonical, held),
+            }
+        }
+    }
+}

@@ -529,6 +529,52 @@ mod properties {
             }
         }
 
+        // Any text at all, huge or full of control characters: no panic, and the three
+        // grammars agree with each other, with `TryFrom`, and with the wire.
+        #[test]
+        fn paths_prefixes_and_patterns_agree_on_any_text(
+            text in prop_oneof![
+                crate::any_text(),
+                "[a-zA-Z0-9._/*-]{505,520}",
+                "[a-z]{510,513}/",
+                "([a-z.*]{1,3}/){0,4}[a-z.*%]{0,3}/?",
+            ]
+        ) {
+            let path = SecretPath::parse(&text);
+            let prefix = parse_prefix(&text);
+            let pattern = check(&text, Grammar::Pattern);
+            prop_assert_eq!(SecretPath::try_from(text.clone()), path.clone());
+            prop_assert_eq!(text.parse::<SecretPath>(), path.clone());
+            prop_assert_eq!(SecretPathPrefix::try_from(text.clone()), prefix.clone());
+            let json = serde_json::to_string(&text).unwrap();
+            prop_assert_eq!(serde_json::from_str::<SecretPath>(&json).ok(), path.clone().ok());
+            if text.len() > MAX_SECRET_PATH_LEN {
+                prop_assert_eq!(path.clone(), Err(InvalidSecretPath::TooLong));
+                prop_assert_eq!(prefix.clone(), Err(InvalidSecretPath::TooLong));
+                prop_assert_eq!(pattern, Err(Flaw::TooLong));
+            }
+            // Without a wildcard, a pattern is a path; without a trailing `/`, a non-empty
+            // prefix is one too, and with it, what precedes it is (512 characters in all: a
+            // path of 512 has nothing inside it to list).
+            if !text.contains('*') {
+                prop_assert_eq!(pattern.is_ok(), path.is_ok());
+            }
+            if let Some(folder) = text.strip_suffix('/') {
+                let fits = text.len() <= MAX_SECRET_PATH_LEN;
+                prop_assert_eq!(prefix.is_ok(), fits && SecretPath::parse(folder).is_ok());
+            } else if !text.is_empty() {
+                prop_assert_eq!(prefix.is_ok(), path.is_ok());
+            }
+            if let Ok(path) = &path {
+                assert_well_formed(path)?;
+                prop_assert!(prefix.as_ref().is_ok_and(|prefix| prefix.matches(path)));
+                // A folder prefix selects what is inside the path, not the path itself.
+                if let Ok(folder) = parse_prefix(&format!("{text}/")) {
+                    prop_assert!(!folder.matches(path));
+                }
+            }
+        }
+
         // Prefixes: the same charset, no dot or empty segments, at most one trailing `/`.
         #[test]
         fn any_accepted_prefix_is_well_formed(text in "[a-zA-Z0-9._%/*-]{0,16}") {

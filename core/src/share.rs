@@ -796,3 +796,185 @@ mod tests {
         assert!(!RecipientType::User.is_link() && !RecipientType::Creator.is_link());
     }
 }
+
+/// Property tests: share ids round-trip, no log line carries one, and a checked share keeps
+/// every rule.
+#[cfg(test)]
+mod properties {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
+    /// Segments after an id: the routes' own words, empty ones, and junk.
+    fn tail_segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            select(SHARE_PATH_WORDS.to_vec()).prop_map(str::to_owned),
+            Just(String::new()),
+            "[a-zA-Z0-9%._{}-]{1,12}",
+        ]
+    }
+
+    /// The segments a redacted path may show after its prefix.
+    fn is_loggable_segment(segment: &str) -> bool {
+        segment.is_empty()
+            || segment == "{share_id}"
+            || segment == "{redacted}"
+            || SHARE_PATH_WORDS.contains(&segment)
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        #[test]
+        fn a_share_id_parses_back_from_its_text(bytes in any::<[u8; 16]>()) {
+            let id = ShareId::from_random_bytes(bytes);
+            prop_assert_eq!(ShareId::parse(&id.to_string()), Some(id));
+            prop_assert_eq!(id.as_uuid().as_bytes(), &bytes);
+            let json = serde_json::to_string(&id).unwrap_or_default();
+            prop_assert_eq!(serde_json::from_str::<ShareId>(&json).ok(), Some(id));
+            let link = share_url("https://x.example/", id);
+            prop_assert_eq!(link, format!("https://x.example/s/{id}"));
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_and_what_parses_prints_back_to_the_same_id(
+            text in crate::any_text(),
+        ) {
+            if let Some(id) = ShareId::parse(&text) {
+                prop_assert_eq!(ShareId::parse(&id.to_string()), Some(id));
+            }
+            prop_assert_eq!(
+                RecipientType::parse(&text).map(RecipientType::as_str),
+                RecipientType::ALL.into_iter().map(RecipientType::as_str).find(|name| *name == text)
+            );
+        }
+
+        // Behind a share prefix, only the routes' words and placeholders survive: no id, in
+        // whatever segment it hides.
+        #[test]
+        fn no_share_id_reaches_a_log_line_from_a_share_path(
+            prefix in select(SHARE_ID_PREFIXES.to_vec()),
+            bytes in any::<[u8; 16]>(),
+            before in vec(tail_segment(), 0..3),
+            after in vec(tail_segment(), 0..4),
+        ) {
+            let id = ShareId::from_random_bytes(bytes).to_string();
+            let mut segments = before;
+            segments.push(id.clone());
+            segments.extend(after);
+            let path = format!("{prefix}{}", segments.join("/"));
+            let shown = loggable_path(&path);
+            prop_assert!(!shown.contains(&id), "{} logged as {}", path, shown);
+            let rest = shown.strip_prefix(prefix).unwrap_or_default();
+            prop_assert!(rest.split('/').all(is_loggable_segment), "{} logged as {}", path, shown);
+            prop_assert_eq!(loggable_path(&shown), shown.clone());
+        }
+
+        // Any path at all: no panic, kept as it is or redacted to loggable segments, and
+        // redacting twice changes nothing.
+        #[test]
+        fn any_path_is_kept_or_redacted_and_redaction_is_stable(
+            path in prop_oneof![
+                crate::any_text(),
+                "(/v1/shares?/|/s/|/v1/shares/(in|out)bound)[a-z0-9/%{}-]{0,20}",
+            ],
+        ) {
+            let shown = loggable_path(&path);
+            match &shown {
+                Cow::Borrowed(kept) => prop_assert_eq!(*kept, path.as_str()),
+                Cow::Owned(redacted) => {
+                    let prefix = SHARE_ID_PREFIXES
+                        .into_iter()
+                        .find(|prefix| path.starts_with(prefix));
+                    prop_assert!(prefix.is_some());
+                    let rest = redacted
+                        .strip_prefix(prefix.unwrap_or_default())
+                        .unwrap_or_default();
+                    prop_assert!(rest.split('/').all(is_loggable_segment), "{}", redacted);
+                }
+            }
+            prop_assert_eq!(loggable_path(&shown), shown.clone());
+        }
+
+        // A share request of random fields: checking never panics, and what passes keeps
+        // every rule the module states.
+        #[test]
+        fn a_checked_share_keeps_every_rule(
+            kind in select(RecipientType::ALL.to_vec()),
+            // Mostly the fields the kind asks for, sometimes any.
+            fields_match in proptest::bool::weighted(0.8),
+            id in any::<u128>(),
+            wrong_fields in (any::<bool>(), any::<bool>()),
+            email in prop_oneof![
+                3 => "[a-zA-Z. ]{0,6}@[a-z.]{0,6}",
+                1 => crate::any_text(),
+            ],
+            permissions in proptest::option::of(
+                vec(select(crate::policy::Permission::ALL.to_vec()), 0..3),
+            ),
+            expires_in in prop_oneof![3 => -5i64..800, 1 => any::<i32>().prop_map(i64::from)],
+            max_access_count in proptest::option::of(prop_oneof![1i32..5, any::<i32>()]),
+            passphrase in proptest::option::of(prop_oneof![
+                "[ a-z\t\n]{0,8}",
+                crate::any_text(),
+            ]),
+            ip_allowlist in proptest::option::of(vec(
+                prop_oneof!["[0-9./:af ]{0,16}", "10\\.[0-9]{1,3}\\.0\\.0/[0-9]{1,3}", " ?::1 ?"],
+                0..4,
+            )),
+        ) {
+            let wants_id = matches!(kind, RecipientType::User | RecipientType::Agent);
+            let (with_id, with_email) = if fields_match {
+                (wants_id, kind == RecipientType::ExternalEmail)
+            } else {
+                wrong_fields
+            };
+            let recipient_id = with_id.then_some(id);
+            let email = with_email.then_some(email);
+            let mut body = json!({
+                "recipient_type": kind,
+                "expires_at": (now() + Duration::seconds(expires_in * 3_600)).to_rfc3339(),
+                "permissions": permissions,
+                "max_access_count": max_access_count,
+                "passphrase": passphrase,
+                "ip_allowlist": ip_allowlist,
+            });
+            if let (Some(body), Some(id)) = (body.as_object_mut(), recipient_id) {
+                body.insert("recipient_id".into(), json!(Uuid::from_u128(id)));
+            }
+            if let (Some(body), Some(email)) = (body.as_object_mut(), &email) {
+                body.insert("email".into(), Value::String(email.clone()));
+            }
+            let request: CreateShareRequest = serde_json::from_value(body)
+                .map_err(|err| TestCaseError::fail(err.to_string()))?;
+            if let Ok(spec) = ShareSpec::parse(request, now()) {
+                prop_assert_eq!(spec.recipient.kind(), kind);
+                prop_assert!(spec.expires_at > now());
+                prop_assert!(spec.expires_at <= now() + Duration::days(MAX_SHARE_DAYS));
+                prop_assert!(spec.max_access_count.is_none_or(|count| count >= 1));
+                if let Some(passphrase) = spec.passphrase.clone() {
+                    prop_assert!(is_usable_passphrase(&passphrase.into_inner()));
+                }
+                if let Some(blocks) = &spec.ip_allowlist {
+                    prop_assert!((1..=MAX_SHARE_ALLOWLIST).contains(&blocks.len()));
+                    for block in blocks {
+                        prop_assert_eq!(Cidr::parse(&block.to_string()), Ok(*block));
+                    }
+                }
+                if let Recipient::ExternalEmail(address) = &spec.recipient {
+                    prop_assert_eq!(Email::parse(address.as_str()), Ok(address.clone()));
+                }
+                let wants_id = matches!(kind, RecipientType::User | RecipientType::Agent);
+                prop_assert_eq!(recipient_id.is_some(), wants_id);
+                prop_assert_eq!(email.is_some(), kind == RecipientType::ExternalEmail);
+            }
+        }
+    }
+}
