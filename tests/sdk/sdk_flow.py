@@ -569,6 +569,8 @@ def org(flow: Flow) -> None:
     member_me = data(member.auth.me(), "member me")
     assert member_me["org_id"] == flow.me["org_id"] and member_me["role"] == "member", member_me
     assert member_me["email"] == flow.member_email, member_me
+    # Redeeming the mailed token proves the address.
+    assert member_me["email_verified"] is True, member_me
     members = data(human.org.members(), "members after the join")
     assert [(m["email"], m["role"]) for m in members["members"]] == [
         (flow.email, "owner"), (flow.member_email, "member")], members

@@ -179,13 +179,15 @@ async fn forward_request(
     forward::send(outbound, config, &limiter.headers(), request_id).await
 }
 
-/// NFKC, then lower case, by the JavaScript runtime: the same Unicode operations as the core's
-/// `Email` normalisation, without linking its tables into the Worker (see
-/// [`crate::rate_limit::plan`]).
+/// NFKC, lower case, then NFKC again, by the JavaScript runtime: the same Unicode operations
+/// as the core's `Email` normalisation (lower-casing can make a letter that composes with the
+/// mark after it, so the second pass is what makes `J̌` and `ǰ` one key), without linking its
+/// tables into the Worker (see [`crate::rate_limit::plan`]).
 fn nfkc_lower(text: &str) -> String {
     JsString::from(text)
         .normalize("NFKC")
         .to_lower_case()
+        .normalize("NFKC")
         .into()
 }
 

@@ -804,7 +804,8 @@ pub(crate) fn profile(user: &UserRow) -> Result<UserProfileResponse, ServiceErro
         display_name: user.display_name.clone(),
         auth_method: auth_method(user).into(),
         role: parse_role(&user.role)?,
-        email_verified: user.google_sub.is_some(),
+        // Proven by Google at sign-in, or by the invitation mail's token once redeemed.
+        email_verified: user.google_sub.is_some() || user.email_verified_at.is_some(),
         totp_enabled: false,
         created_at: user.created_at,
     })

@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use oxvault_tests::{TestStack, repo_root};
+use oxvault_tests::{Session, TestStack, repo_root};
 use serde_json::json;
 
 /// Examples per operation and phase when `OXVAULT_CONTRACT_EXAMPLES` is not set.
@@ -69,7 +69,7 @@ async fn fuzz(stack: &TestStack, who: &str, token: &str, exclude: &[&str]) {
     command
         .arg("--baseline")
         .arg(repo_root().join("tests/contract/baseline.json"));
-    if std::env::var("OXVAULT_CONTRACT_RECORD").as_deref() == Ok("1") {
+    if recording() {
         command.arg("--baseline-update");
     }
     for operation_id in exclude {
@@ -88,16 +88,20 @@ async fn fuzz(stack: &TestStack, who: &str, token: &str, exclude: &[&str]) {
     println!("schemathesis as the {who}:\n{stdout}");
 }
 
+/// Whether this run writes its findings into the baseline (`OXVAULT_CONTRACT_RECORD=1`).
+fn recording() -> bool {
+    std::env::var("OXVAULT_CONTRACT_RECORD").as_deref() == Ok("1")
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn schemathesis_finds_no_difference_between_the_document_and_the_server() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("contract-owner@example.com").await;
-    // Something to find: a vault with a secret, an agent allowed to read and write it.
+/// Signs up `email` as the owner of a new org with a vault `contract` holding one secret:
+/// the owner's session and the vault's id.
+async fn org_with_a_secret(stack: &TestStack, email: &str) -> (Session, String) {
+    let owner = stack.signup(email).await;
     let vault = stack.create_vault(&owner.access_token, "contract").await;
     let (status, body) = stack
         .put_secret(
@@ -108,19 +112,37 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_server() 
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
-    let (agent_id, agent_token) = stack.create_agent(&owner.access_token, "contract").await;
+    (owner, vault)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_difference_between_the_document_and_the_server() {
+    let stack = TestStack::start().await;
+    // The agent's org and the owner's are two, so the two runs go side by side: the owner's
+    // may rotate keys, deactivate agents and delete vaults, none of them the agent's.
+    let (agents_owner, vault) = org_with_a_secret(&stack, "contract-agents@example.com").await;
+    let (agent_id, agent_token) = stack
+        .create_agent(&agents_owner.access_token, "contract")
+        .await;
     stack
         .grant_agent(
-            &owner.access_token,
+            &agents_owner.access_token,
             &vault,
             &agent_id,
             "**",
             &["read", "write"],
         )
         .await;
+    let (owner, _) = org_with_a_secret(&stack, "contract-owner@example.com").await;
 
-    // The agent first: the owner's run may rotate the agent's key or delete the vault.
-    fuzz(&stack, "agent", &agent_token, &[]).await;
+    let as_agent = fuzz(&stack, "agent", &agent_token, &[]);
     // Signing out would end the session the rest of the run uses; the e2e suite covers it.
-    fuzz(&stack, "owner", &owner.access_token, &["logout"]).await;
+    let as_owner = fuzz(&stack, "owner", &owner.access_token, &["logout"]);
+    if recording() {
+        // One writer of the baseline file at a time.
+        as_agent.await;
+        as_owner.await;
+    } else {
+        tokio::join!(as_agent, as_owner);
+    }
 }

@@ -13,6 +13,7 @@ mod forwarding;
 mod google;
 mod health;
 mod hsm;
+mod keep_alive;
 mod lifecycle;
 mod mail;
 mod org;
