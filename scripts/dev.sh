@@ -179,21 +179,6 @@ write_wrangler_dev_config() {
     ' wrangler.toml >"$DEV_DIR/wrangler.dev.toml"
 }
 
-# The edge's settings a developer may set in the environment instead of editing wrangler.toml.
-EDGE_SETTINGS=(PUBLIC_URL RATE_LIMIT_AUTH_IP RATE_LIMIT_LOGIN_IDENTITY RATE_LIMIT_SHARE_IP
-    RATE_LIMIT_IDENTITY RATE_LIMIT_HEALTH_IP)
-
-# edge_setting_vars: `--var NAME:VALUE` for each of EDGE_SETTINGS set in the environment.
-edge_setting_vars() {
-    local name
-    for name in "${EDGE_SETTINGS[@]}"; do
-        if [ -n "${!name:-}" ]; then
-            printf -- '--var\n%s:%s\n' "$name" "${!name}"
-            log "edge: $name=${!name} (from the environment)"
-        fi
-    done
-}
-
 start_edge() {
     write_wrangler_dev_config
     local settings=()

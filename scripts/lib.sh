@@ -369,6 +369,23 @@ init_dev_token() {
     export OXVAULT_HSM_TOKEN_LABEL="$DEV_TOKEN_LABEL" OXVAULT_HSM_PIN
 }
 
+# The edge's settings a developer may set in the environment instead of editing wrangler.toml
+# (dev.sh passes them to wrangler dev).
+EDGE_SETTINGS=(PUBLIC_URL RATE_LIMIT_AUTH_IP RATE_LIMIT_LOGIN_IDENTITY RATE_LIMIT_SHARE_IP
+    RATE_LIMIT_IDENTITY RATE_LIMIT_HEALTH_IP)
+
+# edge_setting_vars: `--var` and `NAME:VALUE` on two lines for each of EDGE_SETTINGS set in
+# the environment (read them with mapfile).
+edge_setting_vars() {
+    local name
+    for name in "${EDGE_SETTINGS[@]}"; do
+        if [ -n "${!name:-}" ]; then
+            printf -- '--var\n%s:%s\n' "$name" "${!name}"
+            log "edge: $name=${!name} (from the environment)"
+        fi
+    done
+}
+
 # ---------------------------------------------------------------------------------------------
 # Stopping what a script started (dev.sh, bench.sh).
 

@@ -55,6 +55,21 @@ check_core_deps() {
     done
 }
 
+# scripts/dev.sh hands the edge's settings from the environment to wrangler dev.
+check_dev_settings_passthrough() {
+    local got want
+    got=$(PUBLIC_URL=https://vault.example.com RATE_LIMIT_IDENTITY=5/60 RATE_LIMIT_AUTH_IP='' \
+        edge_setting_vars 2>/dev/null | tr '\n' ' ')
+    want='--var PUBLIC_URL:https://vault.example.com --var RATE_LIMIT_IDENTITY:5/60 '
+    [ "$got" = "$want" ] || die "edge_setting_vars printed '$got', expected '$want'"
+    got=$(env -u PUBLIC_URL -u RATE_LIMIT_IDENTITY bash -c \
+        "source '$OXVAULT_ROOT/scripts/lib.sh'; for n in \"\${EDGE_SETTINGS[@]}\"; do unset \"\$n\"; done; edge_setting_vars" 2>/dev/null)
+    [ -z "$got" ] || die "edge_setting_vars printed '$got' with no setting in the environment"
+    grep -q 'mapfile -t settings < <(edge_setting_vars)' "$OXVAULT_ROOT/scripts/dev.sh" ||
+        die "scripts/dev.sh no longer passes edge_setting_vars to wrangler dev"
+    printf '  dev.sh passes %s from the environment\n' "${EDGE_SETTINGS[*]}" >&2
+}
+
 worker_release_build() {
     build_worker
     report_wasm_size
@@ -106,5 +121,6 @@ step "unit tests" cargo test --workspace --exclude oxvault-tests
 step "worker-build --release (edge)" worker_release_build
 step "build oxvault-origin (debug)" cargo build -p oxvault-origin
 step "docker compose config" check_compose
+step "dev.sh edge settings from the environment" check_dev_settings_passthrough
 step "end-to-end tests" run_e2e
 log "all checks passed"

@@ -18,7 +18,7 @@
 
 use oxvault_core::problem::PROBLEM_JSON;
 use utoipa::openapi::content::ContentBuilder;
-use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{OpenApi, Ref, RefOr, Response, ResponseBuilder};
 
@@ -32,7 +32,7 @@ const UNLIMITED: &[&str] = &[
 /// Adds the common answers to every operation and types every error body as problem JSON.
 pub(super) fn add_to_document(openapi: &mut OpenApi) {
     for (path, item) in openapi.paths.paths.iter_mut() {
-        for operation in operations(item) {
+        for (_, operation) in super::scopes::operations(item) {
             for (status, description) in common_statuses(path, operation) {
                 operation
                     .responses
@@ -123,16 +123,29 @@ fn is_error(status: &str) -> bool {
     status.starts_with('4') || status.starts_with('5')
 }
 
-/// Moves an error response's schema under `application/problem+json` (what the server sends),
-/// or declares the problem schema there when the handler named none.
+/// Moves an error response's problem schema under `application/problem+json` (what the server
+/// sends), or declares it there when the handler named no body. A body of its own (the health
+/// reports' 503 is the report) stays as the handler documented it.
 fn type_as_problem(response: &mut Response) {
-    let content = response
+    let names_problem = |content: &RefOr<utoipa::openapi::content::Content>| {
+        matches!(content, RefOr::T(content)
+            if matches!(&content.schema, Some(RefOr::Ref(schema)) if schema.ref_location == PROBLEM_SCHEMA_REF))
+    };
+    let own_body = response
         .content
-        .shift_remove("application/json")
-        .unwrap_or_else(|| RefOr::T(problem_content()));
+        .values()
+        .any(|content| !names_problem(content));
+    if own_body {
+        return;
+    }
     response.content.clear();
-    response.content.insert(PROBLEM_JSON.to_owned(), content);
+    response
+        .content
+        .insert(PROBLEM_JSON.to_owned(), RefOr::T(problem_content()));
 }
+
+/// Where the document keeps the problem schema.
+const PROBLEM_SCHEMA_REF: &str = "#/components/schemas/ProblemDetails";
 
 fn problem_content() -> utoipa::openapi::content::Content {
     ContentBuilder::new()
@@ -147,18 +160,66 @@ fn problem_response(description: &str) -> Response {
         .build()
 }
 
-/// Every operation of a path item.
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.patch.as_mut(),
-        item.head.as_mut(),
-        item.options.as_mut(),
-        item.trace.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Each operation of the served document with its method and path.
+    fn operations() -> Vec<(String, String, Value)> {
+        let document = super::super::openapi_document();
+        let mut all = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                all.push((method.to_uppercase(), path.clone(), operation.clone()));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_error_answer_is_a_problem_document_unless_it_documents_its_own_body() {
+        for (method, path, operation) in operations() {
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                if !(status.starts_with('4') || status.starts_with('5')) {
+                    continue;
+                }
+                let content = response["content"].as_object().expect("content");
+                let problem = &content.get("application/problem+json");
+                match problem {
+                    Some(problem) => assert_eq!(
+                        (content.len(), &problem["schema"]["$ref"]),
+                        (1, &Value::from(super::PROBLEM_SCHEMA_REF)),
+                        "{method} {path} {status}"
+                    ),
+                    // Only the health reports answer an error with a body of their own.
+                    None => assert!(path.starts_with("/v1/health"), "{method} {path} {status}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_operation_lists_what_the_layers_in_front_of_it_answer() {
+        for (method, path, operation) in operations() {
+            let has = |status: &str| operation["responses"].get(status).is_some();
+            let secured = operation["security"].as_array().is_some_and(|security| {
+                security
+                    .iter()
+                    .any(|requirement| requirement.get("BearerAuth").is_some())
+            });
+            if secured {
+                assert!(has("401"), "{method} {path}: takes a token, no 401");
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "413", "415"] {
+                    assert!(has(status), "{method} {path}: a body, no {status}");
+                }
+            }
+            for status in ["502", "503", "504"] {
+                assert!(has(status), "{method} {path}: no {status}");
+            }
+            let limited = !super::UNLIMITED.contains(&path.as_str());
+            assert_eq!(has("429"), limited, "{method} {path}: 429");
+        }
+    }
 }

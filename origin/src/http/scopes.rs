@@ -259,7 +259,7 @@ fn is_public(operation: &utoipa::openapi::path::Operation) -> bool {
 }
 
 /// The operations of one path item with their method names.
-fn operations(
+pub(super) fn operations(
     item: &mut utoipa::openapi::PathItem,
 ) -> impl Iterator<Item = (&'static str, &mut utoipa::openapi::path::Operation)> {
     [

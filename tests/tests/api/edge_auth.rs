@@ -229,7 +229,13 @@ async fn the_key_set_is_forwarded_and_names_the_key_tokens_are_signed_with() {
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    // A document: other methods are not allowed, and the answer names the ones that are.
+    assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(refused.headers()["allow"], "GET, HEAD");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
 }
 
 #[tokio::test]
