@@ -5,54 +5,54 @@
 //! Paths are compared byte for byte with the patterns: a `{name}` segment matches exactly one
 //! non-empty segment, every other segment must match exactly.
 
-/// The public routes: method and path pattern. A `{name}` segment matches exactly one
-/// non-empty segment; every other segment must match exactly. `GET` also admits `HEAD`, which
-/// the origin answers like `GET` without the body.
-pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
+/// A public route: the method that needs no token on its path, and every method the path
+/// answers, public or not, as an `Allow` header lists them (a request with any other method is
+/// a 405 at the edge, token or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicRoute {
+    /// `GET` also admits `HEAD`, which the origin answers like `GET` without the body.
+    pub method: &'static str,
+    /// A `{name}` segment matches exactly one non-empty segment; every other segment must
+    /// match exactly.
+    pub pattern: &'static str,
+    pub allow: &'static str,
+}
+
+const fn public(method: &'static str, pattern: &'static str, allow: &'static str) -> PublicRoute {
+    PublicRoute {
+        method,
+        pattern,
+        allow,
+    }
+}
+
+/// The public routes, one per path.
+pub const PUBLIC_ROUTES: &[PublicRoute] = &[
     // Ways to obtain a token: the credential is in the body.
-    ("POST", "/v1/auth/signup"),
-    ("POST", "/v1/auth/token"),
-    ("POST", "/v1/auth/refresh"),
-    ("POST", "/v1/auth/agent-token"),
-    ("POST", "/v1/auth/api-key-token"),
-    ("POST", "/v1/auth/google"),
+    public("POST", "/v1/auth/signup", "POST"),
+    public("POST", "/v1/auth/token", "POST, DELETE"),
+    public("POST", "/v1/auth/refresh", "POST"),
+    public("POST", "/v1/auth/agent-token", "POST"),
+    public("POST", "/v1/auth/api-key-token", "POST"),
+    public("POST", "/v1/auth/google", "POST"),
     // What anyone may read: the verification keys, health and the API description.
-    ("GET", "/v1/auth/jwt-public-key"),
-    ("GET", "/.well-known/jwks.json"),
-    ("GET", "/v1/health"),
-    ("GET", "/v1/health/hsm"),
-    ("GET", "/v1/openapi.json"),
+    public("GET", "/v1/auth/jwt-public-key", "GET, HEAD"),
+    public("GET", "/.well-known/jwks.json", "GET, HEAD"),
+    public("GET", "/v1/health", "GET, HEAD"),
+    public("GET", "/v1/health/hsm", "GET, HEAD"),
+    public("GET", "/v1/openapi.json", "GET, HEAD"),
     // Share links: the unguessable id is the credential (user, agent and creator shares
     // are checked against the caller's token by the origin). The status never uses a view.
-    ("GET", "/v1/share/{id}"),
-    ("GET", "/v1/share/{id}/status"),
+    // No HEAD on a lookup: it would use up a view and show nothing (the edge answers it 405).
+    public("GET", "/v1/share/{id}", "GET, DELETE"),
+    public("GET", "/v1/share/{id}/status", "GET, HEAD"),
 ];
 
-/// Every method each public route's path answers, public or not, as an `Allow` header lists
-/// them: a request with any other method is a 405 at the edge, token or not.
-pub const PUBLIC_PATH_METHODS: &[(&str, &str)] = &[
-    ("/v1/auth/signup", "POST"),
-    ("/v1/auth/token", "POST, DELETE"),
-    ("/v1/auth/refresh", "POST"),
-    ("/v1/auth/agent-token", "POST"),
-    ("/v1/auth/api-key-token", "POST"),
-    ("/v1/auth/google", "POST"),
-    ("/v1/auth/jwt-public-key", "GET, HEAD"),
-    ("/.well-known/jwks.json", "GET, HEAD"),
-    ("/v1/health", "GET, HEAD"),
-    ("/v1/health/hsm", "GET, HEAD"),
-    ("/v1/openapi.json", "GET, HEAD"),
-    // No HEAD: it would use up a view and show nothing (the edge answers it 405 itself).
-    ("/v1/share/{id}", "GET, DELETE"),
-    ("/v1/share/{id}/status", "GET, HEAD"),
-];
-
-/// The methods the public path `path` answers (its `Allow`), or `None` when it is not one.
-pub fn public_path_methods(path: &str) -> Option<&'static str> {
-    PUBLIC_PATH_METHODS
+/// The public route of `path`, or `None` when it is not one's.
+pub fn public_route(path: &str) -> Option<&'static PublicRoute> {
+    PUBLIC_ROUTES
         .iter()
-        .find(|(pattern, _)| path_matches(pattern, path))
-        .map(|(_, methods)| *methods)
+        .find(|route| path_matches(route.pattern, path))
 }
 
 /// Whether `method` is one of an `Allow` list's.
@@ -89,31 +89,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_public_route_has_its_path_listed_with_its_method() {
-        for (method, pattern) in PUBLIC_ROUTES {
-            let methods = PUBLIC_PATH_METHODS
-                .iter()
-                .find(|(listed, _)| listed == pattern)
-                .map(|(_, methods)| *methods)
-                .unwrap_or_else(|| panic!("{pattern} has no PUBLIC_PATH_METHODS row"));
-            assert!(allows(methods, method), "{method} {pattern}");
-            if *method == "GET" && *pattern != "/v1/share/{id}" {
-                assert!(allows(methods, "HEAD"), "{pattern}: GET without HEAD");
+    fn every_public_route_allows_its_own_method_and_head_with_get() {
+        for route in PUBLIC_ROUTES {
+            assert!(allows(route.allow, route.method), "{route:?}");
+            if route.method == "GET" && route.pattern != "/v1/share/{id}" {
+                assert!(allows(route.allow, "HEAD"), "{route:?}: GET without HEAD");
             }
+            let others = PUBLIC_ROUTES
+                .iter()
+                .filter(|other| other.pattern == route.pattern);
+            assert_eq!(others.count(), 1, "{route:?}: one row per path");
         }
-        assert_eq!(PUBLIC_PATH_METHODS.len(), PUBLIC_ROUTES.len());
     }
 
     #[test]
     fn a_public_path_names_all_its_methods() {
-        assert_eq!(public_path_methods("/v1/auth/token"), Some("POST, DELETE"));
-        assert_eq!(public_path_methods("/v1/share/abc"), Some("GET, DELETE"));
-        assert_eq!(
-            public_path_methods("/v1/share/abc/status"),
-            Some("GET, HEAD")
-        );
-        assert_eq!(public_path_methods("/v1/vaults"), None);
-        assert_eq!(public_path_methods("/v1/share/"), None);
+        let allow = |path| public_route(path).map(|route| route.allow);
+        assert_eq!(allow("/v1/auth/token"), Some("POST, DELETE"));
+        assert_eq!(allow("/v1/share/abc"), Some("GET, DELETE"));
+        assert_eq!(allow("/v1/share/abc/status"), Some("GET, HEAD"));
+        assert_eq!(allow("/v1/vaults"), None);
+        assert_eq!(allow("/v1/share/"), None);
         assert!(allows("GET, HEAD", "HEAD"));
         assert!(!allows("GET, HEAD", "get"));
         assert!(!allows("POST, DELETE", "POS"));

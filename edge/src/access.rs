@@ -17,8 +17,8 @@
 //! itself is in the core ([`oxvault_core::routes`]), which the origin's document is checked
 //! against.
 
-pub use oxvault_core::routes::{PUBLIC_ROUTES, path_matches};
-use oxvault_core::routes::{allows, public_path_methods};
+pub use oxvault_core::routes::path_matches;
+use oxvault_core::routes::{allows, public_route};
 
 /// Whether a request needs a token at the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,14 +33,9 @@ pub enum Access {
 
 /// The access rule for a request.
 pub fn access(method: &str, path: &str) -> Access {
-    let public = PUBLIC_ROUTES.iter().any(|(public_method, pattern)| {
-        method_matches(public_method, method) && path_matches(pattern, path)
-    });
-    if public {
-        return Access::Public;
-    }
-    match public_path_methods(path) {
-        Some(methods) if !allows(methods, method) => Access::MethodNotAllowed(methods),
+    match public_route(path) {
+        Some(route) if method_matches(route.method, method) => Access::Public,
+        Some(route) if !allows(route.allow, method) => Access::MethodNotAllowed(route.allow),
         _ => Access::Token,
     }
 }
@@ -172,10 +167,10 @@ mod tests {
 
     #[test]
     fn every_table_entry_is_a_known_method_and_an_absolute_path() {
-        for (method, pattern) in PUBLIC_ROUTES {
-            assert!(matches!(*method, "GET" | "POST"), "{method}");
-            assert!(pattern.starts_with('/'), "{pattern}");
-            assert!(!pattern.ends_with('/'), "{pattern}");
+        for route in oxvault_core::routes::PUBLIC_ROUTES {
+            assert!(matches!(route.method, "GET" | "POST"), "{route:?}");
+            assert!(route.pattern.starts_with('/'), "{route:?}");
+            assert!(!route.pattern.ends_with('/'), "{route:?}");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! and reading a share's count back from the creator's outbound list.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::types::chrono::{DateTime, Utc};
 
 use crate::TestStack;
@@ -41,15 +41,9 @@ impl TestStack {
     /// Signs up `email`, stores `value` at `api/key` in a new vault and shares it as `body`
     /// says (asserting 201); returns the owner's access token and the share.
     pub async fn share_new_secret(&self, email: &str, value: &str, body: Value) -> (String, Value) {
-        let owner = self.signup(email).await;
+        let (owner, _, secret_id) = self.owner_with_secret(email, "api/key", value).await;
         let token = owner.access_token;
-        let vault = self.create_vault(&token, "shared").await;
-        let (status, secret) = self
-            .put_secret(&token, &vault, "api/key", json!({"value": value}))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{secret}");
-        let secret_id = secret["id"].as_str().expect("secret id");
-        let (status, share) = self.create_share(&token, secret_id, body).await;
+        let (status, share) = self.create_share(&token, &secret_id, body).await;
         assert_eq!(status, StatusCode::CREATED, "{share}");
         (token, share)
     }

@@ -161,6 +161,24 @@ impl TestStack {
         vault["id"].as_str().expect("vault id").to_owned()
     }
 
+    /// Signs up `email`, who makes a vault `shared` holding `value` at `path` (asserting 201):
+    /// the owner's session, the vault's id and the secret's id.
+    pub async fn owner_with_secret(
+        &self,
+        email: &str,
+        path: &str,
+        value: &str,
+    ) -> (Session, String, String) {
+        let owner = self.signup(email).await;
+        let vault = self.create_vault(&owner.access_token, "shared").await;
+        let (status, secret) = self
+            .put_secret(&owner.access_token, &vault, path, json!({"value": value}))
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{secret}");
+        let secret_id = secret["id"].as_str().expect("secret id").to_owned();
+        (owner, vault, secret_id)
+    }
+
     /// `GET /v1/vaults/{vault}/secrets/{path}` as the holder of `token`.
     pub async fn get_secret(
         &self,

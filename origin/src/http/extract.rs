@@ -60,14 +60,20 @@ pub fn json_object<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Res
             "the body must be JSON (Content-Type: application/json)",
         ));
     }
-    let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
-    if first.is_some_and(|byte| *byte != b'{') {
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    if !blank && !is_json_object(body) {
         return Err(ApiError::client(
             ProblemKind::BadRequest,
             "the body must be a JSON object",
         ));
     }
     Ok(axum::Json::<T>::from_bytes(body)?.0)
+}
+
+/// Whether `body` starts a JSON object (its first byte past white space is `{`): serde would
+/// also fill a struct from an array, field by field.
+pub fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The page a list request asks for with `limit` and `cursor` (see [`oxvault_core::page`]),

@@ -27,8 +27,8 @@ mod vaults;
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
+use axum::http::header;
 use axum::response::Response;
 use axum::routing::get;
 use oxvault_core::problem::ProblemKind;
@@ -110,14 +110,16 @@ pub struct Shared {
 pub fn router(state: AppState) -> Router {
     let (routes, mut api) = api_routes().split_for_parts();
     complete_document(&mut api);
-    let api = document_shapes::finish(&api);
-    let api = Arc::new(api);
+    // Serialised once: every request answers the same bytes (a clone is a reference count).
+    let document = axum::body::Bytes::from(
+        serde_json::to_vec(&document_shapes::finish(&api)).unwrap_or_default(),
+    );
     routes
         .route(
             "/v1/openapi.json",
             get(move || {
-                let api = Arc::clone(&api);
-                async move { Json(api.as_ref().clone()) }
+                let document = document.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], document) }
             }),
         )
         // Routes only: a metered request has a route template (MatchedPath) to record.

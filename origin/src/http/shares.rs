@@ -28,7 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::client::ClientContext;
-use super::extract::{ApiJson, OptionalPrincipal, Paging};
+use super::extract::{ApiJson, OptionalPrincipal, Paging, is_json_object};
 use super::{ApiError, AppState};
 use crate::service::principal::Principal;
 use crate::service::shares::{Reader, SharesService};
@@ -89,9 +89,7 @@ fn passphrase(headers: &HeaderMap, body: &[u8]) -> Result<Option<SecretString>, 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    // An object only: serde would also read the struct from an array (`["x"]`).
-    let is_object = body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
-    let parsed = is_object.then(|| serde_json::from_slice::<SharePassphraseBody>(body));
+    let parsed = is_json_object(body).then(|| serde_json::from_slice::<SharePassphraseBody>(body));
     let body = parsed.and_then(Result::ok).ok_or_else(|| {
         ApiError::client(
             ProblemKind::BadRequest,

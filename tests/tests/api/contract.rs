@@ -17,8 +17,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use oxvault_tests::{Session, TestStack, repo_root};
-use serde_json::json;
+use oxvault_tests::{TestStack, repo_root};
 
 /// Examples per operation and phase when `OXVAULT_CONTRACT_EXAMPLES` is not set.
 const DEFAULT_EXAMPLES: &str = "8";
@@ -98,29 +97,18 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Signs up `email` as the owner of a new org with a vault `contract` holding one secret:
-/// the owner's session and the vault's id.
-async fn org_with_a_secret(stack: &TestStack, email: &str) -> (Session, String) {
-    let owner = stack.signup(email).await;
-    let vault = stack.create_vault(&owner.access_token, "contract").await;
-    let (status, body) = stack
-        .put_secret(
-            &owner.access_token,
-            &vault,
-            "db/password",
-            json!({"value": "contract-value", "type": "password"}),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
-    (owner, vault)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn schemathesis_finds_no_difference_between_the_document_and_the_server() {
     let stack = TestStack::start().await;
     // The agent's org and the owner's are two, so the two runs go side by side: the owner's
     // may rotate keys, deactivate agents and delete vaults, none of them the agent's.
-    let (agents_owner, vault) = org_with_a_secret(&stack, "contract-agents@example.com").await;
+    let (agents_owner, vault, _) = stack
+        .owner_with_secret(
+            "contract-agents@example.com",
+            "db/password",
+            "contract-value",
+        )
+        .await;
     let (agent_id, agent_token) = stack
         .create_agent(&agents_owner.access_token, "contract")
         .await;
@@ -133,7 +121,13 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_server() 
             &["read", "write"],
         )
         .await;
-    let (owner, _) = org_with_a_secret(&stack, "contract-owner@example.com").await;
+    let (owner, _, _) = stack
+        .owner_with_secret(
+            "contract-owner@example.com",
+            "db/password",
+            "contract-value",
+        )
+        .await;
 
     // The agent is refused most of the API (403) by its role; random and stateful cases are
     // enough there, the boundary-value (coverage) phase runs as the owner, who reaches it all.

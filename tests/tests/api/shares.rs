@@ -25,18 +25,7 @@ const VALUE: &str = "sk-share-test-4c1d9e";
 
 /// An owner with a vault holding `db/password` = [`VALUE`]: (owner, vault id, secret id).
 async fn owner_with_secret(stack: &TestStack, email: &str) -> (Session, String, String) {
-    let owner = stack.signup(email).await;
-    let vault = stack.create_vault(&owner.access_token, "shared").await;
-    let (status, secret) = stack
-        .put_secret(
-            &owner.access_token,
-            &vault,
-            "db/password",
-            json!({"value": VALUE}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{secret}");
-    (owner, vault, secret["id"].as_str().unwrap().to_owned())
+    stack.owner_with_secret(email, "db/password", VALUE).await
 }
 
 /// Creates a share (asserting 201) and returns its id.
