@@ -184,6 +184,11 @@ impl Edge {
     pub fn log_text(&self) -> String {
         self.process.log_text()
     }
+
+    /// The file wrangler's output goes to.
+    pub fn log_path(&self) -> &std::path::Path {
+        self.process.log_path()
+    }
 }
 
 /// Whether wrangler's exit looks like a port another process took meanwhile.

@@ -1,12 +1,20 @@
-//! Test harness for oxvault's black-box tests: starts the real stack, one per test.
+//! Test harness for oxvault's black-box tests: starts the real stack.
 //!
-//! A [`TestStack`] is a fresh PostgreSQL database, a fresh SoftHSM2 token, the
-//! `oxvault-origin` binary (`migrate`, then `serve`) and `wrangler dev` running the pre-built
-//! Worker in front of it. Tests then speak HTTP to [`TestStack::edge`] only, as a client
-//! would. Everything is torn down when the stack is dropped.
+//! A stack is a fresh PostgreSQL database, a fresh SoftHSM2 token, the `oxvault-origin` binary
+//! (`migrate`, then `serve`) and `wrangler dev` running the pre-built Worker in front of it.
+//! Tests speak HTTP to its edge, as a client would.
+//!
+//! - [`TestStack::shared`]: the one stack of this test binary, started by the first test that
+//!   asks (see `shared.rs`). A test on it works in organisations of its own, signing up the
+//!   addresses [`TestStack::email`] makes unique to it; it must not stop, break or reconfigure
+//!   anything, nor assert on rows or log lines other tests may write too.
+//! - [`TestStack::start`] and its variants: a stack of the test's own ([`OwnParts`]), for tests
+//!   that restart or break a part, change settings, or count what the whole stack did. It is
+//!   torn down when dropped.
 //!
 //! Where the pieces come from (all set by `scripts/test.sh`; defaults in brackets):
-//! - `OXVAULT_ORIGIN_BIN` [the `oxvault-origin` next to this test binary's `deps/` dir]
+//! - `OXVAULT_ORIGIN_BIN` [the `oxvault-origin` next to this test binary's `deps/` dir],
+//!   `OXVAULT_TEST_STACK_BIN` [likewise `oxvault-test-stack`]
 //! - `OXVAULT_WORKER_MAIN` [`edge/build/worker/shim.mjs`], `OXVAULT_WRANGLER`
 //!   [`node_modules/.bin/wrangler`]
 //! - `OXVAULT_TEST_DATABASE_URL` [`postgres://postgres@127.0.0.1:5432/postgres`]
@@ -21,6 +29,7 @@ mod edge;
 mod origin;
 pub mod pages;
 mod process;
+mod shared;
 pub mod shares;
 mod smtp;
 mod softhsm;
@@ -29,9 +38,10 @@ mod stack;
 pub use database::TestDatabase;
 pub use edge::{Edge, EdgeSettings, GENEROUS_LIMITS};
 pub use origin::{Origin, OriginSettings};
+pub use shared::StackAddresses;
 pub use smtp::{ReceivedMail, SmtpListener, SmtpSettings, TempFailure};
 pub use softhsm::SoftHsmToken;
-pub use stack::{PASSWORD, Session, TestStack, invitation_token_in};
+pub use stack::{OwnParts, PASSWORD, Session, TestStack, invitation_token_in};
 
 use std::path::PathBuf;
 
@@ -41,6 +51,18 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()
+}
+
+/// The cargo profile directory (`target/<profile>`) holding the workspace's binaries: test
+/// binaries live in its `deps/`, this crate's own binaries in it.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let dir = exe.parent().expect("a binary lives in a directory");
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir.parent().expect("target/<profile>/deps").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// A variable's value, or the default.

@@ -52,13 +52,10 @@ pub struct Origin {
 
 fn binary() -> String {
     env_or("OXVAULT_ORIGIN_BIN", || {
-        // Test binaries live in target/<profile>/deps; the origin in target/<profile>.
-        let exe = std::env::current_exe().expect("own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>/deps");
-        profile_dir.join("oxvault-origin").display().to_string()
+        crate::profile_dir()
+            .join("oxvault-origin")
+            .display()
+            .to_string()
     })
 }
 
@@ -136,19 +133,14 @@ impl Origin {
         self.process.log_text()
     }
 
-    /// Whether the log contains `needle` within a few seconds (log lines reach the file a
-    /// moment after the response that follows them reaches the client).
+    /// The file the origin logs to.
+    pub fn log_path(&self) -> &std::path::Path {
+        self.process.log_path()
+    }
+
+    /// Whether the log contains `needle` within a few seconds.
     pub async fn logged(&self, needle: &str) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        loop {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::process::log_shows(self.log_path(), needle).await
     }
 }
 

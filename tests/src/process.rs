@@ -98,7 +98,12 @@ impl Managed {
 
     /// The output so far, for failure messages.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        read_log(&self.log)
+    }
+
+    /// The file the output goes to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// Kills the whole process group (wrangler starts workerd as a child).
@@ -123,6 +128,26 @@ impl Managed {
 impl Drop for Managed {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A log file's text so far (empty when it cannot be read).
+pub fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Whether the log at `path` contains `needle` within a few seconds (log lines reach the file
+/// a moment after the response that follows them reaches the client).
+pub async fn log_shows(path: &Path, needle: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        if read_log(path).contains(needle) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

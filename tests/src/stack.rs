@@ -1,8 +1,13 @@
-//! The whole stack for one test: database + token + origin + edge.
+//! A stack as a test sees it (database + token + origin + edge, its own or the shared one),
+//! with typed calls for what many tests do.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use std::path::Path;
+
+use crate::process::{log_shows, read_log};
+use crate::shared::{SharedStack, StackAddresses};
 use crate::{Edge, EdgeSettings, Origin, OriginSettings, SoftHsmToken, TestDatabase};
 
 /// The password every test user signs up with.
@@ -28,19 +33,42 @@ impl Session {
     }
 }
 
-/// A running oxvault: talk to [`TestStack::edge`] as a client would.
+/// The parts of a stack a test owns: it may stop, break or reconfigure any of them.
 #[derive(Debug)]
-pub struct TestStack {
+pub struct OwnParts {
     // Field order is drop order: the edge and origin stop before their database goes.
     pub edge: Edge,
     pub origin: Origin,
     pub token: SoftHsmToken,
     pub database: TestDatabase,
+}
+
+#[derive(Debug)]
+enum Parts {
+    Own(Box<OwnParts>),
+    Shared(&'static SharedStack),
+}
+
+/// A running oxvault: talk to its edge as a client would.
+#[derive(Debug)]
+pub struct TestStack {
+    parts: Parts,
+    /// Makes this test's email addresses its own (see [`TestStack::email`]).
+    tag: String,
     pub client: reqwest::Client,
 }
 
 impl TestStack {
-    /// A healthy stack: fresh database, initialised token, origin, edge.
+    /// The stack shared by the tests of this binary (started by the first that asks). Work in
+    /// organisations of your own, with addresses from [`TestStack::email`].
+    pub async fn shared() -> Self {
+        let shared = tokio::task::spawn_blocking(crate::shared::stack)
+            .await
+            .expect("the shared stack");
+        Self::with_parts(Parts::Shared(shared))
+    }
+
+    /// A healthy stack of the test's own: fresh database, initialised token, origin, edge.
     pub async fn start() -> Self {
         Self::start_with(SoftHsmToken::initialized(), |_| {}).await
     }
@@ -83,23 +111,121 @@ impl TestStack {
         let edge = tokio::task::spawn_blocking(move || Edge::start_with(&edge_settings))
             .await
             .expect("edge start");
-        Self {
+        Self::with_parts(Parts::Own(Box::new(OwnParts {
             edge,
             origin,
             token,
             database,
+        })))
+    }
+
+    fn with_parts(parts: Parts) -> Self {
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        Self {
+            parts,
+            tag,
             client: reqwest::Client::new(),
+        }
+    }
+
+    /// Where the parts answer and log.
+    pub fn addresses(&self) -> StackAddresses {
+        match &self.parts {
+            Parts::Shared(shared) => shared.addresses.clone(),
+            Parts::Own(own) => StackAddresses {
+                edge_url: own.edge.url().to_owned(),
+                origin_url: own.origin.url().to_owned(),
+                database_url: own.database.url().to_owned(),
+                origin_log: own.origin.log_path().to_owned(),
+                edge_log: own.edge.log_path().to_owned(),
+            },
+        }
+    }
+
+    /// The parts of a stack this test started; panics on the shared stack, which no test may
+    /// stop, break or reconfigure.
+    pub fn own(&self) -> &OwnParts {
+        match &self.parts {
+            Parts::Own(own) => own,
+            Parts::Shared(_) => panic!("this test needs a stack of its own: TestStack::start"),
+        }
+    }
+
+    /// [`TestStack::own`], to stop or signal a part.
+    pub fn own_mut(&mut self) -> &mut OwnParts {
+        match &mut self.parts {
+            Parts::Own(own) => own,
+            Parts::Shared(_) => panic!("this test needs a stack of its own: TestStack::start"),
+        }
+    }
+
+    /// `address` made this test's own: `ada@example.com` becomes `ada+<tag>@example.com`, the
+    /// same every time for this stack handle and different for every other, so tests on the
+    /// shared stack never meet each other's accounts. Case is kept (the tag is lower case).
+    pub fn email(&self, address: &str) -> String {
+        match address.rsplit_once('@') {
+            Some((local, domain)) => format!("{local}+{}@{domain}", self.tag),
+            None => panic!("{address:?} is not an email address"),
+        }
+    }
+
+    /// The edge's base URL, e.g. `http://127.0.0.1:8787`.
+    pub fn edge_base(&self) -> &str {
+        match &self.parts {
+            Parts::Own(own) => own.edge.url(),
+            Parts::Shared(shared) => &shared.addresses.edge_url,
+        }
+    }
+
+    /// The origin's base URL (behind the edge; tests use it only to compare).
+    pub fn origin_base(&self) -> &str {
+        match &self.parts {
+            Parts::Own(own) => own.origin.url(),
+            Parts::Shared(shared) => &shared.addresses.origin_url,
+        }
+    }
+
+    /// The URL of the stack's database, to look at what was stored.
+    pub fn database_url(&self) -> &str {
+        match &self.parts {
+            Parts::Own(own) => own.database.url(),
+            Parts::Shared(shared) => &shared.addresses.database_url,
+        }
+    }
+
+    fn origin_log_path(&self) -> &Path {
+        match &self.parts {
+            Parts::Own(own) => own.origin.log_path(),
+            Parts::Shared(shared) => &shared.addresses.origin_log,
+        }
+    }
+
+    /// Everything the origin logged so far (on the shared stack, for every test).
+    pub fn origin_log(&self) -> String {
+        read_log(self.origin_log_path())
+    }
+
+    /// Whether the origin's log contains `needle` within a few seconds.
+    pub async fn origin_logged(&self, needle: &str) -> bool {
+        log_shows(self.origin_log_path(), needle).await
+    }
+
+    /// Everything wrangler printed so far.
+    pub fn edge_log(&self) -> String {
+        match &self.parts {
+            Parts::Own(own) => own.edge.log_text(),
+            Parts::Shared(shared) => read_log(&shared.addresses.edge_log),
         }
     }
 
     /// An absolute URL at the edge.
     pub fn edge_url(&self, path: &str) -> String {
-        format!("{}{path}", self.edge.url())
+        format!("{}{path}", self.edge_base())
     }
 
     /// An absolute URL at the origin (behind the edge; tests use it only to compare).
     pub fn origin_url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin.url())
+        format!("{}{path}", self.origin_base())
     }
 
     /// GET through the edge.
@@ -278,7 +404,7 @@ impl TestStack {
     /// the mail relay would (stacks without a relay keep the body there).
     pub async fn invitation_token(&self, email: &str) -> String {
         use sqlx::Connection as _;
-        let mut db = sqlx::PgConnection::connect(self.database.url())
+        let mut db = sqlx::PgConnection::connect(self.database_url())
             .await
             .expect("test database");
         let body: String = sqlx::query_scalar(

@@ -50,8 +50,8 @@ fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
 
 #[tokio::test]
 async fn a_created_agent_shows_its_key_once_and_listings_never_do() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let vault = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f";
 
     let created = create_agent(
@@ -110,8 +110,8 @@ async fn a_created_agent_shows_its_key_once_and_listings_never_do() {
 
 #[tokio::test]
 async fn the_key_exchanges_for_a_token_with_or_without_the_agent_id() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let vault = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f";
     let created = create_agent(
         &stack,
@@ -168,8 +168,8 @@ async fn the_key_exchanges_for_a_token_with_or_without_the_agent_id() {
 
 #[tokio::test]
 async fn malformed_and_unknown_keys_get_one_and_the_same_401() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_agent(&stack, &ada, json!({"name": "bot"})).await;
     let api_key = str_of(&created, "api_key");
 
@@ -198,8 +198,8 @@ async fn malformed_and_unknown_keys_get_one_and_the_same_401() {
 
 #[tokio::test]
 async fn rotating_the_key_kills_the_old_key_and_the_tokens_minted_with_it() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_agent(&stack, &ada, json!({"name": "bot"})).await;
     let old_key = str_of(&created, "api_key");
     let agent_id = str_of(&created["agent"], "id");
@@ -234,8 +234,8 @@ async fn rotating_the_key_kills_the_old_key_and_the_tokens_minted_with_it() {
 
 #[tokio::test]
 async fn a_change_to_an_agent_revokes_its_existing_tokens() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_agent(
         &stack,
         &ada,
@@ -315,8 +315,8 @@ async fn a_change_to_an_agent_revokes_its_existing_tokens() {
 
 #[tokio::test]
 async fn deleting_an_agent_deactivates_its_key_and_its_tokens() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_agent(&stack, &ada, json!({"name": "bot"})).await;
     let api_key = str_of(&created, "api_key");
     let agent_id = str_of(&created["agent"], "id");
@@ -347,9 +347,9 @@ async fn deleting_an_agent_deactivates_its_key_and_its_tokens() {
 
 #[tokio::test]
 async fn another_orgs_agents_are_not_found_on_every_route() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
-    let mallory = stack.signup("mallory@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
+    let mallory = stack.signup(&stack.email("mallory@example.com")).await;
     let created = create_agent(&stack, &ada, json!({"name": "ada's bot"})).await;
     let api_key = str_of(&created, "api_key");
     let agent_id = str_of(&created["agent"], "id");
@@ -387,8 +387,8 @@ async fn another_orgs_agents_are_not_found_on_every_route() {
 
 #[tokio::test]
 async fn agents_cannot_manage_agents_and_users_have_no_agent_profile() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_agent(&stack, &ada, json!({"name": "bot"})).await;
     let agent_id = str_of(&created["agent"], "id");
     let path = format!("/v1/agents/{agent_id}");
@@ -420,8 +420,8 @@ async fn agents_cannot_manage_agents_and_users_have_no_agent_profile() {
 
 #[tokio::test]
 async fn sdk_only_and_server_owned_fields_on_create_neither_fail_nor_apply() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let foreign_org = "00000000-0000-0000-0000-000000000001";
 
     // What oneclaw 0.61's `agents.create` sends, plus fields only the server may set.
@@ -454,8 +454,8 @@ async fn sdk_only_and_server_owned_fields_on_create_neither_fail_nor_apply() {
 
 #[tokio::test]
 async fn invalid_agent_settings_are_400_problems() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let many_vaults: Vec<String> = (0..101u32)
         .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
         .collect();
@@ -505,8 +505,8 @@ async fn invalid_agent_settings_are_400_problems() {
 
 #[tokio::test]
 async fn malformed_agent_ids_in_the_path_are_404_problems() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
 
     for id in [
         "not-a-uuid",
@@ -534,8 +534,8 @@ async fn malformed_agent_ids_in_the_path_are_404_problems() {
 
 #[tokio::test]
 async fn agent_lists_page_in_creation_order_and_names_are_bounded() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("agents-pager@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("agents-pager@example.com")).await;
     let token = owner.access_token.as_str();
     let mut made = Vec::new();
     for n in 0..5 {

@@ -47,8 +47,8 @@ async fn me(stack: &TestStack, token: &str) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn a_created_key_is_shown_once_and_listed_by_its_prefix_only() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
 
     let created = create_key(
         &stack,
@@ -82,8 +82,8 @@ async fn a_created_key_is_shown_once_and_listed_by_its_prefix_only() {
 
 #[tokio::test]
 async fn a_key_exchanges_for_a_session_of_its_user_without_a_refresh_token() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_key(&stack, &ada, json!({"name": "ci"})).await;
 
     let (status, token) = exchange(&stack, created["api_key"].as_str().unwrap()).await;
@@ -95,7 +95,7 @@ async fn a_key_exchanges_for_a_session_of_its_user_without_a_refresh_token() {
     let access = token["access_token"].as_str().unwrap();
     let (status, profile) = me(&stack, access).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(profile["email"], "ada@example.com");
+    assert_eq!(profile["email"], stack.email("ada@example.com"));
     let (_, list) = list_keys(&stack, &ada.access_token).await;
     assert!(
         list["keys"][0]["last_used_at"].is_string(),
@@ -105,8 +105,8 @@ async fn a_key_exchanges_for_a_session_of_its_user_without_a_refresh_token() {
 
 #[tokio::test]
 async fn revoking_a_key_stops_the_key_and_every_token_minted_from_it_at_once() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_key(&stack, &ada, json!({"name": "laptop"})).await;
     let api_key = created["api_key"].as_str().unwrap();
     let key_id = created["key"]["id"].as_str().unwrap();
@@ -146,8 +146,8 @@ async fn revoking_a_key_stops_the_key_and_every_token_minted_from_it_at_once() {
 
 #[tokio::test]
 async fn malformed_foreign_and_unknown_keys_all_get_the_same_401() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_key(&stack, &ada, json!({"name": "real"})).await;
     let real = created["api_key"].as_str().unwrap();
 
@@ -188,13 +188,15 @@ async fn malformed_foreign_and_unknown_keys_all_get_the_same_401() {
 
 #[tokio::test]
 async fn another_users_or_orgs_key_id_answers_404_and_the_key_lives_on() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_key(&stack, &ada, json!({"name": "mine"})).await;
     let key_id = created["key"]["id"].as_str().unwrap();
     // A colleague in the same org, and a stranger in another.
-    let (colleague, _) = stack.invite_member(&ada, "colleague@example.com").await;
-    let stranger = stack.signup("stranger@example.com").await;
+    let (colleague, _) = stack
+        .invite_member(&ada, &stack.email("colleague@example.com"))
+        .await;
+    let stranger = stack.signup(&stack.email("stranger@example.com")).await;
 
     for session in [&colleague, &stranger] {
         assert_eq!(
@@ -221,8 +223,8 @@ async fn another_users_or_orgs_key_id_answers_404_and_the_key_lives_on() {
 
 #[tokio::test]
 async fn key_requests_are_validated() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let past = "2020-01-01T00:00:00Z";
     for body in [
         json!({"name": ""}),
@@ -259,8 +261,8 @@ async fn key_requests_are_validated() {
 
 #[tokio::test]
 async fn an_expired_key_no_longer_exchanges() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let soon = now_plus_secs(&stack, 2).await;
     let created = create_key(&stack, &ada, json!({"name": "brief", "expires_at": soon})).await;
     let api_key = created["api_key"].as_str().unwrap();
@@ -274,8 +276,8 @@ async fn an_expired_key_no_longer_exchanges() {
 
 #[tokio::test]
 async fn a_session_from_a_scoped_key_cannot_mint_a_wider_key() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let created = create_key(
         &stack,
         &ada,
@@ -315,9 +317,11 @@ async fn a_session_from_a_scoped_key_cannot_mint_a_wider_key() {
 
 #[tokio::test]
 async fn a_removed_members_keys_stop_working() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("owner@example.com").await;
-    let (temp, _) = stack.invite_member(&owner, "temp@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("owner@example.com")).await;
+    let (temp, _) = stack
+        .invite_member(&owner, &stack.email("temp@example.com"))
+        .await;
     let created = create_key(&stack, &temp, json!({"name": "temp"})).await;
     let api_key = created["api_key"].as_str().unwrap();
     let (_, minted) = exchange(&stack, api_key).await;
@@ -338,7 +342,7 @@ async fn a_removed_members_keys_stop_working() {
 /// the tests carry no date crate.
 async fn now_plus_secs(stack: &TestStack, secs: i32) -> String {
     use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(stack.database.url())
+    let mut conn = sqlx::PgConnection::connect(stack.database_url())
         .await
         .unwrap();
     sqlx::query_scalar(
@@ -361,8 +365,8 @@ async fn scoped_session(stack: &TestStack, session: &Session, scopes: Value) -> 
 
 #[tokio::test]
 async fn a_keys_scopes_bound_what_its_session_may_do_whatever_the_users_role() {
-    let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let stack = TestStack::shared().await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let vault = stack.create_vault(&ada.access_token, "prod").await;
     let (status, _) = stack
         .put_secret(
@@ -407,7 +411,7 @@ async fn a_keys_scopes_bound_what_its_session_may_do_whatever_the_users_role() {
         (
             Method::POST,
             "/v1/org/invite".to_owned(),
-            Some(json!({"email": "mallory@example.com", "role": "admin"})),
+            Some(json!({"email": stack.email("mallory@example.com"), "role": "admin"})),
         ),
         (Method::GET, "/v1/audit/events".to_owned(), None),
         (
@@ -471,8 +475,8 @@ async fn a_keys_scopes_bound_what_its_session_may_do_whatever_the_users_role() {
 
 #[tokio::test]
 async fn api_key_lists_page_newest_first() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("keys-pager@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("keys-pager@example.com")).await;
     let token = owner.access_token.as_str();
     let mut made = Vec::new();
     for n in 0..5 {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 /// A superuser connection to the test's database, for reading and tampering.
 async fn db(stack: &TestStack) -> PgConnection {
-    PgConnection::connect(stack.database.url()).await.unwrap()
+    PgConnection::connect(stack.database_url()).await.unwrap()
 }
 
 /// `GET /v1/audit/events?{query}` as the holder of `token`, which must answer 200.
@@ -74,7 +74,7 @@ async fn chain(stack: &TestStack, org: &str) -> Vec<(Uuid, i64)> {
 
 /// An owner whose org's chain holds at least 20 events: writes and reads of three secrets.
 async fn busy_org(stack: &TestStack) -> (Session, String) {
-    let owner = stack.signup("auditor@example.com").await;
+    let owner = stack.signup(&stack.email("auditor@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "busy").await;
     for i in 0..3 {
         for n in 0..3 {
@@ -125,8 +125,8 @@ fn assert_broken_at(verdict: &Value, id: Uuid) {
 /// right action, actor, resource, org, address and details.
 #[tokio::test]
 async fn each_secret_read_or_write_records_exactly_one_event() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("reader@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("reader@example.com")).await;
     let token = &owner.access_token;
     let user = stack.user_id(token).await;
     let org = org_of(&stack, token).await;
@@ -206,17 +206,19 @@ async fn each_secret_read_or_write_records_exactly_one_event() {
     }
 
     // The table agrees with the API: no other secret event anywhere.
-    let stored: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action LIKE 'secret.%'")
-            .fetch_one(&mut db(&stack).await)
-            .await
-            .unwrap();
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action LIKE 'secret.%' AND org_id = $1::uuid",
+    )
+    .bind(&org)
+    .fetch_one(&mut db(&stack).await)
+    .await
+    .unwrap();
     assert_eq!(stored, 7);
 }
 
 #[tokio::test]
 async fn a_fresh_chain_verifies_whole_and_in_windows() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, org) = busy_org(&stack).await;
     let token = &owner.access_token;
     let stored = chain(&stack, &org).await;
@@ -256,7 +258,9 @@ async fn a_fresh_chain_verifies_whole_and_in_windows() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
-    let (member, _) = stack.invite_member(&owner, "plain@example.com").await;
+    let (member, _) = stack
+        .invite_member(&owner, &stack.email("plain@example.com"))
+        .await;
     let (status, _) = stack
         .call(Method::GET, "/v1/audit/verify", &member.access_token, None)
         .await;
@@ -266,7 +270,7 @@ async fn a_fresh_chain_verifies_whole_and_in_windows() {
 /// SECURITY.md case 22: an edited middle row fails its MAC.
 #[tokio::test]
 async fn verify_finds_an_edited_middle_row() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, org) = busy_org(&stack).await;
     let stored = chain(&stack, &org).await;
     let (middle, _) = stored[stored.len() / 2];
@@ -286,7 +290,7 @@ async fn verify_finds_an_edited_middle_row() {
 /// SECURITY.md case 22: a deleted middle row leaves a gap, caught at the event after it.
 #[tokio::test]
 async fn verify_finds_a_deleted_middle_row() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, org) = busy_org(&stack).await;
     let stored = chain(&stack, &org).await;
     let at = stored.len() / 2;
@@ -305,7 +309,7 @@ async fn verify_finds_a_deleted_middle_row() {
 /// Two middle rows trading places: the first one out of place is named.
 #[tokio::test]
 async fn verify_finds_reordered_middle_rows() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, org) = busy_org(&stack).await;
     let stored = chain(&stack, &org).await;
     let at = stored.len() / 2;
@@ -334,7 +338,7 @@ async fn verify_finds_reordered_middle_rows() {
 /// still names the removed last event.
 #[tokio::test]
 async fn verify_finds_a_truncated_tail() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, org) = busy_org(&stack).await;
     let stored = chain(&stack, &org).await;
     let n = stored.len();
@@ -356,13 +360,13 @@ async fn verify_finds_a_truncated_tail() {
 async fn two_origins_appending_at_once_keep_one_exact_chain() {
     const PER_ORIGIN: usize = 20;
     let stack = TestStack::start().await;
-    let owner = stack.signup("twice@example.com").await;
+    let owner = stack.signup(&stack.email("twice@example.com")).await;
     let token = owner.access_token.clone();
     let vault = stack.create_vault(&token, "v").await;
     stack
         .put_secret(&token, &vault, "shared", json!({"value": "s"}))
         .await;
-    let mut settings = OriginSettings::new(stack.database.url(), &stack.token);
+    let mut settings = OriginSettings::new(stack.database_url(), &stack.own().token);
     settings.migrate = false;
     let second = tokio::task::spawn_blocking(move || Origin::start(&settings))
         .await
@@ -371,7 +375,7 @@ async fn two_origins_appending_at_once_keep_one_exact_chain() {
     // Half through the edge to the first origin, half straight to the second; reads and
     // writes interleaved.
     let mut tasks = tokio::task::JoinSet::new();
-    for base in [stack.edge.url().to_owned(), second.url().to_owned()] {
+    for base in [stack.edge_base().to_owned(), second.url().to_owned()] {
         for i in 0..PER_ORIGIN {
             let (client, token) = (stack.client.clone(), token.clone());
             let url = format!("{base}/v1/vaults/{vault}/secrets/shared");
@@ -409,7 +413,7 @@ async fn two_origins_appending_at_once_keep_one_exact_chain() {
 /// The trigger refuses UPDATE, DELETE and TRUNCATE to every normal session, superusers too.
 #[tokio::test]
 async fn audit_rows_cannot_be_changed_or_removed() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (_, org) = busy_org(&stack).await;
     let (id, _) = chain(&stack, &org).await[3];
     let mut db = db(&stack).await;
@@ -444,7 +448,7 @@ async fn audit_rows_cannot_be_changed_or_removed() {
 #[tokio::test]
 async fn a_failed_audit_write_fails_the_read_and_keeps_the_count() {
     let stack = TestStack::start().await;
-    let owner = stack.signup("closed@example.com").await;
+    let owner = stack.signup(&stack.email("closed@example.com")).await;
     let token = &owner.access_token;
     let vault = stack.create_vault(token, "v").await;
     let value = format!("fail-closed-{}", Uuid::new_v4().simple());
@@ -532,8 +536,8 @@ async fn a_failed_audit_write_fails_the_read_and_keeps_the_count() {
 /// No secret value, given or generated, appears in any event (or in the origin's log).
 #[tokio::test]
 async fn no_secret_value_reaches_any_event() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("canary@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("canary@example.com")).await;
     let token = &owner.access_token;
     let vault = stack.create_vault(token, "canaries").await;
     let canary = format!("CANARY-{}", Uuid::new_v4().simple());
@@ -596,9 +600,10 @@ async fn no_secret_value_reaches_any_event() {
             .fetch_all(&mut db(&stack).await)
             .await
             .unwrap();
+    let org = format!(r#""org_id":"{}""#, org_of(&stack, token).await);
     let secret_events = rows
         .iter()
-        .filter(|row| row.contains(r#""action":"secret."#))
+        .filter(|row| row.contains(r#""action":"secret."#) && row.contains(&org))
         .count();
     // Per path: 2 writes, 1 rotation, 2 reads, 1 disable; and 1 delete.
     assert_eq!(secret_events, 13, "{rows:#?}");
@@ -608,7 +613,7 @@ async fn no_secret_value_reaches_any_event() {
         }
     }
     let page = events(&stack, token, "limit=1000").await.to_string();
-    let log = stack.origin.log_text();
+    let log = stack.origin_log();
     for value in &values {
         assert!(!page.contains(value.as_str()));
         assert!(!log.contains(value.as_str()), "a value in the origin's log");
@@ -617,8 +622,8 @@ async fn no_secret_value_reaches_any_event() {
 
 #[tokio::test]
 async fn events_filter_page_and_count() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("filters@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("filters@example.com")).await;
     let token = &owner.access_token;
     let vault = stack.create_vault(token, "v").await;
     let (_, a) = stack
@@ -631,7 +636,9 @@ async fn events_filter_page_and_count() {
         stack.get_secret(token, &vault, "a").await;
     }
     stack.get_secret(token, &vault, "b").await;
-    let (member, member_id) = stack.invite_member(&owner, "member@example.com").await;
+    let (member, member_id) = stack
+        .invite_member(&owner, &stack.email("member@example.com"))
+        .await;
     let member_vault = stack.create_vault(&member.access_token, "mine").await;
     stack
         .put_secret(
@@ -728,14 +735,16 @@ async fn events_filter_page_and_count() {
 
 #[tokio::test]
 async fn members_see_their_own_events_and_agents_and_other_orgs_see_none() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("boss@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("boss@example.com")).await;
     let owner_id = stack.user_id(&owner.access_token).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     let (_, secret) = stack
         .put_secret(&owner.access_token, &vault, "s", json!({"value": "x"}))
         .await;
-    let (member, member_id) = stack.invite_member(&owner, "worker@example.com").await;
+    let (member, member_id) = stack
+        .invite_member(&owner, &stack.email("worker@example.com"))
+        .await;
     let member_vault = stack.create_vault(&member.access_token, "mine").await;
     stack
         .put_secret(
@@ -784,7 +793,7 @@ async fn members_see_their_own_events_and_agents_and_other_orgs_see_none() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
 
-    let stranger = stack.signup("stranger@example.com").await;
+    let stranger = stack.signup(&stack.email("stranger@example.com")).await;
     let secret_id = secret["id"].as_str().unwrap();
     let theirs = events(
         &stack,
@@ -817,10 +826,10 @@ async fn members_see_their_own_events_and_agents_and_other_orgs_see_none() {
 #[tokio::test]
 async fn share_acts_record_one_event_each_without_the_id_or_passphrase() {
     const PASSPHRASE: &str = "canary-share-passphrase-5521";
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (token, share) = stack
         .share_new_secret(
-            "share-audit@example.com",
+            &stack.email("share-audit@example.com"),
             "canary-shared-value-8812",
             json!({
                 "recipient_type": "anyone_with_link",

@@ -120,7 +120,7 @@ type Row = (
 impl Trail {
     /// Connects as the superuser; events already written count as seen.
     async fn open(stack: &TestStack) -> Self {
-        let conn = PgConnection::connect(stack.database.url())
+        let conn = PgConnection::connect(stack.database_url())
             .await
             .expect("connect to the test database");
         let mut trail = Self {
@@ -283,12 +283,12 @@ async fn every_sign_in_records_one_success_and_never_the_credential() {
     let stack = TestStack::start().await;
     let mut trail = Trail::open(&stack).await;
 
-    let ada = stack.signup("ada@example.com").await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let me = who(&stack, &ada.access_token).await;
     let as_ada = |method: &str| Want::by(&me, ("user", &me.id), json!({"method": method}));
     trail.one("auth.success").await.assert(as_ada("signup"));
 
-    let login = stack.login("ada@example.com").await;
+    let login = stack.login(&stack.email("ada@example.com")).await;
     trail.one("auth.success").await.assert(as_ada("password"));
 
     let (status, refreshed) = post(
@@ -402,7 +402,7 @@ async fn every_sign_in_records_one_success_and_never_the_credential() {
 #[tokio::test]
 async fn refused_sign_ins_record_one_failure_each_and_never_the_attempted_secret() {
     let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let me = who(&stack, &ada.access_token).await;
     let (agent_id, agent_key) = register_agent(&stack, &ada, json!({"name": "bot"})).await;
     let (key_id, api_key) = create_api_key(&stack, &ada, json!({"name": "ci"})).await;
@@ -415,7 +415,7 @@ async fn refused_sign_ins_record_one_failure_each_and_never_the_attempted_secret
     let (status, _) = post(
         &stack,
         "/v1/auth/token",
-        json!({"email": "ada@example.com", "password": wrong_password}),
+        json!({"email": stack.email("ada@example.com"), "password": wrong_password}),
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -424,7 +424,7 @@ async fn refused_sign_ins_record_one_failure_each_and_never_the_attempted_secret
         ("user", &me.id),
         failure("password", "wrong_password"),
     ));
-    let unknown_email = "canary-nobody-7c2e@example.com";
+    let unknown_email = stack.email("canary-nobody-7c2e@example.com");
     let other_password = "Canary-OtherPass-0b8d61f4";
     let (status, _) = post(
         &stack,
@@ -572,7 +572,7 @@ async fn refused_sign_ins_record_one_failure_each_and_never_the_attempted_secret
             PASSWORD,
             wrong_password,
             other_password,
-            unknown_email,
+            &unknown_email,
             "canary-nobody",
             &unknown_agent_key,
             malformed_agent_key,
@@ -590,10 +590,10 @@ async fn refused_sign_ins_record_one_failure_each_and_never_the_attempted_secret
 #[tokio::test]
 async fn a_sign_in_that_cannot_be_recorded_is_refused_with_503() {
     let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let (_, agent_key) = register_agent(&stack, &ada, json!({"name": "bot"})).await;
     let mut trail = Trail::open(&stack).await;
-    let mut admin = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut admin = PgConnection::connect(stack.database_url()).await.unwrap();
     sqlx::raw_sql(
         "CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN RAISE EXCEPTION 'the audit store is down (test)'; END $$; \
@@ -613,11 +613,11 @@ async fn a_sign_in_that_cannot_be_recorded_is_refused_with_503() {
     for (path, body) in [
         (
             "/v1/auth/token",
-            json!({"email": "ada@example.com", "password": "not the password"}),
+            json!({"email": stack.email("ada@example.com"), "password": "not the password"}),
         ),
         (
             "/v1/auth/token",
-            json!({"email": "nobody@example.com", "password": "not the password"}),
+            json!({"email": stack.email("nobody@example.com"), "password": "not the password"}),
         ),
         (
             "/v1/auth/agent-token",
@@ -632,7 +632,7 @@ async fn a_sign_in_that_cannot_be_recorded_is_refused_with_503() {
     for (path, body) in [
         (
             "/v1/auth/token",
-            json!({"email": "ada@example.com", "password": PASSWORD}),
+            json!({"email": stack.email("ada@example.com"), "password": PASSWORD}),
         ),
         ("/v1/auth/agent-token", json!({"api_key": agent_key})),
     ] {
@@ -651,16 +651,18 @@ async fn a_sign_in_that_cannot_be_recorded_is_refused_with_503() {
         .execute(&mut admin)
         .await
         .unwrap();
-    stack.login("ada@example.com").await;
+    stack.login(&stack.email("ada@example.com")).await;
     trail.one("auth.success").await;
 }
 
 #[tokio::test]
 async fn agent_and_api_key_changes_record_one_event_each_and_refused_ones_none() {
     let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let me = who(&stack, &ada.access_token).await;
-    let (member, _) = stack.invite_member(&ada, "bob@example.com").await;
+    let (member, _) = stack
+        .invite_member(&ada, &stack.email("bob@example.com"))
+        .await;
     let vault = stack.create_vault(&ada.access_token, "ops").await;
     let mut trail = Trail::open(&stack).await;
 
@@ -838,10 +840,14 @@ async fn agent_and_api_key_changes_record_one_event_each_and_refused_ones_none()
 #[tokio::test]
 async fn membership_changes_record_one_event_each_and_refused_ones_none() {
     let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let me = who(&stack, &ada.access_token).await;
-    let (bob, bob_id) = stack.invite_member(&ada, "bob@example.com").await;
-    let (dave, _) = stack.invite_member(&ada, "dave@example.com").await;
+    let (bob, bob_id) = stack
+        .invite_member(&ada, &stack.email("bob@example.com"))
+        .await;
+    let (dave, _) = stack
+        .invite_member(&ada, &stack.email("dave@example.com"))
+        .await;
     let mut trail = Trail::open(&stack).await;
 
     expect(
@@ -849,17 +855,20 @@ async fn membership_changes_record_one_event_each_and_refused_ones_none() {
         StatusCode::OK,
         (Method::POST, "/v1/org/invite"),
         &ada.access_token,
-        Some(json!({"email": "Carol@Example.com", "role": "admin"})),
+        Some(json!({"email": stack.email("Carol@Example.com"), "role": "admin"})),
     )
     .await;
     let invite = trail.one("member.invite").await;
     invite.assert(Want::by(
         &me,
-        ("invite", "carol@example.com"),
+        ("invite", &stack.email("carol@example.com")),
         json!({"role": "admin"}),
     ));
     assert_eq!(
-        invite.row.matches("carol@example.com").count(),
+        invite
+            .row
+            .matches(&stack.email("carol@example.com"))
+            .count(),
         1,
         "the address is the resource id and nothing else: {}",
         invite.row
@@ -930,7 +939,7 @@ async fn membership_changes_record_one_event_each_and_refused_ones_none() {
             Method::POST,
             "/v1/org/invite",
             &ada.access_token,
-            Some(json!({"email": "dave@example.com"})),
+            Some(json!({"email": stack.email("dave@example.com")})),
         ),
     ] {
         expect(&stack, status, (method.clone(), path), token, body).await;
@@ -963,9 +972,11 @@ async fn membership_changes_record_one_event_each_and_refused_ones_none() {
 #[tokio::test]
 async fn vault_and_policy_changes_record_one_event_each_and_refused_ones_none() {
     let stack = TestStack::start().await;
-    let ada = stack.signup("ada@example.com").await;
+    let ada = stack.signup(&stack.email("ada@example.com")).await;
     let me = who(&stack, &ada.access_token).await;
-    let (bob, bob_id) = stack.invite_member(&ada, "bob@example.com").await;
+    let (bob, bob_id) = stack
+        .invite_member(&ada, &stack.email("bob@example.com"))
+        .await;
     let mut trail = Trail::open(&stack).await;
 
     let vault = stack.create_vault(&ada.access_token, "payments").await;
@@ -1102,7 +1113,10 @@ async fn google_sign_ins_are_recorded_and_refused_id_tokens_name_nobody() {
     let stack = stack_with(&google).await;
     let mut trail = Trail::open(&stack).await;
 
-    let token = google.sign(&FakeGoogle::claims("g-2002", "gus@example.com"));
+    let token = google.sign(&FakeGoogle::claims(
+        "g-2002",
+        &stack.email("gus@example.com"),
+    ));
     let (status, body) = post(&stack, "/v1/auth/google", json!({"id_token": token})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let me = who(&stack, text(&body, "/access_token")).await;
@@ -1112,7 +1126,8 @@ async fn google_sign_ins_are_recorded_and_refused_id_tokens_name_nobody() {
         json!({"method": "google"}),
     ));
 
-    let mut unverified = FakeGoogle::claims("g-3003", "canary-unverified@example.com");
+    let mut unverified =
+        FakeGoogle::claims("g-3003", &stack.email("canary-unverified@example.com"));
     unverified["email_verified"] = json!(false);
     for (id_token, reason) in [
         ("Canary.NotA.Jwt".to_owned(), "invalid_id_token"),

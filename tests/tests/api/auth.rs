@@ -8,9 +8,9 @@ use sqlx::Connection as _;
 
 #[tokio::test]
 async fn signup_opens_a_session_and_makes_the_user_owner_of_a_new_org() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
 
-    let session = stack.signup("ada@example.com").await;
+    let session = stack.signup(&stack.email("ada@example.com")).await;
     let me = stack
         .request(Method::GET, "/v1/auth/me", &session.access_token)
         .send()
@@ -19,7 +19,7 @@ async fn signup_opens_a_session_and_makes_the_user_owner_of_a_new_org() {
 
     assert_eq!(me.status(), StatusCode::OK);
     let profile: Value = me.json().await.unwrap();
-    assert_eq!(profile["email"], "ada@example.com");
+    assert_eq!(profile["email"], stack.email("ada@example.com"));
     assert_eq!(profile["role"], "owner");
     assert_eq!(profile["auth_method"], "password");
     assert!(session.refresh_token.starts_with("ort_"));
@@ -27,13 +27,13 @@ async fn signup_opens_a_session_and_makes_the_user_owner_of_a_new_org() {
 
 #[tokio::test]
 async fn emails_are_normalised_so_case_and_spaces_name_one_account() {
-    let stack = TestStack::start().await;
-    stack.signup("Grace@Example.COM").await;
+    let stack = TestStack::shared().await;
+    stack.signup(&stack.email("Grace@Example.COM")).await;
 
     let again = stack
         .post_json(
             "/v1/auth/signup",
-            &json!({"email": "  grace@example.com ", "password": PASSWORD}),
+            &json!({"email": &format!("  {} ", stack.email("grace@example.com")), "password": PASSWORD}),
         )
         .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
@@ -41,7 +41,7 @@ async fn emails_are_normalised_so_case_and_spaces_name_one_account() {
     let login = stack
         .post_json(
             "/v1/auth/token",
-            &json!({"email": "GRACE@example.com", "password": PASSWORD}),
+            &json!({"email": stack.email("GRACE@example.com"), "password": PASSWORD}),
         )
         .await;
     assert_eq!(login.status(), StatusCode::OK);
@@ -49,19 +49,19 @@ async fn emails_are_normalised_so_case_and_spaces_name_one_account() {
 
 #[tokio::test]
 async fn unknown_email_and_wrong_password_get_the_same_answer() {
-    let stack = TestStack::start().await;
-    stack.signup("alan@example.com").await;
+    let stack = TestStack::shared().await;
+    stack.signup(&stack.email("alan@example.com")).await;
 
     let wrong_password = stack
         .post_json(
             "/v1/auth/token",
-            &json!({"email": "alan@example.com", "password": "not the password"}),
+            &json!({"email": stack.email("alan@example.com"), "password": "not the password"}),
         )
         .await;
     let unknown_email = stack
         .post_json(
             "/v1/auth/token",
-            &json!({"email": "nobody@example.com", "password": "not the password"}),
+            &json!({"email": stack.email("nobody@example.com"), "password": "not the password"}),
         )
         .await;
 
@@ -74,11 +74,11 @@ async fn unknown_email_and_wrong_password_get_the_same_answer() {
 
 #[tokio::test]
 async fn bad_signups_are_400_problems_not_500s() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     for body in [
         json!({"email": "not-an-email", "password": PASSWORD}),
-        json!({"email": "short@example.com", "password": "short"}),
-        json!({"email": "missing-password@example.com"}),
+        json!({"email": stack.email("short@example.com"), "password": "short"}),
+        json!({"email": stack.email("missing-password@example.com")}),
         json!("not an object"),
     ] {
         let response = stack.post_json("/v1/auth/signup", &body).await;
@@ -98,12 +98,12 @@ async fn bad_signups_are_400_problems_not_500s() {
 
 #[tokio::test]
 async fn server_owned_fields_in_a_signup_body_are_ignored() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let response = stack
         .post_json(
             "/v1/auth/signup",
             &json!({
-                "email": "mallory@example.com", "password": PASSWORD,
+                "email": stack.email("mallory@example.com"), "password": PASSWORD,
                 "role": "member", "org_id": "00000000-0000-0000-0000-000000000001",
                 "token_version": 99,
             }),
@@ -128,8 +128,8 @@ async fn server_owned_fields_in_a_signup_body_are_ignored() {
 
 #[tokio::test]
 async fn a_refresh_token_works_once_and_a_replay_revokes_the_whole_family() {
-    let stack = TestStack::start().await;
-    let first = stack.signup("rotor@example.com").await;
+    let stack = TestStack::shared().await;
+    let first = stack.signup(&stack.email("rotor@example.com")).await;
 
     let rotated = stack
         .post_json(
@@ -186,9 +186,9 @@ async fn a_refresh_token_works_once_and_a_replay_revokes_the_whole_family() {
 
 #[tokio::test]
 async fn logout_revokes_the_presented_session_at_once() {
-    let stack = TestStack::start().await;
-    let session = stack.signup("leaver@example.com").await;
-    let other = stack.login("leaver@example.com").await;
+    let stack = TestStack::shared().await;
+    let session = stack.signup(&stack.email("leaver@example.com")).await;
+    let other = stack.login(&stack.email("leaver@example.com")).await;
 
     let logout = stack
         .request(Method::DELETE, "/v1/auth/token", &session.access_token)
@@ -222,9 +222,9 @@ async fn logout_revokes_the_presented_session_at_once() {
 
 #[tokio::test]
 async fn a_password_change_ends_every_session_the_callers_too_and_says_to_sign_in_again() {
-    let stack = TestStack::start().await;
-    let current = stack.signup("changer@example.com").await;
-    let elsewhere = stack.login("changer@example.com").await;
+    let stack = TestStack::shared().await;
+    let current = stack.signup(&stack.email("changer@example.com")).await;
+    let elsewhere = stack.login(&stack.email("changer@example.com")).await;
 
     let wrong = stack
         .request(Method::POST, "/v1/auth/change-password", &current.access_token)
@@ -276,14 +276,14 @@ async fn a_password_change_ends_every_session_the_callers_too_and_says_to_sign_i
     let old_password = stack
         .post_json(
             "/v1/auth/token",
-            &json!({"email": "changer@example.com", "password": PASSWORD}),
+            &json!({"email": stack.email("changer@example.com"), "password": PASSWORD}),
         )
         .await;
     assert_eq!(old_password.status(), StatusCode::UNAUTHORIZED);
     let new_password = stack
         .post_json(
             "/v1/auth/token",
-            &json!({"email": "changer@example.com", "password": "a brand new passphrase"}),
+            &json!({"email": stack.email("changer@example.com"), "password": "a brand new passphrase"}),
         )
         .await;
     assert_eq!(new_password.status(), StatusCode::OK);
@@ -292,7 +292,7 @@ async fn a_password_change_ends_every_session_the_callers_too_and_says_to_sign_i
 #[tokio::test]
 async fn wrong_current_passwords_are_audited_and_limited_per_user() {
     let stack = TestStack::start().await;
-    let holder = stack.signup("target@example.com").await;
+    let holder = stack.signup(&stack.email("target@example.com")).await;
     let change = |current: &'static str| {
         stack
             .request(
@@ -317,9 +317,9 @@ async fn wrong_current_passwords_are_audited_and_limited_per_user() {
     assert!(limited.headers().contains_key("retry-after"));
     let problem: Value = limited.json().await.unwrap();
     assert_eq!(problem["status"], 429);
-    stack.login("target@example.com").await;
+    stack.login(&stack.email("target@example.com")).await;
 
-    let mut db = sqlx::PgConnection::connect(stack.database.url())
+    let mut db = sqlx::PgConnection::connect(stack.database_url())
         .await
         .unwrap();
     let audited: i64 = sqlx::query_scalar(
@@ -334,7 +334,7 @@ async fn wrong_current_passwords_are_audited_and_limited_per_user() {
 
 #[tokio::test]
 async fn the_jwks_publishes_the_hsm_signing_key() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
 
     let jwks: Value = stack
         .get("/.well-known/jwks.json")
@@ -358,8 +358,8 @@ async fn the_jwks_publishes_the_hsm_signing_key() {
 
 #[tokio::test]
 async fn an_access_token_alone_cannot_mint_another() {
-    let stack = TestStack::start().await;
-    let session = stack.signup("holder@example.com").await;
+    let stack = TestStack::shared().await;
+    let session = stack.signup(&stack.email("holder@example.com")).await;
 
     // What a thief with only the 15-minute token would try: no body, an empty one, and the
     // access token passed as if it were the refresh token.
@@ -401,8 +401,8 @@ async fn an_access_token_alone_cannot_mint_another() {
 /// unknown address several times faster.
 #[tokio::test]
 async fn unknown_email_and_wrong_password_take_about_the_same_time() {
-    let stack = TestStack::start().await;
-    stack.signup("timed@example.com").await;
+    let stack = TestStack::shared().await;
+    stack.signup(&stack.email("timed@example.com")).await;
     let login = |email: String| {
         let stack = &stack;
         async move {
@@ -417,10 +417,10 @@ async fn unknown_email_and_wrong_password_take_about_the_same_time() {
             started.elapsed()
         }
     };
-    login("warm-up@example.com".into()).await;
+    login(stack.email("warm-up@example.com")).await;
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for i in 0..15 {
-        known.push(login("timed@example.com".into()).await);
+        known.push(login(stack.email("timed@example.com")).await);
         unknown.push(login(format!("nobody-{i}@example.com")).await);
     }
     let median = |times: &mut Vec<std::time::Duration>| {
@@ -437,11 +437,11 @@ async fn unknown_email_and_wrong_password_take_about_the_same_time() {
 
 #[tokio::test]
 async fn the_longest_display_name_still_names_a_valid_org() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let response = stack
         .post_json(
             "/v1/auth/signup",
-            &json!({"email": "long@example.com", "password": PASSWORD, "display_name": "L".repeat(200)}),
+            &json!({"email": stack.email("long@example.com"), "password": PASSWORD, "display_name": "L".repeat(200)}),
         )
         .await;
     // "<name>'s org" would be 206 characters; an org name may have 200.

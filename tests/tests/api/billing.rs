@@ -28,7 +28,7 @@ async fn metered_stack(env: &[(&str, &str)]) -> TestStack {
 }
 
 async fn db(stack: &TestStack) -> PgConnection {
-    PgConnection::connect(stack.database.url()).await.unwrap()
+    PgConnection::connect(stack.database_url()).await.unwrap()
 }
 
 async fn stored_rows(stack: &TestStack) -> i64 {
@@ -333,9 +333,13 @@ async fn a_graceful_shutdown_writes_every_buffered_request() {
         "nothing is written before a flush"
     );
 
-    stack.origin.process().signal("TERM");
+    stack.own_mut().origin.process().signal("TERM");
     let status = tokio::task::block_in_place(|| {
-        stack.origin.process().wait_timeout(Duration::from_secs(20))
+        stack
+            .own_mut()
+            .origin
+            .process()
+            .wait_timeout(Duration::from_secs(20))
     });
 
     let status = status.expect("the origin exits after SIGTERM");
@@ -352,11 +356,10 @@ async fn a_graceful_shutdown_writes_every_buffered_request() {
     assert_eq!(in_org, 20);
     assert!(
         stack
-            .origin
-            .log_text()
+            .origin_log()
             .contains("every metered request is written"),
         "{}",
-        stack.origin.log_text()
+        stack.origin_log()
     );
 }
 
@@ -465,8 +468,7 @@ async fn tier_object_limits_answer_403_resource_limit_exceeded() {
     assert_eq!(usage(&stack, token).await["billing_tier"], "free");
     assert!(
         stack
-            .origin
-            .logged("an org is on a tier this origin does not know")
+            .origin_logged("an org is on a tier this origin does not know")
             .await
     );
 }

@@ -49,7 +49,7 @@ async fn fuzz(stack: &TestStack, who: &str, token: &str, exclude: &[&str], phase
     let examples =
         std::env::var("OXVAULT_CONTRACT_EXAMPLES").unwrap_or_else(|_| DEFAULT_EXAMPLES.into());
     let seed = std::env::var("OXVAULT_CONTRACT_SEED").unwrap_or_else(|_| DEFAULT_SEED.into());
-    let edge = stack.edge.url().to_owned();
+    let edge = stack.edge_base().to_owned();
     // Its example database and reports stay out of the checkout.
     let work = tempfile::tempdir().expect("temp dir");
     let mut command = Command::new(st);
@@ -82,7 +82,7 @@ async fn fuzz(stack: &TestStack, who: &str, token: &str, exclude: &[&str], phase
         output.status.success(),
         "schemathesis found problems as the {who}:\n{stdout}\n{}\norigin log (tail):\n{}",
         String::from_utf8_lossy(&output.stderr),
-        tail(&stack.origin.log_text(), 60)
+        tail(&stack.origin_log(), 60)
     );
     println!("schemathesis as the {who}:\n{stdout}");
 }
@@ -99,12 +99,12 @@ fn tail(text: &str, lines: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schemathesis_finds_no_difference_between_the_document_and_the_server() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     // The agent's org and the owner's are two, so the two runs go side by side: the owner's
     // may rotate keys, deactivate agents and delete vaults, none of them the agent's.
     let (agents_owner, vault, _) = stack
         .owner_with_secret(
-            "contract-agents@example.com",
+            &stack.email("contract-agents@example.com"),
             "db/password",
             "contract-value",
         )
@@ -123,7 +123,7 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_server() 
         .await;
     let (owner, _, _) = stack
         .owner_with_secret(
-            "contract-owner@example.com",
+            &stack.email("contract-owner@example.com"),
             "db/password",
             "contract-value",
         )

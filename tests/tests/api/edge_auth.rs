@@ -143,12 +143,11 @@ async fn assert_origin_never_saw(stack: &TestStack, valid_token: &str, refused: 
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         stack
-            .origin
-            .logged(&format!("\"request_id\":\"{marker}\""))
+            .origin_logged(&format!("\"request_id\":\"{marker}\""))
             .await,
         "the marker request reached the origin"
     );
-    let log = stack.origin.log_text();
+    let log = stack.origin_log();
     for id in refused {
         assert!(
             !log.contains(id.as_str()),
@@ -159,8 +158,8 @@ async fn assert_origin_never_saw(stack: &TestStack, valid_token: &str, refused: 
 
 #[tokio::test]
 async fn a_protected_route_without_a_bearer_token_is_refused_at_the_edge() {
-    let stack = TestStack::start().await;
-    let session = stack.signup("no-token@example.com").await;
+    let stack = TestStack::shared().await;
+    let session = stack.signup(&stack.email("no-token@example.com")).await;
 
     let mut refused = Vec::new();
     for (case, authorization) in [
@@ -181,8 +180,8 @@ async fn a_protected_route_without_a_bearer_token_is_refused_at_the_edge() {
 
 #[tokio::test]
 async fn a_valid_token_passes_the_edge_and_reaches_the_origin() {
-    let stack = TestStack::start().await;
-    let session = stack.signup("valid@example.com").await;
+    let stack = TestStack::shared().await;
+    let session = stack.signup(&stack.email("valid@example.com")).await;
 
     let id = request_id("valid");
     let response = me(
@@ -194,11 +193,10 @@ async fn a_valid_token_passes_the_edge_and_reaches_the_origin() {
 
     assert_eq!(response.status(), StatusCode::OK);
     let profile: Value = response.json().await.unwrap();
-    assert_eq!(profile["email"], "valid@example.com");
+    assert_eq!(profile["email"], stack.email("valid@example.com"));
     assert!(
         stack
-            .origin
-            .logged(&format!("\"request_id\":\"{id}\""))
+            .origin_logged(&format!("\"request_id\":\"{id}\""))
             .await,
         "the origin handled the request"
     );
@@ -213,8 +211,8 @@ async fn a_valid_token_passes_the_edge_and_reaches_the_origin() {
 
 #[tokio::test]
 async fn the_key_set_is_forwarded_and_names_the_key_tokens_are_signed_with() {
-    let stack = TestStack::start().await;
-    let session = stack.signup("jwks@example.com").await;
+    let stack = TestStack::shared().await;
+    let session = stack.signup(&stack.email("jwks@example.com")).await;
 
     let response = stack.get("/.well-known/jwks.json").await;
 
@@ -240,9 +238,9 @@ async fn the_key_set_is_forwarded_and_names_the_key_tokens_are_signed_with() {
 
 #[tokio::test]
 async fn forged_and_tampered_tokens_are_refused_at_the_edge_and_never_reach_the_origin() {
-    let stack = TestStack::start().await;
-    let session = stack.signup("forger@example.com").await;
-    let other = stack.signup("bystander@example.com").await;
+    let stack = TestStack::shared().await;
+    let session = stack.signup(&stack.email("forger@example.com")).await;
+    let other = stack.signup(&stack.email("bystander@example.com")).await;
     let real = session.access_token.as_str();
     let (header_b64, payload_b64, signature_b64) = parts(real);
     let header: Value = serde_json::from_slice(&unb64(&header_b64)).unwrap();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn a_healthy_stack_reports_healthy_through_the_edge() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
 
     let response = stack.get("/v1/health").await;
 
@@ -28,7 +28,7 @@ async fn a_healthy_stack_reports_healthy_through_the_edge() {
 
 #[tokio::test]
 async fn the_hsm_probe_answers_ok_through_the_edge() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
 
     let response = stack.get("/v1/health/hsm").await;
 
@@ -39,8 +39,7 @@ async fn the_hsm_probe_answers_ok_through_the_edge() {
     );
     assert!(
         stack
-            .origin
-            .log_text()
+            .origin_log()
             .contains("created the key-encryption key in the HSM"),
         "the first start creates the KEK in the fresh token"
     );
@@ -88,7 +87,7 @@ async fn an_origin_without_a_token_recovers_when_the_token_appears() {
     let body: HealthResponse = stack.get("/v1/health").await.json().await.unwrap();
     assert_eq!(body.status, HealthStatus::Degraded);
 
-    stack.token.init();
+    stack.own().token.init();
 
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -99,7 +98,7 @@ async fn an_origin_without_a_token_recovers_when_the_token_appears() {
         assert!(
             Instant::now() < deadline,
             "the origin did not recover after the token appeared (last {status}):\n{}",
-            stack.origin.log_text()
+            stack.origin_log()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -127,7 +126,7 @@ async fn a_database_that_does_not_answer_makes_health_degraded() {
 #[tokio::test]
 async fn with_the_origin_down_the_edge_answers_with_its_own_json_errors() {
     let mut stack = TestStack::start().await;
-    stack.origin.process().kill();
+    stack.own_mut().origin.process().kill();
 
     let forwarded = stack.get("/v1/health/hsm").await;
     assert_eq!(forwarded.status(), StatusCode::BAD_GATEWAY);

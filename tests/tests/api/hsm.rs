@@ -31,7 +31,7 @@ struct Stored {
 }
 
 async fn stored(stack: &TestStack) -> BTreeMap<(Uuid, i32), Stored> {
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     let rows: Vec<(Uuid, i32, Vec<u8>, Vec<u8>)> =
         sqlx::query_as("SELECT secret_id, version, sealed, kek_id FROM secret_versions")
             .fetch_all(&mut db)
@@ -77,7 +77,7 @@ async fn wait_readable(
         assert!(
             Instant::now() < deadline,
             "{path} still answers {status} {body}:\n{}",
-            stack.origin.log_text()
+            stack.origin_log()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -86,7 +86,7 @@ async fn wait_readable(
 /// Runs `oxvault-origin rotate-kek ARGS` against the stack's database and token; returns its
 /// summary (the last stdout line) after checking it succeeded.
 async fn rotate_kek(stack: &TestStack, args: &[&str]) -> Value {
-    let mut command = stack.origin.subcommand("rotate-kek", args);
+    let mut command = stack.own().origin.subcommand("rotate-kek", args);
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
@@ -107,7 +107,7 @@ async fn rotate_kek(stack: &TestStack, args: &[&str]) -> Value {
 }
 
 async fn count(stack: &TestStack, sql: &'static str) -> i64 {
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap()
 }
 
@@ -115,7 +115,7 @@ async fn count(stack: &TestStack, sql: &'static str) -> i64 {
 async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_resumes() {
     let stack = TestStack::start().await;
     // Sign up (tokens are signed in the HSM) and warm the edge's key cache while it is up.
-    let owner = stack.signup("outage@example.com").await;
+    let owner = stack.signup(&stack.email("outage@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "prod").await;
     let (status, body) = put(&stack, &owner, &vault, "db/password", "before-outage").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -131,7 +131,7 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let rows_before = stored(&stack).await;
 
-    stack.token.take_away();
+    stack.own().token.take_away();
 
     let canary = "canary-during-outage-5d1e";
     for (method, path) in [
@@ -187,9 +187,9 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
         .await,
         0
     );
-    assert!(!stack.origin.log_text().contains(canary));
+    assert!(!stack.origin_log().contains(canary));
 
-    stack.token.bring_back();
+    stack.own().token.bring_back();
 
     let body = wait_readable(
         &stack,
@@ -241,7 +241,7 @@ async fn rotate_kek_rewraps_every_version_leaves_ciphertexts_alone_and_the_origi
             .push(("OXVAULT_HSM_KEK_REFRESH_SECS".to_owned(), "2".to_owned()));
     })
     .await;
-    let owner = stack.signup("rotate@example.com").await;
+    let owner = stack.signup(&stack.email("rotate@example.com")).await;
     let prod = stack.create_vault(&owner.access_token, "prod").await;
     let staging = stack.create_vault(&owner.access_token, "staging").await;
     let mut expected = BTreeMap::new();
@@ -356,7 +356,7 @@ async fn a_rotation_with_retirement_under_live_writes_loses_nothing() {
     // keeps wrapping under the old KEK while the rotation runs, until the fence makes the
     // token refuse it (or, rarely, it reads a row the rotation just moved).
     let stack = TestStack::start().await;
-    let owner = stack.signup("busy@example.com").await;
+    let owner = stack.signup(&stack.email("busy@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "busy").await;
     for i in 0..20 {
         let (status, body) = put(&stack, &owner, &vault, &format!("seed/{i}"), "seed").await;
@@ -420,8 +420,7 @@ async fn a_rotation_with_retirement_under_live_writes_loses_nothing() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(
         stack
-            .origin
-            .logged("wrapping under a new current KEK")
+            .origin_logged("wrapping under a new current KEK")
             .await,
         "the running origin moved to the new KEK"
     );
@@ -449,13 +448,13 @@ async fn a_missing_pkcs11_module_at_start_is_a_clear_503_not_a_crash() {
     let signup = stack
         .post_json(
             "/v1/auth/signup",
-            &serde_json::json!({"email": "early@example.com", "password": "long enough password"}),
+            &serde_json::json!({"email": stack.email("early@example.com"), "password": "long enough password"}),
         )
         .await;
     assert_eq!(signup.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(signup.headers()["content-type"], "application/problem+json");
     assert!(
-        stack.origin.logged(&format!("cannot load {missing}")).await,
+        stack.origin_logged(&format!("cannot load {missing}")).await,
         "the log says which module is missing"
     );
 }

@@ -41,8 +41,8 @@ async fn read_response(stream: &mut TcpStream) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable() {
-    let stack = TestStack::start().await;
-    let address = stack.origin.url().trim_start_matches("http://").to_owned();
+    let stack = TestStack::shared().await;
+    let address = stack.origin_base().trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(&address)
         .await
         .expect("connect to the origin");

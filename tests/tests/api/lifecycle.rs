@@ -9,9 +9,9 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn migrate_creates_the_schema_in_the_tests_own_database() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
 
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
         .fetch_one(&mut db)
         .await
@@ -27,7 +27,7 @@ async fn migrate_creates_the_schema_in_the_tests_own_database() {
 
 #[tokio::test]
 async fn the_openapi_document_is_3_1_and_lists_the_health_endpoints() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
 
     let response = stack.get("/v1/openapi.json").await;
 
@@ -52,9 +52,12 @@ async fn the_openapi_document_is_3_1_and_lists_the_health_endpoints() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_problem_bodies_from_the_origin() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     // Routes the edge does not list as public need a token to get past it (edge_auth.rs).
-    let token = stack.signup("routes@example.com").await.access_token;
+    let token = stack
+        .signup(&stack.email("routes@example.com"))
+        .await
+        .access_token;
 
     let missing = stack
         .request(Method::GET, "/v1/no-such-thing", &token)
@@ -82,7 +85,7 @@ async fn unknown_routes_and_methods_get_problem_bodies_from_the_origin() {
 
 #[tokio::test]
 async fn paths_outside_v1_are_answered_by_the_edge_alone() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
 
     let response = stack.get("/admin").await;
 
@@ -90,14 +93,14 @@ async fn paths_outside_v1_are_answered_by_the_edge_alone() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], 404);
     assert!(
-        !stack.origin.log_text().contains("\"path\":\"/admin\""),
+        !stack.origin_log().contains("\"path\":\"/admin\""),
         "the origin must not have been asked"
     );
 }
 
 #[tokio::test]
 async fn a_clean_request_id_is_kept_end_to_end_and_a_bad_one_replaced() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
 
     let kept = stack
         .client
@@ -108,7 +111,7 @@ async fn a_clean_request_id_is_kept_end_to_end_and_a_bad_one_replaced() {
         .unwrap();
     assert_eq!(kept.headers()["x-request-id"], "trace-me-123");
     assert!(
-        stack.origin.logged("\"request_id\":\"trace-me-123\"").await,
+        stack.origin_logged("\"request_id\":\"trace-me-123\"").await,
         "the origin logs the edge's request id"
     );
 
@@ -128,8 +131,7 @@ async fn a_clean_request_id_is_kept_end_to_end_and_a_bad_one_replaced() {
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "a fresh UUID, got {id}");
     assert!(
         stack
-            .origin
-            .logged(&format!("\"request_id\":\"{id}\""))
+            .origin_logged(&format!("\"request_id\":\"{id}\""))
             .await
     );
 }
@@ -139,14 +141,18 @@ async fn sigterm_stops_the_origin_cleanly() {
     let mut stack = TestStack::start().await;
     assert_eq!(stack.get("/v1/health/hsm").await.status(), StatusCode::OK);
 
-    stack.origin.process().signal("TERM");
+    stack.own_mut().origin.process().signal("TERM");
     let status = tokio::task::block_in_place(|| {
-        stack.origin.process().wait_timeout(Duration::from_secs(15))
+        stack
+            .own_mut()
+            .origin
+            .process()
+            .wait_timeout(Duration::from_secs(15))
     });
 
     let status = status.expect("the origin exits after SIGTERM");
     assert!(status.success(), "exit status {status}");
-    let log = stack.origin.log_text();
+    let log = stack.origin_log();
     assert!(
         log.contains("shutting down: draining in-flight requests"),
         "{log}"

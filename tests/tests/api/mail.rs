@@ -74,7 +74,7 @@ struct OutboxRow {
 }
 
 async fn outbox(stack: &TestStack) -> Vec<OutboxRow> {
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     sqlx::query(
         "SELECT kind, recipient, body_text, attempts, last_error, \
                 sent_at IS NOT NULL AS sent, failed_at IS NOT NULL AS failed \
@@ -153,9 +153,9 @@ async fn an_invitation_mails_the_invited_address_once_with_the_org_role_and_sign
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(smtp.received().len(), 1);
     // The log names the message and the domain, never the address.
-    assert!(stack.origin.logged("mail sent").await);
+    assert!(stack.origin_logged("mail sent").await);
     assert!(
-        !stack.origin.log_text().contains("newbie@example.com"),
+        !stack.origin_log().contains("newbie@example.com"),
         "the recipient's address reached the log"
     );
 }
@@ -244,7 +244,7 @@ async fn a_relay_that_turns_connections_away_with_421_is_retried() {
 async fn a_recipient_that_would_inject_a_header_is_set_aside_and_the_next_message_still_goes() {
     let smtp = SmtpListener::start().await;
     let stack = stack_mailing_to(smtp.port()).await;
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     // Written straight into the outbox: no endpoint lets such an address through, which is
     // the point; the loop must hold even if one got in.
     for (recipient, age_secs) in [
@@ -418,7 +418,7 @@ async fn two_origins_delivering_one_outbox_send_every_message_exactly_once() {
     const MESSAGES: usize = 40;
     let smtp = SmtpListener::start().await;
     let stack = stack_mailing_to(smtp.port()).await;
-    let mut settings = OriginSettings::new(stack.database.url(), &stack.token);
+    let mut settings = OriginSettings::new(stack.database_url(), &stack.own().token);
     settings.migrate = false;
     mail_to(&mut settings, smtp.port());
     let second = tokio::task::spawn_blocking(move || Origin::start(&settings))
@@ -426,7 +426,7 @@ async fn two_origins_delivering_one_outbox_send_every_message_exactly_once() {
         .unwrap();
 
     // All due at once, in one commit, so both loops find the same rows due.
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     sqlx::query(
         "INSERT INTO mail_outbox (id, kind, recipient, subject, body_text) \
          SELECT gen_random_uuid(), 'share', 'user' || n || '@example.org', 'Hello ' || n, 'body' \
@@ -449,7 +449,7 @@ async fn two_origins_delivering_one_outbox_send_every_message_exactly_once() {
     recipients.dedup();
     assert_eq!(recipients.len(), MESSAGES, "a message went missing");
     assert_eq!(received.len(), MESSAGES, "a message was sent twice");
-    let by_first = stack.origin.log_text().matches("\"mail sent\"").count();
+    let by_first = stack.origin_log().matches("\"mail sent\"").count();
     let by_second = second.log_text().matches("\"mail sent\"").count();
     println!("first origin sent {by_first}, second origin sent {by_second}");
     assert_eq!(by_first + by_second, MESSAGES);
@@ -466,19 +466,22 @@ async fn mail_still_unsent_when_the_origin_stops_is_sent_by_the_next_origin() {
     })
     .await;
 
-    stack.origin.process().signal("TERM");
+    stack.own_mut().origin.process().signal("TERM");
     let status = tokio::task::block_in_place(|| {
-        stack.origin.process().wait_timeout(Duration::from_secs(15))
+        stack
+            .own_mut()
+            .origin
+            .process()
+            .wait_timeout(Duration::from_secs(15))
     });
     assert!(
         status.expect("the origin exits after SIGTERM").success(),
         "{}",
-        stack.origin.log_text()
+        stack.origin_log()
     );
     assert!(
         stack
-            .origin
-            .log_text()
+            .origin_log()
             .contains("mail delivery stopped; unsent mail stays in the outbox")
     );
     let rows = outbox(&stack).await;
@@ -486,7 +489,7 @@ async fn mail_still_unsent_when_the_origin_stops_is_sent_by_the_next_origin() {
     assert!(rows[0].body_text.is_some(), "nothing is lost at shutdown");
 
     let smtp = SmtpListener::start_on(port).await;
-    let mut settings = OriginSettings::new(stack.database.url(), &stack.token);
+    let mut settings = OriginSettings::new(stack.database_url(), &stack.own().token);
     settings.migrate = false;
     mail_to(&mut settings, port);
     let _next = tokio::task::spawn_blocking(move || Origin::start(&settings))

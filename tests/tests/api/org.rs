@@ -48,11 +48,19 @@ async fn user_id(stack: &TestStack, session: &Session) -> String {
 /// An owner (new org) and a second user invited into it with `role`: signed up, then moved
 /// in by accepting the mailed token.
 async fn owner_and_invited(stack: &TestStack, role: &str) -> (Session, Session) {
-    let owner = stack.signup("owner@example.com").await;
-    let (status, _) = invite(stack, &owner.access_token, "second@example.com", role).await;
+    let owner = stack.signup(&stack.email("owner@example.com")).await;
+    let (status, _) = invite(
+        stack,
+        &owner.access_token,
+        &stack.email("second@example.com"),
+        role,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let second = stack.signup("second@example.com").await;
-    let token = stack.invitation_token("second@example.com").await;
+    let second = stack.signup(&stack.email("second@example.com")).await;
+    let token = stack
+        .invitation_token(&stack.email("second@example.com"))
+        .await;
     let second = stack.accept_invitation(&second, &token).await;
     (owner, second)
 }
@@ -70,14 +78,21 @@ async fn accept(stack: &TestStack, session: &Session, token: &str) -> (StatusCod
 
 #[tokio::test]
 async fn an_invited_address_joins_only_by_accepting_the_mailed_token_while_signed_in() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("founder@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("founder@example.com")).await;
     let (_, owner_profile) = me(&stack, &owner.access_token).await;
 
-    let (status, body) = invite(&stack, &owner.access_token, "  Eve@Example.COM ", "admin").await;
+    let (status, body) = invite(
+        &stack,
+        &owner.access_token,
+        &format!("  {} ", stack.email("Eve@Example.COM")),
+        "admin",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        body["email"], "eve@example.com",
+        body["email"],
+        stack.email("eve@example.com"),
         "the address is normalised"
     );
     assert!(body["message"].is_string());
@@ -87,12 +102,14 @@ async fn an_invited_address_joins_only_by_accepting_the_mailed_token_while_signe
     );
 
     // Signing up alone is not joining: anyone may type the invited address.
-    let eve = stack.signup("eve@example.com").await;
+    let eve = stack.signup(&stack.email("eve@example.com")).await;
     let (_, profile) = me(&stack, &eve.access_token).await;
     assert_eq!(profile["role"], "owner", "a sign-up makes its own org");
     assert_ne!(profile["org_id"], owner_profile["org_id"]);
 
-    let token = stack.invitation_token("eve@example.com").await;
+    let token = stack
+        .invitation_token(&stack.email("eve@example.com"))
+        .await;
     let (status, _) = accept(&stack, &eve, "oiv_not-the-token").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, joined) = accept(&stack, &eve, &token).await;
@@ -110,7 +127,7 @@ async fn an_invited_address_joins_only_by_accepting_the_mailed_token_while_signe
     assert_eq!(profile["org_id"], owner_profile["org_id"]);
 
     let again = Session {
-        email: "eve@example.com".into(),
+        email: stack.email("eve@example.com"),
         access_token: fresh.to_owned(),
         refresh_token: String::new(),
     };
@@ -120,21 +137,29 @@ async fn an_invited_address_joins_only_by_accepting_the_mailed_token_while_signe
 
 #[tokio::test]
 async fn a_squatter_cannot_redeem_an_invitation_for_someone_elses_address() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("founder@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("founder@example.com")).await;
     let (_, owner_profile) = me(&stack, &owner.access_token).await;
-    invite(&stack, &owner.access_token, "victim@example.com", "admin").await;
-    let token = stack.invitation_token("victim@example.com").await;
+    invite(
+        &stack,
+        &owner.access_token,
+        &stack.email("victim@example.com"),
+        "admin",
+    )
+    .await;
+    let token = stack
+        .invitation_token(&stack.email("victim@example.com"))
+        .await;
 
     // Even holding the token, another account cannot use it: it names another address.
-    let squatter = stack.signup("squatter@example.com").await;
+    let squatter = stack.signup(&stack.email("squatter@example.com")).await;
     let (status, _) = accept(&stack, &squatter, &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, profile) = me(&stack, &squatter.access_token).await;
     assert_ne!(profile["org_id"], owner_profile["org_id"]);
 
     // The refusal left the invitation open for its owner.
-    let victim = stack.signup("victim@example.com").await;
+    let victim = stack.signup(&stack.email("victim@example.com")).await;
     let victim = stack.accept_invitation(&victim, &token).await;
     let (_, profile) = me(&stack, &victim.access_token).await;
     assert_eq!(profile["org_id"], owner_profile["org_id"]);
@@ -142,21 +167,35 @@ async fn a_squatter_cannot_redeem_an_invitation_for_someone_elses_address() {
 
 #[tokio::test]
 async fn another_orgs_open_invitation_blocks_nobody_and_a_busy_org_cannot_be_left_by_accepting() {
-    let stack = TestStack::start().await;
-    let first = stack.signup("first@example.com").await;
-    let second = stack.signup("second-org@example.com").await;
-    let (status, _) = invite(&stack, &first.access_token, "pat@example.com", "member").await;
+    let stack = TestStack::shared().await;
+    let first = stack.signup(&stack.email("first@example.com")).await;
+    let second = stack.signup(&stack.email("second-org@example.com")).await;
+    let (status, _) = invite(
+        &stack,
+        &first.access_token,
+        &stack.email("pat@example.com"),
+        "member",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = invite(&stack, &second.access_token, "pat@example.com", "member").await;
+    let (status, _) = invite(
+        &stack,
+        &second.access_token,
+        &stack.email("pat@example.com"),
+        "member",
+    )
+    .await;
     assert_eq!(
         status,
         StatusCode::OK,
         "an earlier invitation from another org locks nobody out"
     );
-    let second_token = stack.invitation_token("pat@example.com").await;
+    let second_token = stack
+        .invitation_token(&stack.email("pat@example.com"))
+        .await;
 
     // Pat's own org holds a vault: accepting would strand it.
-    let pat = stack.signup("pat@example.com").await;
+    let pat = stack.signup(&stack.email("pat@example.com")).await;
     stack.create_vault(&pat.access_token, "mine").await;
     let (status, body) = accept(&stack, &pat, &second_token).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -167,7 +206,7 @@ async fn another_orgs_open_invitation_blocks_nobody_and_a_busy_org_cannot_be_lef
 
 #[tokio::test]
 async fn any_user_of_the_org_lists_its_members() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, member) = owner_and_invited(&stack, "member").await;
 
     for session in [&owner, &member] {
@@ -181,8 +220,8 @@ async fn any_user_of_the_org_lists_its_members() {
             .iter()
             .map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap()))
             .collect();
-        assert!(roles.contains(&("owner@example.com", "owner")));
-        assert!(roles.contains(&("second@example.com", "member")));
+        assert!(roles.contains(&(&stack.email("owner@example.com"), "owner")));
+        assert!(roles.contains(&(&stack.email("second@example.com"), "member")));
         for m in members {
             for field in ["id", "display_name", "auth_method", "created_at"] {
                 assert!(m[field].is_string(), "{field} missing in {m}");
@@ -194,13 +233,13 @@ async fn any_user_of_the_org_lists_its_members() {
 
 #[tokio::test]
 async fn a_member_can_neither_invite_nor_change_roles_nor_remove_anyone() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, member) = owner_and_invited(&stack, "member").await;
     let owner_id = user_id(&stack, &owner).await;
     let member_id = user_id(&stack, &member).await;
     let token = &member.access_token;
 
-    let (status, _) = invite(&stack, token, "friend@example.com", "member").await;
+    let (status, _) = invite(&stack, token, &stack.email("friend@example.com"), "member").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, problem) = set_role(&stack, token, &member_id, "admin").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "no promoting oneself");
@@ -218,10 +257,12 @@ async fn a_member_can_neither_invite_nor_change_roles_nor_remove_anyone() {
 
 #[tokio::test]
 async fn an_admin_manages_members_but_cannot_grant_remove_or_invite_an_owner() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, admin) = owner_and_invited(&stack, "admin").await;
     let owner_id = user_id(&stack, &owner).await;
-    let (_, third_id) = stack.invite_member(&owner, "third@example.com").await;
+    let (_, third_id) = stack
+        .invite_member(&owner, &stack.email("third@example.com"))
+        .await;
     let token = &admin.access_token;
 
     let (status, _) = set_role(&stack, token, &third_id, "owner").await;
@@ -240,7 +281,7 @@ async fn an_admin_manages_members_but_cannot_grant_remove_or_invite_an_owner() {
         remove(&stack, token, &owner_id).await,
         StatusCode::FORBIDDEN
     );
-    let (status, _) = invite(&stack, token, "boss@example.com", "owner").await;
+    let (status, _) = invite(&stack, token, &stack.email("boss@example.com"), "owner").await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
@@ -251,13 +292,13 @@ async fn an_admin_manages_members_but_cannot_grant_remove_or_invite_an_owner() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["id"], third_id.as_str());
     assert_eq!(body["role"], "admin");
-    let (status, _) = invite(&stack, token, "fourth@example.com", "member").await;
+    let (status, _) = invite(&stack, token, &stack.email("fourth@example.com"), "member").await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn the_last_owner_can_be_neither_demoted_nor_removed() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, second) = owner_and_invited(&stack, "admin").await;
     let owner_id = user_id(&stack, &owner).await;
     let second_id = user_id(&stack, &second).await;
@@ -286,7 +327,7 @@ async fn the_last_owner_can_be_neither_demoted_nor_removed() {
 
 #[tokio::test]
 async fn an_owner_may_leave_while_another_owner_remains() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, second) = owner_and_invited(&stack, "owner").await;
     let owner_id = user_id(&stack, &owner).await;
 
@@ -303,7 +344,7 @@ async fn an_owner_may_leave_while_another_owner_remains() {
 
 #[tokio::test]
 async fn a_removed_member_is_locked_out_at_once() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, member) = owner_and_invited(&stack, "member").await;
     let member_id = user_id(&stack, &member).await;
 
@@ -324,7 +365,7 @@ async fn a_removed_member_is_locked_out_at_once() {
     let login = stack
         .post_json(
             "/v1/auth/token",
-            &json!({"email": "second@example.com", "password": PASSWORD}),
+            &json!({"email": stack.email("second@example.com"), "password": PASSWORD}),
         )
         .await;
     assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
@@ -337,32 +378,38 @@ async fn a_removed_member_is_locked_out_at_once() {
 
 #[tokio::test]
 async fn a_role_change_voids_the_members_tokens_and_a_new_login_carries_the_new_role() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, member) = owner_and_invited(&stack, "member").await;
     let member_id = user_id(&stack, &member).await;
 
     let (status, body) = set_role(&stack, &owner.access_token, &member_id, "admin").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["role"], "admin");
-    assert_eq!(body["email"], "second@example.com");
+    assert_eq!(body["email"], stack.email("second@example.com"));
 
     let (status, _) = me(&stack, &member.access_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the old token died");
-    let again = stack.login("second@example.com").await;
+    let again = stack.login(&stack.email("second@example.com")).await;
     let (status, profile) = me(&stack, &again.access_token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(profile["role"], "admin");
-    let (status, _) = invite(&stack, &again.access_token, "new@example.com", "member").await;
+    let (status, _) = invite(
+        &stack,
+        &again.access_token,
+        &stack.email("new@example.com"),
+        "member",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "the new role's powers apply");
 }
 
 #[tokio::test]
 async fn another_orgs_member_ids_answer_404() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (alice, bob) = owner_and_invited(&stack, "member").await;
     let alice_id = user_id(&stack, &alice).await;
     let bob_id = user_id(&stack, &bob).await;
-    let mallory = stack.signup("mallory@example.com").await;
+    let mallory = stack.signup(&stack.email("mallory@example.com")).await;
     let token = &mallory.access_token;
 
     for id in [&alice_id, &bob_id] {
@@ -390,15 +437,15 @@ async fn another_orgs_member_ids_answer_404() {
 
 #[tokio::test]
 async fn invitations_refuse_members_and_bad_input_and_a_reinvite_kills_the_old_token() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("boss@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("boss@example.com")).await;
     let token = &owner.access_token;
 
-    let (status, _) = invite(&stack, token, "boss@example.com", "admin").await;
+    let (status, _) = invite(&stack, token, &stack.email("boss@example.com"), "admin").await;
     assert_eq!(status, StatusCode::CONFLICT, "already a member");
     let (status, _) = invite(&stack, token, "not-an-email", "member").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = invite(&stack, token, "a@example.com", "root").await;
+    let (status, _) = invite(&stack, token, &stack.email("a@example.com"), "root").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Without a role the invitee becomes a member; re-inviting replaces the org's own invite.
@@ -409,16 +456,20 @@ async fn invitations_refuse_members_and_bad_input_and_a_reinvite_kills_the_old_t
                 Method::POST,
                 "/v1/org/invite",
                 token,
-                Some(json!({"email": "newbie@example.com"})),
+                Some(json!({"email": stack.email("newbie@example.com")})),
             )
             .await;
         assert_eq!(status, StatusCode::OK);
-        tokens.push(stack.invitation_token("newbie@example.com").await);
+        tokens.push(
+            stack
+                .invitation_token(&stack.email("newbie@example.com"))
+                .await,
+        );
     }
     let (old_token, new_token) = (&tokens[0], &tokens[1]);
     assert_ne!(old_token, new_token);
 
-    let newbie = stack.signup("newbie@example.com").await;
+    let newbie = stack.signup(&stack.email("newbie@example.com")).await;
     let (status, _) = accept(&stack, &newbie, old_token).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the replaced token is dead");
     let newbie = stack.accept_invitation(&newbie, new_token).await;
@@ -430,7 +481,7 @@ async fn invitations_refuse_members_and_bad_input_and_a_reinvite_kills_the_old_t
 
 #[tokio::test]
 async fn server_owned_fields_in_member_bodies_are_ignored() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (owner, member) = owner_and_invited(&stack, "member").await;
     let member_id = user_id(&stack, &member).await;
     let (_, before) = me(&stack, &owner.access_token).await;
@@ -441,14 +492,14 @@ async fn server_owned_fields_in_member_bodies_are_ignored() {
             &format!("/v1/org/members/{member_id}"),
             &owner.access_token,
             Some(json!({
-                "role": "admin", "email": "hijack@example.com",
+                "role": "admin", "email": stack.email("hijack@example.com"),
                 "org_id": "00000000-0000-0000-0000-000000000001", "token_version": 0,
             })),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["email"], "second@example.com");
-    let again = stack.login("second@example.com").await;
+    assert_eq!(body["email"], stack.email("second@example.com"));
+    let again = stack.login(&stack.email("second@example.com")).await;
     let (_, profile) = me(&stack, &again.access_token).await;
     assert_eq!(profile["org_id"], before["org_id"]);
     assert_eq!(profile["role"], "admin");
@@ -456,21 +507,33 @@ async fn server_owned_fields_in_member_bodies_are_ignored() {
 
 #[tokio::test]
 async fn invitation_mails_to_one_address_are_limited_whoever_sends_them() {
-    let stack = TestStack::start().await;
-    let first = stack.signup("first@example.com").await;
-    let second = stack.signup("second-org@example.com").await;
+    let stack = TestStack::shared().await;
+    let first = stack.signup(&stack.email("first@example.com")).await;
+    let second = stack.signup(&stack.email("second-org@example.com")).await;
     for _ in 0..2 {
-        let (status, _) = invite(&stack, &first.access_token, "target@example.com", "member").await;
+        let (status, _) = invite(
+            &stack,
+            &first.access_token,
+            &stack.email("target@example.com"),
+            "member",
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
     }
-    let (status, _) = invite(&stack, &second.access_token, "target@example.com", "member").await;
+    let (status, _) = invite(
+        &stack,
+        &second.access_token,
+        &stack.email("target@example.com"),
+        "member",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 
     // Three mails this hour: a fourth, from either org, waits.
     for sender in [&first, &second] {
         let response = stack
             .request(Method::POST, "/v1/org/invite", &sender.access_token)
-            .json(&json!({"email": "target@example.com", "role": "member"}))
+            .json(&json!({"email": stack.email("target@example.com"), "role": "member"}))
             .send()
             .await
             .unwrap();
@@ -482,7 +545,7 @@ async fn invitation_mails_to_one_address_are_limited_whoever_sends_them() {
     let (status, _) = invite(
         &stack,
         &first.access_token,
-        "someone-else@example.com",
+        &stack.email("someone-else@example.com"),
         "member",
     )
     .await;

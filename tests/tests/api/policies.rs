@@ -163,8 +163,8 @@ fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, contex
 
 #[tokio::test]
 async fn policies_round_trip_through_create_list_update_and_delete() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("policyowner@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("policyowner@example.com")).await;
     let token = owner.access_token.as_str();
     let owner_id = stack.user_id(token).await;
     let vault = stack.create_vault(token, "prod").await;
@@ -379,13 +379,13 @@ async fn policies_round_trip_through_create_list_update_and_delete() {
 
 #[tokio::test]
 async fn invalid_policies_are_400_problems_and_create_nothing() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("validator@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("validator@example.com")).await;
     let token = owner.access_token.as_str();
     let owner_id = stack.user_id(token).await;
     let vault = stack.create_vault(token, "v").await;
     let (agent_id, _) = stack.create_agent(&owner.access_token, "bot").await;
-    let stranger = stack.signup("stranger@other.example").await;
+    let stranger = stack.signup(&stack.email("stranger@other.example")).await;
     let stranger_id = stack.user_id(&stranger.access_token).await;
     let (stranger_agent, _) = stack.create_agent(&stranger.access_token, "bot").await;
     let nobody = "00000000-0000-4000-8000-00000000abcd";
@@ -522,8 +522,8 @@ async fn invalid_policies_are_400_problems_and_create_nothing() {
 
 #[tokio::test]
 async fn a_single_star_grants_one_segment_and_writing_needs_its_own_grant() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("star@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("star@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     for path in ["db/x", "db/x/y", "other", "dbx"] {
@@ -598,8 +598,8 @@ async fn a_single_star_grants_one_segment_and_writing_needs_its_own_grant() {
 
 #[tokio::test]
 async fn a_double_star_grants_nested_paths() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("doublestar@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("doublestar@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     for path in ["db", "db/x", "db/x/y/z", "other", "other/deep/key"] {
@@ -654,8 +654,8 @@ async fn check_deny(stack: &TestStack, bot: &str, vault: &str, secret: StatusCod
 
 #[tokio::test]
 async fn deny_beats_allow_whatever_the_priorities() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("deny@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("deny@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     for path in ["db/secret", "db/other", "top"] {
@@ -715,8 +715,8 @@ async fn deny_beats_allow_whatever_the_priorities() {
 
 #[tokio::test]
 async fn an_agent_bound_to_another_vault_sees_404_here_even_with_a_policy() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("binding@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("binding@example.com")).await;
     let token = owner.access_token.as_str();
     let here = stack.create_vault(token, "here").await;
     let there = stack.create_vault(token, "there").await;
@@ -769,8 +769,8 @@ async fn an_agent_bound_to_another_vault_sees_404_here_even_with_a_policy() {
 
 #[tokio::test]
 async fn removing_or_narrowing_a_policy_binds_the_agents_existing_token_at_once() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("revoke@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("revoke@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
@@ -832,8 +832,8 @@ async fn removing_or_narrowing_a_policy_binds_the_agents_existing_token_at_once(
 
 #[tokio::test]
 async fn an_expired_policy_stops_matching() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("expiry@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("expiry@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
@@ -901,8 +901,8 @@ async fn an_expired_policy_stops_matching() {
 
 #[tokio::test]
 async fn the_secret_listing_shows_an_agent_only_what_its_policies_let_it_read() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("listing@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("listing@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     for path in ["db/x", "db/y", "db/x/y", "other", "api/key"] {
@@ -948,13 +948,15 @@ async fn the_secret_listing_shows_an_agent_only_what_its_policies_let_it_read() 
 
 #[tokio::test]
 async fn a_member_reads_what_a_policy_grants_and_cannot_manage_policies() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("memberowner@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("memberowner@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "team").await;
     seed(&stack, token, &vault, "db/x").await;
     seed(&stack, token, &vault, "db/x/y").await;
-    let (colleague, member_id) = stack.invite_member(&owner, "member@example.com").await;
+    let (colleague, member_id) = stack
+        .invite_member(&owner, &stack.email("member@example.com"))
+        .await;
     let mine = colleague.access_token.as_str();
 
     // Without a policy the vault is invisible.
@@ -1037,9 +1039,9 @@ async fn a_member_reads_what_a_policy_grants_and_cannot_manage_policies() {
 
 #[tokio::test]
 async fn another_orgs_owner_gets_404_on_every_policy_route() {
-    let stack = TestStack::start().await;
-    let alice = stack.signup("alice@a.example").await;
-    let mallory = stack.signup("mallory@b.example").await;
+    let stack = TestStack::shared().await;
+    let alice = stack.signup(&stack.email("alice@a.example")).await;
+    let mallory = stack.signup(&stack.email("mallory@b.example")).await;
     let a = alice.access_token.as_str();
     let b = mallory.access_token.as_str();
     let vault = stack.create_vault(a, "alice").await;
@@ -1114,8 +1116,8 @@ async fn another_orgs_owner_gets_404_on_every_policy_route() {
 
 #[tokio::test]
 async fn a_time_window_applies_only_while_now_is_inside_it() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("window@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("window@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "closed/x").await;
@@ -1189,8 +1191,8 @@ async fn a_time_window_applies_only_while_now_is_inside_it() {
 /// and a client naming another address in its own headers changes nothing.
 #[tokio::test]
 async fn an_ip_allowlist_admits_the_address_the_edge_reports_and_no_other() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("allowlist@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("allowlist@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
@@ -1250,8 +1252,10 @@ async fn an_ip_allowlist_admits_the_address_the_edge_reports_and_no_other() {
 
 #[tokio::test]
 async fn policy_lists_page_in_creation_order() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("policies-pager@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack
+        .signup(&stack.email("policies-pager@example.com"))
+        .await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     let (agent_id, _) = stack.create_agent(token, "bot").await;

@@ -84,8 +84,7 @@ async fn assert_limited(response: reqwest::Response, limit: u32) -> u64 {
 /// How many requests to `path` the origin has logged as finished.
 fn origin_requests(stack: &TestStack, path: &str) -> usize {
     stack
-        .origin
-        .log_text()
+        .origin_log()
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|event| event["message"] == "request finished")
@@ -363,10 +362,10 @@ async fn a_login_flood_past_the_limit_never_reaches_the_origin() {
     assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
 
     // The four let through were logged; give the log a moment, then count.
-    assert!(stack.origin.logged("\"/v1/auth/token\"").await);
+    assert!(stack.origin_logged("\"/v1/auth/token\"").await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(origin_requests(&stack, "/v1/auth/token"), 4);
-    let log = stack.origin.log_text();
+    let log = stack.origin_log();
     for id in &refused_ids {
         assert!(!log.contains(id.as_str()), "{id} reached the origin");
     }

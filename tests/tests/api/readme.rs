@@ -88,9 +88,9 @@ async fn every_api_example_in_the_readme_runs_against_the_stack() {
             && blocks.iter().any(|(language, _)| language == "python"),
         "the API section shows both curl and SDK examples"
     );
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let script = script(&blocks, &python);
-    let edge = stack.edge.url().to_owned();
+    let edge = stack.edge_base().to_owned();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .arg("-c")

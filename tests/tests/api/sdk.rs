@@ -68,12 +68,12 @@ async fn the_official_python_sdk_works_unmodified() {
              (scripts/test.sh makes one from tests/sdk/requirements.txt)"
         )
     });
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let script = repo_root().join("tests/sdk/sdk_flow.py");
 
     let mut child = Command::new(python)
         .arg(script)
-        .arg(stack.edge.url())
+        .arg(stack.edge_base())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -127,8 +127,8 @@ async fn the_official_python_sdk_works_unmodified() {
         finished && status.success(),
         "the SDK flow failed{}:\n{transcript}\n{stderr}\nedge log:\n{}\norigin log:\n{}",
         if finished { "" } else { " (timed out)" },
-        stack.edge.log_text(),
-        stack.origin.log_text()
+        stack.edge_log(),
+        stack.origin_log()
     );
     let done: Vec<&str> = transcript
         .lines()

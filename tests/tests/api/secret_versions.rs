@@ -150,8 +150,8 @@ async fn version_numbers(
 
 #[tokio::test]
 async fn versions_are_listed_newest_first_and_each_reads_its_own_value() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("versions@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("versions@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     for value in ["value-one", "value-two", "value-three"] {
         let (status, _, body) = put(
@@ -237,8 +237,8 @@ async fn versions_are_listed_newest_first_and_each_reads_its_own_value() {
 
 #[tokio::test]
 async fn disabled_versions_answer_gone_and_disabling_the_current_one_stops_reads() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("disable@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("disable@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     for value in ["a1", "a2", "a3"] {
         put(&stack, &owner, &vault, "k", &[], json!({"value": value})).await;
@@ -311,8 +311,8 @@ async fn disabled_versions_answer_gone_and_disabling_the_current_one_stops_reads
 
 #[tokio::test]
 async fn a_version_read_counts_against_that_versions_own_limit() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("vcount@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("vcount@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     put(
         &stack,
@@ -366,8 +366,8 @@ fn is_of(value: &str, charset: &str) -> bool {
 
 #[tokio::test]
 async fn rotation_writes_a_random_value_of_the_asked_length_and_charset() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("rotate@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("rotate@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     put(
         &stack,
@@ -473,7 +473,7 @@ async fn rotation_writes_a_random_value_of_the_asked_length_and_charset() {
     );
 
     // No generated value ever reaches the origin's log.
-    let log = stack.origin.log_text();
+    let log = stack.origin_log();
     for value in &seen {
         assert!(!log.contains(value.as_str()), "a rotated value was logged");
     }
@@ -481,8 +481,8 @@ async fn rotation_writes_a_random_value_of_the_asked_length_and_charset() {
 
 #[tokio::test]
 async fn a_stale_if_match_is_refused_and_writes_nothing() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("ifmatch@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("ifmatch@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     put(&stack, &owner, &vault, "cfg", &[], json!({"value": "v1"})).await;
     put(&stack, &owner, &vault, "cfg", &[], json!({"value": "v2"})).await;
@@ -595,8 +595,8 @@ async fn a_stale_if_match_is_refused_and_writes_nothing() {
 
 #[tokio::test]
 async fn concurrent_writers_with_the_same_if_match_cannot_both_win() {
-    let stack = std::sync::Arc::new(TestStack::start().await);
-    let owner = stack.signup("race@example.com").await;
+    let stack = std::sync::Arc::new(TestStack::shared().await);
+    let owner = stack.signup(&stack.email("race@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     put(&stack, &owner, &vault, "hot", &[], json!({"value": "base"})).await;
 
@@ -635,7 +635,7 @@ async fn concurrent_writers_with_the_same_if_match_cannot_both_win() {
 #[tokio::test]
 async fn the_same_idempotency_key_and_body_make_one_version() {
     let stack = TestStack::start().await;
-    let owner = stack.signup("idem@example.com").await;
+    let owner = stack.signup(&stack.email("idem@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     let key = [("Idempotency-Key", "order-7f3a")];
     let body = json!({"value": "idem-value", "metadata": {"n": 1}});
@@ -742,7 +742,7 @@ async fn the_same_idempotency_key_and_body_make_one_version() {
     );
 
     // Stored answers hold metadata only, never a value.
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     let stored: Vec<(String,)> = sqlx::query_as("SELECT response_body::text FROM idempotency_keys")
         .fetch_all(&mut db)
         .await
@@ -774,8 +774,8 @@ async fn the_same_idempotency_key_and_body_make_one_version() {
 
 #[tokio::test]
 async fn concurrent_puts_with_one_key_make_exactly_one_version() {
-    let stack = std::sync::Arc::new(TestStack::start().await);
-    let owner = stack.signup("idemrace@example.com").await;
+    let stack = std::sync::Arc::new(TestStack::shared().await);
+    let owner = stack.signup(&stack.email("idemrace@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     // One new path (the first writer creates the secret) and one existing path (the
     // writers queue on its row).
@@ -842,7 +842,7 @@ async fn every_stored_version_has_its_own_wrapped_key_and_nonce() {
     })
     .await;
     let stack = std::sync::Arc::new(stack);
-    let owner = stack.signup("nonces@example.com").await;
+    let owner = stack.signup(&stack.email("nonces@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     put(
         &stack,
@@ -884,7 +884,7 @@ async fn every_stored_version_has_its_own_wrapped_key_and_nonce() {
         done.unwrap();
     }
 
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     let blobs: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT sealed FROM secret_versions")
         .fetch_all(&mut db)
         .await
@@ -917,7 +917,7 @@ async fn every_stored_version_has_its_own_wrapped_key_and_nonce() {
 
 /// Inserts a policy straight into the database (the policy endpoints are another module's).
 async fn grant(stack: &TestStack, vault: &str, agent_id: &str, permissions: &[&str]) {
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     sqlx::query(
         "INSERT INTO policies (id, org_id, vault_id, principal_type, principal_id, \
            secret_path_pattern, permissions) \
@@ -949,8 +949,8 @@ async fn agent_session(stack: &TestStack, owner: &Session, name: &str) -> (Strin
 
 #[tokio::test]
 async fn rotation_needs_the_rotate_permission_and_disabling_needs_write() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("perm@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("perm@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     put(&stack, &owner, &vault, "k", &[], json!({"value": "x"})).await;
     let (writer_id, writer) = agent_session(&stack, &owner, "writer").await;
@@ -980,9 +980,9 @@ async fn rotation_needs_the_rotate_permission_and_disabling_needs_write() {
 
 #[tokio::test]
 async fn another_orgs_secret_versions_are_not_found() {
-    let stack = TestStack::start().await;
-    let alice = stack.signup("alice-v@a.example").await;
-    let mallory = stack.signup("mallory-v@b.example").await;
+    let stack = TestStack::shared().await;
+    let alice = stack.signup(&stack.email("alice-v@a.example")).await;
+    let mallory = stack.signup(&stack.email("mallory-v@b.example")).await;
     let vault = stack.create_vault(&alice.access_token, "alice").await;
     put(
         &stack,
@@ -1029,8 +1029,8 @@ async fn another_orgs_secret_versions_are_not_found() {
 
 #[tokio::test]
 async fn an_agents_scopes_bound_what_its_policies_allow() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("owner@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("owner@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "ops").await;
     let (status, _, _) = put(
         &stack,
@@ -1079,8 +1079,8 @@ async fn an_agents_scopes_bound_what_its_policies_allow() {
 
 #[tokio::test]
 async fn a_deleted_secret_stays_deleted_and_a_new_write_at_its_path_starts_over() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("owner@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("owner@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "ops").await;
     let (_, _, first) = put(
         &stack,
@@ -1152,7 +1152,7 @@ async fn a_deleted_secret_stays_deleted_and_a_new_write_at_its_path_starts_over(
     assert_eq!(version_numbers(&stack, &owner, &vault, "db/pw").await, [1]);
     assert_eq!(stack.get(&share_path).await.status(), StatusCode::NOT_FOUND);
 
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     let left: i64 =
         sqlx::query_scalar("SELECT count(*) FROM secret_versions WHERE secret_id = $1::uuid")
             .bind(&old_id)
@@ -1170,7 +1170,7 @@ async fn versions_past_the_configured_number_are_pruned_and_read_as_gone() {
             .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "3".to_owned()));
     })
     .await;
-    let owner = stack.signup("pruner@example.com").await;
+    let owner = stack.signup(&stack.email("pruner@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     let (status, first) = stack

@@ -8,8 +8,8 @@ use sqlx::{Connection, PgConnection};
 
 #[tokio::test]
 async fn every_put_makes_a_version_and_reads_see_the_latest() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("keeper@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("keeper@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "prod").await;
 
     let (status, first) = stack
@@ -64,8 +64,8 @@ async fn every_put_makes_a_version_and_reads_see_the_latest() {
 
 #[tokio::test]
 async fn deleted_secrets_are_gone_and_unknown_ones_not_found() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("deleter@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("deleter@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     stack
         .put_secret(&owner.access_token, &vault, "temp", json!({"value": "x"}))
@@ -111,8 +111,8 @@ async fn deleted_secrets_are_gone_and_unknown_ones_not_found() {
 
 #[tokio::test]
 async fn access_counts_and_expiry_are_enforced() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("counter@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("counter@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     stack
         .put_secret(
@@ -167,8 +167,8 @@ async fn access_counts_and_expiry_are_enforced() {
 
 #[tokio::test]
 async fn path_tricks_are_refused_not_normalised() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("paths@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("paths@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     stack
         .put_secret(
@@ -208,7 +208,7 @@ async fn path_tricks_are_refused_not_normalised() {
     // A client that does not resolve dot segments, straight at the origin: refused too.
     for raw in ["a/./b", "a/../a/b", "./a/b"] {
         let status = raw_get_status(
-            stack.origin.url(),
+            stack.origin_base(),
             &format!("/v1/vaults/{vault}/secrets/{raw}"),
             &owner.access_token,
         )
@@ -224,9 +224,9 @@ async fn path_tricks_are_refused_not_normalised() {
 
 #[tokio::test]
 async fn another_orgs_vaults_and_secrets_are_not_found() {
-    let stack = TestStack::start().await;
-    let alice = stack.signup("alice@a.example").await;
-    let mallory = stack.signup("mallory@b.example").await;
+    let stack = TestStack::shared().await;
+    let alice = stack.signup(&stack.email("alice@a.example")).await;
+    let mallory = stack.signup(&stack.email("mallory@b.example")).await;
     let vault = stack.create_vault(&alice.access_token, "alice").await;
     stack
         .put_secret(
@@ -270,8 +270,8 @@ async fn another_orgs_vaults_and_secrets_are_not_found() {
 
 #[tokio::test]
 async fn a_deleted_vaults_secrets_are_unreadable_at_once() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("vaultdel@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("vaultdel@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "doomed").await;
     stack
         .put_secret(&owner.access_token, &vault, "k", json!({"value": "x"}))
@@ -294,8 +294,8 @@ async fn a_deleted_vaults_secrets_are_unreadable_at_once() {
 
 #[tokio::test]
 async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("sealed@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("sealed@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     let canary = "canary-7f3a9c2e-value";
     stack
@@ -315,7 +315,7 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
         )
         .await;
 
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
         "SELECT s.path, v.sealed FROM secret_versions v JOIN secrets s ON s.id = v.secret_id",
     )
@@ -330,7 +330,7 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
         );
     }
     assert!(
-        !stack.origin.log_text().contains(canary),
+        !stack.origin_log().contains(canary),
         "the value never reaches the log"
     );
 
@@ -338,9 +338,10 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
     // key sits in the origin's cache since the write (the cache is keyed by place too).
     sqlx::query(
         "UPDATE secret_versions SET sealed = (SELECT v.sealed FROM secret_versions v \
-           JOIN secrets s ON s.id = v.secret_id WHERE s.path = 'canary') \
-         WHERE secret_id = (SELECT id FROM secrets WHERE path = 'other')",
+           JOIN secrets s ON s.id = v.secret_id WHERE s.path = 'canary' AND s.vault_id = $1::uuid) \
+         WHERE secret_id = (SELECT id FROM secrets WHERE path = 'other' AND vault_id = $1::uuid)",
     )
+    .bind(&vault)
     .execute(&mut db)
     .await
     .unwrap();
@@ -352,8 +353,9 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
     sqlx::query(
         "UPDATE secret_versions SET sealed = set_byte(sealed, length(sealed) - 1, \
            get_byte(sealed, length(sealed) - 1) # 1) \
-         WHERE secret_id = (SELECT id FROM secrets WHERE path = 'canary')",
+         WHERE secret_id = (SELECT id FROM secrets WHERE path = 'canary' AND vault_id = $1::uuid)",
     )
+    .bind(&vault)
     .execute(&mut db)
     .await
     .unwrap();
@@ -366,8 +368,8 @@ async fn values_are_stored_sealed_and_a_tampered_or_moved_value_fails_closed() {
 
 #[tokio::test]
 async fn an_agent_without_a_policy_sees_no_vault() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("agentowner@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("agentowner@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
     stack
         .put_secret(&owner.access_token, &vault, "k", json!({"value": "x"}))
@@ -432,7 +434,7 @@ async fn origin_counter(stack: &TestStack, name: &str) -> u64 {
 #[tokio::test]
 async fn hot_reads_take_the_data_key_from_the_cache_and_batch_their_events() {
     let stack = TestStack::start().await;
-    let owner = stack.signup("hot@example.com").await;
+    let owner = stack.signup(&stack.email("hot@example.com")).await;
     let token = &owner.access_token;
     let vault = stack.create_vault(token, "hot").await;
     let (status, _) = stack
@@ -474,8 +476,8 @@ async fn hot_reads_take_the_data_key_from_the_cache_and_batch_their_events() {
 /// read, current and versioned alike, and nothing else.
 #[tokio::test]
 async fn a_secret_read_refuses_at_once_a_token_that_no_longer_speaks_for_anyone() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("checked@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("checked@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
     let (status, body) = stack
@@ -515,7 +517,7 @@ async fn a_secret_read_refuses_at_once_a_token_that_no_longer_speaks_for_anyone(
     assert_eq!(read_version(bot.clone()).await.0, StatusCode::UNAUTHORIZED);
 
     // A user's second session reads until it logs out; the first one is untouched.
-    let second = stack.login("checked@example.com").await;
+    let second = stack.login(&stack.email("checked@example.com")).await;
     let (status, _) = stack.get_secret(&second.access_token, &vault, "db/x").await;
     assert_eq!(status, StatusCode::OK);
     let logout = stack
@@ -536,8 +538,8 @@ async fn a_secret_read_refuses_at_once_a_token_that_no_longer_speaks_for_anyone(
 
 #[tokio::test]
 async fn secret_lists_page_through_every_path_once_and_only_what_the_caller_may_read() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("pager@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("pager@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "many").await;
     // 60 paths an agent may not read, then 60 it may, in path order.
@@ -597,8 +599,8 @@ async fn secret_lists_page_through_every_path_once_and_only_what_the_caller_may_
 
 #[tokio::test]
 async fn oversized_metadata_is_a_400_problem_and_an_oversized_body_a_413() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("heavy@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("heavy@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;
 
@@ -706,8 +708,8 @@ async fn chunked_put(url: &str, token: &str, body: &[u8]) -> (String, String) {
 
 #[tokio::test]
 async fn vault_lists_page_in_creation_order() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("vaults-pager@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("vaults-pager@example.com")).await;
     let token = owner.access_token.as_str();
     let mut made = Vec::new();
     for n in 0..7 {

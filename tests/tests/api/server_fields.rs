@@ -11,8 +11,8 @@ const FOREIGN: &str = "11111111-2222-4333-8444-555555555555";
 
 #[tokio::test]
 async fn server_owned_fields_in_secret_vault_and_share_bodies_are_not_applied() {
-    let stack = TestStack::start().await;
-    let owner = stack.signup("owner@example.com").await;
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("owner@example.com")).await;
     let token = &owner.access_token;
     let (_, me) = stack.call(Method::GET, "/v1/auth/me", token, None).await;
 

@@ -60,10 +60,10 @@ async fn browse(url: &str, screenshots: PathBuf, passphrase: Option<&str>, revea
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_costs_no_view_and_reveal_costs_exactly_one() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (token, share) = stack
         .share_new_secret(
-            "browser-owner@example.com",
+            &stack.email("browser-owner@example.com"),
             VALUE,
             json!({
                 "recipient_type": "anyone_with_link",
@@ -75,7 +75,7 @@ async fn the_page_costs_no_view_and_reveal_costs_exactly_one() {
         .await;
     let id = share["id"].as_str().expect("share id");
     let url = share["share_url"].as_str().expect("share_url");
-    assert_eq!(url, format!("{}/s/{id}", stack.edge.url()));
+    assert_eq!(url, format!("{}/s/{id}", stack.edge_base()));
 
     // Link previewers fetch the URL, sometimes more than once.
     for _ in 0..3 {
@@ -107,10 +107,10 @@ async fn the_page_costs_no_view_and_reveal_costs_exactly_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_used_up_link_shows_the_unavailable_state_without_a_reveal_button() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let (token, share) = stack
         .share_new_secret(
-            "browser-owner@example.com",
+            &stack.email("browser-owner@example.com"),
             VALUE,
             json!({
                 "recipient_type": "anyone_with_link",

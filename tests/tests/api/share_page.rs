@@ -47,7 +47,7 @@ fn assert_security_headers(response: &reqwest::Response) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_link_renders_the_uniform_unavailable_state_with_security_headers() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
 
     let mut pages = Vec::new();
     for id in [
@@ -80,7 +80,7 @@ async fn an_unknown_link_renders_the_uniform_unavailable_state_with_security_hea
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_passphrase_in_a_url_is_refused_before_the_origin() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let id = uuid::Uuid::new_v4();
     for path in [
         format!("/s/{id}?passphrase=hunter2"),
@@ -93,7 +93,7 @@ async fn a_passphrase_in_a_url_is_refused_before_the_origin() {
         let body: Value = response.json().await.expect("problem");
         assert_eq!(body["type"], "urn:oxvault:problem:bad-request");
     }
-    assert!(!stack.origin.log_text().contains("hunter2"));
+    assert!(!stack.origin_log().contains("hunter2"));
 
     // A body that is not `{"passphrase": "..."}` is the caller's mistake, not a guess.
     let response = stack
@@ -130,11 +130,11 @@ async fn lookup_with_body(stack: &TestStack, id: &str, passphrase: &str) -> (Sta
 
 #[tokio::test(flavor = "multi_thread")]
 async fn loading_a_live_links_page_uses_no_view_and_a_body_passphrase_opens_it() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::shared().await;
     let passphrase = "p\u{e4}ss phr\u{e4}se \u{1f511}";
     let (token, share) = stack
         .share_new_secret(
-            "page-owner@example.com",
+            &stack.email("page-owner@example.com"),
             VALUE,
             json!({
                 "recipient_type": "anyone_with_link",
@@ -178,7 +178,7 @@ async fn loading_a_live_links_page_uses_no_view_and_a_body_passphrase_opens_it()
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["value"], VALUE);
     assert_eq!(stack.share_access_count(&token, id).await, 1);
-    assert!(!stack.origin.log_text().contains(passphrase));
+    assert!(!stack.origin_log().contains(passphrase));
 }
 
 /// A client whose requests come from 127.0.0.`last` (`wrangler dev` takes the TCP peer as
@@ -198,7 +198,7 @@ async fn the_origin_sees_the_client_address_and_public_url_the_edge_vouches_for(
     .await;
     let (_token, share) = stack
         .share_new_secret(
-            "page-owner@example.com",
+            &stack.email("page-owner@example.com"),
             VALUE,
             json!({
                 "recipient_type": "anyone_with_link",

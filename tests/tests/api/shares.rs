@@ -162,8 +162,9 @@ fn ids(shares: &[Value]) -> HashSet<String> {
 
 #[tokio::test]
 async fn a_link_share_hands_out_the_current_value_without_a_token() {
-    let stack = TestStack::start().await;
-    let (owner, vault, secret) = owner_with_secret(&stack, "linkowner@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, vault, secret) =
+        owner_with_secret(&stack, &stack.email("linkowner@example.com")).await;
     let token = owner.access_token.as_str();
 
     let (status, created) = stack
@@ -179,7 +180,7 @@ async fn a_link_share_hands_out_the_current_value_without_a_token() {
     assert_eq!(uuid::Uuid::parse_str(id).unwrap().to_string(), id);
     assert_eq!(
         created["share_url"],
-        format!("{}/s/{id}", stack.edge.url()),
+        format!("{}/s/{id}", stack.edge_base()),
         "{created}"
     );
     assert_eq!(created["recipient_type"], "anyone_with_link");
@@ -255,16 +256,14 @@ async fn a_link_share_hands_out_the_current_value_without_a_token() {
         "status checks are not reads: {body}"
     );
     // The id is the link's credential: the origin's log never shows it.
-    assert!(
-        !stack.origin.log_text().contains(id),
-        "a share id was logged"
-    );
+    assert!(!stack.origin_log().contains(id), "a share id was logged");
 }
 
 #[tokio::test]
 async fn reads_stop_exactly_at_max_access_count_and_every_refusal_looks_the_same() {
-    let stack = TestStack::start().await;
-    let (owner, vault, secret) = owner_with_secret(&stack, "counter@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, vault, secret) =
+        owner_with_secret(&stack, &stack.email("counter@example.com")).await;
     let token = owner.access_token.as_str();
     let missing = refusal(&stack).await;
 
@@ -355,8 +354,8 @@ async fn reads_stop_exactly_at_max_access_count_and_every_refusal_looks_the_same
 
 #[tokio::test]
 async fn a_share_works_until_its_expiry_and_not_a_moment_after() {
-    let stack = TestStack::start().await;
-    let (owner, _, secret) = owner_with_secret(&stack, "expiry@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, _, secret) = owner_with_secret(&stack, &stack.email("expiry@example.com")).await;
     let missing = refusal(&stack).await;
     let id = share(
         &stack,
@@ -386,8 +385,8 @@ async fn a_share_works_until_its_expiry_and_not_a_moment_after() {
 
 #[tokio::test]
 async fn fifty_concurrent_reads_of_a_one_view_link_yield_exactly_one_value() {
-    let stack = TestStack::start().await;
-    let (owner, _, secret) = owner_with_secret(&stack, "race@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, _, secret) = owner_with_secret(&stack, &stack.email("race@example.com")).await;
     let missing = refusal(&stack).await;
     let id = share(
         &stack,
@@ -426,13 +425,16 @@ async fn fifty_concurrent_reads_of_a_one_view_link_yield_exactly_one_value() {
 
 #[tokio::test]
 async fn revoking_a_share_stops_it_at_once_and_only_its_creator_or_a_manager_may() {
-    let stack = TestStack::start().await;
-    let (owner, vault, secret) = owner_with_secret(&stack, "revoker@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, vault, secret) =
+        owner_with_secret(&stack, &stack.email("revoker@example.com")).await;
     let missing = refusal(&stack).await;
     let (member, member_id) = stack
-        .invite_member(&owner, "revoke-member@example.com")
+        .invite_member(&owner, &stack.email("revoke-member@example.com"))
         .await;
-    let stranger = stack.signup("revoke-stranger@example.com").await;
+    let stranger = stack
+        .signup(&stack.email("revoke-stranger@example.com"))
+        .await;
 
     let id = share(&stack, &owner.access_token, &secret, link(json!({}))).await;
     assert_value(read(&stack, &id, As::default()).await, "before revocation");
@@ -516,8 +518,8 @@ async fn revoking_a_share_stops_it_at_once_and_only_its_creator_or_a_manager_may
 /// share opens for nobody, the right passphrase included, and says so the uniform way.
 #[tokio::test]
 async fn ten_wrong_passphrases_lock_a_share_for_good() {
-    let stack = TestStack::start().await;
-    let (owner, _, secret) = owner_with_secret(&stack, "guess@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, _, secret) = owner_with_secret(&stack, &stack.email("guess@example.com")).await;
     let missing = refusal(&stack).await;
     let id = share(
         &stack,
@@ -557,8 +559,8 @@ async fn ten_wrong_passphrases_lock_a_share_for_good() {
 
 #[tokio::test]
 async fn a_passphrase_share_opens_only_with_it_and_wrong_tries_cost_no_view() {
-    let stack = TestStack::start().await;
-    let (owner, _, secret) = owner_with_secret(&stack, "sesame@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, _, secret) = owner_with_secret(&stack, &stack.email("sesame@example.com")).await;
     let missing = refusal(&stack).await;
     let id = share(
         &stack,
@@ -615,20 +617,20 @@ async fn a_passphrase_share_opens_only_with_it_and_wrong_tries_cost_no_view() {
     assert_refused(read(&stack, &id, right).await, &missing, "used up");
 
     // The passphrase is stored hashed only and never logged.
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     let hash: String = sqlx::query_scalar("SELECT passphrase_hash FROM shares WHERE id = $1::uuid")
         .bind(&id)
         .fetch_one(&mut db)
         .await
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(!stack.origin.log_text().contains("open sesame"));
+    assert!(!stack.origin_log().contains("open sesame"));
 }
 
 #[tokio::test]
 async fn an_ip_allowlist_admits_its_networks_only() {
-    let stack = TestStack::start().await;
-    let (owner, _, secret) = owner_with_secret(&stack, "allowlist@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, _, secret) = owner_with_secret(&stack, &stack.email("allowlist@example.com")).await;
     let token = owner.access_token.as_str();
     let missing = refusal(&stack).await;
 
@@ -674,19 +676,21 @@ async fn an_ip_allowlist_admits_its_networks_only() {
 
 #[tokio::test]
 async fn targeted_shares_open_only_with_their_recipients_token() {
-    let stack = TestStack::start().await;
-    let (owner, _, secret) = owner_with_secret(&stack, "targets@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, _, secret) = owner_with_secret(&stack, &stack.email("targets@example.com")).await;
     let token = owner.access_token.as_str();
     let missing = refusal(&stack).await;
     let (member, member_id) = stack
-        .invite_member(&owner, "target-member@example.com")
+        .invite_member(&owner, &stack.email("target-member@example.com"))
         .await;
     let (other, _) = stack
-        .invite_member(&owner, "target-other@example.com")
+        .invite_member(&owner, &stack.email("target-other@example.com"))
         .await;
     let (agent_id, agent_token) = stack.create_agent(&owner.access_token, "reader-bot").await;
     let (_, other_agent_token) = stack.create_agent(&owner.access_token, "other-bot").await;
-    let outsider = stack.signup("target-outsider@example.com").await;
+    let outsider = stack
+        .signup(&stack.email("target-outsider@example.com"))
+        .await;
 
     let expires_at = in_an_hour();
     let to_user = share(
@@ -759,14 +763,17 @@ async fn targeted_shares_open_only_with_their_recipients_token() {
             &secret,
             json!({
                 "recipient_type": "external_email",
-                "email": "  Friend@Example.ORG ",
+                "email": &format!("  {} ", stack.email("Friend@Example.ORG")),
                 "expires_at": expires_at,
                 "passphrase": "kettle",
             }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert_eq!(created["recipient_email"], "friend@example.org");
+    assert_eq!(
+        created["recipient_email"],
+        stack.email("friend@example.org")
+    );
     let to_mail = created["id"].as_str().unwrap();
     let (status, body) = status_of(&stack, to_mail).await;
     assert_eq!(
@@ -785,16 +792,19 @@ async fn targeted_shares_open_only_with_their_recipients_token() {
         .await,
         "external email link",
     );
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
-    let mails: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("SELECT kind, recipient, body_text FROM mail_outbox WHERE kind = 'share'")
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
+    let mails: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT kind, recipient, body_text FROM mail_outbox \
+             WHERE kind = 'share' AND recipient = $1",
+    )
+    .bind(stack.email("friend@example.org"))
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert_eq!(
         (mails[0].0.as_str(), mails[0].1.as_str()),
-        ("share", "friend@example.org")
+        ("share", stack.email("friend@example.org").as_str())
     );
     if let Some(body) = &mails[0].2 {
         assert!(
@@ -807,11 +817,12 @@ async fn targeted_shares_open_only_with_their_recipients_token() {
 
 #[tokio::test]
 async fn share_requests_are_checked_before_anything_is_stored() {
-    let stack = TestStack::start().await;
-    let (owner, vault, secret) = owner_with_secret(&stack, "checks@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, vault, secret) =
+        owner_with_secret(&stack, &stack.email("checks@example.com")).await;
     let token = owner.access_token.as_str();
     let (outsider, _, outsider_secret) =
-        owner_with_secret(&stack, "checks-outsider@example.com").await;
+        owner_with_secret(&stack, &stack.email("checks-outsider@example.com")).await;
     let outsider_id = stack.user_id(&outsider.access_token).await;
 
     for (body, context) in [
@@ -848,7 +859,7 @@ async fn share_requests_are_checked_before_anything_is_stored() {
             "a malformed email",
         ),
         (
-            link(json!({"email": "a@b.example"})),
+            link(json!({"email": stack.email("a@b.example")})),
             "an email on a link share",
         ),
         (link(json!({"ip_allowlist": ["10.0.0.0/33"]})), "bad CIDR"),
@@ -903,7 +914,7 @@ async fn share_requests_are_checked_before_anything_is_stored() {
         .create_share(
             &agent_token,
             &secret,
-            json!({"recipient_type": "external_email", "email": "x@example.org",
+            json!({"recipient_type": "external_email", "email": stack.email("x@example.org"),
                "expires_at": in_an_hour()}),
         )
         .await;
@@ -916,7 +927,7 @@ async fn share_requests_are_checked_before_anything_is_stored() {
 
     // A member needs the `share` permission: `read` alone is not enough.
     let (member, member_id) = stack
-        .invite_member(&owner, "checks-member@example.com")
+        .invite_member(&owner, &stack.email("checks-member@example.com"))
         .await;
     grant(
         &stack,
@@ -948,12 +959,12 @@ async fn share_requests_are_checked_before_anything_is_stored() {
 
 #[tokio::test]
 async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
-    let stack = TestStack::start().await;
-    let (owner, _, secret) = owner_with_secret(&stack, "lists@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, _, secret) = owner_with_secret(&stack, &stack.email("lists@example.com")).await;
     let token = owner.access_token.as_str();
     let missing = refusal(&stack).await;
     let (member, member_id) = stack
-        .invite_member(&owner, "lists-member@example.com")
+        .invite_member(&owner, &stack.email("lists-member@example.com"))
         .await;
     let (agent_id, agent_token) = stack.create_agent(&owner.access_token, "lists-bot").await;
     let expires_at = in_an_hour();
@@ -979,7 +990,7 @@ async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
         &stack,
         token,
         &secret,
-        json!({"recipient_type": "external_email", "email": "LISTS-member@example.com",
+        json!({"recipient_type": "external_email", "email": stack.email("LISTS-member@example.com"),
                "expires_at": expires_at}),
     )
     .await;
@@ -1010,7 +1021,10 @@ async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
         .iter()
         .find(|s| s["id"] == to_email.as_str())
         .unwrap();
-    assert_eq!(row["recipient_email"], "lists-member@example.com");
+    assert_eq!(
+        row["recipient_email"],
+        stack.email("lists-member@example.com")
+    );
 
     assert_eq!(
         ids(&list(&stack, &member.access_token, "inbound").await),
@@ -1119,7 +1133,7 @@ async fn the_origin_trusts_forwarded_addresses_only_with_the_edge_secret() {
         },
     )
     .await;
-    let (owner, vault, secret) = owner_with_secret(&stack, "trust@example.com").await;
+    let (owner, vault, secret) = owner_with_secret(&stack, &stack.email("trust@example.com")).await;
     let token = owner.access_token.as_str();
     let direct_as =
         |bearer: &str, method: Method, path: &str, auth: Option<&str>, ip: Option<&str>| {
@@ -1212,7 +1226,7 @@ async fn the_origin_trusts_forwarded_addresses_only_with_the_edge_secret() {
 
 /// A column of share `id`, read from the database.
 async fn share_column(stack: &TestStack, id: &str, column: &str) -> Option<i64> {
-    let mut db = PgConnection::connect(stack.database.url()).await.unwrap();
+    let mut db = PgConnection::connect(stack.database_url()).await.unwrap();
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT {column}::int8 FROM shares WHERE id = $1::uuid"
     )))
@@ -1247,15 +1261,16 @@ async fn sharing_agent(
 /// refused reads use up no view. The owner's own link, and another agent's, keep working.
 #[tokio::test]
 async fn a_link_ends_when_its_creator_loses_access_and_counts_no_view() {
-    let stack = TestStack::start().await;
-    let (owner, vault, secret) = owner_with_secret(&stack, "standing@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, vault, secret) =
+        owner_with_secret(&stack, &stack.email("standing@example.com")).await;
     let token = owner.access_token.as_str();
     let missing = refusal(&stack).await;
     let (deactivated_id, deactivated) = sharing_agent(&stack, &owner, &vault, "gone-bot").await;
     let (rotated_id, rotated) = sharing_agent(&stack, &owner, &vault, "rotated-bot").await;
     let (_, steady) = sharing_agent(&stack, &owner, &vault, "steady-bot").await;
     let (member, member_id) = stack
-        .invite_member(&owner, "standing-member@example.com")
+        .invite_member(&owner, &stack.email("standing-member@example.com"))
         .await;
     grant(
         &stack,
@@ -1349,8 +1364,9 @@ async fn a_link_ends_when_its_creator_loses_access_and_counts_no_view() {
 /// may revoke any of them; members and agents may not list; another org's shares never show.
 #[tokio::test]
 async fn managers_page_through_the_orgs_live_shares_and_may_revoke_any() {
-    let stack = TestStack::start().await;
-    let (owner, vault, secret) = owner_with_secret(&stack, "org-shares@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, vault, secret) =
+        owner_with_secret(&stack, &stack.email("org-shares@example.com")).await;
     let token = owner.access_token.as_str();
     let missing = refusal(&stack).await;
     let (status, body) = stack
@@ -1358,16 +1374,20 @@ async fn managers_page_through_the_orgs_live_shares_and_may_revoke_any() {
             Method::POST,
             "/v1/org/invite",
             token,
-            Some(json!({"email": "org-shares-admin@example.com", "role": "admin"})),
+            Some(json!({"email": stack.email("org-shares-admin@example.com"), "role": "admin"})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Signing up makes an org of one's own; accepting the mailed invitation moves in.
-    let invited = stack.signup("org-shares-admin@example.com").await;
-    let invitation = stack.invitation_token("org-shares-admin@example.com").await;
+    let invited = stack
+        .signup(&stack.email("org-shares-admin@example.com"))
+        .await;
+    let invitation = stack
+        .invitation_token(&stack.email("org-shares-admin@example.com"))
+        .await;
     let admin = stack.accept_invitation(&invited, &invitation).await;
     let (member, member_id) = stack
-        .invite_member(&owner, "org-shares-member@example.com")
+        .invite_member(&owner, &stack.email("org-shares-member@example.com"))
         .await;
     grant(
         &stack,
@@ -1380,7 +1400,7 @@ async fn managers_page_through_the_orgs_live_shares_and_may_revoke_any() {
     .await;
     let (agent_id, agent) = sharing_agent(&stack, &owner, &vault, "org-shares-bot").await;
     let (other_owner, _, other_secret) =
-        owner_with_secret(&stack, "org-shares-other@example.com").await;
+        owner_with_secret(&stack, &stack.email("org-shares-other@example.com")).await;
     let elsewhere = share(
         &stack,
         &other_owner.access_token,
@@ -1567,8 +1587,9 @@ async fn managers_page_through_the_orgs_live_shares_and_may_revoke_any() {
 /// hands its attempt back.
 #[tokio::test(flavor = "multi_thread")]
 async fn thirty_concurrent_wrong_passphrases_get_exactly_ten_evaluated() {
-    let stack = TestStack::start().await;
-    let (owner, _, secret) = owner_with_secret(&stack, "burst-guess@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, _, secret) =
+        owner_with_secret(&stack, &stack.email("burst-guess@example.com")).await;
     let missing = refusal(&stack).await;
     let id = share(
         &stack,
@@ -1620,8 +1641,9 @@ async fn thirty_concurrent_wrong_passphrases_get_exactly_ten_evaluated() {
 
 #[tokio::test]
 async fn outbound_and_inbound_share_lists_page_newest_first() {
-    let stack = TestStack::start().await;
-    let (owner, _vault, secret) = owner_with_secret(&stack, "shares-pager@example.com").await;
+    let stack = TestStack::shared().await;
+    let (owner, _vault, secret) =
+        owner_with_secret(&stack, &stack.email("shares-pager@example.com")).await;
     let token = owner.access_token.as_str();
     let (agent_id, agent) = stack.create_agent(token, "recipient").await;
     let mut made = Vec::new();
