@@ -120,6 +120,7 @@ step "clippy (workspace, native)" cargo clippy --locked --workspace --all-target
 step "clippy (edge, wasm32)" cargo clippy -p oxvault-edge --target wasm32-unknown-unknown -- -D warnings
 step "build oxvault-core for wasm32" cargo build -p oxvault-core --target wasm32-unknown-unknown
 step "oxvault-core dependency rule" check_core_deps
+step "no import circles (origin, edge, core)" python3 scripts/import_cycles.py origin/src edge/src core/src
 step "unit tests" cargo test --workspace --exclude oxvault-tests
 step "worker-build --release (edge)" worker_release_build
 step "build oxvault-origin (debug)" cargo build -p oxvault-origin

@@ -267,6 +267,70 @@ fn whole(value: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{value:?} is not a whole number"))
 }
 
+/// The tier every org starts on, and what an unknown tier name counts as.
+pub const FREE_TIER: &str = "free";
+
+/// The tiers there are (the origin makes each configurable with
+/// `OXVAULT_BILLING_TIER_<NAME>`).
+pub const TIER_NAMES: [&str; 4] = [FREE_TIER, "pro", "business", "enterprise"];
+
+/// Limits and prices of every tier. The defaults are generous but finite: an org can grow a
+/// long way on any tier before a limit refuses anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierTable {
+    tiers: [(&'static str, TierLimits); 4],
+}
+
+const fn tier(vaults: u64, secrets: u64, agents: u64, free_requests: u64) -> TierLimits {
+    TierLimits {
+        vaults: Some(vaults),
+        secrets: Some(secrets),
+        agents: Some(agents),
+        free_requests,
+        // $0.001 per paid request, reads and writes alike, unless configured otherwise.
+        read_price: Usd::from_micros(1_000),
+        write_price: Usd::from_micros(1_000),
+    }
+}
+
+impl Default for TierTable {
+    fn default() -> Self {
+        Self {
+            tiers: [
+                (TIER_NAMES[0], tier(100, 10_000, 100, 100_000)),
+                (TIER_NAMES[1], tier(1_000, 100_000, 1_000, 1_000_000)),
+                (TIER_NAMES[2], tier(10_000, 1_000_000, 10_000, 10_000_000)),
+                (
+                    TIER_NAMES[3],
+                    tier(100_000, 10_000_000, 100_000, 100_000_000),
+                ),
+            ],
+        }
+    }
+}
+
+impl TierTable {
+    /// The limits of a known tier.
+    pub fn get(&self, name: &str) -> Option<(&'static str, TierLimits)> {
+        self.tiers
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(known, limits)| (*known, *limits))
+    }
+
+    /// Replaces the limits of a known tier; an unknown name changes nothing.
+    pub fn set(&mut self, name: &str, limits: TierLimits) {
+        if let Some(entry) = self.tiers.iter_mut().find(|(known, _)| *known == name) {
+            entry.1 = limits;
+        }
+    }
+
+    /// The free tier's limits: what an unknown tier name counts as.
+    pub fn free(&self) -> TierLimits {
+        self.tiers[0].1
+    }
+}
+
 /// How a month's requests split, by the rule in this module's docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MonthSplit {

@@ -125,6 +125,16 @@ impl fmt::Display for Role {
     }
 }
 
+/// For rows read from the database (`#[sqlx(try_from = "String")]`): a stored role is parsed
+/// where it is read, once.
+impl TryFrom<String> for Role {
+    type Error = InvalidRole;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
 impl FromStr for Role {
     type Err = InvalidRole;
 

@@ -10,6 +10,15 @@ use utoipa::ToSchema;
 /// The media type of an error body (RFC 7807 section 3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The largest request body accepted, at the edge and at the origin alike (so a body the edge
+/// forwards always fits, and going to the origin directly gives no more room): 1 MiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The detail of the 413 answered to a larger body.
+pub fn body_too_large_detail() -> String {
+    format!("the request body must be at most {MAX_BODY_BYTES} bytes")
+}
+
 /// An RFC 7807 problem details body: `{type, title, status, detail}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProblemDetails {

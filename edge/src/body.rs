@@ -5,8 +5,7 @@
 //! Bodies are buffered (at most [`MAX_BODY_BYTES`]) rather than streamed to the origin, so that
 //! an oversized body is refused with a 413 before the origin sees any of it.
 
-/// The largest request body the edge forwards: 1 MiB.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use oxvault_core::problem::MAX_BODY_BYTES;
 
 /// Why a request body is refused. Both are the caller's doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,13 +6,13 @@
 //! never put into the body.
 
 use oxvault_core::jwt::JwtError;
-use oxvault_core::problem::{PROBLEM_JSON, ProblemKind};
+use oxvault_core::problem::{PROBLEM_JSON, ProblemKind, body_too_large_detail};
+use oxvault_core::share::MAX_PASSPHRASE_LEN;
 use thiserror::Error;
 
-use crate::body::{BodyError, MAX_BODY_BYTES};
+use crate::body::BodyError;
 use crate::config::ConfigError;
 use crate::rate_limit::wire::Decision;
-use crate::share::MAX_PASSPHRASE_LEN;
 
 /// Everything that makes the edge answer for itself instead of relaying the origin.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -104,10 +104,7 @@ impl EdgeError {
                 ProblemKind::MethodNotAllowed,
                 format!("this path answers only {allow}"),
             ),
-            Self::PayloadTooLarge => (
-                ProblemKind::PayloadTooLarge,
-                format!("the request body must be at most {MAX_BODY_BYTES} bytes"),
-            ),
+            Self::PayloadTooLarge => (ProblemKind::PayloadTooLarge, body_too_large_detail()),
             Self::MalformedContentLength => (
                 ProblemKind::BadRequest,
                 "the Content-Length header is not a valid length".to_owned(),

@@ -22,7 +22,6 @@ use crate::error::EdgeError;
 pub const PASSPHRASE_HEADER: &str = "x-share-passphrase";
 
 /// The longest passphrase the edge forwards (the core's rule).
-pub use oxvault_core::share::MAX_PASSPHRASE_LEN;
 use oxvault_core::share::is_usable_passphrase;
 
 /// The share routes the edge treats specially.
@@ -68,7 +67,7 @@ pub struct Passphrase(String);
 
 impl Passphrase {
     /// Checks that the passphrase can travel in a header unchanged: 1 to
-    /// [`MAX_PASSPHRASE_LEN`] bytes of UTF-8 without control characters, and without spaces
+    /// [`MAX_PASSPHRASE_LEN`](oxvault_core::share::MAX_PASSPHRASE_LEN) bytes of UTF-8 without control characters, and without spaces
     /// at either end (HTTP strips those, so the origin would compare another passphrase).
     pub fn parse(text: &str) -> Result<Self, EdgeError> {
         if is_usable_passphrase(text) {
@@ -113,6 +112,8 @@ pub fn passphrase_from_body(body: &[u8]) -> Result<Option<Passphrase>, EdgeError
 
 #[cfg(test)]
 mod tests {
+    use oxvault_core::share::MAX_PASSPHRASE_LEN;
+
     use super::*;
 
     #[test]

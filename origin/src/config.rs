@@ -12,7 +12,8 @@ use std::time::Duration;
 use oxvault_core::rate_limit::Limit;
 use secrecy::SecretString;
 
-use crate::service::google::GoogleConfig;
+/// Versions kept per secret path unless configured otherwise (`OXVAULT_MAX_SECRET_VERSIONS`).
+pub const DEFAULT_MAX_SECRET_VERSIONS: u32 = 100;
 
 /// Google's published id_token keys.
 const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
@@ -248,7 +249,7 @@ impl Config {
         let billing = BillingConfig::read(&mut env);
         let max_secret_versions = env.parsed(
             "OXVAULT_MAX_SECRET_VERSIONS",
-            crate::service::secrets::DEFAULT_MAX_VERSIONS,
+            DEFAULT_MAX_SECRET_VERSIONS,
             "a whole number from 1 to 100000",
         );
         if !(1..=MAX_MAX_SECRET_VERSIONS).contains(&max_secret_versions) {
@@ -457,7 +458,7 @@ pub struct BillingConfig {
     /// `_ENTERPRISE`: comma-separated `key=value` entries, any of `vaults`, `secrets`,
     /// `agents` (a whole number or `unlimited`), `requests` (free requests per month),
     /// `price` or `read_price` and `write_price` (USD per paid request, e.g. `0.0015`).
-    pub tiers: crate::service::billing::TierTable,
+    pub tiers: oxvault_core::billing::TierTable,
     pub meter: MeterConfig,
 }
 
@@ -482,7 +483,7 @@ const MAX_USAGE_BUFFER: usize = 10_000_000;
 
 impl BillingConfig {
     fn read<F: Fn(&str) -> Option<String>>(env: &mut Reader<F>) -> Self {
-        use crate::service::billing::{TIER_NAMES, TierTable};
+        use oxvault_core::billing::{TIER_NAMES, TierTable};
         let mut tiers = TierTable::default();
         for name in TIER_NAMES {
             let var = format!("OXVAULT_BILLING_TIER_{}", name.to_ascii_uppercase());
@@ -526,6 +527,15 @@ impl BillingConfig {
 
 fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+/// Where Google's keys are and whom its tokens must be for.
+#[derive(Debug, Clone)]
+pub struct GoogleConfig {
+    /// Our OAuth client id: the `aud` every accepted id_token must carry.
+    pub client_id: String,
+    /// Google's JWKS (`https://www.googleapis.com/oauth2/v3/certs`; tests serve their own).
+    pub jwks_url: String,
 }
 
 #[cfg(test)]
@@ -674,7 +684,7 @@ mod tests {
         let config = Config::from_lookup(lookup(MINIMAL)).unwrap();
         assert_eq!(
             config.billing.tiers,
-            crate::service::billing::TierTable::default()
+            oxvault_core::billing::TierTable::default()
         );
         assert_eq!(config.billing.meter.flush_interval, Duration::from_secs(1));
         assert_eq!(config.billing.meter.batch_size, 500);
@@ -691,7 +701,7 @@ mod tests {
         pairs.push(("OXVAULT_USAGE_FLUSH_MS", "50"));
         let config = Config::from_lookup(lookup(&pairs)).unwrap();
         let (_, pro) = config.billing.tiers.get("pro").unwrap();
-        let (_, default_pro) = crate::service::billing::TierTable::default()
+        let (_, default_pro) = oxvault_core::billing::TierTable::default()
             .get("pro")
             .unwrap();
         assert_eq!(pro.vaults, Some(2));
@@ -702,7 +712,7 @@ mod tests {
         assert_eq!(pro.write_price, default_pro.write_price);
         assert_eq!(
             config.billing.tiers.get("free"),
-            crate::service::billing::TierTable::default().get("free")
+            oxvault_core::billing::TierTable::default().get("free")
         );
         assert_eq!(
             config.billing.meter.flush_interval,

@@ -1,15 +1,16 @@
-//! Key handling of the origin: data keys, and the one seam through which they are wrapped by
-//! the key-encryption key (KEK) that never leaves the HSM; and the signer of access tokens,
-//! whose private key never leaves it either.
+//! Key handling of the origin. Every key that matters stays inside the HSM, and each kind is
+//! reached through a trait of its own, so a network HSM or a cloud KMS slots in by
+//! implementing them without touching the services:
 //!
-//! Layering: services call [`Keyring`] (async, bounded); the keyring runs a [`KeyWrapper`]
-//! (blocking) on tokio's blocking pool. [`pkcs11::Pkcs11Hsm`] is the production
-//! wrapper and signer; anything else implementing the trait (a network HSM, a cloud KMS) slots in here
-//! without touching the services.
+//! - [`KeyWrapper`]: seals and opens data keys under the key-encryption key (KEK);
+//! - [`TokenSigner`]: signs access tokens with an Ed25519 key;
+//! - [`AuditMac`]: the audit chain's HMAC;
+//! - [`KekAdmin`]: KEK rotation (`oxvault-origin rotate-kek`): create a newer KEK, stop old
+//!   ones from encrypting, destroy them once nothing is wrapped under them any more.
 //!
-//! KEK rotation (`oxvault-origin rotate-kek`) manages the KEKs themselves through
-//! [`KekAdmin`]: create a newer one, stop old ones from encrypting, destroy them once nothing
-//! is wrapped under them any more.
+//! [`pkcs11::Pkcs11Hsm`] implements all four. Services call [`Keyring`] (async, bounded),
+//! which runs the first three (blocking) on tokio's blocking pool; only the
+//! KEK rotation ([`crate::service::kek_rotation`]) holds a [`KekAdmin`].
 
 mod data_key;
 mod dek_cache;

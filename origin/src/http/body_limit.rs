@@ -19,12 +19,10 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use oxvault_core::problem::{PROBLEM_JSON, ProblemKind};
+pub use oxvault_core::problem::MAX_BODY_BYTES;
+use oxvault_core::problem::{PROBLEM_JSON, ProblemKind, body_too_large_detail};
 
 use super::error::problem_response;
-
-/// The largest request body accepted: 1 MiB, as at the edge.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The layer that caps what body extractors read.
 pub fn default_limit() -> DefaultBodyLimit {
@@ -33,9 +31,8 @@ pub fn default_limit() -> DefaultBodyLimit {
 
 /// The 413, closing the connection: what is left of the body is not read.
 fn too_large() -> Response {
-    let mut response = problem_response(ProblemKind::PayloadTooLarge.with_detail(format!(
-        "the request body must be at most {MAX_BODY_BYTES} bytes"
-    )));
+    let mut response =
+        problem_response(ProblemKind::PayloadTooLarge.with_detail(body_too_large_detail()));
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use oxvault_core::problem::{PROBLEM_JSON, ProblemDetails, ProblemKind};
+use oxvault_core::problem::{PROBLEM_JSON, ProblemDetails, ProblemKind, body_too_large_detail};
 
 use crate::service::ServiceError;
 
@@ -83,13 +83,7 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(rejection)
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Self::client(
-                    ProblemKind::PayloadTooLarge,
-                    format!(
-                        "the request body must be at most {} bytes",
-                        super::body_limit::MAX_BODY_BYTES
-                    ),
-                )
+                Self::client(ProblemKind::PayloadTooLarge, body_too_large_detail())
             }
             // serde's message names the field and what was expected, never server state.
             JsonRejection::JsonDataError(err) => {

@@ -37,7 +37,7 @@ use super::ServiceError;
 use super::audit::{Actor, AuditLog, Event};
 use super::google::GoogleVerifier;
 use super::passwords::{Passwords, check_password_rules};
-use super::principal::{self, Principal};
+use super::principal::{self, BAD_TOKEN, Principal};
 use super::tokens::Tokens;
 use crate::store::principals;
 use crate::store::sessions::{self, RefreshUse};
@@ -46,8 +46,6 @@ use crate::store::{self, StatementPool, StoreError};
 
 /// The one answer to a failed login, whatever failed.
 const BAD_CREDENTIALS: &str = "invalid email or password";
-/// The one answer to a token that does not (or no longer) authenticate.
-pub(crate) const BAD_TOKEN: &str = "invalid or expired token";
 /// Longest org name, in characters (the `organizations.name` CHECK).
 const MAX_ORG_NAME_CHARS: usize = 200;
 /// Longest display name, in characters (a sign-up refuses more; Google's is cut).
@@ -107,11 +105,6 @@ pub(crate) enum SessionKind {
 
 fn parse_email(text: &str) -> Result<Email, ServiceError> {
     Email::parse(text).map_err(|err| ServiceError::Invalid(err.to_string()))
-}
-
-pub(crate) fn parse_role(text: &str) -> Result<Role, ServiceError> {
-    text.parse()
-        .map_err(|_| ServiceError::internal(StoreError::Conflict(format!("unknown role {text:?}"))))
 }
 
 pub(crate) fn random_token(prefix: &str) -> Result<String, ServiceError> {
@@ -507,7 +500,7 @@ impl AuthService {
         let org_id = Uuid::new_v4();
         let org_name = new_org_name(display_name, email);
         users::insert_org(tx, org_id, &org_name).await?;
-        let role = Role::Owner.as_str();
+        let role = Role::Owner;
         let inserted = users::insert_user(
             tx,
             &NewUser {
@@ -758,7 +751,7 @@ impl AuthService {
             jti: Uuid::new_v4(),
             tv: user.token_version,
             sid: Some(session_id),
-            role: Some(parse_role(&user.role)?),
+            role: Some(user.role),
             scopes: (!scopes.is_empty()).then_some(scopes),
             vault_ids: None,
         };
@@ -803,7 +796,7 @@ pub(crate) fn profile(user: &UserRow) -> Result<UserProfileResponse, ServiceErro
         email: user.email.clone(),
         display_name: user.display_name.clone(),
         auth_method: auth_method(user).into(),
-        role: parse_role(&user.role)?,
+        role: user.role,
         // Proven by Google at sign-in, or by the invitation mail's token once redeemed.
         email_verified: user.google_sub.is_some() || user.email_verified_at.is_some(),
         totp_enabled: false,

@@ -14,9 +14,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+pub use oxvault_core::billing::{FREE_TIER, TIER_NAMES, TierTable};
 use oxvault_core::billing::{
     MethodClass, MonthSplit, MonthUsage, READ_METHODS, TierLimits, UsageEvent,
-    UsageHistoryResponse, UsageSummaryResponse, Usd, month_bounds, price_of_request,
+    UsageHistoryResponse, UsageSummaryResponse, month_bounds, price_of_request,
 };
 use oxvault_core::ids::OrgId;
 use sqlx::{PgConnection, PgPool};
@@ -26,68 +27,6 @@ use super::principal::Principal;
 use crate::store::StoreError;
 use crate::store::usage;
 pub use crate::store::usage::UsageRow;
-
-/// The tier every org starts on, and what an unknown tier name counts as.
-pub const FREE_TIER: &str = "free";
-
-/// The tiers the origin knows, each configurable with `OXVAULT_BILLING_TIER_<NAME>`.
-pub const TIER_NAMES: [&str; 4] = [FREE_TIER, "pro", "business", "enterprise"];
-
-/// Limits and prices of every tier. The defaults are generous but finite: an org can grow a
-/// long way on any tier before a limit refuses anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TierTable {
-    tiers: [(&'static str, TierLimits); 4],
-}
-
-const fn tier(vaults: u64, secrets: u64, agents: u64, free_requests: u64) -> TierLimits {
-    TierLimits {
-        vaults: Some(vaults),
-        secrets: Some(secrets),
-        agents: Some(agents),
-        free_requests,
-        // $0.001 per paid request, reads and writes alike, unless configured otherwise.
-        read_price: Usd::from_micros(1_000),
-        write_price: Usd::from_micros(1_000),
-    }
-}
-
-impl Default for TierTable {
-    fn default() -> Self {
-        Self {
-            tiers: [
-                (TIER_NAMES[0], tier(100, 10_000, 100, 100_000)),
-                (TIER_NAMES[1], tier(1_000, 100_000, 1_000, 1_000_000)),
-                (TIER_NAMES[2], tier(10_000, 1_000_000, 10_000, 10_000_000)),
-                (
-                    TIER_NAMES[3],
-                    tier(100_000, 10_000_000, 100_000, 100_000_000),
-                ),
-            ],
-        }
-    }
-}
-
-impl TierTable {
-    /// The limits of a known tier.
-    pub fn get(&self, name: &str) -> Option<(&'static str, TierLimits)> {
-        self.tiers
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map(|(known, limits)| (*known, *limits))
-    }
-
-    /// Replaces the limits of a known tier; an unknown name changes nothing.
-    pub fn set(&mut self, name: &str, limits: TierLimits) {
-        if let Some(entry) = self.tiers.iter_mut().find(|(known, _)| *known == name) {
-            entry.1 = limits;
-        }
-    }
-
-    fn free(&self) -> TierLimits {
-        self.tiers[0].1
-    }
-}
 
 /// What a tier limits the number of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::RwLock;
 
 use super::ServiceError;
+use crate::config::GoogleConfig;
 
 /// Keys older than this are refetched even when they still name the token's key.
 const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
@@ -22,15 +23,6 @@ const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 const MIN_REFETCH: Duration = Duration::from_secs(30);
 const ISSUERS: [&str; 2] = ["accounts.google.com", "https://accounts.google.com"];
 const BAD_ID_TOKEN: &str = "invalid Google id_token";
-
-/// Where Google's keys are and whom its tokens must be for.
-#[derive(Debug, Clone)]
-pub struct GoogleConfig {
-    /// Our OAuth client id: the `aud` every accepted id_token must carry.
-    pub client_id: String,
-    /// Google's JWKS (`https://www.googleapis.com/oauth2/v3/certs`; tests serve their own).
-    pub jwks_url: String,
-}
 
 /// What a verified id_token says.
 #[derive(Debug, Clone, Deserialize)]

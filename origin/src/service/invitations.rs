@@ -31,7 +31,7 @@ use sqlx::PgPool;
 
 use super::ServiceError;
 use super::audit::{Actor, AuditLog, Event};
-use super::auth::{AuthService, SessionKind, parse_role, random_token, token_hash};
+use super::auth::{AuthService, SessionKind, random_token, token_hash};
 use super::org::ONLY_OWNERS_MANAGE_OWNERS;
 use super::principal::Principal;
 use crate::store::invites::{self, NewInvite};
@@ -103,7 +103,7 @@ impl InvitationService {
             &NewInvite {
                 org_id,
                 email: email.as_str(),
-                role: role.as_str(),
+                role,
                 invited_by: *caller.as_uuid(),
                 expires_at,
                 token_hash: &token_hash(&token),
@@ -186,8 +186,8 @@ impl InvitationService {
                     .into(),
             ));
         }
-        let role = parse_role(&invite.role)?;
-        let moved = users::move_to_org(&mut tx, user.id, invite.org_id, role.as_str()).await?;
+        let role = invite.role;
+        let moved = users::move_to_org(&mut tx, user.id, invite.org_id, role).await?;
         sessions::revoke_other_sessions(&mut tx, user.id, None).await?;
         store::api_keys::revoke_all_of_user(&mut tx, user.id).await?;
         let session = self

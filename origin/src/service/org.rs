@@ -20,7 +20,7 @@ use sqlx::PgPool;
 
 use super::ServiceError;
 use super::audit::{AuditLog, Event};
-use super::auth::{auth_method, parse_role};
+use super::auth::auth_method;
 use super::principal::Principal;
 use crate::store::StoreError;
 use crate::store::users::{self, UserRow};
@@ -78,7 +78,7 @@ impl OrgService {
         let user = users::find_in_org(&mut tx, org_id, *target.as_uuid())
             .await?
             .ok_or(ServiceError::NotFound("member"))?;
-        let current = parse_role(&user.role)?;
+        let current = user.role;
         let new = request.role;
         if current == new {
             // Nothing changes, so the member's tokens stay good.
@@ -92,7 +92,7 @@ impl OrgService {
             current,
             new,
         )?;
-        if !users::set_role(&mut tx, org_id, user.id, new.as_str()).await? {
+        if !users::set_role(&mut tx, org_id, user.id, new).await? {
             return Err(ServiceError::NotFound("member"));
         }
         let updated = users::find_in_org(&mut tx, org_id, user.id)
@@ -124,7 +124,7 @@ impl OrgService {
         let user = users::find_in_org(&mut tx, org_id, *target.as_uuid())
             .await?
             .ok_or(ServiceError::NotFound("member"))?;
-        let role = parse_role(&user.role)?;
+        let role = user.role;
         check_removal(owners.contains(caller.as_uuid()), owners.len(), role)?;
         if !users::delete_in_org(&mut tx, org_id, user.id).await? {
             return Err(ServiceError::NotFound("member"));
@@ -144,7 +144,7 @@ fn member(user: &UserRow) -> Result<OrgMemberResponse, ServiceError> {
         id: UserId::from_uuid(user.id),
         email: user.email.clone(),
         display_name: user.display_name.clone(),
-        role: parse_role(&user.role)?,
+        role: user.role,
         auth_method: auth_method(user).into(),
         created_at: user.created_at,
     })

@@ -9,8 +9,10 @@ use oxvault_core::ids::{AgentId, OrgId, UserId, VaultId};
 use uuid::Uuid;
 
 use super::ServiceError;
-use super::auth::{BAD_TOKEN, parse_role};
 use crate::store::principals::{PrincipalState, Who};
+
+/// The one answer to a token that does not (or no longer) authenticate.
+pub(crate) const BAD_TOKEN: &str = "invalid or expired token";
 
 /// The checks a principal must pass once it is known, set by the layer above from the request
 /// (the route's scope, the client's address): for services that establish the principal
@@ -123,7 +125,7 @@ pub(crate) fn admit(
             Ok(Principal {
                 org: claims.org,
                 subject: claims.sub,
-                role: Some(parse_role(&state.role)?),
+                role: Some(state.role),
                 session: claims.sid,
                 scopes: claims.scopes.clone().unwrap_or_default(),
                 vault_ids: Vec::new(),
@@ -187,7 +189,7 @@ mod tests {
     fn user_state(org: Uuid, tv: i64, live: bool) -> Option<PrincipalState> {
         Some(PrincipalState::User(UserState {
             org_id: org,
-            role: "member".to_owned(),
+            role: Role::Member,
             token_version: tv,
             session_live: live,
         }))

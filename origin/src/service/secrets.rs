@@ -44,9 +44,6 @@ use crate::store::{StatementPool, StoreError};
 /// Largest secret value accepted, in bytes.
 pub const MAX_VALUE_LEN: usize = 256 * 1024;
 
-/// Versions kept per path unless configured otherwise (`OXVAULT_MAX_SECRET_VERSIONS`).
-pub const DEFAULT_MAX_VERSIONS: u32 = 100;
-
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -332,7 +329,7 @@ impl SecretsService {
             keyring,
             audit,
             tiers: None,
-            max_versions: DEFAULT_MAX_VERSIONS,
+            max_versions: crate::config::DEFAULT_MAX_SECRET_VERSIONS,
         }
     }
 

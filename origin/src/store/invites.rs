@@ -1,6 +1,7 @@
 //! Invitations to join an org, redeemed with the token their mail carries.
 
 use chrono::{DateTime, Utc};
+use oxvault_core::claims::Role;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -12,7 +13,8 @@ pub struct Invite {
     pub id: Uuid,
     pub org_id: Uuid,
     pub email: String,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
 }
 
 /// What a new invitation is made of.
@@ -20,7 +22,7 @@ pub struct Invite {
 pub struct NewInvite<'a> {
     pub org_id: Uuid,
     pub email: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub invited_by: Uuid,
     pub expires_at: DateTime<Utc>,
     /// SHA-256 of the token the mail carries; the token itself is stored nowhere.
@@ -46,7 +48,7 @@ pub async fn replace_invite(
     .bind(Uuid::new_v4())
     .bind(invite.org_id)
     .bind(invite.email)
-    .bind(invite.role)
+    .bind(invite.role.as_str())
     .bind(invite.invited_by)
     .bind(invite.expires_at)
     .bind(invite.token_hash)

@@ -9,6 +9,7 @@
 //! only a read that ends in 401 or 404 pays that second round trip.
 
 use chrono::{DateTime, Utc};
+use oxvault_core::claims::Role;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -156,13 +157,24 @@ struct WhoColumns {
 }
 
 impl WhoColumns {
-    fn into_state(self, who: Who) -> Option<PrincipalState> {
+    /// The principal's state, its role parsed here once; `None` when it does not exist.
+    fn into_state(self, who: Who) -> Result<Option<PrincipalState>, StoreError> {
+        let role = self
+            .who_role
+            .clone()
+            .map(Role::try_from)
+            .transpose()
+            .map_err(|err| StoreError::Database(sqlx::Error::Decode(Box::new(err))))?;
+        Ok(self.present(who, role))
+    }
+
+    fn present(self, who: Who, role: Option<Role>) -> Option<PrincipalState> {
         let org_id = self.who_org_id?;
         let token_version = self.who_token_version?;
         Some(match who {
             Who::User { .. } => PrincipalState::User(super::sessions::UserState {
                 org_id,
-                role: self.who_role?,
+                role: role?,
                 token_version,
                 session_live: self.who_session_live.unwrap_or(false),
             }),
@@ -215,7 +227,7 @@ pub async fn read_view(
         });
     };
     Ok(Found {
-        state: row.who.into_state(who),
+        state: row.who.into_state(who)?,
         view: Some(into_view(row.view, path)),
     })
 }

@@ -2,6 +2,7 @@
 //! principal is still what the token says.
 
 use chrono::{DateTime, Utc};
+use oxvault_core::claims::Role;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -131,7 +132,8 @@ pub async fn revoke_other_sessions(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserState {
     pub org_id: Uuid,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub token_version: i64,
     /// Whether the session exists, is not revoked and has not expired.
     pub session_live: bool,

@@ -1,6 +1,7 @@
 //! Users and organisations.
 
 use chrono::{DateTime, Utc};
+use oxvault_core::claims::Role;
 use oxvault_core::page::TimeKey;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -16,7 +17,8 @@ pub struct UserRow {
     pub display_name: String,
     pub password_hash: Option<String>,
     pub google_sub: Option<String>,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub token_version: i64,
     pub created_at: DateTime<Utc>,
     /// When the owner of the address proved it (Google, or an invitation's mailed token).
@@ -32,7 +34,7 @@ pub struct NewUser<'a> {
     pub display_name: &'a str,
     pub password_hash: Option<&'a str>,
     pub google_sub: Option<&'a str>,
-    pub role: &'a str,
+    pub role: Role,
     /// Whether the address is already proven (Google said so).
     pub email_verified: bool,
 }
@@ -75,7 +77,7 @@ pub async fn insert_user(conn: &mut PgConnection, user: &NewUser<'_>) -> Result<
     .bind(user.display_name)
     .bind(user.password_hash)
     .bind(user.google_sub)
-    .bind(user.role)
+    .bind(user.role.as_str())
     .bind(user.email_verified)
     .execute(conn)
     .await
@@ -199,7 +201,7 @@ pub async fn set_role(
     conn: &mut PgConnection,
     org_id: Uuid,
     user_id: Uuid,
-    role: &str,
+    role: Role,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE users SET role = $3, token_version = token_version + 1, updated_at = now() \
@@ -207,7 +209,7 @@ pub async fn set_role(
     )
     .bind(org_id)
     .bind(user_id)
-    .bind(role)
+    .bind(role.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -263,7 +265,7 @@ pub async fn move_to_org(
     conn: &mut PgConnection,
     user_id: Uuid,
     org_id: Uuid,
-    role: &str,
+    role: Role,
 ) -> Result<UserRow, StoreError> {
     let sql = format!(
         "UPDATE users SET org_id = $2, role = $3, email_verified_at = COALESCE(email_verified_at, now()), \
@@ -273,7 +275,7 @@ pub async fn move_to_org(
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(user_id)
         .bind(org_id)
-        .bind(role)
+        .bind(role.as_str())
         .fetch_one(conn)
         .await?)
 }
