@@ -24,6 +24,7 @@ pub mod scope;
 pub mod secret_path;
 pub mod sensitive;
 pub mod share;
+pub mod stored;
 pub mod vault;
 pub mod verified;
 

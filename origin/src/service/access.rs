@@ -9,9 +9,7 @@
 
 use chrono::Utc;
 use oxvault_core::ids::PolicyId;
-use oxvault_core::policy::{
-    Conditions, Effect, PathPattern, Permission, Policy, RequestContext, evaluate,
-};
+use oxvault_core::policy::{Permission, Policy, RequestContext, evaluate};
 use oxvault_core::secret_path::SecretPath;
 use sqlx::PgConnection;
 
@@ -22,67 +20,17 @@ use crate::store::policies::{self, PolicyRow};
 use crate::store::secrets::MetadataRow;
 use crate::store::vaults::VaultRow;
 
-/// The parts of a stored policy that decide access, parsed back into their types.
-#[derive(Debug)]
-pub(crate) struct Rule {
-    pub pattern: PathPattern,
-    pub permissions: Vec<Permission>,
-    pub effect: Effect,
-    pub conditions: Conditions,
-}
-
-/// Parses a stored policy's rule. A row that does not parse (it cannot, unless the database
-/// was edited by hand) fails the request: guessing what it meant could turn a broken deny
-/// into an allow, or show a policy half right.
-pub(crate) fn parse_rule(
-    id: uuid::Uuid,
-    pattern: &str,
-    permissions: &[String],
-    effect: &str,
-    conditions: &serde_json::Value,
-) -> Result<Rule, ServiceError> {
-    let corrupt = || {
-        tracing::error!(policy_id = %id, "a stored policy does not parse");
-        ServiceError::Internal("a stored policy does not parse".into())
-    };
-    let pattern = PathPattern::parse(pattern).map_err(|_| corrupt())?;
-    let permissions = permissions
-        .iter()
-        .map(|text| Permission::ALL.into_iter().find(|p| p.as_str() == text))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(corrupt)?;
-    let effect = match effect {
-        "allow" => Effect::Allow,
-        "deny" => Effect::Deny,
-        _ => return Err(corrupt()),
-    };
-    let conditions: Conditions =
-        serde_json::from_value(conditions.clone()).map_err(|_| corrupt())?;
-    Ok(Rule {
-        pattern,
-        permissions,
-        effect,
-        conditions,
-    })
-}
-
-fn to_policy(row: PolicyRow) -> Result<Policy, ServiceError> {
-    let rule = parse_rule(
-        row.id,
-        &row.secret_path_pattern,
-        &row.permissions,
-        &row.effect,
-        &row.conditions.0,
-    )?;
-    Ok(Policy {
+/// A stored policy as evaluation takes it (the store parsed every part).
+fn to_policy(row: PolicyRow) -> Policy {
+    Policy {
         id: PolicyId::from_uuid(row.id),
-        pattern: rule.pattern,
-        permissions: rule.permissions,
-        effect: rule.effect,
+        pattern: row.secret_path_pattern,
+        permissions: row.permissions.0,
+        effect: row.effect,
         priority: row.priority,
-        conditions: rule.conditions,
+        conditions: row.conditions.0,
         expires_at: row.expires_at.map(|at| at.timestamp()),
-    })
+    }
 }
 
 /// The request's context for conditions: now, and the client's address as the HTTP layer
@@ -102,7 +50,7 @@ async fn load(
 ) -> Result<Vec<Policy>, ServiceError> {
     let (kind, id) = principal.key();
     let rows = policies::for_principal(conn, vault.id, kind, id).await?;
-    rows.into_iter().map(to_policy).collect()
+    Ok(rows.into_iter().map(to_policy).collect())
 }
 
 /// Passes when `principal` may do `permission` on `path` in `vault`; else 403.
@@ -132,10 +80,7 @@ pub(crate) fn decide(
     if controls(vault, principal) {
         return Ok(());
     }
-    let policies = rows
-        .into_iter()
-        .map(to_policy)
-        .collect::<Result<Vec<_>, _>>()?;
+    let policies: Vec<Policy> = rows.into_iter().map(to_policy).collect();
     if evaluate(&policies, path, permission, &context(principal)).is_allowed() {
         Ok(())
     } else {

@@ -23,7 +23,6 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::ServiceError;
-use super::access::parse_rule;
 use super::audit::{AuditLog, Event};
 use super::principal::Principal;
 use super::vaults::{VaultsService, controls};
@@ -105,43 +104,33 @@ fn event(principal: &Principal, action: &'static str, row: &PolicyRecord) -> Eve
         .detail("principal_type", row.principal_type.as_str())
         .detail("principal_id", row.principal_id.to_string())
         .detail("pattern", row.secret_path_pattern.as_str())
-        .detail("permissions", row.permissions.clone())
+        .detail(
+            "permissions",
+            row.permissions
+                .0
+                .iter()
+                .map(|permission| permission.as_str())
+                .collect::<Vec<_>>(),
+        )
         .detail("effect", row.effect.as_str())
 }
 
-/// A stored policy as the API shows it. A row that does not parse (it cannot, unless the
-/// database was edited by hand) fails the request rather than being shown half right.
-fn response(row: PolicyRecord) -> Result<PolicyResponse, ServiceError> {
-    let corrupt = || {
-        tracing::error!(policy_id = %row.id, "a stored policy does not parse");
-        ServiceError::Internal("a stored policy does not parse".into())
-    };
-    let principal_type = match row.principal_type.as_str() {
-        "user" => PrincipalType::User,
-        "agent" => PrincipalType::Agent,
-        _ => return Err(corrupt()),
-    };
-    let rule = parse_rule(
-        row.id,
-        &row.secret_path_pattern,
-        &row.permissions,
-        &row.effect,
-        &row.conditions.0,
-    )?;
-    Ok(PolicyResponse {
+/// A stored policy as the API shows it (the store parsed every part).
+fn response(row: PolicyRecord) -> PolicyResponse {
+    PolicyResponse {
         id: PolicyId::from_uuid(row.id),
         vault_id: VaultId::from_uuid(row.vault_id),
-        principal_type,
+        principal_type: row.principal_type,
         principal_id: row.principal_id,
-        secret_path_pattern: rule.pattern,
-        permissions: rule.permissions,
-        effect: rule.effect,
+        secret_path_pattern: row.secret_path_pattern,
+        permissions: row.permissions.0,
+        effect: row.effect,
         priority: row.priority,
-        conditions: rule.conditions,
+        conditions: row.conditions.0,
         expires_at: row.expires_at,
         created_by: row.created_by.map(UserId::from_uuid),
         created_at: row.created_at,
-    })
+    }
 }
 
 impl PoliciesService {
@@ -226,7 +215,7 @@ impl PoliciesService {
             .commit(tx, event(principal, "policy.create", &row))
             .await?;
         tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy created");
-        response(row)
+        Ok(response(row))
     }
 
     /// One page of the policies of a vault, oldest first, expired ones included (managers
@@ -247,7 +236,7 @@ impl PoliciesService {
             id: row.id,
         });
         Ok(PolicyListResponse {
-            policies: rows.into_iter().map(response).collect::<Result<_, _>>()?,
+            policies: rows.into_iter().map(response).collect(),
             next_cursor,
         })
     }
@@ -283,7 +272,7 @@ impl PoliciesService {
             .commit(tx, event(principal, "policy.update", &row))
             .await?;
         tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy updated");
-        response(row)
+        Ok(response(row))
     }
 
     /// Deletes a policy (204). Binds existing tokens from the next request on.

@@ -161,15 +161,11 @@ fn parse_path(raw: &str) -> Result<SecretPath, ServiceError> {
         .map_err(|err| ServiceError::Invalid(format!("invalid secret path: {err}")))
 }
 
-fn secret_type(text: &str) -> SecretType {
-    SecretType::parse(text).unwrap_or_default()
-}
-
 fn metadata_response(row: MetadataRow) -> SecretMetadataResponse {
     SecretMetadataResponse {
         id: SecretId::from_uuid(row.secret_id),
         path: row.path,
-        secret_type: secret_type(&row.secret_type),
+        secret_type: row.secret_type,
         version: row.version,
         metadata: row.metadata.0,
         created_at: row.created_at,
@@ -489,7 +485,7 @@ impl SecretsService {
             &NewVersion {
                 secret_id,
                 version,
-                secret_type: new.secret_type.as_str(),
+                secret_type: new.secret_type,
                 metadata: &new.metadata,
                 sealed: &sealed,
                 kek_id: &kek_id,
@@ -719,7 +715,7 @@ impl SecretsService {
         Ok(SecretResponse {
             id: SecretId::from_uuid(row.secret_id),
             path: row.path,
-            secret_type: secret_type(&row.secret_type),
+            secret_type: row.secret_type,
             value,
             version: row.version,
             metadata: row.metadata.0,
@@ -904,7 +900,7 @@ async fn rotation_value(
         .ok_or_else(|| ServiceError::Internal("a secret's current version is missing".into()))?;
     Ok(NewValue {
         value: random_value(spec)?,
-        secret_type: requested_type.unwrap_or_else(|| secret_type(&current.secret_type)),
+        secret_type: requested_type.unwrap_or(current.secret_type),
         metadata: current.metadata.0,
         expires_at: None,
         max_access_count: None,

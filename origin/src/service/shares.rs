@@ -27,8 +27,8 @@ use oxvault_core::policy::Permission;
 use oxvault_core::secret_path::SecretPath;
 use oxvault_core::share::CreateShareRequest;
 use oxvault_core::share::{
-    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, Recipient, RecipientType,
-    ShareId, ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse, ShareSummary,
+    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, Recipient, ShareId,
+    ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse, ShareSummary,
     SharedSecretResponse, share_url,
 };
 use rand::TryRngCore;
@@ -100,16 +100,11 @@ fn random_share_id() -> Result<ShareId, ServiceError> {
     Ok(ShareId::from_random_bytes(bytes))
 }
 
-fn recipient_type(text: &str) -> Result<RecipientType, ServiceError> {
-    RecipientType::parse(text)
-        .ok_or_else(|| ServiceError::Internal(format!("unknown recipient type {text:?}").into()))
-}
-
-fn summary(row: SummaryRow) -> Result<ShareSummary, ServiceError> {
-    Ok(ShareSummary {
+fn summary(row: SummaryRow) -> ShareSummary {
+    ShareSummary {
         id: ShareId::from_uuid(row.id),
         secret_path: row.secret_path,
-        recipient_type: recipient_type(&row.recipient_type)?,
+        recipient_type: row.recipient_type,
         recipient_email: row.recipient_email,
         access_count: row.access_count,
         max_access_count: row.max_access_count,
@@ -117,7 +112,7 @@ fn summary(row: SummaryRow) -> Result<ShareSummary, ServiceError> {
         created_at: row.created_at,
         is_expired: row.is_expired,
         is_accepted: row.is_accepted,
-    })
+    }
 }
 
 /// A live share as its org's managers see it.
@@ -138,7 +133,7 @@ fn org_share(row: OrgShareRow) -> Result<OrgShare, ServiceError> {
         secret_path: row.secret_path,
         creator_type,
         creator_id,
-        recipient_type: recipient_type(&row.recipient_type)?,
+        recipient_type: row.recipient_type,
         recipient_id: row.recipient_user_id.or(row.recipient_agent_id),
         recipient_email: row.recipient_email,
         has_passphrase: row.has_passphrase,
@@ -167,18 +162,15 @@ fn org_page(
 }
 
 /// One page of outbound or inbound shares, like [`org_page`].
-fn summary_page(
-    mut rows: Vec<SummaryRow>,
-    limit: usize,
-) -> Result<ShareListResponse, ServiceError> {
+fn summary_page(mut rows: Vec<SummaryRow>, limit: usize) -> ShareListResponse {
     let next_cursor = finish_page(&mut rows, limit, |last| TimeKey {
         created_at: last.created_at,
         id: last.id,
     });
-    Ok(ShareListResponse {
-        shares: rows.into_iter().map(summary).collect::<Result<_, _>>()?,
+    ShareListResponse {
+        shares: rows.into_iter().map(summary).collect(),
         next_cursor,
-    })
+    }
 }
 
 /// Whether `principal` is the user or agent a targeted share names.
@@ -296,7 +288,7 @@ impl SharesService {
                 vault_id: target.vault_id,
                 secret_version: target.current_version,
                 creator: creator_of(principal),
-                recipient_type: kind.as_str(),
+                recipient_type: kind,
                 recipient_user_id: recipient.user,
                 recipient_agent_id: recipient.agent,
                 recipient_email: recipient.email,
@@ -430,7 +422,7 @@ impl SharesService {
                 .await?
                 .ok_or_else(|| refused("missing, expired, used up, revoked or declined"))?
         };
-        let kind = recipient_type(&share.recipient_type)?;
+        let kind = share.recipient_type;
         if !kind.is_link() && !is_recipient(&share, reader.principal) {
             return Err(refused("not the share's recipient"));
         }
@@ -544,7 +536,7 @@ impl SharesService {
         let share = shares::find_live(&mut conn, *id.as_uuid(), client_ip.as_deref())
             .await?
             .ok_or_else(|| refused("missing, expired, used up, revoked or declined"))?;
-        if !recipient_type(&share.recipient_type)?.is_link() {
+        if !share.recipient_type.is_link() {
             return Err(refused("not a link share"));
         }
         if !share.ip_allowed {
@@ -609,7 +601,7 @@ impl SharesService {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         let creator = creator_of(principal);
         let rows = shares::list_outbound(&mut conn, creator, page.after, page.fetch()).await?;
-        summary_page(rows, page.len())
+        Ok(summary_page(rows, page.len()))
     }
 
     /// The shares addressed to the caller's user or agent id that are neither revoked nor
@@ -623,7 +615,7 @@ impl SharesService {
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         let recipient = recipient_of(principal);
         let rows = shares::list_inbound(&mut conn, recipient, page.after, page.fetch()).await?;
-        summary_page(rows, page.len())
+        Ok(summary_page(rows, page.len()))
     }
 
     /// Accepts (`accept`) or declines share `id` as its recipient; a declined share can no

@@ -56,6 +56,12 @@ pub(crate) fn on_unique(err: sqlx::Error) -> StoreError {
     StoreError::Database(err)
 }
 
+/// A stored value that does not parse (a name this build does not know): reported like any
+/// column that does not decode.
+pub(crate) fn undecodable(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(Box::new(err)))
+}
+
 /// A connection pool that connects lazily: the origin starts (and reports `degraded`) while
 /// the database is down, and recovers by itself when it comes back.
 pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, StoreError> {

@@ -8,6 +8,8 @@
 
 use chrono::{DateTime, Utc};
 use oxvault_core::page::TimeKey;
+use oxvault_core::policy::{Conditions, Effect, PathPattern, Permission, PrincipalType};
+use oxvault_core::stored::UnknownName;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -35,15 +37,37 @@ pub async fn has_any(
     .await?)
 }
 
-/// A policy row as stored (also read back from JSON, when a statement aggregates them).
+/// A policy's permissions as stored (`text[]`), parsed where they are read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Permissions(pub Vec<Permission>);
+
+impl TryFrom<Vec<String>> for Permissions {
+    type Error = UnknownName;
+
+    fn try_from(names: Vec<String>) -> Result<Self, Self::Error> {
+        names
+            .into_iter()
+            .map(Permission::try_from)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+/// A policy's rule as stored, parsed where it is read (also from JSON, when a statement
+/// aggregates the rows): a row that does not parse (it cannot, unless the database was edited
+/// by hand) fails the read, since guessing could turn a broken deny into an allow.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct PolicyRow {
     pub id: Uuid,
-    pub secret_path_pattern: String,
-    pub permissions: Vec<String>,
-    pub effect: String,
+    #[sqlx(try_from = "String")]
+    pub secret_path_pattern: PathPattern,
+    #[sqlx(try_from = "Vec<String>")]
+    pub permissions: Permissions,
+    #[sqlx(try_from = "String")]
+    pub effect: Effect,
     pub priority: i32,
-    pub conditions: sqlx::types::Json<serde_json::Value>,
+    pub conditions: Json<Conditions>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -68,19 +92,23 @@ pub async fn for_principal(
     .await?)
 }
 
-/// A whole policy row, as the management endpoints show it.
+/// A whole policy row, as the management endpoints show it, parsed like [`PolicyRow`].
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PolicyRecord {
     pub id: Uuid,
     pub org_id: Uuid,
     pub vault_id: Uuid,
-    pub principal_type: String,
+    #[sqlx(try_from = "String")]
+    pub principal_type: PrincipalType,
     pub principal_id: Uuid,
-    pub secret_path_pattern: String,
-    pub permissions: Vec<String>,
-    pub effect: String,
+    #[sqlx(try_from = "String")]
+    pub secret_path_pattern: PathPattern,
+    #[sqlx(try_from = "Vec<String>")]
+    pub permissions: Permissions,
+    #[sqlx(try_from = "String")]
+    pub effect: Effect,
     pub priority: i32,
-    pub conditions: Json<serde_json::Value>,
+    pub conditions: Json<Conditions>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,

@@ -10,14 +10,15 @@
 
 use chrono::{DateTime, Utc};
 use oxvault_core::claims::Role;
+use oxvault_core::vault::SecretType;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::StoreError;
 use super::policies::PolicyRow;
 use super::principals::{self, PrincipalState, Who};
 use super::secrets::VersionRow;
 use super::vaults::VaultRow;
+use super::{StoreError, undecodable};
 
 /// Everything a secret read decides on.
 #[derive(Debug)]
@@ -164,7 +165,7 @@ impl WhoColumns {
             .clone()
             .map(Role::try_from)
             .transpose()
-            .map_err(|err| StoreError::Database(sqlx::Error::Decode(Box::new(err))))?;
+            .map_err(undecodable)?;
         Ok(self.present(who, role))
     }
 
@@ -228,13 +229,18 @@ pub async fn read_view(
     };
     Ok(Found {
         state: row.who.into_state(who)?,
-        view: Some(into_view(row.view, path)),
+        view: Some(into_view(row.view, path)?),
     })
 }
 
-fn into_view(row: ViewColumns, path: &str) -> ReadView {
+fn into_view(row: ViewColumns, path: &str) -> Result<ReadView, StoreError> {
     // The version's NOT NULL columns are all present exactly when the join found one.
-    let found = (row.secret_id, row.version, row.secret_type, row.metadata);
+    let secret_type = row
+        .secret_type
+        .map(SecretType::try_from)
+        .transpose()
+        .map_err(undecodable)?;
+    let found = (row.secret_id, row.version, secret_type, row.metadata);
     let stored = (row.sealed, row.created_at);
     let version = match (found, stored) {
         (
@@ -259,7 +265,7 @@ fn into_view(row: ViewColumns, path: &str) -> ReadView {
         }),
         _ => None,
     };
-    ReadView {
+    Ok(ReadView {
         vault: VaultRow {
             id: row.vault_id,
             org_id: row.org_id,
@@ -271,5 +277,5 @@ fn into_view(row: ViewColumns, path: &str) -> ReadView {
         },
         policies: row.policies.0,
         version,
-    }
+    })
 }

@@ -1,6 +1,7 @@
 //! Secrets and their versions. Values are stored only as envelope blobs.
 
 use chrono::{DateTime, Utc};
+use oxvault_core::vault::SecretType;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -13,8 +14,8 @@ pub struct VersionRow {
     pub secret_id: Uuid,
     pub path: String,
     pub version: i32,
-    #[sqlx(rename = "type")]
-    pub secret_type: String,
+    #[sqlx(rename = "type", try_from = "String")]
+    pub secret_type: SecretType,
     pub metadata: sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
     pub sealed: Vec<u8>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -30,8 +31,8 @@ pub struct MetadataRow {
     pub secret_id: Uuid,
     pub path: String,
     pub version: i32,
-    #[sqlx(rename = "type")]
-    pub secret_type: String,
+    #[sqlx(rename = "type", try_from = "String")]
+    pub secret_type: SecretType,
     pub metadata: sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -98,8 +99,8 @@ pub async fn lock(
 /// The type and metadata of one version (what a rotation carries over).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VersionKind {
-    #[sqlx(rename = "type")]
-    pub secret_type: String,
+    #[sqlx(rename = "type", try_from = "String")]
+    pub secret_type: SecretType,
     pub metadata: sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -123,7 +124,7 @@ pub async fn version_kind(
 pub struct NewVersion<'a> {
     pub secret_id: Uuid,
     pub version: i32,
-    pub secret_type: &'a str,
+    pub secret_type: SecretType,
     pub metadata: &'a serde_json::Map<String, serde_json::Value>,
     pub sealed: &'a [u8],
     pub kek_id: &'a [u8],
@@ -144,7 +145,7 @@ pub async fn insert_version(
     )
     .bind(new.secret_id)
     .bind(new.version)
-    .bind(new.secret_type)
+    .bind(new.secret_type.as_str())
     .bind(sqlx::types::Json(new.metadata))
     .bind(new.sealed)
     .bind(new.kek_id)

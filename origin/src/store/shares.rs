@@ -14,6 +14,7 @@
 //! same form the blocks were stored in.
 
 use chrono::{DateTime, Utc};
+use oxvault_core::share::RecipientType;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -59,7 +60,7 @@ pub struct NewShare<'a> {
     pub vault_id: Uuid,
     pub secret_version: i32,
     pub creator: Creator,
-    pub recipient_type: &'a str,
+    pub recipient_type: RecipientType,
     pub recipient_user_id: Option<Uuid>,
     pub recipient_agent_id: Option<Uuid>,
     pub recipient_email: Option<&'a str>,
@@ -90,7 +91,7 @@ pub async fn insert(conn: &mut PgConnection, share: &NewShare<'_>) -> Result<(),
     .bind(share.vault_id)
     .bind(share.creator.user)
     .bind(share.creator.agent)
-    .bind(share.recipient_type)
+    .bind(share.recipient_type.as_str())
     .bind(share.recipient_user_id)
     .bind(share.recipient_agent_id)
     .bind(share.recipient_email)
@@ -108,7 +109,8 @@ pub async fn insert(conn: &mut PgConnection, share: &NewShare<'_>) -> Result<(),
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LiveShare {
     pub id: Uuid,
-    pub recipient_type: String,
+    #[sqlx(try_from = "String")]
+    pub recipient_type: RecipientType,
     pub recipient_user_id: Option<Uuid>,
     pub recipient_agent_id: Option<Uuid>,
     pub passphrase_hash: Option<String>,
@@ -313,7 +315,8 @@ pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError>
 pub struct SummaryRow {
     pub id: Uuid,
     pub secret_path: String,
-    pub recipient_type: String,
+    #[sqlx(try_from = "String")]
+    pub recipient_type: RecipientType,
     pub recipient_email: Option<String>,
     pub access_count: i32,
     pub max_access_count: Option<i32>,
@@ -364,7 +367,8 @@ pub struct OrgShareRow {
     pub secret_path: String,
     pub created_by_user: Option<Uuid>,
     pub created_by_agent: Option<Uuid>,
-    pub recipient_type: String,
+    #[sqlx(try_from = "String")]
+    pub recipient_type: RecipientType,
     pub recipient_user_id: Option<Uuid>,
     pub recipient_agent_id: Option<Uuid>,
     pub recipient_email: Option<String>,
