@@ -25,7 +25,7 @@ use oxvault_origin::config::HsmConfig;
 use oxvault_origin::crypto::pkcs11::{Pkcs11Hsm, RETRY_AFTER};
 use oxvault_origin::crypto::{
     AuditMac, CryptoError, DataKey, KekAdmin, KekAdminError, KeyWrapper, TokenSigner, WrappedKey,
-    kek_id_hex,
+    hazmat, kek_id_hex,
 };
 use secrecy::SecretString;
 
@@ -204,7 +204,7 @@ fn helper(task: &str) {
     match action {
         "rotate" => {
             let wrapped = hsm
-                .wrap(&DataKey::from_bytes(HELPER_KEY), HELPER_AAD)
+                .wrap(&hazmat::data_key(HELPER_KEY), HELPER_AAD)
                 .expect("wrap");
             assert_eq!(wrapped.kek_id, new, "the new KEK is current at once");
             println!("{} {}", kek_id_hex(&new), kek_id_hex(&wrapped.bytes));
@@ -290,7 +290,7 @@ fn a_fresh_token_gets_a_kek_and_keys_round_trip() {
     assert_eq!(a.bytes.len(), 12 + 32 + 16);
     assert_ne!(a.bytes, b.bytes, "each wrap uses a fresh nonce");
     assert!(
-        !a.bytes.windows(32).any(|w| w == key.expose()),
+        !a.bytes.windows(32).any(|w| w == hazmat::bytes(&key)),
         "the key is not stored in clear"
     );
     assert_eq!(
@@ -624,7 +624,7 @@ fn a_kek_made_by_another_process_is_picked_up_without_reconnecting() {
     assert_eq!(
         hsm.unwrap(&theirs, HELPER_AAD)
             .expect("unwrap under a KEK made elsewhere"),
-        DataKey::from_bytes(HELPER_KEY)
+        hazmat::data_key(HELPER_KEY)
     );
     assert_eq!(
         hsm.wrap(&key, b"aad").expect("wrap").kek_id,

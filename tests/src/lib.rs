@@ -8,7 +8,7 @@
 //!   asks (see `shared.rs`). A test on it works in organisations of its own, signing up the
 //!   addresses [`TestStack::email`] makes unique to it; it must not stop, break or reconfigure
 //!   anything, nor assert on rows or log lines other tests may write too.
-//! - [`TestStack::start`] and its variants: a stack of the test's own ([`OwnParts`]), for tests
+//! - [`TestStack::start`] or [`TestStack::builder`]: a stack of the test's own ([`OwnParts`]), for tests
 //!   that restart or break a part, change settings, or count what the whole stack did. It is
 //!   torn down when dropped.
 //!
@@ -41,7 +41,7 @@ pub use origin::{Origin, OriginSettings};
 pub use shared::StackAddresses;
 pub use smtp::{ReceivedMail, SmtpListener, SmtpSettings, TempFailure};
 pub use softhsm::SoftHsmToken;
-pub use stack::{OwnParts, PASSWORD, Session, TestStack, invitation_token_in};
+pub use stack::{OwnParts, PASSWORD, Session, StackBuilder, TestStack, invitation_token_in};
 
 use std::path::PathBuf;
 

@@ -33,6 +33,84 @@ impl Session {
     }
 }
 
+type Adjust<T> = Box<dyn FnOnce(&mut T) + Send>;
+
+/// How a stack of a test's own starts: [`TestStack::builder`], the changes, then
+/// [`StackBuilder::start`]. Unchanged, it is a healthy stack with generous rate limits.
+#[must_use = "a builder does nothing until started"]
+pub struct StackBuilder {
+    token: Option<SoftHsmToken>,
+    adjust_origin: Vec<Adjust<OriginSettings>>,
+    adjust_edge: Vec<Adjust<EdgeSettings>>,
+}
+
+impl std::fmt::Debug for StackBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackBuilder")
+            .field("token", &self.token)
+            .field("origin changes", &self.adjust_origin.len())
+            .field("edge changes", &self.adjust_edge.len())
+            .finish()
+    }
+}
+
+impl StackBuilder {
+    /// Another token than a fresh initialised one (e.g. [`SoftHsmToken::empty`]).
+    pub fn token(mut self, token: SoftHsmToken) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    /// Changes the origin's settings (its environment, PIN, database, ...).
+    pub fn origin(mut self, adjust: impl FnOnce(&mut OriginSettings) + Send + 'static) -> Self {
+        self.adjust_origin.push(Box::new(adjust));
+        self
+    }
+
+    /// Changes the edge's bindings (e.g. rate limits).
+    pub fn edge(mut self, adjust: impl FnOnce(&mut EdgeSettings) + Send + 'static) -> Self {
+        self.adjust_edge.push(Box::new(adjust));
+        self
+    }
+
+    /// Starts the stack. The edge and the origin share a fresh random secret, so the origin
+    /// trusts the client address the edge reports (as in production, where the secret is a
+    /// Worker secret).
+    pub async fn start(self) -> TestStack {
+        let token = self.token.unwrap_or_else(SoftHsmToken::initialized);
+        let database = TestDatabase::create().await;
+        let edge_secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut settings = OriginSettings::new(database.url(), &token);
+        settings
+            .extra_env
+            .push(("OXVAULT_EDGE_SHARED_SECRET".to_owned(), edge_secret.clone()));
+        for adjust in self.adjust_origin {
+            adjust(&mut settings);
+        }
+        let origin = tokio::task::spawn_blocking(move || Origin::start(&settings))
+            .await
+            .expect("origin start");
+        let mut edge_settings = EdgeSettings::new(origin.url());
+        edge_settings.var("ORIGIN_SHARED_SECRET", &edge_secret);
+        for adjust in self.adjust_edge {
+            adjust(&mut edge_settings);
+        }
+        let edge = tokio::task::spawn_blocking(move || Edge::start_with(&edge_settings))
+            .await
+            .expect("edge start");
+        TestStack::with_parts(Parts::Own(Box::new(OwnParts {
+            edge,
+            origin,
+            token,
+            database,
+        })))
+    }
+}
+
 /// The parts of a stack a test owns: it may stop, break or reconfigure any of them.
 #[derive(Debug)]
 pub struct OwnParts {
@@ -68,55 +146,19 @@ impl TestStack {
         Self::with_parts(Parts::Shared(shared))
     }
 
-    /// A healthy stack of the test's own: fresh database, initialised token, origin, edge.
+    /// A healthy stack of the test's own: fresh database, initialised token, origin, edge
+    /// ([`TestStack::builder`] with nothing changed).
     pub async fn start() -> Self {
-        Self::start_with(SoftHsmToken::initialized(), |_| {}).await
+        Self::builder().start().await
     }
 
-    /// A stack with the given token, after `adjust` has changed the origin's settings.
-    pub async fn start_with(token: SoftHsmToken, adjust: impl FnOnce(&mut OriginSettings)) -> Self {
-        Self::start_custom(token, adjust, |_| {}).await
-    }
-
-    /// A healthy stack whose edge bindings `adjust_edge` has changed (e.g. rate limits).
-    pub async fn start_with_edge(adjust_edge: impl FnOnce(&mut EdgeSettings)) -> Self {
-        Self::start_custom(SoftHsmToken::initialized(), |_| {}, adjust_edge).await
-    }
-
-    /// A stack with the given token, origin settings and edge bindings. The edge and the
-    /// origin share a fresh random secret, so the origin trusts the client address the edge
-    /// reports (as in production, where the secret is a Worker secret).
-    pub async fn start_custom(
-        token: SoftHsmToken,
-        adjust_origin: impl FnOnce(&mut OriginSettings),
-        adjust_edge: impl FnOnce(&mut EdgeSettings),
-    ) -> Self {
-        let database = TestDatabase::create().await;
-        let edge_secret = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let mut settings = OriginSettings::new(database.url(), &token);
-        settings
-            .extra_env
-            .push(("OXVAULT_EDGE_SHARED_SECRET".to_owned(), edge_secret.clone()));
-        adjust_origin(&mut settings);
-        let origin = tokio::task::spawn_blocking(move || Origin::start(&settings))
-            .await
-            .expect("origin start");
-        let mut edge_settings = EdgeSettings::new(origin.url());
-        edge_settings.var("ORIGIN_SHARED_SECRET", &edge_secret);
-        adjust_edge(&mut edge_settings);
-        let edge = tokio::task::spawn_blocking(move || Edge::start_with(&edge_settings))
-            .await
-            .expect("edge start");
-        Self::with_parts(Parts::Own(Box::new(OwnParts {
-            edge,
-            origin,
-            token,
-            database,
-        })))
+    /// A stack of the test's own, with parts changed before it starts.
+    pub fn builder() -> StackBuilder {
+        StackBuilder {
+            token: None,
+            adjust_origin: Vec::new(),
+            adjust_edge: Vec::new(),
+        }
     }
 
     fn with_parts(parts: Parts) -> Self {
@@ -374,9 +416,14 @@ impl TestStack {
         Session::from_answer(email, &body)
     }
 
+    /// `GET /v1/auth/me` as the holder of `token`.
+    pub async fn me(&self, token: &str) -> (reqwest::StatusCode, Value) {
+        self.call(Method::GET, "/v1/auth/me", token, None).await
+    }
+
     /// The id of the user holding `token` (`GET /v1/auth/me`).
     pub async fn user_id(&self, token: &str) -> String {
-        let (status, me) = self.call(Method::GET, "/v1/auth/me", token, None).await;
+        let (status, me) = self.me(token).await;
         assert_eq!(status, reqwest::StatusCode::OK, "{me}");
         me["id"].as_str().expect("user id").to_owned()
     }
@@ -384,20 +431,29 @@ impl TestStack {
     /// A `member` of `owner`'s org: invited, signed up (in an org of its own), then moved in by
     /// accepting the mailed token. Its session in the owner's org and its user id.
     pub async fn invite_member(&self, owner: &Session, email: &str) -> (Session, String) {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/v1/org/invite",
-                &owner.access_token,
-                Some(json!({"email": email, "role": "member"})),
-            )
-            .await;
+        let (status, body) = self.invite(&owner.access_token, email, "member").await;
         assert_eq!(status, reqwest::StatusCode::OK, "{body}");
         let invited = self.signup(email).await;
         let token = self.invitation_token(email).await;
         let session = self.accept_invitation(&invited, &token).await;
         let id = self.user_id(&session.access_token).await;
         (session, id)
+    }
+
+    /// `POST /v1/org/invite` of `email` as `role`, as the holder of `token`.
+    pub async fn invite(
+        &self,
+        token: &str,
+        email: &str,
+        role: &str,
+    ) -> (reqwest::StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/v1/org/invite",
+            token,
+            Some(json!({"email": email, "role": role})),
+        )
+        .await
     }
 
     /// The token of the newest invitation mail queued for `email`, read from the outbox as
@@ -475,16 +531,26 @@ impl TestStack {
         pattern: &str,
         permissions: &[&str],
     ) {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("/v1/vaults/{vault}/policies"),
-                token,
-                Some(json!({"principal_type": "agent", "principal_id": agent_id,
-                            "secret_path_pattern": pattern, "permissions": permissions})),
-            )
-            .await;
+        let body = json!({"principal_type": "agent", "principal_id": agent_id,
+                          "secret_path_pattern": pattern, "permissions": permissions});
+        let (status, body) = self.create_policy(token, vault, body).await;
         assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    }
+
+    /// `POST /v1/vaults/{vault}/policies` with `body` as the holder of `token`.
+    pub async fn create_policy(
+        &self,
+        token: &str,
+        vault: &str,
+        body: Value,
+    ) -> (reqwest::StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/v1/vaults/{vault}/policies"),
+            token,
+            Some(body),
+        )
+        .await
     }
 }
 

@@ -27,12 +27,13 @@ impl DataKey {
     }
 
     /// Takes ownership of key bytes (e.g. just unwrapped by the HSM).
-    pub fn from_bytes(bytes: [u8; DATA_KEY_LEN]) -> Self {
+    pub(in crate::crypto) fn from_bytes(bytes: [u8; DATA_KEY_LEN]) -> Self {
         Self(bytes)
     }
 
-    /// The key bytes, for the cipher that uses them.
-    pub fn expose(&self) -> &[u8; DATA_KEY_LEN] {
+    /// The key bytes, for the cipher that uses them (and the HSM that seals them): nothing
+    /// outside this module sees a data key.
+    pub(in crate::crypto) fn expose(&self) -> &[u8; DATA_KEY_LEN] {
         &self.0
     }
 }

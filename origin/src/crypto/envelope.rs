@@ -190,12 +190,20 @@ fn decrypt_value(
         .map_err(|_| CryptoError::Integrity)
 }
 
+/// A value sealed by [`seal`]: the blob to store, and the id of the KEK that wraps its data
+/// key (stored beside the blob, so KEK rotation can find what still needs re-wrapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub blob: Vec<u8>,
+    pub kek_id: Vec<u8>,
+}
+
 /// Seals `plaintext` for `place` under a fresh DEK wrapped by the HSM (format 2).
 pub async fn seal(
     keyring: &Keyring,
     place: Place<'_>,
     plaintext: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+) -> Result<Sealed, CryptoError> {
     let key = DataKey::generate().map_err(|_| CryptoError::Unavailable)?;
     let mut nonce = [0u8; NONCE_LEN];
     OsRng
@@ -203,18 +211,14 @@ pub async fn seal(
         .map_err(|_| CryptoError::Unavailable)?;
     let wrapped = keyring.wrap(key.clone(), place.wrap_aad()).await?;
     let ciphertext = encrypt_value(&key, &nonce, plaintext, &place.value_aad_v2())?;
-    encode(&Parts {
+    let kek_id = wrapped.kek_id.clone();
+    let blob = encode(&Parts {
         format: FORMAT_V2,
         wrapped,
         nonce,
         ciphertext,
-    })
-}
-
-/// The id of the KEK that wraps a blob's data key (stored beside the blob so KEK rotation
-/// can find what still needs re-wrapping).
-pub fn kek_id(blob: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    Ok(decode(blob)?.wrapped.kek_id)
+    })?;
+    Ok(Sealed { blob, kek_id })
 }
 
 /// Opens a blob written by [`seal`] (either format) for the same `place`.
@@ -254,9 +258,9 @@ pub async fn rewrap(
     let parts = decode(blob)?;
     if parts.format == FORMAT_V1 {
         let plain = open(keyring, place, blob).await?;
-        let blob = seal(keyring, place, &plain).await?;
+        let Sealed { blob, kek_id } = seal(keyring, place, &plain).await?;
         return Ok(Rewrapped {
-            kek_id: kek_id(&blob)?,
+            kek_id,
             blob,
             resealed: true,
         });
@@ -280,9 +284,8 @@ pub async fn rewrap(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{KeyWrapper, Signature, TokenSigner};
+    use crate::crypto::testing::{NoHsm, XorKeks};
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicU8, Ordering};
     use uuid::Uuid;
 
     fn place(path: &str, version: i32) -> Place<'_> {
@@ -443,56 +446,9 @@ mod tests {
         );
     }
 
-    /// A stand-in HSM with numbered KEKs: wraps by XOR with the KEK's number and keeps the
-    /// AAD beside the key, so a wrong place or an unknown KEK fails like the real one.
-    struct NumberedKeks {
-        current: AtomicU8,
-    }
-
-    impl KeyWrapper for NumberedKeks {
-        fn wrap(&self, key: &DataKey, aad: &[u8]) -> Result<WrappedKey, CryptoError> {
-            let kek = self.current.load(Ordering::SeqCst);
-            let mut bytes: Vec<u8> = key.expose().iter().map(|b| b ^ kek).collect();
-            bytes.extend_from_slice(aad);
-            Ok(WrappedKey {
-                kek_id: vec![kek; 16],
-                bytes,
-            })
-        }
-
-        fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey, CryptoError> {
-            let kek = wrapped.kek_id[0];
-            if kek == 0 || kek > self.current.load(Ordering::SeqCst) {
-                return Err(CryptoError::Integrity);
-            }
-            let (key, bound) = wrapped.bytes.split_at(32);
-            if bound != aad {
-                return Err(CryptoError::Integrity);
-            }
-            let mut out = [0u8; 32];
-            for (o, b) in out.iter_mut().zip(key) {
-                *o = b ^ kek;
-            }
-            Ok(DataKey::from_bytes(out))
-        }
-    }
-
-    struct NoSigner;
-
-    impl TokenSigner for NoSigner {
-        fn sign(&self, _: &[u8]) -> Result<Signature, CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-        fn public_key(&self) -> Result<[u8; 32], CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-    }
-
-    fn numbered_keyring() -> (Arc<NumberedKeks>, Keyring) {
-        let keks = Arc::new(NumberedKeks {
-            current: AtomicU8::new(1),
-        });
-        let keyring = Keyring::new(keks.clone(), Arc::new(NoSigner), 2);
+    fn numbered_keyring() -> (Arc<XorKeks>, Keyring) {
+        let keks = Arc::new(XorKeks::new(1));
+        let keyring = Keyring::new(keks.clone(), Arc::new(NoHsm), 2);
         (keks, keyring)
     }
 
@@ -506,9 +462,9 @@ mod tests {
     async fn seal_writes_v2_and_open_reads_it() {
         let (_, keyring) = numbered_keyring();
         let p = place("db/password", 1);
-        let blob = seal(&keyring, p, b"s3cret").await.unwrap();
+        let blob = seal(&keyring, p, b"s3cret").await.unwrap().blob;
         assert_eq!(blob[0], FORMAT_V2);
-        assert_eq!(kek_id(&blob).unwrap(), vec![1; 16]);
+        assert_eq!(decode(&blob).unwrap().wrapped.kek_id, vec![1; 16]);
         assert_eq!(
             open(&keyring, p, &blob).await.unwrap().as_slice(),
             b"s3cret"
@@ -524,14 +480,14 @@ mod tests {
     async fn rewrapping_v2_changes_the_header_alone() {
         let (keks, keyring) = numbered_keyring();
         let p = place("db/password", 7);
-        let before = seal(&keyring, p, b"s3cret").await.unwrap();
-        keks.current.store(2, Ordering::SeqCst);
+        let before = seal(&keyring, p, b"s3cret").await.unwrap().blob;
+        keks.rotate_to(2);
 
         let after = rewrap(&keyring, p, &before).await.unwrap();
 
         assert!(!after.resealed);
         assert_eq!(after.kek_id, vec![2; 16]);
-        assert_eq!(kek_id(&after.blob).unwrap(), vec![2; 16]);
+        assert_eq!(decode(&after.blob).unwrap().wrapped.kek_id, vec![2; 16]);
         assert_eq!(after.blob[0], FORMAT_V2);
         assert_eq!(
             body(&after.blob),
@@ -573,7 +529,7 @@ mod tests {
             open(&keyring, p, &v1).await.unwrap().as_slice(),
             b"old value"
         );
-        keks.current.store(2, Ordering::SeqCst);
+        keks.rotate_to(2);
 
         let after = rewrap(&keyring, p, &v1).await.unwrap();
 

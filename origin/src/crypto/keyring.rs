@@ -112,7 +112,11 @@ impl Keyring {
     }
 
     /// Seals `key` under the KEK (and remembers it, so its first reads need no unwrap).
-    pub async fn wrap(&self, key: DataKey, aad: Vec<u8>) -> Result<WrappedKey, CryptoError> {
+    pub(in crate::crypto) async fn wrap(
+        &self,
+        key: DataKey,
+        aad: Vec<u8>,
+    ) -> Result<WrappedKey, CryptoError> {
         let wrapper = Arc::clone(&self.wrapper);
         let deks = Arc::clone(&self.deks);
         self.run(move || {
@@ -125,7 +129,11 @@ impl Keyring {
 
     /// Opens a key sealed by [`Keyring::wrap`]: from the cache when it was opened or sealed
     /// lately under the same place, else in the HSM.
-    pub async fn unwrap(&self, wrapped: WrappedKey, aad: Vec<u8>) -> Result<DataKey, CryptoError> {
+    pub(in crate::crypto) async fn unwrap(
+        &self,
+        wrapped: WrappedKey,
+        aad: Vec<u8>,
+    ) -> Result<DataKey, CryptoError> {
         if let Some(key) = self.deks.get(&wrapped, &aad) {
             return Ok(key);
         }
@@ -199,73 +207,19 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Seals by XOR with a fixed byte and checks the AAD: enough to exercise the keyring.
-    struct XorWrapper {
-        calls: AtomicUsize,
-    }
-
-    impl KeyWrapper for XorWrapper {
-        fn wrap(&self, key: &DataKey, aad: &[u8]) -> Result<WrappedKey, CryptoError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let mut bytes: Vec<u8> = key.expose().iter().map(|b| b ^ 0x5A).collect();
-            bytes.extend_from_slice(aad);
-            Ok(WrappedKey {
-                kek_id: vec![1],
-                bytes,
-            })
-        }
-
-        fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey, CryptoError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let (key, bound) = wrapped.bytes.split_at(32);
-            if bound != aad {
-                return Err(CryptoError::Integrity);
-            }
-            let mut out = [0u8; 32];
-            for (o, b) in out.iter_mut().zip(key) {
-                *o = b ^ 0x5A;
-            }
-            Ok(DataKey::from_bytes(out))
-        }
-    }
-
-    struct NoSigner;
-
-    impl TokenSigner for NoSigner {
-        fn sign(&self, _: &[u8]) -> Result<Signature, CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-        fn public_key(&self) -> Result<[u8; 32], CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-    }
-
-    struct DownWrapper;
-
-    impl KeyWrapper for DownWrapper {
-        fn wrap(&self, _: &DataKey, _: &[u8]) -> Result<WrappedKey, CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-        fn unwrap(&self, _: &WrappedKey, _: &[u8]) -> Result<DataKey, CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-    }
+    use crate::crypto::testing::{FirstByteMac, NoHsm, XorKeks};
 
     #[tokio::test]
     async fn the_probe_does_a_real_wrap_and_unwrap() {
-        let wrapper = Arc::new(XorWrapper {
-            calls: AtomicUsize::new(0),
-        });
-        let keyring = Keyring::new(wrapper.clone(), Arc::new(NoSigner), 2);
+        let wrapper = Arc::new(XorKeks::new(1));
+        let keyring = Keyring::new(wrapper.clone(), Arc::new(NoHsm), 2);
         keyring.probe().await.unwrap();
-        assert_eq!(wrapper.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(wrapper.calls(), 2);
     }
 
     #[tokio::test]
     async fn the_probe_fails_when_the_wrapper_is_down() {
-        let keyring = Keyring::new(Arc::new(DownWrapper), Arc::new(NoSigner), 1);
+        let keyring = Keyring::new(Arc::new(NoHsm), Arc::new(NoHsm), 1);
         assert!(matches!(
             keyring.probe().await,
             Err(CryptoError::Unavailable)
@@ -274,13 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn unwrap_with_other_aad_is_an_integrity_failure() {
-        let keyring = Keyring::new(
-            Arc::new(XorWrapper {
-                calls: AtomicUsize::new(0),
-            }),
-            Arc::new(NoSigner),
-            1,
-        );
+        let keyring = Keyring::new(Arc::new(XorKeks::new(1)), Arc::new(NoHsm), 1);
         let key = DataKey::generate().unwrap();
         let wrapped = keyring.wrap(key.clone(), b"here".to_vec()).await.unwrap();
         let back = keyring
@@ -294,21 +242,9 @@ mod tests {
         ));
     }
 
-    /// A stand-in MAC: the message's first byte repeated, enough to check order.
-    struct FirstByteMac;
-
-    impl AuditMac for FirstByteMac {
-        fn mac(&self, message: &[u8]) -> Result<[u8; MAC_LEN], CryptoError> {
-            message
-                .first()
-                .map(|byte| [*byte; MAC_LEN])
-                .ok_or(CryptoError::Unavailable)
-        }
-    }
-
     #[tokio::test]
     async fn batched_audit_macs_keep_their_order_and_fail_closed_without_a_key() {
-        let keyring = Keyring::new(Arc::new(DownWrapper), Arc::new(NoSigner), 1);
+        let keyring = Keyring::new(Arc::new(NoHsm), Arc::new(NoHsm), 1);
         assert!(matches!(
             keyring.audit_macs(vec![vec![1]]).await,
             Err(CryptoError::Unavailable)

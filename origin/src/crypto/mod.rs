@@ -17,7 +17,30 @@ mod dek_cache;
 pub mod envelope;
 mod keyring;
 pub mod pkcs11;
+#[cfg(test)]
+pub(crate) mod testing;
 
+/// A data key's bytes, in and out: for tests of [`KeyWrapper`] implementations against a real
+/// HSM (`tests/softhsm.rs`), behind the `hazmat` feature. Nothing that serves requests needs
+/// them outside this module.
+#[cfg(feature = "hazmat")]
+pub mod hazmat {
+    use super::DataKey;
+    use super::data_key::DATA_KEY_LEN;
+
+    /// The key made of `bytes`.
+    pub fn data_key(bytes: [u8; DATA_KEY_LEN]) -> DataKey {
+        DataKey::from_bytes(bytes)
+    }
+
+    /// The bytes of `key`.
+    pub fn bytes(key: &DataKey) -> &[u8; DATA_KEY_LEN] {
+        key.expose()
+    }
+}
+
+#[cfg(test)]
+use data_key::DATA_KEY_LEN;
 pub use data_key::{DataKey, WrappedKey};
 pub use dek_cache::DekCacheSettings;
 pub use keyring::Keyring;

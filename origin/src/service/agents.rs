@@ -578,30 +578,11 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use crate::crypto::{CryptoError, DataKey, KeyWrapper, Keyring, Signature, TokenSigner};
+    use crate::crypto::Keyring;
+    use crate::crypto::testing::NoHsm;
     use crate::service::auth::AuthSettings;
     use crate::service::passwords::Passwords;
     use crate::service::tokens::Tokens;
-
-    struct NoHsm;
-
-    impl KeyWrapper for NoHsm {
-        fn wrap(&self, _: &DataKey, _: &[u8]) -> Result<crate::crypto::WrappedKey, CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-        fn unwrap(&self, _: &crate::crypto::WrappedKey, _: &[u8]) -> Result<DataKey, CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-    }
-
-    impl TokenSigner for NoHsm {
-        fn sign(&self, _: &[u8]) -> Result<Signature, CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-        fn public_key(&self) -> Result<[u8; 32], CryptoError> {
-            Err(CryptoError::Unavailable)
-        }
-    }
 
     /// A service whose database refuses every connection (nothing listens on port 1), so
     /// any database work shows as `Unavailable`.

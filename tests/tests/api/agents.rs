@@ -138,9 +138,7 @@ async fn the_key_exchanges_for_a_token_with_or_without_the_agent_id() {
     assert_eq!(me["scopes"], json!(["secrets:read"]));
     assert_eq!(me["vault_ids"], json!([vault]));
     assert_eq!(me["is_active"], true);
-    let (_, profile) = stack
-        .call(Method::GET, "/v1/auth/me", &ada.access_token, None)
-        .await;
+    let (_, profile) = stack.me(&ada.access_token).await;
     assert_eq!(me["org_id"], profile["org_id"]);
     assert_eq!(me["created_by"], profile["id"]);
 
@@ -445,9 +443,7 @@ async fn sdk_only_and_server_owned_fields_on_create_neither_fail_nor_apply() {
     let (status, token) = exchange(&stack, json!({"api_key": created["api_key"]})).await;
     assert_eq!(status, StatusCode::OK, "{token}");
     let (_, me) = agent_me(&stack, str_of(&token, "access_token")).await;
-    let (_, profile) = stack
-        .call(Method::GET, "/v1/auth/me", &ada.access_token, None)
-        .await;
+    let (_, profile) = stack.me(&ada.access_token).await;
     assert_eq!(me["org_id"], profile["org_id"]);
     assert_eq!(me["created_by"], profile["id"]);
 }

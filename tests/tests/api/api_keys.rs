@@ -41,10 +41,6 @@ async fn exchange(stack: &TestStack, api_key: &str) -> (StatusCode, Value) {
     (status, response.json().await.unwrap())
 }
 
-async fn me(stack: &TestStack, token: &str) -> (StatusCode, Value) {
-    stack.call(Method::GET, "/v1/auth/me", token, None).await
-}
-
 #[tokio::test]
 async fn a_created_key_is_shown_once_and_listed_by_its_prefix_only() {
     let stack = TestStack::shared().await;
@@ -93,7 +89,7 @@ async fn a_key_exchanges_for_a_session_of_its_user_without_a_refresh_token() {
     assert!(token.get("refresh_token").is_none(), "{token}");
 
     let access = token["access_token"].as_str().unwrap();
-    let (status, profile) = me(&stack, access).await;
+    let (status, profile) = stack.me(access).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(profile["email"], stack.email("ada@example.com"));
     let (_, list) = list_keys(&stack, &ada.access_token).await;
@@ -115,7 +111,7 @@ async fn revoking_a_key_stops_the_key_and_every_token_minted_from_it_at_once() {
     let minted = minted["access_token"].as_str().unwrap().to_owned();
     let (_, other_minted) = exchange(&stack, other["api_key"].as_str().unwrap()).await;
     let other_minted = other_minted["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(me(&stack, &minted).await.0, StatusCode::OK);
+    assert_eq!(stack.me(&minted).await.0, StatusCode::OK);
 
     assert_eq!(
         revoke(&stack, &ada.access_token, key_id).await,
@@ -123,17 +119,17 @@ async fn revoking_a_key_stops_the_key_and_every_token_minted_from_it_at_once() {
     );
 
     assert_eq!(
-        me(&stack, &minted).await.0,
+        stack.me(&minted).await.0,
         StatusCode::UNAUTHORIZED,
         "the JWT minted from the key died with it"
     );
     assert_eq!(exchange(&stack, api_key).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        me(&stack, &other_minted).await.0,
+        stack.me(&other_minted).await.0,
         StatusCode::OK,
         "another key's session is untouched"
     );
-    assert_eq!(me(&stack, &ada.access_token).await.0, StatusCode::OK);
+    assert_eq!(stack.me(&ada.access_token).await.0, StatusCode::OK);
     let (_, list) = list_keys(&stack, &ada.access_token).await;
     let listed = list["keys"]
         .as_array()
@@ -326,7 +322,7 @@ async fn a_removed_members_keys_stop_working() {
     let api_key = created["api_key"].as_str().unwrap();
     let (_, minted) = exchange(&stack, api_key).await;
     let minted = minted["access_token"].as_str().unwrap().to_owned();
-    let (_, profile) = me(&stack, &temp.access_token).await;
+    let (_, profile) = stack.me(&temp.access_token).await;
 
     let path = format!("/v1/org/members/{}", profile["id"].as_str().unwrap());
     let (status, _) = stack
@@ -334,7 +330,7 @@ async fn a_removed_members_keys_stop_working() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
-    assert_eq!(me(&stack, &minted).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(stack.me(&minted).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(exchange(&stack, api_key).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -390,10 +386,7 @@ async fn a_keys_scopes_bound_what_its_session_may_do_whatever_the_users_role() {
         StatusCode::OK
     );
     assert_eq!(
-        stack
-            .call(Method::GET, "/v1/auth/me", &reader, None)
-            .await
-            .0,
+        stack.me(&reader).await.0,
         StatusCode::OK,
         "a session may always describe itself"
     );

@@ -57,7 +57,7 @@ fn actions(page: &Value) -> Vec<String> {
 }
 
 async fn org_of(stack: &TestStack, token: &str) -> String {
-    let (status, me) = stack.call(Method::GET, "/v1/auth/me", token, None).await;
+    let (status, me) = stack.me(token).await;
     assert_eq!(status, StatusCode::OK, "{me}");
     me["org_id"].as_str().unwrap().to_owned()
 }

@@ -210,7 +210,7 @@ struct Who {
 }
 
 async fn who(stack: &TestStack, token: &str) -> Who {
-    let (status, me) = stack.call(Method::GET, "/v1/auth/me", token, None).await;
+    let (status, me) = stack.me(token).await;
     assert_eq!(status, StatusCode::OK, "{me}");
     Who {
         id: me["id"].as_str().unwrap().to_owned(),

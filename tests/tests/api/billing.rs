@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oxvault_tests::{SoftHsmToken, TestStack};
+use oxvault_tests::TestStack;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -18,13 +18,15 @@ async fn metered_stack(env: &[(&str, &str)]) -> TestStack {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    TestStack::start_with(SoftHsmToken::initialized(), move |settings| {
-        settings
-            .extra_env
-            .push(("OXVAULT_USAGE_FLUSH_MS".to_owned(), "100".to_owned()));
-        settings.extra_env.extend(env);
-    })
-    .await
+    TestStack::builder()
+        .origin(move |settings| {
+            settings
+                .extra_env
+                .push(("OXVAULT_USAGE_FLUSH_MS".to_owned(), "100".to_owned()));
+            settings.extra_env.extend(env);
+        })
+        .start()
+        .await
 }
 
 async fn db(stack: &TestStack) -> PgConnection {
@@ -312,12 +314,14 @@ async fn requests_past_the_free_allowance_are_paid_at_their_class_price() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_graceful_shutdown_writes_every_buffered_request() {
     // A flush interval far longer than the test: only the shutdown can write these rows.
-    let mut stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
-        settings
-            .extra_env
-            .push(("OXVAULT_USAGE_FLUSH_MS".to_owned(), "600000".to_owned()));
-    })
-    .await;
+    let mut stack = TestStack::builder()
+        .origin(|settings| {
+            settings
+                .extra_env
+                .push(("OXVAULT_USAGE_FLUSH_MS".to_owned(), "600000".to_owned()));
+        })
+        .start()
+        .await;
     let owner = stack.signup("drain@example.com").await;
     stack.create_vault(&owner.access_token, "drained").await;
     for _ in 0..20 {

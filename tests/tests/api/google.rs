@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use oxvault_tests::{SoftHsmToken, TestStack};
+use oxvault_tests::TestStack;
 use reqwest::{Method, StatusCode};
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
@@ -68,13 +68,15 @@ impl FakeGoogle {
 
 pub(crate) async fn stack_with(google: &FakeGoogle) -> TestStack {
     let jwks_url = google.jwks_url.clone();
-    TestStack::start_with(SoftHsmToken::initialized(), move |settings| {
-        settings.extra_env = vec![
-            ("OXVAULT_GOOGLE_CLIENT_ID".into(), CLIENT_ID.into()),
-            ("OXVAULT_GOOGLE_JWKS_URL".into(), jwks_url),
-        ];
-    })
-    .await
+    TestStack::builder()
+        .origin(move |settings| {
+            settings.extra_env = vec![
+                ("OXVAULT_GOOGLE_CLIENT_ID".into(), CLIENT_ID.into()),
+                ("OXVAULT_GOOGLE_JWKS_URL".into(), jwks_url),
+            ];
+        })
+        .start()
+        .await
 }
 
 async fn sign_in(stack: &TestStack, id_token: &str) -> reqwest::Response {
@@ -130,9 +132,7 @@ async fn a_google_sign_in_links_to_a_verified_account_and_its_password_keeps_wor
 
     assert_eq!(linked["id"], linda_id.as_str());
     stack.login("linda@example.com").await;
-    let (status, _) = stack
-        .call(Method::GET, "/v1/auth/me", &session.access_token, None)
-        .await;
+    let (status, _) = stack.me(&session.access_token).await;
     assert_eq!(status, StatusCode::OK, "a link ends no session");
 }
 
@@ -181,9 +181,7 @@ async fn a_google_sign_in_takes_over_an_unverified_account_and_ends_what_its_mak
         StatusCode::UNAUTHORIZED,
         "the squatter's password is gone"
     );
-    let (status, _) = stack
-        .call(Method::GET, "/v1/auth/me", &squatter.access_token, None)
-        .await;
+    let (status, _) = stack.me(&squatter.access_token).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,

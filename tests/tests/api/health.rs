@@ -47,10 +47,12 @@ async fn the_hsm_probe_answers_ok_through_the_edge() {
 
 #[tokio::test]
 async fn a_wrong_pin_makes_the_hsm_unavailable_and_health_degraded() {
-    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
-        settings.pin = "not-the-pin".to_owned();
-    })
-    .await;
+    let stack = TestStack::builder()
+        .origin(|settings| {
+            settings.pin = "not-the-pin".to_owned();
+        })
+        .start()
+        .await;
 
     let hsm = stack.get("/v1/health/hsm").await;
     assert_eq!(hsm.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -80,7 +82,10 @@ async fn a_wrong_pin_makes_the_hsm_unavailable_and_health_degraded() {
 
 #[tokio::test]
 async fn an_origin_without_a_token_recovers_when_the_token_appears() {
-    let stack = TestStack::start_with(SoftHsmToken::empty(), |_| {}).await;
+    let stack = TestStack::builder()
+        .token(SoftHsmToken::empty())
+        .start()
+        .await;
 
     let before = stack.get("/v1/health/hsm").await;
     assert_eq!(before.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -108,12 +113,14 @@ async fn an_origin_without_a_token_recovers_when_the_token_appears() {
 
 #[tokio::test]
 async fn a_database_that_does_not_answer_makes_health_degraded() {
-    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
-        // Nothing listens on port 1: every connection attempt is refused.
-        settings.database_url = "postgres://postgres@127.0.0.1:1/oxvault".to_owned();
-        settings.migrate = false;
-    })
-    .await;
+    let stack = TestStack::builder()
+        .origin(|settings| {
+            // Nothing listens on port 1: every connection attempt is refused.
+            settings.database_url = "postgres://postgres@127.0.0.1:1/oxvault".to_owned();
+            settings.migrate = false;
+        })
+        .start()
+        .await;
 
     let body: EdgeHealthResponse = stack.get("/v1/health").await.json().await.unwrap();
 
@@ -168,10 +175,12 @@ fn client_from(last: u8) -> reqwest::Client {
 /// with `Retry-After`; another address is not affected.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_health_checks_from_one_address_gets_429s() {
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("RATE_LIMIT_HEALTH_IP", "3/60");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_HEALTH_IP", "3/60");
+        })
+        .start()
+        .await;
     let busy = client_from(31);
     for (path, remaining) in [
         ("/v1/health", "2"),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use oxvault_tests::{Session, SoftHsmToken, TestStack};
+use oxvault_tests::{Session, TestStack};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -235,12 +235,14 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
 
 #[tokio::test]
 async fn rotate_kek_rewraps_every_version_leaves_ciphertexts_alone_and_the_origin_follows() {
-    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
-        settings
-            .extra_env
-            .push(("OXVAULT_HSM_KEK_REFRESH_SECS".to_owned(), "2".to_owned()));
-    })
-    .await;
+    let stack = TestStack::builder()
+        .origin(|settings| {
+            settings
+                .extra_env
+                .push(("OXVAULT_HSM_KEK_REFRESH_SECS".to_owned(), "2".to_owned()));
+        })
+        .start()
+        .await;
     let owner = stack.signup(&stack.email("rotate@example.com")).await;
     let prod = stack.create_vault(&owner.access_token, "prod").await;
     let staging = stack.create_vault(&owner.access_token, "staging").await;
@@ -431,12 +433,14 @@ async fn a_rotation_with_retirement_under_live_writes_loses_nothing() {
 #[tokio::test]
 async fn a_missing_pkcs11_module_at_start_is_a_clear_503_not_a_crash() {
     let missing = "/nonexistent/oxvault-test/libpkcs11-missing.so";
-    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
-        settings
-            .extra_env
-            .push(("OXVAULT_HSM_MODULE".to_owned(), missing.to_owned()));
-    })
-    .await;
+    let stack = TestStack::builder()
+        .origin(|settings| {
+            settings
+                .extra_env
+                .push(("OXVAULT_HSM_MODULE".to_owned(), missing.to_owned()));
+        })
+        .start()
+        .await;
 
     let hsm = stack.get("/v1/health/hsm").await;
     assert_eq!(hsm.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -8,9 +8,7 @@
 use std::time::{Duration, Instant};
 
 use oxvault_tests::shares::in_an_hour;
-use oxvault_tests::{
-    Origin, OriginSettings, SmtpListener, SmtpSettings, SoftHsmToken, TempFailure, TestStack,
-};
+use oxvault_tests::{Origin, OriginSettings, SmtpListener, SmtpSettings, TempFailure, TestStack};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, Row};
@@ -35,10 +33,12 @@ fn mail_to(settings: &mut OriginSettings, port: u16) {
 
 /// A stack whose origin mails to `port` (see [`mail_to`]).
 async fn stack_mailing_to(port: u16) -> TestStack {
-    TestStack::start_with(SoftHsmToken::initialized(), |settings| {
-        mail_to(settings, port);
-    })
-    .await
+    TestStack::builder()
+        .origin(move |settings| {
+            mail_to(settings, port);
+        })
+        .start()
+        .await
 }
 
 /// A port nothing listens on (yet).
@@ -50,14 +50,7 @@ fn unused_port() -> u16 {
 }
 
 async fn invite(stack: &TestStack, token: &str, email: &str, role: &str) {
-    let (status, body) = stack
-        .call(
-            Method::POST,
-            "/v1/org/invite",
-            token,
-            Some(json!({"email": email, "role": role})),
-        )
-        .await;
+    let (status, body) = stack.invite(token, email, role).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -134,9 +127,7 @@ async fn an_invitation_mails_the_invited_address_once_with_the_org_role_and_sign
     let joined = stack
         .accept_invitation(&newbie, &oxvault_tests::invitation_token_in(&body))
         .await;
-    let (status, profile) = stack
-        .call(Method::GET, "/v1/auth/me", &joined.access_token, None)
-        .await;
+    let (status, profile) = stack.me(&joined.access_token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(profile["role"], "admin");
 

@@ -6,21 +6,6 @@ use oxvault_tests::{PASSWORD, Session, TestStack};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn me(stack: &TestStack, token: &str) -> (StatusCode, Value) {
-    stack.call(Method::GET, "/v1/auth/me", token, None).await
-}
-
-async fn invite(stack: &TestStack, token: &str, email: &str, role: &str) -> (StatusCode, Value) {
-    stack
-        .call(
-            Method::POST,
-            "/v1/org/invite",
-            token,
-            Some(json!({"email": email, "role": role})),
-        )
-        .await
-}
-
 async fn set_role(
     stack: &TestStack,
     token: &str,
@@ -40,7 +25,7 @@ async fn remove(stack: &TestStack, token: &str, user_id: &str) -> StatusCode {
 
 /// The caller's user id.
 async fn user_id(stack: &TestStack, session: &Session) -> String {
-    let (status, profile) = me(stack, &session.access_token).await;
+    let (status, profile) = stack.me(&session.access_token).await;
     assert_eq!(status, StatusCode::OK);
     profile["id"].as_str().unwrap().to_owned()
 }
@@ -49,13 +34,13 @@ async fn user_id(stack: &TestStack, session: &Session) -> String {
 /// in by accepting the mailed token.
 async fn owner_and_invited(stack: &TestStack, role: &str) -> (Session, Session) {
     let owner = stack.signup(&stack.email("owner@example.com")).await;
-    let (status, _) = invite(
-        stack,
-        &owner.access_token,
-        &stack.email("second@example.com"),
-        role,
-    )
-    .await;
+    let (status, _) = stack
+        .invite(
+            &owner.access_token,
+            &stack.email("second@example.com"),
+            role,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let second = stack.signup(&stack.email("second@example.com")).await;
     let token = stack
@@ -80,15 +65,15 @@ async fn accept(stack: &TestStack, session: &Session, token: &str) -> (StatusCod
 async fn an_invited_address_joins_only_by_accepting_the_mailed_token_while_signed_in() {
     let stack = TestStack::shared().await;
     let owner = stack.signup(&stack.email("founder@example.com")).await;
-    let (_, owner_profile) = me(&stack, &owner.access_token).await;
+    let (_, owner_profile) = stack.me(&owner.access_token).await;
 
-    let (status, body) = invite(
-        &stack,
-        &owner.access_token,
-        &format!("  {} ", stack.email("Eve@Example.COM")),
-        "admin",
-    )
-    .await;
+    let (status, body) = stack
+        .invite(
+            &owner.access_token,
+            &format!("  {} ", stack.email("Eve@Example.COM")),
+            "admin",
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["email"],
@@ -103,7 +88,7 @@ async fn an_invited_address_joins_only_by_accepting_the_mailed_token_while_signe
 
     // Signing up alone is not joining: anyone may type the invited address.
     let eve = stack.signup(&stack.email("eve@example.com")).await;
-    let (_, profile) = me(&stack, &eve.access_token).await;
+    let (_, profile) = stack.me(&eve.access_token).await;
     assert_eq!(profile["role"], "owner", "a sign-up makes its own org");
     assert_ne!(profile["org_id"], owner_profile["org_id"]);
 
@@ -114,14 +99,14 @@ async fn an_invited_address_joins_only_by_accepting_the_mailed_token_while_signe
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, joined) = accept(&stack, &eve, &token).await;
     assert_eq!(status, StatusCode::OK, "{joined}");
-    let (status, _) = me(&stack, &eve.access_token).await;
+    let (status, _) = stack.me(&eve.access_token).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
         "the old org's session ended"
     );
     let fresh = joined["access_token"].as_str().unwrap();
-    let (status, profile) = me(&stack, fresh).await;
+    let (status, profile) = stack.me(fresh).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(profile["role"], "admin");
     assert_eq!(profile["org_id"], owner_profile["org_id"]);
@@ -139,14 +124,14 @@ async fn an_invited_address_joins_only_by_accepting_the_mailed_token_while_signe
 async fn a_squatter_cannot_redeem_an_invitation_for_someone_elses_address() {
     let stack = TestStack::shared().await;
     let owner = stack.signup(&stack.email("founder@example.com")).await;
-    let (_, owner_profile) = me(&stack, &owner.access_token).await;
-    invite(
-        &stack,
-        &owner.access_token,
-        &stack.email("victim@example.com"),
-        "admin",
-    )
-    .await;
+    let (_, owner_profile) = stack.me(&owner.access_token).await;
+    stack
+        .invite(
+            &owner.access_token,
+            &stack.email("victim@example.com"),
+            "admin",
+        )
+        .await;
     let token = stack
         .invitation_token(&stack.email("victim@example.com"))
         .await;
@@ -155,13 +140,13 @@ async fn a_squatter_cannot_redeem_an_invitation_for_someone_elses_address() {
     let squatter = stack.signup(&stack.email("squatter@example.com")).await;
     let (status, _) = accept(&stack, &squatter, &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, profile) = me(&stack, &squatter.access_token).await;
+    let (_, profile) = stack.me(&squatter.access_token).await;
     assert_ne!(profile["org_id"], owner_profile["org_id"]);
 
     // The refusal left the invitation open for its owner.
     let victim = stack.signup(&stack.email("victim@example.com")).await;
     let victim = stack.accept_invitation(&victim, &token).await;
-    let (_, profile) = me(&stack, &victim.access_token).await;
+    let (_, profile) = stack.me(&victim.access_token).await;
     assert_eq!(profile["org_id"], owner_profile["org_id"]);
 }
 
@@ -170,21 +155,21 @@ async fn another_orgs_open_invitation_blocks_nobody_and_a_busy_org_cannot_be_lef
     let stack = TestStack::shared().await;
     let first = stack.signup(&stack.email("first@example.com")).await;
     let second = stack.signup(&stack.email("second-org@example.com")).await;
-    let (status, _) = invite(
-        &stack,
-        &first.access_token,
-        &stack.email("pat@example.com"),
-        "member",
-    )
-    .await;
+    let (status, _) = stack
+        .invite(
+            &first.access_token,
+            &stack.email("pat@example.com"),
+            "member",
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = invite(
-        &stack,
-        &second.access_token,
-        &stack.email("pat@example.com"),
-        "member",
-    )
-    .await;
+    let (status, _) = stack
+        .invite(
+            &second.access_token,
+            &stack.email("pat@example.com"),
+            "member",
+        )
+        .await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -200,7 +185,7 @@ async fn another_orgs_open_invitation_blocks_nobody_and_a_busy_org_cannot_be_lef
     let (status, body) = accept(&stack, &pat, &second_token).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["status"], 409);
-    let (status, _) = me(&stack, &pat.access_token).await;
+    let (status, _) = stack.me(&pat.access_token).await;
     assert_eq!(status, StatusCode::OK, "a refused accept changes nothing");
 }
 
@@ -239,7 +224,9 @@ async fn a_member_can_neither_invite_nor_change_roles_nor_remove_anyone() {
     let member_id = user_id(&stack, &member).await;
     let token = &member.access_token;
 
-    let (status, _) = invite(&stack, token, &stack.email("friend@example.com"), "member").await;
+    let (status, _) = stack
+        .invite(token, &stack.email("friend@example.com"), "member")
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, problem) = set_role(&stack, token, &member_id, "admin").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "no promoting oneself");
@@ -251,7 +238,7 @@ async fn a_member_can_neither_invite_nor_change_roles_nor_remove_anyone() {
         StatusCode::FORBIDDEN
     );
 
-    let (_, profile) = me(&stack, &owner.access_token).await;
+    let (_, profile) = stack.me(&owner.access_token).await;
     assert_eq!(profile["role"], "owner", "nothing changed");
 }
 
@@ -281,7 +268,9 @@ async fn an_admin_manages_members_but_cannot_grant_remove_or_invite_an_owner() {
         remove(&stack, token, &owner_id).await,
         StatusCode::FORBIDDEN
     );
-    let (status, _) = invite(&stack, token, &stack.email("boss@example.com"), "owner").await;
+    let (status, _) = stack
+        .invite(token, &stack.email("boss@example.com"), "owner")
+        .await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
@@ -292,7 +281,9 @@ async fn an_admin_manages_members_but_cannot_grant_remove_or_invite_an_owner() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["id"], third_id.as_str());
     assert_eq!(body["role"], "admin");
-    let (status, _) = invite(&stack, token, &stack.email("fourth@example.com"), "member").await;
+    let (status, _) = stack
+        .invite(token, &stack.email("fourth@example.com"), "member")
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -313,7 +304,7 @@ async fn the_last_owner_can_be_neither_demoted_nor_removed() {
         remove(&stack, &owner.access_token, &owner_id).await,
         StatusCode::CONFLICT
     );
-    let (status, profile) = me(&stack, &owner.access_token).await;
+    let (status, profile) = stack.me(&owner.access_token).await;
     assert_eq!(status, StatusCode::OK, "the refused change voided nothing");
     assert_eq!(profile["role"], "owner");
 
@@ -353,7 +344,7 @@ async fn a_removed_member_is_locked_out_at_once() {
         StatusCode::NO_CONTENT
     );
 
-    let (status, _) = me(&stack, &member.access_token).await;
+    let (status, _) = stack.me(&member.access_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the access token died");
     let refresh = stack
         .post_json(
@@ -387,19 +378,19 @@ async fn a_role_change_voids_the_members_tokens_and_a_new_login_carries_the_new_
     assert_eq!(body["role"], "admin");
     assert_eq!(body["email"], stack.email("second@example.com"));
 
-    let (status, _) = me(&stack, &member.access_token).await;
+    let (status, _) = stack.me(&member.access_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the old token died");
     let again = stack.login(&stack.email("second@example.com")).await;
-    let (status, profile) = me(&stack, &again.access_token).await;
+    let (status, profile) = stack.me(&again.access_token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(profile["role"], "admin");
-    let (status, _) = invite(
-        &stack,
-        &again.access_token,
-        &stack.email("new@example.com"),
-        "member",
-    )
-    .await;
+    let (status, _) = stack
+        .invite(
+            &again.access_token,
+            &stack.email("new@example.com"),
+            "member",
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "the new role's powers apply");
 }
 
@@ -430,7 +421,7 @@ async fn another_orgs_member_ids_answer_404() {
         .call(Method::GET, "/v1/org/members", token, None)
         .await;
     assert_eq!(body["members"].as_array().unwrap().len(), 1, "only its own");
-    let (status, profile) = me(&stack, &bob.access_token).await;
+    let (status, profile) = stack.me(&bob.access_token).await;
     assert_eq!(status, StatusCode::OK, "bob is untouched");
     assert_eq!(profile["role"], "member");
 }
@@ -441,11 +432,15 @@ async fn invitations_refuse_members_and_bad_input_and_a_reinvite_kills_the_old_t
     let owner = stack.signup(&stack.email("boss@example.com")).await;
     let token = &owner.access_token;
 
-    let (status, _) = invite(&stack, token, &stack.email("boss@example.com"), "admin").await;
+    let (status, _) = stack
+        .invite(token, &stack.email("boss@example.com"), "admin")
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "already a member");
-    let (status, _) = invite(&stack, token, "not-an-email", "member").await;
+    let (status, _) = stack.invite(token, "not-an-email", "member").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = invite(&stack, token, &stack.email("a@example.com"), "root").await;
+    let (status, _) = stack
+        .invite(token, &stack.email("a@example.com"), "root")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Without a role the invitee becomes a member; re-inviting replaces the org's own invite.
@@ -473,8 +468,8 @@ async fn invitations_refuse_members_and_bad_input_and_a_reinvite_kills_the_old_t
     let (status, _) = accept(&stack, &newbie, old_token).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the replaced token is dead");
     let newbie = stack.accept_invitation(&newbie, new_token).await;
-    let (_, profile) = me(&stack, &newbie.access_token).await;
-    let (_, boss) = me(&stack, token).await;
+    let (_, profile) = stack.me(&newbie.access_token).await;
+    let (_, boss) = stack.me(token).await;
     assert_eq!(profile["role"], "member");
     assert_eq!(profile["org_id"], boss["org_id"]);
 }
@@ -484,7 +479,7 @@ async fn server_owned_fields_in_member_bodies_are_ignored() {
     let stack = TestStack::shared().await;
     let (owner, member) = owner_and_invited(&stack, "member").await;
     let member_id = user_id(&stack, &member).await;
-    let (_, before) = me(&stack, &owner.access_token).await;
+    let (_, before) = stack.me(&owner.access_token).await;
 
     let (status, body) = stack
         .call(
@@ -500,7 +495,7 @@ async fn server_owned_fields_in_member_bodies_are_ignored() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["email"], stack.email("second@example.com"));
     let again = stack.login(&stack.email("second@example.com")).await;
-    let (_, profile) = me(&stack, &again.access_token).await;
+    let (_, profile) = stack.me(&again.access_token).await;
     assert_eq!(profile["org_id"], before["org_id"]);
     assert_eq!(profile["role"], "admin");
 }
@@ -511,22 +506,22 @@ async fn invitation_mails_to_one_address_are_limited_whoever_sends_them() {
     let first = stack.signup(&stack.email("first@example.com")).await;
     let second = stack.signup(&stack.email("second-org@example.com")).await;
     for _ in 0..2 {
-        let (status, _) = invite(
-            &stack,
-            &first.access_token,
+        let (status, _) = stack
+            .invite(
+                &first.access_token,
+                &stack.email("target@example.com"),
+                "member",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _) = stack
+        .invite(
+            &second.access_token,
             &stack.email("target@example.com"),
             "member",
         )
         .await;
-        assert_eq!(status, StatusCode::OK);
-    }
-    let (status, _) = invite(
-        &stack,
-        &second.access_token,
-        &stack.email("target@example.com"),
-        "member",
-    )
-    .await;
     assert_eq!(status, StatusCode::OK);
 
     // Three mails this hour: a fourth, from either org, waits.
@@ -542,12 +537,12 @@ async fn invitation_mails_to_one_address_are_limited_whoever_sends_them() {
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["status"], 429);
     }
-    let (status, _) = invite(
-        &stack,
-        &first.access_token,
-        &stack.email("someone-else@example.com"),
-        "member",
-    )
-    .await;
+    let (status, _) = stack
+        .invite(
+            &first.access_token,
+            &stack.email("someone-else@example.com"),
+            "member",
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "other addresses are not held up");
 }

@@ -49,20 +49,9 @@ fn policy_path(vault: &str, policy: &str) -> String {
     format!("/v1/vaults/{vault}/policies/{policy}")
 }
 
-async fn create_policy(
-    stack: &TestStack,
-    token: &str,
-    vault: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    stack
-        .call(Method::POST, &policies_path(vault), token, Some(body))
-        .await
-}
-
 /// Creates a policy (asserting 201) and returns its id.
 async fn grant(stack: &TestStack, token: &str, vault: &str, body: Value) -> String {
-    let (status, policy) = create_policy(stack, token, vault, body).await;
+    let (status, policy) = stack.create_policy(token, vault, body).await;
     assert_eq!(status, StatusCode::CREATED, "{policy}");
     policy["id"].as_str().unwrap().to_owned()
 }
@@ -172,13 +161,9 @@ async fn policies_round_trip_through_create_list_update_and_delete() {
     let (agent_id, _) = stack.create_agent(&owner.access_token, "bot").await;
 
     // What the SDK sends: the four required fields only.
-    let (status, minimal) = create_policy(
-        &stack,
-        token,
-        &vault,
-        for_agent(&agent_id, "db/*", &["read"]),
-    )
-    .await;
+    let (status, minimal) = stack
+        .create_policy(token, &vault, for_agent(&agent_id, "db/*", &["read"]))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{minimal}");
     assert_eq!(minimal["vault_id"], vault);
     assert_eq!(minimal["principal_type"], "agent");
@@ -196,9 +181,7 @@ async fn policies_round_trip_through_create_list_update_and_delete() {
     // latter neither fail the request nor apply.
     let planted_id = "00000000-0000-4000-8000-000000000001";
     let expires_at = rfc3339_in(Duration::from_secs(3600));
-    let (status, full) = create_policy(
-        &stack,
-        token,
+    let (status, full) = stack.create_policy(token,
         &vault,
         with(
             for_agent(&agent_id, "api/**", &["write", "read", "write"]),
@@ -464,7 +447,7 @@ async fn invalid_policies_are_400_problems_and_create_nothing() {
         ),
     ];
     for (case, body) in cases {
-        let (status, problem) = create_policy(&stack, token, &vault, body).await;
+        let (status, problem) = stack.create_policy(token, &vault, body).await;
         assert_problem(status, &problem, StatusCode::BAD_REQUEST, case);
     }
 
@@ -483,7 +466,7 @@ async fn invalid_policies_are_400_problems_and_create_nothing() {
             good.clone(),
             json!({"principal_type": kind, "principal_id": id}),
         );
-        let (status, problem) = create_policy(&stack, token, &vault, body).await;
+        let (status, problem) = stack.create_policy(token, &vault, body).await;
         assert_problem(status, &problem, StatusCode::BAD_REQUEST, case);
         assert_eq!(
             problem["detail"], "principal not found in this organization",
@@ -587,8 +570,9 @@ async fn a_single_star_grants_one_segment_and_writing_needs_its_own_grant() {
         list_policies(&stack, &bot, &vault).await.0,
         StatusCode::FORBIDDEN
     );
-    let (status, _) =
-        create_policy(&stack, &bot, &vault, for_agent(&agent_id, "**", &["read"])).await;
+    let (status, _) = stack
+        .create_policy(&bot, &vault, for_agent(&agent_id, "**", &["read"]))
+        .await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
@@ -849,16 +833,16 @@ async fn an_expired_policy_stops_matching() {
     .await;
     let lifetime = Duration::from_millis(2500);
     let created = unix_now();
-    let (status, short) = create_policy(
-        &stack,
-        token,
-        &vault,
-        with(
-            for_agent(&agent_id, "db/*", &["read"]),
-            json!({"expires_at": rfc3339_in(lifetime)}),
-        ),
-    )
-    .await;
+    let (status, short) = stack
+        .create_policy(
+            token,
+            &vault,
+            with(
+                for_agent(&agent_id, "db/*", &["read"]),
+                json!({"expires_at": rfc3339_in(lifetime)}),
+            ),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{short}");
     let status = read(&stack, &bot, &vault, "db/x").await;
     if status != StatusCode::OK {
@@ -998,7 +982,7 @@ async fn a_member_reads_what_a_policy_grants_and_cannot_manage_policies() {
         "secret_path_pattern": "**",
         "permissions": ["read", "write"],
     });
-    let (status, body) = create_policy(&stack, mine, &vault, widen).await;
+    let (status, body) = stack.create_policy(mine, &vault, widen).await;
     assert_problem(
         status,
         &body,
@@ -1028,8 +1012,9 @@ async fn a_member_reads_what_a_policy_grants_and_cannot_manage_policies() {
     let own = stack.create_vault(mine, "mine").await;
     seed(&stack, mine, &own, "k").await;
     let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
-    let (status, created) =
-        create_policy(&stack, mine, &own, for_agent(&agent_id, "k", &["read"])).await;
+    let (status, created) = stack
+        .create_policy(mine, &own, for_agent(&agent_id, "k", &["read"]))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["created_by"], member_id);
     assert_eq!(read(&stack, &bot, &own, "k").await, StatusCode::OK);
@@ -1053,13 +1038,9 @@ async fn another_orgs_owner_gets_404_on_every_policy_route() {
 
     let (status, body) = list_policies(&stack, b, &vault).await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "list");
-    let (status, body) = create_policy(
-        &stack,
-        b,
-        &vault,
-        for_agent(&mallory_agent, "**", &["read"]),
-    )
-    .await;
+    let (status, body) = stack
+        .create_policy(b, &vault, for_agent(&mallory_agent, "**", &["read"]))
+        .await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "create");
     let (status, body) = update_policy(
         &stack,
@@ -1089,13 +1070,9 @@ async fn another_orgs_owner_gets_404_on_every_policy_route() {
         StatusCode::NOT_FOUND
     );
     // Nor can Mallory name Alice's agent on her own vault.
-    let (status, body) = create_policy(
-        &stack,
-        b,
-        &mallory_vault,
-        for_agent(&agent_id, "**", &["read"]),
-    )
-    .await;
+    let (status, body) = stack
+        .create_policy(b, &mallory_vault, for_agent(&agent_id, "**", &["read"]))
+        .await;
     assert_problem(
         status,
         &body,
@@ -1197,16 +1174,16 @@ async fn an_ip_allowlist_admits_the_address_the_edge_reports_and_no_other() {
     let vault = stack.create_vault(token, "v").await;
     seed(&stack, token, &vault, "db/x").await;
     let (agent_id, bot) = stack.create_agent(&owner.access_token, "bot").await;
-    let (status, policy) = create_policy(
-        &stack,
-        token,
-        &vault,
-        with(
-            for_agent(&agent_id, "db/*", &["read"]),
-            json!({"conditions": {"ip_allowlist": ["127.0.0.1/32"]}}),
-        ),
-    )
-    .await;
+    let (status, policy) = stack
+        .create_policy(
+            token,
+            &vault,
+            with(
+                for_agent(&agent_id, "db/*", &["read"]),
+                json!({"conditions": {"ip_allowlist": ["127.0.0.1/32"]}}),
+            ),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{policy}");
     assert_eq!(
         policy["conditions"],

@@ -94,10 +94,12 @@ fn origin_requests(stack: &TestStack, path: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_route_trips_at_n_plus_one_reopens_after_retry_after_and_counts_per_ip() {
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("RATE_LIMIT_AUTH_IP", "3/9");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_AUTH_IP", "3/9");
+        })
+        .start()
+        .await;
     let first = client_from(2);
     // A refresh with a made-up token: the origin answers 401 at once.
     let attempt = json!({"refresh_token": "ort_not-a-real-token"});
@@ -140,10 +142,12 @@ async fn a_token_route_trips_at_n_plus_one_reopens_after_retry_after_and_counts_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_password_logins_for_one_email_trip_the_limit_from_any_address() {
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("RATE_LIMIT_LOGIN_IDENTITY", "3/300");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_LOGIN_IDENTITY", "3/300");
+        })
+        .start()
+        .await;
     stack.signup("victim@example.com").await;
     stack.signup("bystander@example.com").await;
     let wrong = |email: &str| json!({"email": email, "password": "not the password"});
@@ -197,10 +201,12 @@ async fn wrong_password_logins_for_one_email_trip_the_limit_from_any_address() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn authenticated_routes_are_limited_per_token_subject() {
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("RATE_LIMIT_IDENTITY", "3/300");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_IDENTITY", "3/300");
+        })
+        .start()
+        .await;
     let busy = stack.signup("busy@example.com").await;
     let calm = stack.signup("calm@example.com").await;
 
@@ -225,9 +231,7 @@ async fn authenticated_routes_are_limited_per_token_subject() {
         .expect("vaults");
     assert_limited(response, 3).await;
 
-    let (status, _) = stack
-        .call(Method::GET, "/v1/auth/me", &calm.access_token, None)
-        .await;
+    let (status, _) = stack.me(&calm.access_token).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -241,10 +245,12 @@ async fn a_leased_per_subject_limit_still_holds_under_a_flood() {
     const PER_SEC: f64 = 10.0;
     const LEASE: usize = 10;
     const SENT: usize = 400;
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("RATE_LIMIT_IDENTITY", "100/10");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_IDENTITY", "100/10");
+        })
+        .start()
+        .await;
     let busy = stack.signup("flood@example.com").await;
     let calm = stack.signup("quiet@example.com").await;
 
@@ -281,18 +287,18 @@ async fn a_leased_per_subject_limit_still_holds_under_a_flood() {
     assert_limited(refused.expect("a refusal"), 100).await;
 
     // Another subject is counted on its own.
-    let (status, _) = stack
-        .call(Method::GET, "/v1/auth/me", &calm.access_token, None)
-        .await;
+    let (status, _) = stack.me(&calm.access_token).await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn guessing_share_ids_gets_uniform_404s_then_429s() {
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("RATE_LIMIT_SHARE_IP", "5/300");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_SHARE_IP", "5/300");
+        })
+        .start()
+        .await;
     let guesser = client_from(30);
     let mut bodies = Vec::new();
     for _ in 0..5 {
@@ -337,10 +343,12 @@ async fn guessing_share_ids_gets_uniform_404s_then_429s() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_flood_past_the_limit_never_reaches_the_origin() {
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("RATE_LIMIT_AUTH_IP", "4/300");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_AUTH_IP", "4/300");
+        })
+        .start()
+        .await;
     let flooder = client_from(40);
     let mut refused_ids = Vec::new();
     let mut statuses = Vec::new();
@@ -373,10 +381,12 @@ async fn a_login_flood_past_the_limit_never_reaches_the_origin() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_limit_fails_closed_with_a_503() {
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("RATE_LIMIT_AUTH_IP", "thirty per minute");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_AUTH_IP", "thirty per minute");
+        })
+        .start()
+        .await;
     let response = stack
         .post_json(
             "/v1/auth/token",
@@ -392,10 +402,12 @@ async fn a_malformed_limit_fails_closed_with_a_503() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_requests_against_one_limit_let_exactly_n_through() {
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("RATE_LIMIT_SHARE_IP", "5/300");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_SHARE_IP", "5/300");
+        })
+        .start()
+        .await;
     let client = client_from(50);
     // Twenty at once: one object per key decides them one after another, so exactly five
     // pass however they interleave.
@@ -419,12 +431,14 @@ async fn concurrent_requests_against_one_limit_let_exactly_n_through() {
 /// for, not the edge's own.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_origin_keeps_its_own_coarse_limit_when_reached_directly() {
-    let stack = TestStack::start_with(oxvault_tests::SoftHsmToken::initialized(), |settings| {
-        settings
-            .extra_env
-            .push(("OXVAULT_ORIGIN_RATE_LIMIT".to_owned(), "3/60".to_owned()));
-    })
-    .await;
+    let stack = TestStack::builder()
+        .origin(|settings| {
+            settings
+                .extra_env
+                .push(("OXVAULT_ORIGIN_RATE_LIMIT".to_owned(), "3/60".to_owned()));
+        })
+        .start()
+        .await;
     let direct = client_from(2);
     let login = json!({"email": "nobody@example.com", "password": "wrong password"});
     for _ in 0..3 {

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use oxvault_tests::shares::in_an_hour;
-use oxvault_tests::{Session, SoftHsmToken, TestStack};
+use oxvault_tests::{Session, TestStack};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -835,12 +835,14 @@ async fn concurrent_puts_with_one_key_make_exactly_one_version() {
 async fn every_stored_version_has_its_own_wrapped_key_and_nonce() {
     const VERSIONS: usize = 200;
     // Every version stays stored: more of them than the default 100 kept per path.
-    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
-        settings
-            .extra_env
-            .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "1000".to_owned()));
-    })
-    .await;
+    let stack = TestStack::builder()
+        .origin(|settings| {
+            settings
+                .extra_env
+                .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "1000".to_owned()));
+        })
+        .start()
+        .await;
     let stack = std::sync::Arc::new(stack);
     let owner = stack.signup(&stack.email("nonces@example.com")).await;
     let vault = stack.create_vault(&owner.access_token, "v").await;
@@ -1164,12 +1166,14 @@ async fn a_deleted_secret_stays_deleted_and_a_new_write_at_its_path_starts_over(
 
 #[tokio::test]
 async fn versions_past_the_configured_number_are_pruned_and_read_as_gone() {
-    let stack = TestStack::start_with(SoftHsmToken::initialized(), |settings| {
-        settings
-            .extra_env
-            .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "3".to_owned()));
-    })
-    .await;
+    let stack = TestStack::builder()
+        .origin(|settings| {
+            settings
+                .extra_env
+                .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "3".to_owned()));
+        })
+        .start()
+        .await;
     let owner = stack.signup(&stack.email("pruner@example.com")).await;
     let token = owner.access_token.as_str();
     let vault = stack.create_vault(token, "v").await;

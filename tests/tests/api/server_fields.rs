@@ -14,7 +14,7 @@ async fn server_owned_fields_in_secret_vault_and_share_bodies_are_not_applied() 
     let stack = TestStack::shared().await;
     let owner = stack.signup(&stack.email("owner@example.com")).await;
     let token = &owner.access_token;
-    let (_, me) = stack.call(Method::GET, "/v1/auth/me", token, None).await;
+    let (_, me) = stack.me(token).await;
 
     let (status, vault) = stack
         .call(

@@ -192,10 +192,12 @@ fn client_from(last: u8) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_origin_sees_the_client_address_and_public_url_the_edge_vouches_for() {
-    let stack = TestStack::start_with_edge(|edge| {
-        edge.var("PUBLIC_URL", "https://vault.example.test");
-    })
-    .await;
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("PUBLIC_URL", "https://vault.example.test");
+        })
+        .start()
+        .await;
     let (_token, share) = stack
         .share_new_secret(
             &stack.email("page-owner@example.com"),

@@ -1121,18 +1121,17 @@ async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
 #[tokio::test]
 async fn the_origin_trusts_forwarded_addresses_only_with_the_edge_secret() {
     const SECRET: &str = "a-known-edge-secret-for-this-test-0123456789";
-    let stack = TestStack::start_custom(
-        oxvault_tests::SoftHsmToken::initialized(),
-        |origin| {
+    let stack = TestStack::builder()
+        .origin(|origin| {
             origin
                 .extra_env
                 .push(("OXVAULT_EDGE_SHARED_SECRET".to_owned(), SECRET.to_owned()));
-        },
-        |edge| {
+        })
+        .edge(|edge| {
             edge.var("ORIGIN_SHARED_SECRET", SECRET);
-        },
-    )
-    .await;
+        })
+        .start()
+        .await;
     let (owner, vault, secret) = owner_with_secret(&stack, &stack.email("trust@example.com")).await;
     let token = owner.access_token.as_str();
     let direct_as =
