@@ -133,6 +133,32 @@ struct NewValue {
     max_access_count: Option<i32>,
 }
 
+/// A version just stored by a write, not yet committed.
+struct StoredVersion {
+    response: SecretMetadataResponse,
+    /// Older versions erased to keep the path within its limit.
+    pruned: u64,
+}
+
+impl StoredVersion {
+    /// The write's audit event.
+    fn event(&self, principal: &Principal, action: &'static str, vault_id: VaultId) -> Event {
+        let event = secret_event(
+            principal,
+            action,
+            self.response.id,
+            vault_id,
+            &self.response.path,
+            Some(self.response.version),
+        );
+        if self.pruned > 0 {
+            event.detail("versions_pruned", self.pruned)
+        } else {
+            event
+        }
+    }
+}
+
 /// Where a write's value comes from.
 enum Source {
     /// `PUT`: the caller's value, already checked.
@@ -217,6 +243,41 @@ fn secret_event(
 fn principal_key(principal: &Principal) -> String {
     let (kind, id) = principal.key();
     format!("{kind}:{id}")
+}
+
+impl Source {
+    /// The action it records.
+    fn action(&self) -> &'static str {
+        match self {
+            Self::Given(_) => "secret.write",
+            Self::Random { .. } => "secret.rotate",
+        }
+    }
+}
+
+/// The answer a write gets before it writes anything, under the path's lock: the first
+/// answer to a retried `Idempotency-Key` (looked at before If-Match: the first attempt moved
+/// the version on, and its retry must get the first answer, not a 412), else 412 for an
+/// `If-Match` that does not name the live secret's current version. `None`: go on.
+async fn answered_before(
+    tx: &mut PgConnection,
+    org_id: uuid::Uuid,
+    principal_key: &str,
+    locked: Option<LockedSecret>,
+    conditions: &WriteConditions,
+) -> Result<Option<Written>, WriteError> {
+    if let Some((key, request_hash)) = &conditions.idempotency
+        && let Some(stored) = idempotency::find(tx, org_id, principal_key, key.as_str()).await?
+    {
+        return replay(stored, request_hash).map(Some);
+    }
+    match (conditions.if_match, locked) {
+        (None, _) => Ok(None),
+        (Some(expected), Some(secret)) if !secret.deleted && secret.current_version == expected => {
+            Ok(None)
+        }
+        (Some(_), _) => Err(WriteError::Stale),
+    }
 }
 
 /// The first answer to a key, if the request is the same; else 409.
@@ -414,6 +475,9 @@ impl SecretsService {
         .await
     }
 
+    /// A write: authorise, lock the path, answer a retry or refuse a stale `If-Match`, make
+    /// the value, check the org's room for a new path, store the version, remember the answer
+    /// for the idempotency key, and commit with the audit event.
     async fn write(
         &self,
         principal: &Principal,
@@ -431,89 +495,30 @@ impl SecretsService {
         // From here until commit no other writer of this path gets past this line, and
         // everything read below sees what the previous writer committed.
         let locked = secrets::lock(&mut tx, vault.id, path.as_str()).await?;
-
-        // A retry is answered before If-Match is looked at: the first attempt moved the
-        // version on, and its retry must get the first answer, not a 412.
-        if let Some((key, request_hash)) = &conditions.idempotency
-            && let Some(stored) =
-                idempotency::find(&mut tx, vault.org_id, &principal_key, key.as_str()).await?
+        if let Some(first) =
+            answered_before(&mut tx, vault.org_id, &principal_key, locked, &conditions).await?
         {
-            return replay(stored, request_hash);
+            return Ok(first);
         }
-        if let Some(expected) = conditions.if_match {
-            match locked {
-                Some(LockedSecret {
-                    deleted: false,
-                    current_version,
-                    ..
-                }) if current_version == expected => {}
-                _ => return Err(WriteError::Stale),
-            }
-        }
-        let action = match &source {
-            Source::Given(_) => "secret.write",
-            Source::Random { .. } => "secret.rotate",
-        };
+        let action = source.action();
         let new = match source {
             Source::Given(value) => value,
             Source::Random { spec, secret_type } => {
                 rotation_value(&mut tx, locked, spec, secret_type).await?
             }
         };
-
         // A new path (or a deleted one coming back) is one more live secret: counted and
         // created under the org's lock. New versions of a live path are not limited.
         if locked.is_none_or(|secret| secret.deleted) {
             let (tiers, limit) = (self.tiers.as_ref(), super::billing::Resource::Secrets);
             super::billing::require_room(tiers, &mut tx, principal.org, limit).await?;
         }
-        let (secret_id, version) =
-            secrets::allocate_version(&mut tx, vault.org_id, vault.id, path.as_str()).await?;
-        let place = Place {
-            org: principal.org,
-            vault: vault_id,
-            path: path.as_str(),
-            version,
-        };
-        let sealed = envelope::seal(&self.keyring, place, new.value.as_bytes())
-            .await
-            .map_err(crypto_error)?;
-        drop(new.value);
-        let created_at = secrets::insert_version(
-            &mut tx,
-            &NewVersion {
-                secret_id,
-                version,
-                secret_type: new.secret_type,
-                metadata: &new.metadata,
-                sealed: &sealed.blob,
-                kek_id: &sealed.kek_id,
-                expires_at: new.expires_at,
-                max_access_count: new.max_access_count,
-                creator: creator_of(principal),
-            },
-        )
-        .await?;
-        // Under the row lock, on the write's transaction: a path never holds more than the
-        // versions kept, and the erased ones go exactly when the new one lands.
-        let pruned = if u32::try_from(version).is_ok_and(|v| v > self.max_versions) {
-            secrets::prune_versions(&mut tx, secret_id, version, self.max_versions).await?
-        } else {
-            0
-        };
-        let response = SecretMetadataResponse {
-            id: SecretId::from_uuid(secret_id),
-            path: path.as_str().to_owned(),
-            secret_type: new.secret_type,
-            version,
-            metadata: new.metadata,
-            created_at,
-            expires_at: new.expires_at,
-            is_disabled: false,
-        };
+        let stored = self
+            .store_version(&mut tx, principal, &vault, path, new)
+            .await?;
 
         if let Some((key, request_hash)) = &conditions.idempotency {
-            let body = serde_json::to_value(&response).map_err(ServiceError::internal)?;
+            let body = serde_json::to_value(&stored.response).map_err(ServiceError::internal)?;
             let recorded = idempotency::record(
                 &mut tx,
                 &NewResponse {
@@ -541,19 +546,67 @@ impl SecretsService {
             }
         }
         // On the write's transaction: the event commits with the version, or neither does.
-        let mut event = secret_event(
-            principal,
-            action,
-            secret_id,
-            vault_id,
-            path.as_str(),
-            Some(version),
-        );
-        if pruned > 0 {
-            event = event.detail("versions_pruned", pruned);
-        }
+        let event = stored.event(principal, action, vault_id);
         self.audit.commit(tx, event).await?;
-        Ok(Written::Created(response))
+        Ok(Written::Created(stored.response))
+    }
+
+    /// Seals `new` under a fresh data key as the next version of the locked `path`, and keeps
+    /// no more than the versions allowed (under the same lock, on the same transaction, so
+    /// the erased ones go exactly when the new one lands).
+    async fn store_version(
+        &self,
+        tx: &mut PgConnection,
+        principal: &Principal,
+        vault: &VaultRow,
+        path: &SecretPath,
+        new: NewValue,
+    ) -> Result<StoredVersion, ServiceError> {
+        let (secret_id, version) =
+            secrets::allocate_version(tx, vault.org_id, vault.id, path.as_str()).await?;
+        let place = Place {
+            org: principal.org,
+            vault: VaultId::from_uuid(vault.id),
+            path: path.as_str(),
+            version,
+        };
+        let sealed = envelope::seal(&self.keyring, place, new.value.as_bytes())
+            .await
+            .map_err(crypto_error)?;
+        drop(new.value);
+        let created_at = secrets::insert_version(
+            tx,
+            &NewVersion {
+                secret_id,
+                version,
+                secret_type: new.secret_type,
+                metadata: &new.metadata,
+                sealed: &sealed.blob,
+                kek_id: &sealed.kek_id,
+                expires_at: new.expires_at,
+                max_access_count: new.max_access_count,
+                creator: creator_of(principal),
+            },
+        )
+        .await?;
+        let pruned = if u32::try_from(version).is_ok_and(|v| v > self.max_versions) {
+            secrets::prune_versions(tx, secret_id, version, self.max_versions).await?
+        } else {
+            0
+        };
+        Ok(StoredVersion {
+            pruned,
+            response: SecretMetadataResponse {
+                id: SecretId::from_uuid(secret_id),
+                path: path.as_str().to_owned(),
+                secret_type: new.secret_type,
+                version,
+                metadata: new.metadata,
+                created_at,
+                expires_at: new.expires_at,
+                is_disabled: false,
+            },
+        })
     }
 
     /// Reads the current version of `raw_path` for the holder of `claims`, whose principal

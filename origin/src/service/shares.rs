@@ -27,8 +27,8 @@ use oxvault_core::policy::Permission;
 use oxvault_core::secret_path::SecretPath;
 use oxvault_core::share::CreateShareRequest;
 use oxvault_core::share::{
-    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, Recipient, ShareId,
-    ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse, ShareSummary,
+    CreatorType, MAX_PASSPHRASE_LEN, OrgShare, OrgShareListResponse, Passphrase, Recipient,
+    ShareId, ShareListResponse, ShareResponse, ShareSpec, ShareStatusResponse, ShareSummary,
     SharedSecretResponse, share_url,
 };
 use rand::TryRngCore;
@@ -47,7 +47,9 @@ use super::secrets::SecretsService;
 use super::vaults::{VaultsService, creator_of};
 use crate::crypto::Keyring;
 use crate::store::outbox::{self, MailQuota, NewMail};
-use crate::store::shares::{self, LiveShare, NewShare, OrgShareRow, RecipientKey, SummaryRow};
+use crate::store::shares::{
+    self, LiveShare, NewShare, OrgShareRow, RecipientKey, ShareTarget, SummaryRow,
+};
 use crate::store::{StatementPool, StoreError, agents, secrets, users};
 
 /// Share operations; cheap to clone.
@@ -173,6 +175,36 @@ fn summary_page(mut rows: Vec<SummaryRow>, limit: usize) -> ShareListResponse {
     }
 }
 
+/// The audit event of a new share: what it hands out, to whom, until when and under which
+/// limits; never its id (a fingerprint names it), passphrase or value.
+fn create_event(
+    principal: &Principal,
+    id: ShareId,
+    target: &ShareTarget,
+    spec: &ShareSpec,
+    has_passphrase: bool,
+    recipient: &RecipientKey<'_>,
+) -> audit::Event {
+    let mut event = audit::Event::by(principal, "share.create")
+        .on("share", fingerprint(id))
+        .detail("secret_id", target.secret_id.to_string())
+        .detail("version", target.current_version)
+        .detail("recipient_type", spec.recipient.kind().as_str())
+        .detail("expires_at", spec.expires_at.to_rfc3339())
+        .detail("has_passphrase", has_passphrase)
+        .detail("has_ip_allowlist", spec.ip_allowlist.is_some());
+    if let Some(max) = spec.max_access_count {
+        event = event.detail("max_access_count", max);
+    }
+    if let Some(email) = recipient.email {
+        event = event.detail("recipient_email", email);
+    }
+    if let Some(id) = recipient.user.or(recipient.agent) {
+        event = event.detail("recipient_id", id.to_string());
+    }
+    event
+}
+
 /// Whether `principal` is the user or agent a targeted share names.
 fn is_recipient(share: &LiveShare, principal: Option<&Principal>) -> bool {
     match principal.map(|p| p.subject) {
@@ -246,37 +278,14 @@ impl SharesService {
         }
         let org = *principal.org.as_uuid();
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let target = shares::find_target(&mut tx, org, *secret_id.as_uuid())
-            .await?
-            .ok_or(ServiceError::NotFound("secret"))?;
-        let vault = self
-            .vaults
-            .find_visible(&mut tx, principal, VaultId::from_uuid(target.vault_id))
-            .await
-            .map_err(|err| match err {
-                ServiceError::NotFound(_) => ServiceError::NotFound("secret"),
-                other => other,
-            })?;
-        let path = SecretPath::parse(&target.path)
-            .map_err(|_| ServiceError::Internal("a stored secret path does not parse".into()))?;
-        access::require(&mut tx, principal, &vault, &path, Permission::Share).await?;
+        let target = self.shareable(&mut tx, principal, secret_id).await?;
         let recipient = self
             .recipient_key(&mut tx, principal, &spec.recipient)
             .await?;
-
         // Hashed only once the caller is known to be allowed, so a refused request costs no
-        // Argon2 work; taken out of the spec, not copied, so it lives on only inside the
-        // `SecretString`, which wipes it when dropped.
-        let passphrase = spec.passphrase.take();
-        let has_passphrase = passphrase.is_some();
-        let passphrase_hash = match passphrase {
-            Some(passphrase) => Some(
-                self.passwords
-                    .hash_checked(SecretString::from(passphrase.into_inner()))
-                    .await?,
-            ),
-            None => None,
-        };
+        // Argon2 work.
+        let has_passphrase = spec.passphrase.is_some();
+        let passphrase_hash = self.passphrase_hash(spec.passphrase.take()).await?;
         let id = random_share_id()?;
         let kind = spec.recipient.kind();
         shares::insert(
@@ -312,23 +321,7 @@ impl SharesService {
             );
             queue_mail(&mut tx, principal, email, &body, &fingerprint(id)).await?;
         }
-        let mut event = audit::Event::by(principal, "share.create")
-            .on("share", fingerprint(id))
-            .detail("secret_id", target.secret_id.to_string())
-            .detail("version", target.current_version)
-            .detail("recipient_type", kind.as_str())
-            .detail("expires_at", spec.expires_at.to_rfc3339())
-            .detail("has_passphrase", has_passphrase)
-            .detail("has_ip_allowlist", spec.ip_allowlist.is_some());
-        if let Some(max) = spec.max_access_count {
-            event = event.detail("max_access_count", max);
-        }
-        if let Some(email) = recipient.email {
-            event = event.detail("recipient_email", email);
-        }
-        if let Some(id) = recipient.user.or(recipient.agent) {
-            event = event.detail("recipient_id", id.to_string());
-        }
+        let event = create_event(principal, id, &target, &spec, has_passphrase, &recipient);
         self.audit.commit(tx, event).await?;
         tracing::info!(share = %fingerprint(id), recipient_type = kind.as_str(), "share created");
         Ok(ShareResponse {
@@ -339,6 +332,48 @@ impl SharesService {
             expires_at: spec.expires_at,
             max_access_count: spec.max_access_count,
         })
+    }
+
+    /// The secret `secret_id` when the caller may share it: 404 when it is not a live secret
+    /// of a vault the caller sees, 403 without the `share` permission on its path.
+    async fn shareable(
+        &self,
+        conn: &mut PgConnection,
+        principal: &Principal,
+        secret_id: SecretId,
+    ) -> Result<ShareTarget, ServiceError> {
+        let target = shares::find_target(conn, *principal.org.as_uuid(), *secret_id.as_uuid())
+            .await?
+            .ok_or(ServiceError::NotFound("secret"))?;
+        let vault = self
+            .vaults
+            .find_visible(conn, principal, VaultId::from_uuid(target.vault_id))
+            .await
+            .map_err(|err| match err {
+                ServiceError::NotFound(_) => ServiceError::NotFound("secret"),
+                other => other,
+            })?;
+        let path = SecretPath::parse(&target.path)
+            .map_err(|_| ServiceError::Internal("a stored secret path does not parse".into()))?;
+        access::require(conn, principal, &vault, &path, Permission::Share).await?;
+        Ok(target)
+    }
+
+    /// The Argon2 hash of a share's passphrase, if it has one. The caller takes it out of the
+    /// spec rather than copying it, so it lives on only inside the `SecretString`, which
+    /// wipes it when dropped.
+    async fn passphrase_hash(
+        &self,
+        passphrase: Option<Passphrase>,
+    ) -> Result<Option<String>, ServiceError> {
+        match passphrase {
+            Some(passphrase) => Ok(Some(
+                self.passwords
+                    .hash_checked(SecretString::from(passphrase.into_inner()))
+                    .await?,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// The recipient columns of a new share; 400 when a user or agent id names nobody of the
