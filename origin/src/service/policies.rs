@@ -99,35 +99,37 @@ fn conditions(conditions: &Conditions) -> Result<serde_json::Value, ServiceError
 /// The audit event of `action` on the policy `row`.
 fn event(principal: &Principal, action: &'static str, row: &PolicyRecord) -> Event {
     Event::by(principal, action)
-        .on("policy", row.id)
+        .on("policy", row.rule.id)
         .detail("vault_id", row.vault_id.to_string())
         .detail("principal_type", row.principal_type.as_str())
         .detail("principal_id", row.principal_id.to_string())
-        .detail("pattern", row.secret_path_pattern.as_str())
+        .detail("pattern", row.rule.secret_path_pattern.as_str())
         .detail(
             "permissions",
-            row.permissions
+            row.rule
+                .permissions
                 .0
                 .iter()
                 .map(|permission| permission.as_str())
                 .collect::<Vec<_>>(),
         )
-        .detail("effect", row.effect.as_str())
+        .detail("effect", row.rule.effect.as_str())
 }
 
 /// A stored policy as the API shows it (the store parsed every part).
 fn response(row: PolicyRecord) -> PolicyResponse {
+    let rule = row.rule;
     PolicyResponse {
-        id: PolicyId::from_uuid(row.id),
+        id: PolicyId::from_uuid(rule.id),
         vault_id: VaultId::from_uuid(row.vault_id),
         principal_type: row.principal_type,
         principal_id: row.principal_id,
-        secret_path_pattern: row.secret_path_pattern,
-        permissions: row.permissions.0,
-        effect: row.effect,
-        priority: row.priority,
-        conditions: row.conditions.0,
-        expires_at: row.expires_at,
+        secret_path_pattern: rule.secret_path_pattern,
+        permissions: rule.permissions.0,
+        effect: rule.effect,
+        priority: rule.priority,
+        conditions: rule.conditions.0,
+        expires_at: rule.expires_at,
         created_by: row.created_by.map(UserId::from_uuid),
         created_at: row.created_at,
     }
@@ -214,7 +216,7 @@ impl PoliciesService {
         self.audit
             .commit(tx, event(principal, "policy.create", &row))
             .await?;
-        tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy created");
+        tracing::info!(policy_id = %row.rule.id, vault_id = %row.vault_id, "policy created");
         Ok(response(row))
     }
 
@@ -233,7 +235,7 @@ impl PoliciesService {
             policies::list_in_vault(&mut conn, org, vault, page.after, page.fetch()).await?;
         let next_cursor = finish_page(&mut rows, page.len(), |row| TimeKey {
             created_at: row.created_at,
-            id: row.id,
+            id: row.rule.id,
         });
         Ok(PolicyListResponse {
             policies: rows.into_iter().map(response).collect(),
@@ -271,7 +273,7 @@ impl PoliciesService {
         self.audit
             .commit(tx, event(principal, "policy.update", &row))
             .await?;
-        tracing::info!(policy_id = %row.id, vault_id = %row.vault_id, "policy updated");
+        tracing::info!(policy_id = %row.rule.id, vault_id = %row.vault_id, "policy updated");
         Ok(response(row))
     }
 

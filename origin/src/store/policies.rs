@@ -92,24 +92,17 @@ pub async fn for_principal(
     .await?)
 }
 
-/// A whole policy row, as the management endpoints show it, parsed like [`PolicyRow`].
+/// A whole policy row, as the management endpoints show it: its rule (parsed like any
+/// [`PolicyRow`]) and whom and where it is for.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PolicyRecord {
-    pub id: Uuid,
+    #[sqlx(flatten)]
+    pub rule: PolicyRow,
     pub org_id: Uuid,
     pub vault_id: Uuid,
     #[sqlx(try_from = "String")]
     pub principal_type: PrincipalType,
     pub principal_id: Uuid,
-    #[sqlx(try_from = "String")]
-    pub secret_path_pattern: PathPattern,
-    #[sqlx(try_from = "Vec<String>")]
-    pub permissions: Permissions,
-    #[sqlx(try_from = "String")]
-    pub effect: Effect,
-    pub priority: i32,
-    pub conditions: Json<Conditions>,
-    pub expires_at: Option<DateTime<Utc>>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
