@@ -151,10 +151,40 @@ pub async fn log_shows(path: &Path, needle: &str) -> bool {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
+/// A free TCP port on 127.0.0.1 for a child to bind, never one handed out before by this
+/// process.
+///
+/// Picked below the kernel's ephemeral range: a port the kernel chose (`bind` to port 0) and
+/// released could be given again at once to any socket bound to port 0, such as workerd's
+/// own, and a child then fails to bind it or, worse, a readiness probe meets another test's
+/// server there. Ports below the range are never chosen by the kernel.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOWEST: u16 = 20_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let ceiling = ephemeral_start().max(LOWEST + 1_000);
+    let span = ceiling - LOWEST;
+    // Start each process at its own place, so test binaries run one after the other (or two
+    // runs side by side) seldom walk the same ports.
+    let _ = NEXT.compare_exchange(
+        0,
+        u16::try_from(std::process::id() % u32::from(span)).unwrap_or(0) + 1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let port = LOWEST + NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOWEST} and {ceiling}");
+}
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
