@@ -1,4 +1,4 @@
-//! A fresh PostgreSQL database per test, dropped afterwards.
+//! A fresh PostgreSQL database per stack, dropped afterwards.
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 

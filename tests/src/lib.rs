@@ -8,9 +8,9 @@
 //!   asks (see `shared.rs`). A test on it works in organisations of its own, signing up the
 //!   addresses [`TestStack::email`] makes unique to it; it must not stop, break or reconfigure
 //!   anything, nor assert on rows or log lines other tests may write too.
-//! - [`TestStack::start`] or [`TestStack::builder`]: a stack of the test's own ([`OwnParts`]), for tests
-//!   that restart or break a part, change settings, or count what the whole stack did. It is
-//!   torn down when dropped.
+//! - [`TestStack::start`] or [`TestStack::builder`]: a stack of the test's own
+//!   ([`OwnParts`]), for tests that restart or break a part, change settings, or count what
+//!   the whole stack did. It is torn down when dropped.
 //!
 //! Where the pieces come from (all set by `scripts/test.sh`; defaults in brackets):
 //! - `OXVAULT_ORIGIN_BIN` [the `oxvault-origin` next to this test binary's `deps/` dir],
