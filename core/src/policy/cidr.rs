@@ -150,10 +150,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
-    }
+    use crate::policy::fixtures::ip;
 
     #[test]
     fn an_ipv4_block_contains_exactly_its_addresses() {

@@ -146,29 +146,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-
-    /// 2026-03-02 (a Monday) at 00:00:00 UTC.
-    const MIDNIGHT: i64 = 1_772_409_600;
-
-    fn at(hours: i64, minutes: i64) -> i64 {
-        MIDNIGHT + hours * 3600 + minutes * 60
-    }
-
-    fn path(text: &str) -> SecretPath {
-        SecretPath::parse(text).unwrap()
-    }
-
-    fn pattern(text: &str) -> PathPattern {
-        PathPattern::parse(text).unwrap()
-    }
-
-    fn id(n: u128) -> PolicyId {
-        PolicyId::from_uuid(Uuid::from_u128(n))
-    }
-
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
-    }
+    use crate::policy::fixtures::{at, id, ip, path, pattern, window};
 
     fn ctx() -> RequestContext {
         RequestContext {
@@ -194,10 +172,6 @@ mod tests {
             effect: Effect::Deny,
             ..allow(n, glob, permissions)
         }
-    }
-
-    fn window(after: &str, before: &str, timezone: &str) -> TimeWindow {
-        TimeWindow::parse(after, before, timezone).unwrap()
     }
 
     // --- conditions -----------------------------------------------------------------------

@@ -19,6 +19,8 @@
 
 mod cidr;
 mod evaluation;
+#[cfg(test)]
+mod fixtures;
 mod pattern;
 mod permission;
 mod time_window;

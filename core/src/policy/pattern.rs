@@ -152,14 +152,7 @@ pub(super) mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn path(text: &str) -> SecretPath {
-        SecretPath::parse(text).unwrap()
-    }
-
-    fn pattern(text: &str) -> PathPattern {
-        PathPattern::parse(text).unwrap()
-    }
+    use crate::policy::fixtures::{path, pattern};
 
     #[test]
     fn a_single_star_matches_exactly_one_segment() {

@@ -229,17 +229,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    /// 2026-03-02 (a Monday) at 00:00:00 UTC.
-    const MIDNIGHT: i64 = 1_772_409_600;
-
-    fn at(hours: i64, minutes: i64) -> i64 {
-        MIDNIGHT + hours * 3600 + minutes * 60
-    }
-
-    fn window(after: &str, before: &str, timezone: &str) -> TimeWindow {
-        TimeWindow::parse(after, before, timezone).unwrap()
-    }
+    use crate::policy::fixtures::{at, window};
 
     #[test]
     fn a_window_includes_its_start_and_excludes_its_end() {

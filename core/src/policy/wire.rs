@@ -108,19 +108,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::policy::TimeWindow;
-
-    fn pattern(text: &str) -> PathPattern {
-        PathPattern::parse(text).unwrap()
-    }
-
-    fn id(n: u128) -> PolicyId {
-        PolicyId::from_uuid(Uuid::from_u128(n))
-    }
-
-    fn window(after: &str, before: &str, timezone: &str) -> TimeWindow {
-        TimeWindow::parse(after, before, timezone).unwrap()
-    }
+    use crate::policy::fixtures::{id, pattern, window};
 
     #[test]
     fn a_create_request_as_the_official_sdk_sends_it_is_read_with_defaults() {
