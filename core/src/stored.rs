@@ -43,7 +43,10 @@ impl TryFrom<String> for RecipientType {
     type Error = UnknownName;
 
     fn try_from(name: String) -> Result<Self, Self::Error> {
-        named(&Self::ALL, Self::as_str, "recipient type", name)
+        Self::parse(&name).ok_or(UnknownName {
+            what: "recipient type",
+            name,
+        })
     }
 }
 

@@ -4,8 +4,6 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use std::path::Path;
-
 use crate::process::{log_shows, read_log};
 use crate::shared::{SharedStack, StackAddresses};
 use crate::{Edge, EdgeSettings, Origin, OriginSettings, SoftHsmToken, TestDatabase};
@@ -131,6 +129,8 @@ enum Parts {
 #[derive(Debug)]
 pub struct TestStack {
     parts: Parts,
+    /// Where the parts answer and log, whoever owns them.
+    addresses: StackAddresses,
     /// Makes this test's email addresses its own (see [`TestStack::email`]).
     tag: String,
     pub client: reqwest::Client,
@@ -162,17 +162,7 @@ impl TestStack {
     }
 
     fn with_parts(parts: Parts) -> Self {
-        let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
-        Self {
-            parts,
-            tag,
-            client: reqwest::Client::new(),
-        }
-    }
-
-    /// Where the parts answer and log.
-    pub fn addresses(&self) -> StackAddresses {
-        match &self.parts {
+        let addresses = match &parts {
             Parts::Shared(shared) => shared.addresses.clone(),
             Parts::Own(own) => StackAddresses {
                 edge_url: own.edge.url().to_owned(),
@@ -181,7 +171,19 @@ impl TestStack {
                 origin_log: own.origin.log_path().to_owned(),
                 edge_log: own.edge.log_path().to_owned(),
             },
+        };
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        Self {
+            parts,
+            addresses,
+            tag,
+            client: reqwest::Client::new(),
         }
+    }
+
+    /// Where the parts answer and log.
+    pub fn addresses(&self) -> &StackAddresses {
+        &self.addresses
     }
 
     /// The parts of a stack this test started; panics on the shared stack, which no test may
@@ -213,51 +215,32 @@ impl TestStack {
 
     /// The edge's base URL, e.g. `http://127.0.0.1:8787`.
     pub fn edge_base(&self) -> &str {
-        match &self.parts {
-            Parts::Own(own) => own.edge.url(),
-            Parts::Shared(shared) => &shared.addresses.edge_url,
-        }
+        &self.addresses.edge_url
     }
 
     /// The origin's base URL (behind the edge; tests use it only to compare).
     pub fn origin_base(&self) -> &str {
-        match &self.parts {
-            Parts::Own(own) => own.origin.url(),
-            Parts::Shared(shared) => &shared.addresses.origin_url,
-        }
+        &self.addresses.origin_url
     }
 
     /// The URL of the stack's database, to look at what was stored.
     pub fn database_url(&self) -> &str {
-        match &self.parts {
-            Parts::Own(own) => own.database.url(),
-            Parts::Shared(shared) => &shared.addresses.database_url,
-        }
-    }
-
-    fn origin_log_path(&self) -> &Path {
-        match &self.parts {
-            Parts::Own(own) => own.origin.log_path(),
-            Parts::Shared(shared) => &shared.addresses.origin_log,
-        }
+        &self.addresses.database_url
     }
 
     /// Everything the origin logged so far (on the shared stack, for every test).
     pub fn origin_log(&self) -> String {
-        read_log(self.origin_log_path())
+        read_log(&self.addresses.origin_log)
     }
 
     /// Whether the origin's log contains `needle` within a few seconds.
     pub async fn origin_logged(&self, needle: &str) -> bool {
-        log_shows(self.origin_log_path(), needle).await
+        log_shows(&self.addresses.origin_log, needle).await
     }
 
     /// Everything wrangler printed so far.
     pub fn edge_log(&self) -> String {
-        match &self.parts {
-            Parts::Own(own) => own.edge.log_text(),
-            Parts::Shared(shared) => read_log(&shared.addresses.edge_log),
-        }
+        read_log(&self.addresses.edge_log)
     }
 
     /// An absolute URL at the edge.

@@ -159,10 +159,10 @@ struct WhoColumns {
 
 impl WhoColumns {
     /// The principal's state, its role parsed here once; `None` when it does not exist.
-    fn into_state(self, who: Who) -> Result<Option<PrincipalState>, StoreError> {
+    fn into_state(mut self, who: Who) -> Result<Option<PrincipalState>, StoreError> {
         let role = self
             .who_role
-            .clone()
+            .take()
             .map(Role::try_from)
             .transpose()
             .map_err(undecodable)?;
