@@ -62,6 +62,44 @@ print_timings() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Background jobs. On a fresh machine the installs that wait on the network or the disk (apt,
+# npm, pip) and the tool builds run beside the workspace's own builds instead of before them.
+# Each job's output goes to a log; bg_wait prints its end and stops the script if it failed.
+
+declare -A BG_PIDS=()
+
+# bg_start NAME CMD [ARGS...]: run CMD in a subshell in the background, logging to bg-NAME.log.
+# What CMD exports is lost with the subshell: call its ensure_* again after bg_wait.
+bg_start() {
+    local name=$1
+    shift
+    mkdir -p "$OXVAULT_CACHE_DIR"
+    log "$name: in the background (log: $OXVAULT_CACHE_DIR/bg-$name.log)"
+    ("$@") >"$OXVAULT_CACHE_DIR/bg-$name.log" 2>&1 &
+    BG_PIDS[$name]=$!
+}
+
+# bg_wait NAME: wait for the job NAME (nothing when none was started); dies when it failed.
+bg_wait() {
+    local name=$1 pid=${BG_PIDS[$1]:-}
+    [ -n "$pid" ] || return 0
+    unset "BG_PIDS[$name]"
+    if ! wait "$pid"; then
+        tail -n 30 "$OXVAULT_CACHE_DIR/bg-$name.log" >&2
+        die "$name failed in the background (log: $OXVAULT_CACHE_DIR/bg-$name.log)"
+    fi
+}
+
+# bg_stop_all: stop every job still running, for an EXIT trap.
+bg_stop_all() {
+    local pid
+    for pid in "${BG_PIDS[@]}"; do
+        pkill -TERM -P "$pid" 2>/dev/null || true
+        kill "$pid" 2>/dev/null || true
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
 # Cargo target directory.
 
 # CI runs in a fresh clone in another folder every time. A target directory outside the clone

@@ -7,7 +7,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-trap 'print_timings $?' EXIT
+trap 'rc=$?; bg_stop_all; print_timings $rc' EXIT
 
 # The core is shared with the Worker: it must stay free of the native runtime and I/O crates.
 FORBIDDEN_IN_CORE='tokio|sqlx|mio|cryptoki'
@@ -110,18 +110,52 @@ run_e2e() {
     done < <(find "$artifacts" -name '*.png' -type f 2>/dev/null | sort)
 }
 
+# Start what installs slowly and does not need the CPU much (apt, npm, pip) and the tool builds
+# in the background, so that on a fresh machine they overlap the workspace's builds; each is
+# waited for just before the first step that needs it.
+start_installs() {
+    ensure_cargo
+    ensure_rust_components
+    ensure_wasm_target
+    local packages=()
+    command -v softhsm2-util >/dev/null 2>&1 || packages+=(softhsm2)
+    [ -x "${OXVAULT_CHROMIUM:-/usr/bin/chromium}" ] || packages+=(chromium)
+    if [ "${#packages[@]}" -gt 0 ]; then
+        # sudo cannot ask for a password from the background.
+        if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then
+            bg_start packages apt_install "${packages[@]}"
+        else
+            apt_install "${packages[@]}"
+        fi
+    fi
+    bg_start npm ensure_node_modules
+    bg_start python-venv ensure_sdk_venv
+    bg_start wasm-tools ensure_wasm_tools
+}
+
+# Wait for the background installs, then run each ensure_* again: now it only checks and
+# exports what the later steps need.
+finish_installs() {
+    bg_wait packages
+    bg_wait npm
+    bg_wait python-venv
+    bg_wait wasm-tools
+    ensure_toolchain
+    ensure_sdk_venv
+    ensure_chromium
+}
+
 log "oxvault tests in $OXVAULT_ROOT (target dir $CARGO_TARGET_DIR)"
-step "install missing tools" ensure_toolchain
-step "Python test tools venv (oneclaw SDK, schemathesis)" ensure_sdk_venv
-step "Chromium for the browser test" ensure_chromium
+step "start installs (Rust components here; apt, npm, pip, wasm tools in the background)" start_installs
 step "PostgreSQL for the e2e suite" ensure_test_postgres
 step "cargo fmt --check" cargo fmt --all -- --check
 step "clippy (workspace, native)" cargo clippy --locked --workspace --all-targets -- -D warnings
 step "clippy (edge, wasm32)" cargo clippy -p oxvault-edge --target wasm32-unknown-unknown -- -D warnings
-step "build oxvault-core for wasm32" cargo build -p oxvault-core --target wasm32-unknown-unknown
 step "oxvault-core dependency rule" check_core_deps
 step "no import circles (origin, edge, core)" python3 scripts/import_cycles.py origin/src edge/src core/src
 step "unit tests" cargo test --workspace --exclude oxvault-tests
+step "wait for the background installs" finish_installs
+# Builds the edge and with it oxvault-core for wasm32 (the core's own wasm32 build).
 step "worker-build --release (edge)" worker_release_build
 step "build oxvault-origin (debug)" cargo build -p oxvault-origin
 step "docker compose config" check_compose

@@ -396,9 +396,10 @@ async fn an_access_token_alone_cannot_mint_another() {
 }
 
 /// SECURITY.md case 1, the time: an unknown address runs a dummy Argon2 verify, so it costs
-/// what a wrong password costs. Medians of interleaved tries (drift on a busy machine hits
-/// both alike), compared with a generous tolerance: a missing dummy verify would make the
-/// unknown address several times faster.
+/// what a wrong password costs. The fastest of interleaved tries is compared: load from the
+/// tests running beside this one only ever adds time, so the minimum is the cost of the work
+/// itself, and a missing dummy verify would make the unknown address several times faster.
+/// (Medians failed once in CI with four tests at once on the shared stack.)
 #[tokio::test]
 async fn unknown_email_and_wrong_password_take_about_the_same_time() {
     let stack = TestStack::shared().await;
@@ -421,17 +422,16 @@ async fn unknown_email_and_wrong_password_take_about_the_same_time() {
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for i in 0..15 {
         known.push(login(stack.email("timed@example.com")).await);
-        unknown.push(login(format!("nobody-{i}@example.com")).await);
+        unknown.push(login(stack.email(&format!("nobody-{i}@example.com"))).await);
     }
-    let median = |times: &mut Vec<std::time::Duration>| {
-        times.sort();
-        times[times.len() / 2].as_secs_f64()
+    let fastest = |times: &[std::time::Duration]| times.iter().min().map(|t| t.as_secs_f64());
+    let (Some(known), Some(unknown)) = (fastest(&known), fastest(&unknown)) else {
+        panic!("no tries were timed");
     };
-    let (known, unknown) = (median(&mut known), median(&mut unknown));
     let ratio = known.max(unknown) / known.min(unknown);
     assert!(
         ratio < 1.5,
-        "wrong password {known:.4} s vs unknown address {unknown:.4} s (median)"
+        "wrong password {known:.4} s vs unknown address {unknown:.4} s (fastest of 15)"
     );
 }
 
