@@ -19,6 +19,11 @@ pub fn body_too_large_detail() -> String {
     format!("the request body must be at most {MAX_BODY_BYTES} bytes")
 }
 
+/// The `Retry-After` (seconds) of a 503 or 502 answered because a dependency is down (the
+/// database, the HSM, the origin): a restarted database or origin is back within seconds, so
+/// the hint is short; clients back off further on their own.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// An RFC 7807 problem details body: `{type, title, status, detail}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProblemDetails {

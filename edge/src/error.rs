@@ -6,7 +6,9 @@
 //! never put into the body.
 
 use oxvault_core::jwt::JwtError;
-use oxvault_core::problem::{PROBLEM_JSON, ProblemKind, body_too_large_detail};
+use oxvault_core::problem::{
+    PROBLEM_JSON, ProblemKind, UNAVAILABLE_RETRY_AFTER_SECS, body_too_large_detail,
+};
 use oxvault_core::share::MAX_PASSPHRASE_LEN;
 use thiserror::Error;
 
@@ -200,6 +202,13 @@ impl EdgeError {
             Self::HeadOnShareLookup => vec![("allow", "GET, DELETE".to_owned())],
             Self::MethodNotAllowed { allow } => vec![("allow", (*allow).to_owned())],
             Self::RateLimited(decision) => decision.headers(),
+            // A part that is down is expected back shortly: tell clients when to retry.
+            Self::OriginUnreachable(_)
+            | Self::BadOriginResponse(_)
+            | Self::KeysUnavailable
+            | Self::LimiterUnavailable(_) => {
+                vec![("retry-after", UNAVAILABLE_RETRY_AFTER_SECS.to_string())]
+            }
             _ => Vec::new(),
         }
     }
@@ -305,6 +314,7 @@ mod tests {
         let reply = err.reply();
         assert_eq!(reply.status, 502);
         assert_eq!(reply.content_type, "application/problem+json");
+        assert_eq!(header(&reply, "retry-after"), Some("2"));
         assert_eq!(
             body(&err),
             json!({

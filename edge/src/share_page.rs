@@ -14,6 +14,7 @@
 //! allowed by a per-response CSP nonce, and the script is a constant: the share id reaches it
 //! through a `data-` attribute, never by splicing text into code.
 
+use oxvault_core::problem::UNAVAILABLE_RETRY_AFTER_SECS;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -122,7 +123,10 @@ pub fn render(state: &PageState, nonce: &str) -> Page {
                 .to_owned(),
         ),
     };
-    let headers = security_headers(nonce);
+    let mut headers = security_headers(nonce);
+    if matches!(state, PageState::Trouble) {
+        headers.push(("retry-after", UNAVAILABLE_RETRY_AFTER_SECS.to_string()));
+    }
     let nonce = escape(nonce);
     let script = match state {
         PageState::Live(_) => format!(r#"<script nonce="{nonce}">{SCRIPT}</script>"#),
@@ -384,6 +388,7 @@ mod tests {
         let page = render(&PageState::Trouble, "n");
         assert_eq!(page.status, 503);
         assert!(!page.body.contains(r#"id="reveal""#));
+        assert!(page.headers.contains(&("retry-after", "2".to_owned())));
     }
 
     #[test]

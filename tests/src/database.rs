@@ -21,7 +21,12 @@ fn admin_url() -> String {
 impl TestDatabase {
     /// Creates `oxvault_test_<random>` on the server `OXVAULT_TEST_DATABASE_URL` names.
     pub async fn create() -> Self {
-        let admin_url = admin_url();
+        Self::create_on(admin_url()).await
+    }
+
+    /// Creates `oxvault_test_<random>` on the server whose admin URL (ending in a database
+    /// name, e.g. `/postgres`) is given.
+    pub async fn create_on(admin_url: String) -> Self {
         let name = format!("oxvault_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url)
             .await

@@ -47,7 +47,9 @@ pub struct Origin {
     url: String,
     /// What it was started with, for [`Origin::subcommand`].
     settings: OriginSettings,
-    _logs: TempDir,
+    logs: TempDir,
+    /// How many times [`Origin::restart`] ran (each run logs to a file of its own).
+    restarts: u32,
 }
 
 fn binary() -> String {
@@ -106,8 +108,28 @@ impl Origin {
             process,
             url: format!("http://{addr}"),
             settings: settings.clone(),
-            _logs: logs,
+            logs,
+            restarts: 0,
         }
+    }
+
+    /// Starts `serve` again on the same address, so an edge pointed at it finds it again;
+    /// returns once it listens. A process still running is killed first (SIGKILL: nothing is
+    /// flushed, as in a crash). Blocking.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        self.restarts += 1;
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let mut command = command(&self.settings, "serve");
+        command.env("OXVAULT_LISTEN_ADDR", &addr);
+        let log = self
+            .logs
+            .path()
+            .join(format!("origin-restart-{}.log", self.restarts));
+        let (mut process, lines) = Managed::spawn("oxvault-origin", command, &log);
+        let listening = wait_for_listening(&lines, &mut process);
+        assert_eq!(listening, addr, "the restarted origin listens elsewhere");
+        self.process = process;
     }
 
     /// Another `oxvault-origin` subcommand (e.g. `rotate-kek`) with the environment this

@@ -38,6 +38,7 @@ type Adjust<T> = Box<dyn FnOnce(&mut T) + Send>;
 #[must_use = "a builder does nothing until started"]
 pub struct StackBuilder {
     token: Option<SoftHsmToken>,
+    database_server: Option<String>,
     adjust_origin: Vec<Adjust<OriginSettings>>,
     adjust_edge: Vec<Adjust<EdgeSettings>>,
 }
@@ -46,6 +47,7 @@ impl std::fmt::Debug for StackBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StackBuilder")
             .field("token", &self.token)
+            .field("database server", &self.database_server)
             .field("origin changes", &self.adjust_origin.len())
             .field("edge changes", &self.adjust_edge.len())
             .finish()
@@ -56,6 +58,13 @@ impl StackBuilder {
     /// Another token than a fresh initialised one (e.g. [`SoftHsmToken::empty`]).
     pub fn token(mut self, token: SoftHsmToken) -> Self {
         self.token = Some(token);
+        self
+    }
+
+    /// Creates the stack's database on another server than `OXVAULT_TEST_DATABASE_URL`'s
+    /// (e.g. a [`crate::PrivatePostgres`] the test restarts), given by its admin URL.
+    pub fn database_server(mut self, admin_url: String) -> Self {
+        self.database_server = Some(admin_url);
         self
     }
 
@@ -76,7 +85,10 @@ impl StackBuilder {
     /// Worker secret).
     pub async fn start(self) -> TestStack {
         let token = self.token.unwrap_or_else(SoftHsmToken::initialized);
-        let database = TestDatabase::create().await;
+        let database = match self.database_server {
+            Some(admin_url) => TestDatabase::create_on(admin_url).await,
+            None => TestDatabase::create().await,
+        };
         let edge_secret = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -156,6 +168,7 @@ impl TestStack {
     pub fn builder() -> StackBuilder {
         StackBuilder {
             token: None,
+            database_server: None,
             adjust_origin: Vec::new(),
             adjust_edge: Vec::new(),
         }

@@ -59,6 +59,11 @@ pub enum CryptoError {
     /// The wrapped key failed authentication: it was altered, or it belongs to another place.
     #[error("the wrapped key did not authenticate")]
     Integrity,
+    /// The HSM answered but holds no KEK with the id the wrapped key names: the database was
+    /// restored against another token, or a KEK was destroyed while keys were still wrapped
+    /// under it. Nothing opens until the right token is back; the caller gets a 503.
+    #[error("the HSM holds no key-encryption key with the id the wrapped key names")]
+    KekMissing,
 }
 
 /// Wraps and unwraps data keys under a key-encryption key that stays inside the HSM.

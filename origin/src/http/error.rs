@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use oxvault_core::problem::{PROBLEM_JSON, ProblemDetails, ProblemKind, body_too_large_detail};
+use oxvault_core::problem::{
+    PROBLEM_JSON, ProblemDetails, ProblemKind, UNAVAILABLE_RETRY_AFTER_SECS, body_too_large_detail,
+};
 
 use crate::service::ServiceError;
 
@@ -106,8 +108,9 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(what) => {
                 tracing::warn!(dependency = what, "answering 503");
-                ProblemKind::ServiceUnavailable
-                    .with_detail(format!("the {what} is unavailable; try again later"))
+                let body = ProblemKind::ServiceUnavailable
+                    .with_detail(format!("the {what} is unavailable; try again later"));
+                return with_retry_after(problem_response(body), UNAVAILABLE_RETRY_AFTER_SECS);
             }
             Self::Internal(source) => {
                 tracing::error!(error = %source, "internal error");
@@ -120,10 +123,16 @@ impl IntoResponse for ApiError {
 
 /// A 429 problem with `detail` and `Retry-After` (whole seconds, at least one).
 pub fn retry_later(detail: &str, retry_after_secs: u64) -> Response {
-    let mut response = problem_response(ProblemKind::TooManyRequests.with_detail(detail));
-    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
+    let response = problem_response(ProblemKind::TooManyRequests.with_detail(detail));
+    with_retry_after(response, retry_after_secs)
+}
+
+/// `response` with `Retry-After` (whole seconds, at least one).
+fn with_retry_after(mut response: Response, retry_after_secs: u64) -> Response {
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_secs.max(1)),
+    );
     response
 }
 
@@ -175,6 +184,8 @@ mod tests {
     async fn unavailable_dependencies_answer_503() {
         let response = ApiError::Unavailable("HSM").into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(body_of(response).await["title"], "Service Unavailable");
     }
 }

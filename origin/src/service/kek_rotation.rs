@@ -326,7 +326,7 @@ async fn pass(
                 // Dropping the transaction rolls the batch back.
                 Ok(_) => return Err(RotationError::KekChanged),
                 Err(CryptoError::Unavailable) => return Err(RotationError::HsmUnavailable),
-                Err(CryptoError::Integrity) => {
+                Err(CryptoError::Integrity | CryptoError::KekMissing) => {
                     tracing::error!(
                         %secret_id,
                         version,

@@ -72,12 +72,11 @@ impl ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
-                tracing::warn!(error = %err, "the database is unavailable");
-                Self::Unavailable("database")
-            }
-            other => Self::internal(other),
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "the database is unavailable");
+            Self::Unavailable("database")
+        } else {
+            Self::internal(err)
         }
     }
 }

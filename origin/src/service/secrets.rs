@@ -174,6 +174,7 @@ enum Source {
 fn crypto_error(err: CryptoError) -> ServiceError {
     match err {
         CryptoError::Unavailable => ServiceError::Unavailable("HSM"),
+        CryptoError::KekMissing => ServiceError::Unavailable("key-encryption key"),
         // A stored value that does not open was altered or moved: fail closed, say little.
         CryptoError::Integrity => {
             tracing::error!("a stored secret failed authentication");

@@ -44,6 +44,35 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl StoreError {
+    /// Whether the database could not serve the statement for now (down, restarting, out of
+    /// connections) rather than refusing it: the caller gets a 503 to retry, never a 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(err) => is_unavailable(err),
+            _ => false,
+        }
+    }
+}
+
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+/// SQLSTATEs a restart, failover or overload produces: class 08 (connection exception), class
+/// 53 (insufficient resources, e.g. too many connections), and from class 57 the shutdown and
+/// start-up codes (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+fn unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
 /// Turns a unique-constraint violation into [`StoreError::Conflict`] naming the constraint,
 /// so services decide by constraint name, never by message text.
 pub(crate) fn on_unique(err: sqlx::Error) -> StoreError {
@@ -108,4 +137,31 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_failovers_and_overload_are_unavailable() {
+        for code in [
+            "08006", "08001", "08P01", "53300", "57P01", "57P02", "57P03",
+        ] {
+            assert!(unavailable_sqlstate(code), "{code}");
+        }
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(StoreError::Database(sqlx::Error::Io(reset)).is_unavailable());
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_unavailable());
+    }
+
+    #[test]
+    fn refusals_and_bugs_are_not_unavailable() {
+        // unique violation, check violation, syntax error, query canceled by statement timeout
+        for code in ["23505", "23514", "42601", "57014"] {
+            assert!(!unavailable_sqlstate(code), "{code}");
+        }
+        assert!(!StoreError::Conflict("vaults_org_name".to_owned()).is_unavailable());
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_unavailable());
+    }
 }

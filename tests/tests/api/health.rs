@@ -4,6 +4,7 @@
 //! callers for two seconds.
 
 use oxvault_core::health::{EdgeHealthResponse, HealthResponse, HealthStatus, OriginStatus};
+use oxvault_tests::shares::in_an_hour;
 use oxvault_tests::{SoftHsmToken, TestStack};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -130,9 +131,21 @@ async fn a_database_that_does_not_answer_makes_health_degraded() {
     assert_eq!(stack.get("/v1/health/hsm").await.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn with_the_origin_down_the_edge_answers_with_its_own_json_errors() {
+/// The origin down (issue 13's drill 5): the API answers 502 problems with `Retry-After`, the
+/// share page a 503 that says to try again, health says degraded; when the origin is back on
+/// its address, all three recover by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_origin_down_the_edge_answers_for_it_and_recovers_when_it_returns() {
     let mut stack = TestStack::start().await;
+    let (_, share) = stack
+        .share_new_secret(
+            "down@example.com",
+            "sk-down-test",
+            json!({"recipient_type": "anyone_with_link", "expires_at": in_an_hour()}),
+        )
+        .await;
+    let page = format!("/s/{}", share["id"].as_str().unwrap());
+    assert_eq!(stack.get(&page).await.status(), StatusCode::OK);
     stack.own_mut().origin.process().kill();
 
     let forwarded = stack.get("/v1/health/hsm").await;
@@ -141,6 +154,7 @@ async fn with_the_origin_down_the_edge_answers_with_its_own_json_errors() {
         forwarded.headers()["content-type"],
         "application/problem+json"
     );
+    assert_eq!(forwarded.headers()["retry-after"], "2");
     let problem: Value = forwarded.json().await.unwrap();
     assert_eq!(problem["status"], 502);
     assert_eq!(problem["title"], "Bad Gateway");
@@ -152,11 +166,33 @@ async fn with_the_origin_down_the_edge_answers_with_its_own_json_errors() {
     );
     assert!(problem["detail"].is_string());
 
+    let shown = stack.get(&page).await;
+    assert_eq!(shown.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shown.headers()["retry-after"], "2");
+    let html = shown.text().await.unwrap();
+    assert!(html.contains("cannot be checked right now"), "{html}");
+
     let health = stack.get("/v1/health").await;
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: EdgeHealthResponse = health.json().await.unwrap();
     assert_eq!(body.status, HealthStatus::Degraded);
     assert_eq!(body.origin.status, OriginStatus::Unreachable);
+
+    tokio::task::block_in_place(|| stack.own_mut().origin.restart());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let health = stack.get("/v1/health").await.status();
+        let page = stack.get(&page).await.status();
+        let hsm = stack.get("/v1/health/hsm").await.status();
+        if [health, page, hsm] == [StatusCode::OK; 3] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not recovered: health {health}, page {page}, hsm {hsm}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A client whose requests come from 127.0.0.`last` (`wrangler dev` takes the client address

@@ -9,6 +9,7 @@ mod auth;
 mod billing;
 mod contract;
 mod edge_auth;
+mod faults;
 mod forwarding;
 mod google;
 mod health;

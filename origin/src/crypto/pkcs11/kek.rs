@@ -140,13 +140,14 @@ impl KeyWrapper for Pkcs11Hsm {
             }
         })?;
         let Some(plain) = plain else {
-            // Not a device problem: the token answered and holds no such KEK. The key was
-            // altered, or its KEK was destroyed while something was still wrapped under it.
-            tracing::warn!(
+            // Not a device problem: the token answered and holds no such KEK. The database
+            // belongs with another token, or the KEK was destroyed while something was still
+            // wrapped under it (an altered id fails the same way, and closed all the same).
+            tracing::error!(
                 kek_id = %kek_id_hex(&wrapped.kek_id),
                 "a wrapped key names a KEK the token does not hold"
             );
-            return Err(CryptoError::Integrity);
+            return Err(CryptoError::KekMissing);
         };
         let bytes: [u8; DATA_KEY_LEN] = plain
             .as_slice()

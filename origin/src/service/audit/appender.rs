@@ -74,9 +74,10 @@ impl From<Failure> for ServiceError {
 fn store_failure(err: impl Into<StoreError>) -> Failure {
     let err = err.into();
     tracing::error!(error = %err, "audit events could not be stored");
-    match err {
-        StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => Failure::Database,
-        _ => Failure::Refused,
+    if err.is_unavailable() {
+        Failure::Database
+    } else {
+        Failure::Refused
     }
 }
 
