@@ -145,6 +145,11 @@ impl Origin {
         &self.url
     }
 
+    /// The process id of the running `serve`.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// The process, to signal or kill it.
     pub fn process(&mut self) -> &mut Managed {
         &mut self.process

@@ -13,7 +13,9 @@
 
 mod backup;
 mod load;
+mod soak;
 
+use futures_util::StreamExt;
 use load::{Mix, SEEDED_PATH, Target};
 use oxvault_tests::shares::in_an_hour;
 use oxvault_tests::{PASSWORD, PrivatePostgres, TestStack};
@@ -139,8 +141,13 @@ async fn sigterm_under_32_connections_drains_flushes_and_loses_nothing() {
 async fn assert_nothing_lost(stack: &TestStack, target: &Target, tallies: &[load::Tally]) {
     let written = load::acknowledged(tallies);
     assert!(!written.is_empty(), "no write was acknowledged");
-    for (path, value) in &written {
-        let (status, body) = stack.get_secret(&target.token, &target.vault, path).await;
+    let mut reads = futures_util::stream::iter(&written)
+        .map(|(path, value)| async move {
+            let (status, body) = stack.get_secret(&target.token, &target.vault, path).await;
+            (path, value, status, body)
+        })
+        .buffer_unordered(8);
+    while let Some((path, value, status, body)) = reads.next().await {
         assert_eq!(status, StatusCode::OK, "acknowledged {path}: {body}");
         assert_eq!(body["value"], value.as_str(), "acknowledged {path}");
     }
