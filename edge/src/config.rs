@@ -13,8 +13,11 @@ use url::Url;
 use crate::rate_limit::{Limit, LimitError, RateLimits};
 
 /// The binding that names the origin, e.g. `https://origin.example.com`, or
-/// `http://127.0.0.1:8080` (plain http is accepted to a loopback host only).
+/// `http://127.0.0.1:8080` (plain http is accepted to a loopback host only); or several
+/// origins, separated by commas or spaces, that requests are spread over in turn.
 pub const ORIGIN_URL_VAR: &str = "ORIGIN_URL";
+/// The most origins `ORIGIN_URL` may list.
+pub const MAX_ORIGINS: usize = 16;
 /// The secret the edge proves itself to the origin with (a Worker secret in production).
 pub const SHARED_SECRET_VAR: &str = "ORIGIN_SHARED_SECRET";
 /// The base URL people reach the edge at, e.g. `https://vault.example.com`; optional.
@@ -55,6 +58,8 @@ pub enum ConfigError {
     BadSecret,
     #[error("{0} is not a rate limit: {1}")]
     BadLimit(&'static str, LimitError),
+    #[error("{ORIGIN_URL_VAR} lists more than {MAX_ORIGINS} origins")]
+    TooManyOrigins,
 }
 
 /// A base URL: `https` (or `http` to a loopback host), a host, perhaps a port, and nothing
@@ -107,6 +112,33 @@ impl BaseUrl {
     }
 }
 
+/// The origins requests are spread over: each URL of `ORIGIN_URL`, checked as
+/// [`OriginUrl::parse`] checks one. Every origin serves every request (they share the database
+/// and the HSM), so which one a request goes to is only a matter of load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origins(Vec<OriginUrl>);
+
+impl Origins {
+    /// Parses one origin URL or several separated by commas or spaces.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let origins = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|part| !part.is_empty())
+            .map(OriginUrl::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        match origins.len() {
+            0 => Err(ConfigError::Missing(ORIGIN_URL_VAR)),
+            n if n > MAX_ORIGINS => Err(ConfigError::TooManyOrigins),
+            _ => Ok(Self(origins)),
+        }
+    }
+
+    /// The origin of the `turn`-th request: each in turn, so every origin gets its share.
+    pub fn pick(&self, turn: usize) -> &OriginUrl {
+        &self.0[turn % self.0.len()]
+    }
+}
+
 /// Whether the URL's host is this machine: `localhost`, 127.0.0.0/8 or `::1`. By the parsed
 /// host, not the text, so `http://127.1` counts and `http://127.0.0.1.evil.example` does not.
 fn is_loopback(url: &Url) -> bool {
@@ -151,7 +183,10 @@ impl fmt::Debug for SharedSecret {
 /// Everything the edge needs from its bindings, already checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeConfig {
-    /// Where `/v1/*` requests are forwarded.
+    /// Every origin `ORIGIN_URL` names.
+    pub origins: Origins,
+    /// Where this request goes (the origin's health, its keys, `/v1/*`): the first origin
+    /// until [`EdgeConfig::choose_origin`].
     pub origin: OriginUrl,
     /// When set, the origin trusts the client address and public URL the edge reports.
     pub shared_secret: Option<SharedSecret>,
@@ -181,8 +216,10 @@ impl EdgeConfig {
             let text = var(name).ok_or(ConfigError::Missing(name))?;
             Limit::parse(&text).map_err(|err| ConfigError::BadLimit(name, err))
         };
+        let origins = Origins::parse(&origin_url)?;
         Ok(Self {
-            origin: OriginUrl::parse(&origin_url)?,
+            origin: origins.pick(0).clone(),
+            origins,
             shared_secret,
             public_url,
             limits: RateLimits {
@@ -193,6 +230,13 @@ impl EdgeConfig {
                 health_ip: limit(RATE_LIMIT_HEALTH_IP_VAR)?,
             },
         })
+    }
+}
+
+impl EdgeConfig {
+    /// Sends this request to the `turn`-th origin in the rotation (see [`Origins::pick`]).
+    pub fn choose_origin(&mut self, turn: usize) {
+        self.origin = self.origins.pick(turn).clone();
     }
 }
 
@@ -356,6 +400,46 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "the ORIGIN_URL binding is missing or not a string"
+        );
+    }
+
+    #[test]
+    fn several_origins_are_taken_in_turn() {
+        let list = "http://127.0.0.1:8080, http://127.0.0.1:8081 https://origin.example.com";
+        let mut config = EdgeConfig::from_vars(vars(&[(ORIGIN_URL_VAR, list)])).unwrap();
+        assert_eq!(config.origin.as_str(), "http://127.0.0.1:8080");
+        let picked: Vec<String> = (0..4)
+            .map(|turn| {
+                config.choose_origin(turn);
+                config.origin.as_str().to_owned()
+            })
+            .collect();
+        assert_eq!(
+            picked,
+            [
+                "http://127.0.0.1:8080",
+                "http://127.0.0.1:8081",
+                "https://origin.example.com",
+                "http://127.0.0.1:8080"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_listed_origin_is_checked_and_the_list_is_bounded() {
+        let bad = "http://127.0.0.1:8080,http://origin.internal:8081";
+        assert_eq!(
+            EdgeConfig::from_vars(vars(&[(ORIGIN_URL_VAR, bad)])),
+            Err(ConfigError::PlainHttpOffLoopback(ORIGIN_URL_VAR))
+        );
+        assert_eq!(
+            EdgeConfig::from_vars(vars(&[(ORIGIN_URL_VAR, " , ")])),
+            Err(ConfigError::Missing(ORIGIN_URL_VAR))
+        );
+        let many = vec!["http://127.0.0.1:8080"; MAX_ORIGINS + 1].join(",");
+        assert_eq!(
+            EdgeConfig::from_vars(vars(&[(ORIGIN_URL_VAR, &many)])),
+            Err(ConfigError::TooManyOrigins)
         );
     }
 

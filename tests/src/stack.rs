@@ -39,6 +39,7 @@ type Adjust<T> = Box<dyn FnOnce(&mut T) + Send>;
 pub struct StackBuilder {
     token: Option<SoftHsmToken>,
     database_server: Option<String>,
+    origins: usize,
     adjust_origin: Vec<Adjust<OriginSettings>>,
     adjust_edge: Vec<Adjust<EdgeSettings>>,
 }
@@ -48,6 +49,7 @@ impl std::fmt::Debug for StackBuilder {
         f.debug_struct("StackBuilder")
             .field("token", &self.token)
             .field("database server", &self.database_server)
+            .field("origins", &self.origins)
             .field("origin changes", &self.adjust_origin.len())
             .field("edge changes", &self.adjust_edge.len())
             .finish()
@@ -68,7 +70,15 @@ impl StackBuilder {
         self
     }
 
-    /// Changes the origin's settings (its environment, PIN, database, ...).
+    /// Runs `count` origins (at least one) on the one database and token, with the same
+    /// settings, and the edge spreading requests over them in turn (`ORIGIN_URL` lists them
+    /// all). The first is [`OwnParts::origin`], the others [`OwnParts::other_origins`].
+    pub fn origins(mut self, count: usize) -> Self {
+        self.origins = count.max(1);
+        self
+    }
+
+    /// Changes the origins' settings (their environment, PIN, database, ...).
     pub fn origin(mut self, adjust: impl FnOnce(&mut OriginSettings) + Send + 'static) -> Self {
         self.adjust_origin.push(Box::new(adjust));
         self
@@ -101,10 +111,23 @@ impl StackBuilder {
         for adjust in self.adjust_origin {
             adjust(&mut settings);
         }
-        let origin = tokio::task::spawn_blocking(move || Origin::start(&settings))
-            .await
-            .expect("origin start");
-        let mut edge_settings = EdgeSettings::new(origin.url());
+        let (origin, other_origins) = tokio::task::spawn_blocking({
+            let count = self.origins;
+            move || {
+                let first = Origin::start(&settings);
+                // The first migrated; the others start on the schema as it is.
+                settings.migrate = false;
+                let others: Vec<Origin> = (1..count).map(|_| Origin::start(&settings)).collect();
+                (first, others)
+            }
+        })
+        .await
+        .expect("origin start");
+        let origin_urls: Vec<&str> = std::iter::once(&origin)
+            .chain(&other_origins)
+            .map(Origin::url)
+            .collect();
+        let mut edge_settings = EdgeSettings::new(&origin_urls.join(","));
         edge_settings.var("ORIGIN_SHARED_SECRET", &edge_secret);
         for adjust in self.adjust_edge {
             adjust(&mut edge_settings);
@@ -115,6 +138,7 @@ impl StackBuilder {
         TestStack::with_parts(Parts::Own(Box::new(OwnParts {
             edge,
             origin,
+            other_origins,
             token,
             database,
         })))
@@ -127,6 +151,8 @@ pub struct OwnParts {
     // Field order is drop order: the edge and origin stop before their database goes.
     pub edge: Edge,
     pub origin: Origin,
+    /// The origins past the first, when [`StackBuilder::origins`] asked for several.
+    pub other_origins: Vec<Origin>,
     pub token: SoftHsmToken,
     pub database: TestDatabase,
 }
@@ -169,6 +195,7 @@ impl TestStack {
         StackBuilder {
             token: None,
             database_server: None,
+            origins: 1,
             adjust_origin: Vec::new(),
             adjust_edge: Vec::new(),
         }

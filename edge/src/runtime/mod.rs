@@ -16,6 +16,8 @@ mod limiter;
 mod page;
 mod rate_limiter;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use oxvault_core::request_id::REQUEST_ID_HEADER;
 use worker::js_sys::JsString;
 use worker::{Context, Env, Request, Response, Url, console_error, console_log, event};
@@ -202,10 +204,15 @@ fn trust<'a>(config: &'a EdgeConfig, request_origin: &'a str) -> Option<Trust<'a
     })
 }
 
-/// Reads the bindings once for this request. Only routes that need the origin call it, so a
-/// 404 never depends on configuration.
+/// Reads the bindings once for this request and picks its origin, the next in this isolate's
+/// rotation. Only routes that need the origin call it, so a 404 never depends on
+/// configuration.
 fn load_config(env: &Env) -> Result<EdgeConfig, EdgeError> {
-    Ok(EdgeConfig::from_vars(|name| {
-        env.var(name).ok().map(|var| var.to_string())
-    })?)
+    let mut config = EdgeConfig::from_vars(|name| env.var(name).ok().map(|var| var.to_string()))?;
+    config.choose_origin(NEXT_ORIGIN.fetch_add(1, Ordering::Relaxed));
+    Ok(config)
 }
+
+/// This isolate's place in the rotation over the origins. Any order would do (every origin
+/// serves every request); this one spreads evenly.
+static NEXT_ORIGIN: AtomicUsize = AtomicUsize::new(0);

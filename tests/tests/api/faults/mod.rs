@@ -14,6 +14,7 @@
 mod backup;
 mod load;
 mod soak;
+mod two_origins;
 
 use futures_util::StreamExt;
 use load::{Mix, SEEDED_PATH, Target};
