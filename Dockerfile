@@ -31,9 +31,10 @@ COPY --from=builder /usr/local/bin/oxvault-origin /usr/local/bin/oxvault-origin
 COPY docker/entrypoint.sh /usr/local/bin/oxvault-entrypoint
 ENV SOFTHSM2_CONF=/etc/oxvault/softhsm2.conf \
     OXVAULT_HSM_MODULE=/usr/lib/softhsm/libsofthsm2.so \
-    OXVAULT_LISTEN_ADDR=0.0.0.0:8080
+    OXVAULT_LISTEN_ADDR=0.0.0.0:8080 \
+    OXVAULT_METRICS_ADDR=0.0.0.0:9464
 USER 10001:10001
 VOLUME /var/lib/oxvault/tokens
-EXPOSE 8080
+EXPOSE 8080 9464
 ENTRYPOINT ["oxvault-entrypoint"]
 CMD ["serve"]

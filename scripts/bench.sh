@@ -208,12 +208,13 @@ fresh_database() {
 # A private SoftHSM token under run/: init_dev_token from lib.sh, pointed at another place.
 fresh_token() { DEV_DIR="$RUN_DIR" init_dev_token; }
 
-origin_env() { # PORT: the environment of a bench origin
+origin_env() { # PORT METRICS_PORT: the environment of a bench origin
     local bin
     bin=$(origin_bin release)
     [ -x "$bin" ] || die "$bin missing: build it (or drop BENCH_NO_BUILD)"
     ORIGIN_BIN=$bin
-    export OXVAULT_LISTEN_ADDR="127.0.0.1:$1" OXVAULT_LOG="${OXVAULT_LOG:-warn}" \
+    export OXVAULT_LISTEN_ADDR="127.0.0.1:$1" OXVAULT_METRICS_ADDR="127.0.0.1:$2" \
+        OXVAULT_LOG="${OXVAULT_LOG:-warn}" \
         OXVAULT_PUBLIC_URL="http://127.0.0.1:$EDGE_PORT" \
         OXVAULT_EDGE_SHARED_SECRET="$EDGE_SHARED_SECRET" \
         OXVAULT_ORIGIN_RATE_LIMIT="$BENCH_EDGE_LIMIT" \
@@ -223,7 +224,7 @@ origin_env() { # PORT: the environment of a bench origin
 
 start_origin() {
     EDGE_SHARED_SECRET=$(random_pin)$(random_pin)
-    origin_env "$ORIGIN_PORT"
+    origin_env "$ORIGIN_PORT" "$METRICS_PORT"
     "$ORIGIN_BIN" migrate >"$LOG_DIR/migrate.log" 2>&1 || die "migrate failed; see $LOG_DIR/migrate.log"
     start_bg origin "$ORIGIN_BIN" serve
     wait_http origin "http://127.0.0.1:$ORIGIN_PORT/v1/health" 60 "$(pid_of origin)"
@@ -483,18 +484,20 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; } # PID
 # SQL round trips per read: a second origin on the same database and token, its connections
 # through a proxy that counts what it sends. The main origin stays off the proxy.
 measure_sql() {
-    local proxy_port probe_port out main_db=$DATABASE_URL
+    local proxy_port probe_port probe_metrics_port out main_db=$DATABASE_URL
     proxy_port=$(free_port 25432)
     start_bg pgproxy python3 "$HELPER" pgproxy --port "$proxy_port" \
         --upstream 127.0.0.1:5432 --counter-file "$RUN_DIR/pgcount.json"
     probe_port=$(free_port $((ORIGIN_PORT + 10)))
-    origin_env "$probe_port"
+    probe_metrics_port=$(free_port $((METRICS_PORT + 10)))
+    origin_env "$probe_port" "$probe_metrics_port"
     DATABASE_URL="postgres://postgres@127.0.0.1:$proxy_port/$BENCH_DB?sslmode=disable"
     start_bg origin-sql "$ORIGIN_BIN" serve
     DATABASE_URL=$main_db
-    origin_env "$ORIGIN_PORT"
+    origin_env "$ORIGIN_PORT" "$METRICS_PORT"
     wait_http origin-sql "http://127.0.0.1:$probe_port/v1/health" 60 "$(pid_of origin-sql)"
     out=$(python3 "$HELPER" sql-per-read --origin "http://127.0.0.1:$probe_port" \
+        --metrics "http://127.0.0.1:$probe_metrics_port" \
         --state "$RUN_DIR/state.json" --counter-file "$RUN_DIR/pgcount.json" --reads 500)
     # A process that has served reads only (no login's Argon2 memory): RSS for comparison.
     metric rss_kib_probe "$(rss_kib "$(pid_of origin-sql)")"
@@ -556,6 +559,7 @@ mkdir -p "$RUN_DIR/wrk" "$LOG_DIR"
 # Away from dev.sh's and the tests' usual ports; the `wrangler dev` commands' inspectors get
 # ports of their own (two of them would otherwise both ask for 9229).
 ORIGIN_PORT=$(free_port 28080)
+METRICS_PORT=$(free_port 29464)
 EDGE_PORT=$(free_port 28787)
 EDGE_CLI_PORT=$(free_port $((EDGE_PORT + 1)))
 TRIVIAL_PORT=$(free_port $((EDGE_PORT + 2)))

@@ -5,6 +5,7 @@
 #   DATABASE_URL   use this database (else the server on 127.0.0.1:5432, else a private
 #                  cluster under .dev/pg on a free port)
 #   EDGE_PORT      default 8787        ORIGIN_PORT   default 8080
+#   METRICS_PORT   default 9464, the origin's /metrics (a listener of its own)
 #   DEV_PROFILE    release (default) or debug, the origin's cargo profile
 #   OXVAULT_LOG    the origin's tracing filter, default info
 #   PUBLIC_URL, RATE_LIMIT_AUTH_IP, RATE_LIMIT_LOGIN_IDENTITY, RATE_LIMIT_SHARE_IP,
@@ -20,6 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 EDGE_PORT=${EDGE_PORT:-8787}
 ORIGIN_PORT=${ORIGIN_PORT:-8080}
+METRICS_PORT=${METRICS_PORT:-9464}
 DEV_PROFILE=${DEV_PROFILE:-release}
 DEV_DB_NAME=oxvault_dev
 LOG_DIR="$DEV_DIR/logs"
@@ -156,7 +158,8 @@ start_origin() {
     local bin
     bin=$(origin_bin "$DEV_PROFILE")
     [ -x "$bin" ] || die "$bin missing after the build"
-    export OXVAULT_LISTEN_ADDR="127.0.0.1:$ORIGIN_PORT" OXVAULT_LOG="${OXVAULT_LOG:-info}"
+    export OXVAULT_LISTEN_ADDR="127.0.0.1:$ORIGIN_PORT" OXVAULT_LOG="${OXVAULT_LOG:-info}" \
+        OXVAULT_METRICS_ADDR="127.0.0.1:$METRICS_PORT"
     # Links in mail and share_url point at the edge; the edge proves itself to the origin with
     # a secret made fresh for this run (in production: a Worker secret and the origin's env).
     export OXVAULT_PUBLIC_URL="${OXVAULT_PUBLIC_URL:-${PUBLIC_URL:-http://127.0.0.1:$EDGE_PORT}}"
@@ -194,9 +197,9 @@ start_edge() {
 
 check_ports_free() {
     local p
-    for p in "$EDGE_PORT" "$ORIGIN_PORT"; do
+    for p in "$EDGE_PORT" "$ORIGIN_PORT" "$METRICS_PORT"; do
         if port_answers "$p"; then
-            die "127.0.0.1:$p is already in use (set EDGE_PORT / ORIGIN_PORT, or stop what runs there)"
+            die "127.0.0.1:$p is already in use (set EDGE_PORT / ORIGIN_PORT / METRICS_PORT, or stop what runs there)"
         fi
     done
 }
@@ -225,6 +228,7 @@ cat >&2 <<EOF
 oxvault is running. Ctrl-C stops it.
   edge     http://127.0.0.1:$EDGE_PORT        (Worker under wrangler dev)
   origin   http://127.0.0.1:$ORIGIN_PORT        ($DEV_PROFILE build)
+  metrics  http://127.0.0.1:$METRICS_PORT/metrics   (origin only, Prometheus text)
   openapi  http://127.0.0.1:$EDGE_PORT/v1/openapi.json
   health   http://127.0.0.1:$EDGE_PORT/v1/health -> $health
   logs     $LOG_DIR/{origin,wrangler}.log

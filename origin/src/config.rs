@@ -23,6 +23,9 @@ const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 pub struct Config {
     /// Where the HTTP listener binds (`OXVAULT_LISTEN_ADDR`); port 0 picks a free port.
     pub listen_addr: SocketAddr,
+    /// Where `/metrics` is served (`OXVAULT_METRICS_ADDR`, default 127.0.0.1:9464; `off`:
+    /// nowhere): a listener of its own, so the API's port never shows it.
+    pub metrics_addr: Option<SocketAddr>,
     pub database: DatabaseConfig,
     pub hsm: HsmConfig,
     /// Run pending migrations before serving (`OXVAULT_MIGRATE_ON_START`).
@@ -217,6 +220,18 @@ impl Config {
             SocketAddr::from(([127, 0, 0, 1], 8080)),
             "an address like 127.0.0.1:8080",
         );
+        let metrics_addr = match env
+            .optional("OXVAULT_METRICS_ADDR")
+            .as_deref()
+            .map(str::trim)
+        {
+            Some("off") => None,
+            _ => Some(env.parsed(
+                "OXVAULT_METRICS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9464)),
+                "an address like 127.0.0.1:9464, or off",
+            )),
+        };
         let database = DatabaseConfig::read(&mut env);
         let hsm = HsmConfig::read(&mut env);
         let migrate_on_start = env.flag("OXVAULT_MIGRATE_ON_START");
@@ -259,6 +274,7 @@ impl Config {
         }
         env.finish(Self {
             listen_addr,
+            metrics_addr,
             database,
             hsm,
             migrate_on_start,
@@ -563,6 +579,10 @@ mod tests {
     fn the_required_variables_alone_give_the_documented_defaults() {
         let config = Config::from_lookup(lookup(MINIMAL)).unwrap();
         assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.metrics_addr.map(|addr| addr.to_string()).as_deref(),
+            Some("127.0.0.1:9464")
+        );
         assert_eq!(config.hsm.kek_label, DEFAULT_KEK_LABEL);
         assert_eq!(config.hsm.signing_key_label, DEFAULT_SIGNING_KEY_LABEL);
         assert_eq!(config.hsm.sessions, 4);
@@ -655,6 +675,22 @@ mod tests {
         pairs.push(("OXVAULT_HSM_SESSIONS", "0"));
         let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
         assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn metrics_can_move_or_be_turned_off_but_not_be_garbled() {
+        let with = |value: &'static str| {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.push(("OXVAULT_METRICS_ADDR", value));
+            Config::from_lookup(lookup(&pairs))
+        };
+        assert_eq!(with("off").unwrap().metrics_addr, None);
+        assert_eq!(
+            with("0.0.0.0:9100").unwrap().metrics_addr,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+        );
+        let err = with("everywhere").unwrap_err();
+        assert!(err.to_string().contains("OXVAULT_METRICS_ADDR"), "{err}");
     }
 
     #[test]

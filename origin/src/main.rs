@@ -82,6 +82,9 @@ async fn serve() -> Result<(), String> {
         .await
         .map_err(|err| err.to_string())?;
     let addr = app.local_addr().map_err(|err| err.to_string())?;
+    if let Some(metrics_addr) = app.metrics_addr() {
+        tracing::info!(addr = %metrics_addr, "oxvault-origin metrics listening");
+    }
     tracing::info!(%addr, version = oxvault_core::VERSION, "oxvault-origin listening");
     app.run_until(shutdown_signal())
         .await

@@ -59,6 +59,8 @@ pub enum StartupError {
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics`, on its own address (`None`: turned off).
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     shutdown_grace: Duration,
     /// The outbox's delivery loop, stopped after the server has drained.
@@ -124,18 +126,18 @@ impl Application {
             google,
         );
 
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: config.listen_addr,
-                source,
-            })?;
+        let listener = bind(config.listen_addr).await?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         // After the bind, so an origin that cannot serve does not start delivering either.
         let mail = MailDelivery::start(pool.clone(), &config.mail)?;
         let (meter, meter_task) = http::metering::start(pool.clone(), &config.billing.meter);
         let tiers = Tiers::new(config.billing.tiers.clone());
         Ok(Self {
             listener,
+            metrics_listener,
             state: AppState::new(Shared {
                 org: OrgService::new(pool.clone(), audit.clone()),
                 invitations: InvitationService::new(
@@ -190,6 +192,13 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
     /// finish for up to the configured grace period.
     pub async fn run_until(
@@ -197,6 +206,21 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        let metrics = self.metrics_listener.map(|listener| {
+            let app = http::metrics::router(self.state.clone());
+            let mut stopping = stopping_tx.subscribe();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                };
+                if let Err(err) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %err, "the metrics listener failed");
+                }
+            })
+        });
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");
@@ -238,11 +262,20 @@ impl Application {
         // Every drained request has been metered by now: write them all before the pool goes.
         self.meter.stop().await;
         self.audit.stop().await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         self.state.statements.close().await;
         self.state.pool.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).

@@ -328,9 +328,10 @@ fn any_flipped_bit_or_other_aad_fails_closed() {
         kek_id: vec![0; 16],
         bytes: wrapped.bytes.clone(),
     };
+    // An id the token does not hold: the token is fine, the key cannot be opened here.
     assert!(matches!(
         wrapper.unwrap(&other_kek, b"here"),
-        Err(CryptoError::Integrity)
+        Err(CryptoError::KekMissing)
     ));
     // Bad input must not have cost the connection.
     assert_eq!(wrapper.unwrap(&wrapped, b"here").expect("still works"), key);
@@ -682,7 +683,7 @@ fn a_fenced_kek_unwraps_but_no_longer_wraps_and_a_destroyed_one_does_neither() {
     hsm.destroy_kek(&old.kek_id).expect("destroy the old KEK");
     assert!(matches!(
         hsm.unwrap(&old, b"aad"),
-        Err(CryptoError::Integrity)
+        Err(CryptoError::KekMissing)
     ));
     assert_eq!(hsm.list_keks().expect("list").len(), 1);
     assert_eq!(hsm.wrap(&key, b"aad").expect("wrap").kek_id, new_id);
@@ -704,7 +705,7 @@ fn a_wrapper_follows_when_another_process_retires_its_kek() {
     assert_eq!(hsm.unwrap(&new, b"aad").expect("unwrap"), key);
     assert!(matches!(
         hsm.unwrap(&old, b"aad"),
-        Err(CryptoError::Integrity)
+        Err(CryptoError::KekMissing)
     ));
 }
 

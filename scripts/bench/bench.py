@@ -439,7 +439,8 @@ def round_trips(c: dict) -> int:
 
 
 def origin_metrics(base: str) -> dict:
-    """The origin's counters from GET /metrics (Prometheus text), {} when it has none."""
+    """The origin's counters from GET /metrics (Prometheus text) on its metrics listener at
+    `base`, {} when it has none."""
     try:
         status, body = request(base, "GET", "/metrics", ok=range(200, 600), attempts=2)
     except HttpError:
@@ -493,6 +494,7 @@ def cmd_sql_per_read(args) -> None:
     first (pools, caches), then the idle background rate is measured and subtracted."""
     state = json.load(open(args.state))
     base = args.origin
+    hsm_base = args.metrics
     h = bearer(state["agent_token"])
     n = state["secrets"]
 
@@ -506,10 +508,10 @@ def cmd_sql_per_read(args) -> None:
     def measure(pick) -> dict:
         idle_secs = 3.0
         # Each HSM probe is taken outside the SQL window it could add to.
-        h0 = hsm_calls(base)
+        h0 = hsm_calls(hsm_base)
         c0 = read_counter(args.counter_file)
         time.sleep(idle_secs)
-        h1 = hsm_calls(base)
+        h1 = hsm_calls(hsm_base)
         c1 = read_counter(args.counter_file)
         t0 = time.monotonic()
         for _ in range(args.reads):
@@ -517,7 +519,7 @@ def cmd_sql_per_read(args) -> None:
         time.sleep(1.5)  # let a buffered meter or audit flush land in the window
         window = time.monotonic() - t0
         c2 = read_counter(args.counter_file)
-        h2 = hsm_calls(base)
+        h2 = hsm_calls(hsm_base)
         idle_rate = (round_trips(c1) - round_trips(c0)) / idle_secs
         sql = (round_trips(c2) - round_trips(c1) - idle_rate * window) / args.reads
         hsm = None
@@ -814,6 +816,7 @@ def main() -> None:
     s.add_argument("--counter-file", required=True)
     s = sub.add_parser("sql-per-read")
     s.add_argument("--origin", required=True)
+    s.add_argument("--metrics", required=True, help="base URL of the origin's metrics listener")
     s.add_argument("--state", required=True)
     s.add_argument("--counter-file", required=True)
     s.add_argument("--reads", type=int, default=500)

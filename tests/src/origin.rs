@@ -45,6 +45,8 @@ impl OriginSettings {
 pub struct Origin {
     process: Managed,
     url: String,
+    /// Where `/metrics` is served (a listener of its own).
+    metrics_url: String,
     /// What it was started with, for [`Origin::subcommand`].
     settings: OriginSettings,
     logs: TempDir,
@@ -74,6 +76,7 @@ fn command(settings: &OriginSettings, subcommand: &str) -> Command {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("DATABASE_URL", &settings.database_url)
         .env("OXVAULT_LISTEN_ADDR", "127.0.0.1:0")
+        .env("OXVAULT_METRICS_ADDR", "127.0.0.1:0")
         .env("OXVAULT_HSM_MODULE", SoftHsmToken::module())
         .env("OXVAULT_HSM_TOKEN_LABEL", TOKEN_LABEL)
         .env("OXVAULT_HSM_PIN", &settings.pin)
@@ -103,10 +106,11 @@ impl Origin {
             command(settings, "serve"),
             &logs.path().join("origin.log"),
         );
-        let addr = wait_for_listening(&lines, &mut process);
+        let (addr, metrics_addr) = wait_for_listening(&lines, &mut process);
         Self {
             process,
             url: format!("http://{addr}"),
+            metrics_url: format!("http://{metrics_addr}/metrics"),
             settings: settings.clone(),
             logs,
             restarts: 0,
@@ -127,9 +131,10 @@ impl Origin {
             .path()
             .join(format!("origin-restart-{}.log", self.restarts));
         let (mut process, lines) = Managed::spawn("oxvault-origin", command, &log);
-        let listening = wait_for_listening(&lines, &mut process);
+        let (listening, metrics_addr) = wait_for_listening(&lines, &mut process);
         assert_eq!(listening, addr, "the restarted origin listens elsewhere");
         self.process = process;
+        self.metrics_url = format!("http://{metrics_addr}/metrics");
     }
 
     /// Another `oxvault-origin` subcommand (e.g. `rotate-kek`) with the environment this
@@ -143,6 +148,11 @@ impl Origin {
     /// The origin's base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The URL of the origin's `/metrics` (on its metrics listener, not its API port).
+    pub fn metrics_url(&self) -> &str {
+        &self.metrics_url
     }
 
     /// The process id of the running `serve`.
@@ -171,17 +181,28 @@ impl Origin {
     }
 }
 
-/// Reads the origin's JSON log until it says where it listens.
-fn wait_for_listening(lines: &std::sync::mpsc::Receiver<String>, process: &mut Managed) -> String {
+/// Reads the origin's JSON log until it says where it listens: the API's address and the
+/// metrics listener's (logged first).
+fn wait_for_listening(
+    lines: &std::sync::mpsc::Receiver<String>,
+    process: &mut Managed,
+) -> (String, String) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut metrics = None;
     while std::time::Instant::now() < deadline {
         match lines.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
-                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
-                    && event["message"] == "oxvault-origin listening"
-                    && let Some(addr) = event["addr"].as_str()
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                let addr = event["addr"].as_str().map(str::to_owned);
+                if event["message"] == "oxvault-origin metrics listening" {
+                    metrics = addr;
+                } else if event["message"] == "oxvault-origin listening"
+                    && let Some(addr) = addr
                 {
-                    return addr.to_owned();
+                    let metrics = metrics.expect("the metrics address is logged before the API's");
+                    return (addr, metrics);
                 }
             }
             Err(_) => {

@@ -263,6 +263,32 @@ impl TestStack {
         &self.addresses.origin_url
     }
 
+    /// The text of the origin's `/metrics` (its metrics listener; a stack of the test's own).
+    pub async fn origin_metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.own().origin.metrics_url())
+            .send()
+            .await
+            .expect("the origin's metrics listener answers");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.text().await.expect("metrics text")
+    }
+
+    /// A counter without labels from the origin's `/metrics`, e.g. `oxvault_hsm_calls_total`.
+    pub async fn origin_counter(&self, name: &str) -> u64 {
+        let text = self.origin_metrics().await;
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    }
+
     /// The URL of the stack's database, to look at what was stored.
     pub fn database_url(&self) -> &str {
         &self.addresses.database_url

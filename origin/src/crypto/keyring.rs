@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -97,7 +98,7 @@ impl Keyring {
             tracing::error!("no audit MAC key is configured; refusing to record or verify events");
             return Err(CryptoError::Unavailable);
         };
-        self.run(move || op(audit.as_ref())).await
+        self.run("mac", move || op(audit.as_ref())).await
     }
 
     /// The audit MACs of `messages`, in order, computed in one blocking call.
@@ -119,7 +120,7 @@ impl Keyring {
     ) -> Result<WrappedKey, CryptoError> {
         let wrapper = Arc::clone(&self.wrapper);
         let deks = Arc::clone(&self.deks);
-        self.run(move || {
+        self.run("wrap", move || {
             let wrapped = wrapper.wrap(&key, &aad)?;
             deks.insert(&wrapped, &aad, &key);
             Ok(wrapped)
@@ -139,7 +140,7 @@ impl Keyring {
         }
         let wrapper = Arc::clone(&self.wrapper);
         let deks = Arc::clone(&self.deks);
-        self.run(move || {
+        self.run("unwrap", move || {
             let key = wrapper.unwrap(&wrapped, &aad)?;
             deks.insert(&wrapped, &aad, &key);
             Ok(key)
@@ -150,13 +151,13 @@ impl Keyring {
     /// Signs `message` with the token-signing key.
     pub async fn sign(&self, message: Vec<u8>) -> Result<Signature, CryptoError> {
         let signer = Arc::clone(&self.signer);
-        self.run(move || signer.sign(&message)).await
+        self.run("sign", move || signer.sign(&message)).await
     }
 
     /// The token-signing public key.
     pub async fn public_key(&self) -> Result<[u8; 32], CryptoError> {
         let signer = Arc::clone(&self.signer);
-        self.run(move || signer.public_key()).await
+        self.run("public_key", move || signer.public_key()).await
     }
 
     /// A real round trip through the HSM: wraps a fresh random key under the KEK, unwraps it
@@ -167,7 +168,7 @@ impl Keyring {
             CryptoError::Unavailable
         })?;
         let wrapper = Arc::clone(&self.wrapper);
-        self.run(move || {
+        self.run("probe", move || {
             let wrapped = wrapper.wrap(&key, PROBE_AAD)?;
             let back = wrapper.unwrap(&wrapped, PROBE_AAD)?;
             if back == key {
@@ -180,7 +181,9 @@ impl Keyring {
         .await
     }
 
-    async fn run<T, F>(&self, op: F) -> Result<T, CryptoError>
+    /// Runs `op` (named `name` in the metrics) on the blocking pool, at most `permits` at
+    /// once; records how long the HSM took and how it failed.
+    async fn run<T, F>(&self, name: &'static str, op: F) -> Result<T, CryptoError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, CryptoError> + Send + 'static,
@@ -194,13 +197,21 @@ impl Keyring {
             .map_err(|_| CryptoError::Unavailable)?;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(op))
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || span.in_scope(op))
             .in_current_span()
             .await
             .map_err(|err| {
                 tracing::error!(error = %err, "an HSM call panicked or was cancelled");
                 CryptoError::Unavailable
-            })?
+            })?;
+        metrics::histogram!("oxvault_hsm_call_seconds", "op" => name)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(err) = &result {
+            metrics::counter!("oxvault_hsm_errors_total", "op" => name, "error" => err.kind())
+                .increment(1);
+        }
+        result
     }
 }
 

@@ -66,6 +66,17 @@ pub enum CryptoError {
     KekMissing,
 }
 
+impl CryptoError {
+    /// A fixed name for the metrics' `error` label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Integrity => "integrity",
+            Self::KekMissing => "kek_missing",
+        }
+    }
+}
+
 /// Wraps and unwraps data keys under a key-encryption key that stays inside the HSM.
 ///
 /// Implementations block (PKCS#11 calls are synchronous and may take milliseconds on a

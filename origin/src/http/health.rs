@@ -2,48 +2,18 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use oxvault_core::health::{HealthResponse, HsmHealthResponse, HsmStatus};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 
-/// The health routes, and `/metrics` (origin only: the edge forwards `/v1` alone).
+/// The health routes (`/metrics` has a listener of its own: see `super::metrics`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(health_hsm))
-        .route("/metrics", axum::routing::get(metrics))
-}
-
-/// Counters for operators and `scripts/bench.sh`, in Prometheus' text format: HSM calls,
-/// cached data keys, audit transactions and events, single-statement appends that found a
-/// chain head moved. Counts only, nothing about any tenant.
-async fn metrics(
-    State(state): State<AppState>,
-) -> ([(header::HeaderName, &'static str); 1], String) {
-    let (batches, events, missed_heads) = state.audit.counts();
-    let lines = [
-        (
-            "oxvault_hsm_calls_total",
-            "counter",
-            state.keyring.hsm_calls(),
-        ),
-        (
-            "oxvault_dek_cache_keys",
-            "gauge",
-            state.keyring.cached_keys() as u64,
-        ),
-        ("oxvault_audit_transactions_total", "counter", batches),
-        ("oxvault_audit_events_total", "counter", events),
-        ("oxvault_audit_missed_heads_total", "counter", missed_heads),
-    ];
-    let body = lines
-        .iter()
-        .map(|(name, kind, value)| format!("# TYPE {name} {kind}\n{name} {value}\n"))
-        .collect();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 /// Service health: `healthy` when both the database and the HSM answer, else `degraded`.

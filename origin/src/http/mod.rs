@@ -15,6 +15,7 @@ pub mod error;
 mod extract;
 mod health;
 pub mod metering;
+pub mod metrics;
 mod openapi;
 mod org;
 mod policies;
@@ -127,6 +128,7 @@ pub fn router(state: AppState) -> Router {
             state.meter.clone(),
             metering::meter,
         ))
+        .route_layer(axum::middleware::from_fn(metrics::record_request))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

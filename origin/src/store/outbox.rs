@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -156,6 +156,16 @@ pub async fn claim_next(conn: &mut PgConnection) -> Result<Option<QueuedMail>, S
          FOR UPDATE SKIP LOCKED",
     )
     .fetch_optional(conn)
+    .await?)
+}
+
+/// Messages waiting to be sent (due or not, never the ones set aside), for the metrics: the
+/// partial index on unsent rows keeps this a scan of the queue, not of the history.
+pub async fn depth(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+    )
+    .fetch_one(pool)
     .await?)
 }
 

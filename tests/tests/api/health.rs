@@ -250,30 +250,13 @@ async fn a_burst_of_health_checks_from_one_address_gets_429s() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-/// The origin's HSM calls so far, from its `/metrics`.
-async fn hsm_calls(stack: &TestStack) -> u64 {
-    let text = stack
-        .client
-        .get(stack.origin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("oxvault_hsm_calls_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no HSM call counter in:\n{text}"))
-}
-
 /// However many health checks arrive at once, the origin probes the HSM once and shares the
 /// answer for two seconds (straight at the origin: what it does when the edge's limit is not
 /// in front of it). After the window the next check probes again.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_health_checks_share_one_hsm_probe() {
     let stack = TestStack::start().await;
-    let before = hsm_calls(&stack).await;
+    let before = stack.origin_counter("oxvault_hsm_calls_total").await;
 
     let started = Instant::now();
     let mut checks = tokio::task::JoinSet::new();
@@ -290,7 +273,7 @@ async fn concurrent_health_checks_share_one_hsm_probe() {
         assert_eq!(status.unwrap(), StatusCode::OK);
     }
     let burst = started.elapsed();
-    let probes = hsm_calls(&stack).await - before;
+    let probes = stack.origin_counter("oxvault_hsm_calls_total").await - before;
     // One probe per started two-second window the burst spanned.
     let windows = burst.as_secs() / 2 + 1;
     assert!(
@@ -299,7 +282,7 @@ async fn concurrent_health_checks_share_one_hsm_probe() {
     );
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let before = hsm_calls(&stack).await;
+    let before = stack.origin_counter("oxvault_hsm_calls_total").await;
     let body: HealthResponse = stack
         .client
         .get(stack.origin_url("/v1/health"))
@@ -311,7 +294,7 @@ async fn concurrent_health_checks_share_one_hsm_probe() {
         .unwrap();
     assert_eq!(body.status, HealthStatus::Healthy);
     assert_eq!(
-        hsm_calls(&stack).await - before,
+        stack.origin_counter("oxvault_hsm_calls_total").await - before,
         1,
         "a stale answer is probed anew"
     );

@@ -411,22 +411,6 @@ async fn raw_get_status(base: &str, path: &str, token: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// The origin's counters (`/metrics`, origin only), by name.
-async fn origin_counter(stack: &TestStack, name: &str) -> u64 {
-    let text = stack
-        .client
-        .get(stack.origin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
 /// Reads of a hot secret open its data key from the keyring's cache: the HSM is asked only
 /// for the audit MACs (at most one call per read, fewer when reads share a batch), never
 /// again for the unwrap. (The cache is keyed by place too: a wrapped key moved elsewhere
@@ -442,30 +426,34 @@ async fn hot_reads_take_the_data_key_from_the_cache_and_batch_their_events() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let calls_before = origin_counter(&stack, "oxvault_hsm_calls_total").await;
-    let events_before = origin_counter(&stack, "oxvault_audit_events_total").await;
+    let calls_before = stack.origin_counter("oxvault_hsm_calls_total").await;
+    let events_before = stack.origin_counter("oxvault_audit_events_total").await;
     const READS: u64 = 40;
     let reads = (0..READS).map(|_| stack.get_secret(token, &vault, "api/key"));
     for (status, body) in futures_util::future::join_all(reads).await {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["value"], "hot-value");
     }
-    let calls = origin_counter(&stack, "oxvault_hsm_calls_total").await - calls_before;
-    let events = origin_counter(&stack, "oxvault_audit_events_total").await - events_before;
-    let transactions = origin_counter(&stack, "oxvault_audit_transactions_total").await;
+    let calls = stack.origin_counter("oxvault_hsm_calls_total").await - calls_before;
+    let events = stack.origin_counter("oxvault_audit_events_total").await - events_before;
+    let transactions = stack
+        .origin_counter("oxvault_audit_transactions_total")
+        .await;
     assert_eq!(events, READS, "one event per read");
     assert!(
         calls <= READS,
         "{calls} HSM calls for {READS} reads: the data key was unwrapped again"
     );
     assert!(
-        transactions < origin_counter(&stack, "oxvault_audit_events_total").await,
+        transactions < stack.origin_counter("oxvault_audit_events_total").await,
         "concurrent reads shared no audit transaction"
     );
     // One origin alone: after its first batch it knows every head, so each later batch is the
     // single compare-and-swap statement, and none ever finds a head moved.
     assert_eq!(
-        origin_counter(&stack, "oxvault_audit_missed_heads_total").await,
+        stack
+            .origin_counter("oxvault_audit_missed_heads_total")
+            .await,
         0,
         "a lone origin's single-statement appends missed their heads"
     );

@@ -28,6 +28,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -263,6 +264,7 @@ impl Appender {
             return Ok(());
         }
         let count = events.len() as u64;
+        let started = Instant::now();
         let chains: BTreeSet<_> = events.iter().map(chain_of).collect();
         let known: Option<HashMap<_, _>> = chains
             .iter()
@@ -271,7 +273,7 @@ impl Appender {
         if let Some(known) = known {
             match self.append_known(events.clone(), known).await {
                 Ok(true) => {
-                    self.counted(count);
+                    self.counted(count, "known", started);
                     return Ok(());
                 }
                 // Moved by another origin, or the statement failed: the locked path decides.
@@ -283,8 +285,11 @@ impl Appender {
         }
         let outcome = self.append_locked(events, &chains).await;
         match outcome {
-            Ok(()) => self.counted(count),
-            Err(_) => self.forget(&chains),
+            Ok(()) => self.counted(count, "locked", started),
+            Err(_) => {
+                metrics::counter!("oxvault_audit_failed_writes_total").increment(1);
+                self.forget(&chains);
+            }
         }
         outcome
     }
@@ -351,8 +356,13 @@ impl Appender {
         }
     }
 
-    fn counted(&self, events: u64) {
+    /// Counts a stored batch of `events` that took the `path` ("known" or "locked") and
+    /// began at `started`.
+    fn counted(&self, events: u64, path: &'static str, started: Instant) {
         self.counts.batches.fetch_add(1, Ordering::Relaxed);
         self.counts.events.fetch_add(events, Ordering::Relaxed);
+        metrics::histogram!("oxvault_audit_batch_events").record(events as f64);
+        metrics::histogram!("oxvault_audit_write_seconds", "path" => path)
+            .record(started.elapsed().as_secs_f64());
     }
 }
