@@ -114,10 +114,28 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then
 elif [ "${OXVAULT_SHARED_TARGET:-1}" != 0 ] && [ -n "${HOME:-}" ] &&
     mkdir -p "$OXVAULT_CACHE_DIR/target" 2>/dev/null; then
     CARGO_TARGET_DIR="$OXVAULT_CACHE_DIR/target"
+    _shared_target=1
 else
     CARGO_TARGET_DIR="$OXVAULT_ROOT/target"
 fi
 export CARGO_TARGET_DIR
+
+# Cargo rebuilds a crate when one of its files is newer than its last build, and a workspace
+# crate builds to the same place from every clone. So a clone whose files are older than
+# another clone's last build would silently get that clone's code. When another clone built in
+# the shared directory last, this clone's tracked files are touched first: its own crates
+# rebuild, the dependencies stay.
+claim_shared_target() {
+    local marker="$CARGO_TARGET_DIR/.oxvault-checkout"
+    [ "$(cat "$marker" 2>/dev/null)" = "$OXVAULT_ROOT" ] && return 0
+    if command -v git >/dev/null 2>&1 && git -C "$OXVAULT_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+        git -C "$OXVAULT_ROOT" ls-files -z | (cd "$OXVAULT_ROOT" && xargs -0 touch -c --)
+    fi
+    printf '%s\n' "$OXVAULT_ROOT" >"$marker"
+}
+if [ "${_shared_target:-0}" = 1 ]; then
+    claim_shared_target
+fi
 
 cd "$OXVAULT_ROOT" || exit 1
 

@@ -1,8 +1,9 @@
-//! Fault drills (SECURITY.md cases 26 and 27): PostgreSQL restarted under mixed load, the
-//! origin killed with SIGKILL mid-write and started again, and stopped with SIGTERM under 32
-//! connections. Each drill owns what it breaks (a private PostgreSQL cluster, its own
-//! origin), drives real load through the edge for a few seconds (see `load`) and stops by
-//! itself.
+//! Fault drills (SECURITY.md cases 24, 26 and 27): PostgreSQL restarted under mixed load, the
+//! HSM taken away and brought back under it, the origin killed with SIGKILL mid-write and
+//! started again, and stopped with SIGTERM under 32 connections; also a soak, backup and
+//! restore, and two origins behind one edge (submodules). Each drill owns what it breaks (a
+//! private PostgreSQL cluster, its own origin, its own token), drives real load through the
+//! edge for a few seconds (see `load`) and stops by itself.
 //!
 //! During a fault a client gets a 2xx or a proper "retry later": a 503 problem with
 //! `Retry-After` from the origin, or a 502 one from the edge while no origin answers. Never a
@@ -80,6 +81,25 @@ async fn a_database_restart_under_mixed_load_gets_2xx_or_503_and_loses_nothing()
     })
     .await;
     load::assert_clean(&tallies, "database restart");
+    assert_nothing_lost(&stack, &target, &tallies).await;
+}
+
+/// SECURITY.md case 24 under load: the token directory taken away for two seconds while the
+/// loops run, then brought back; the origin is not restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hsm_gone_and_back_under_mixed_load_gets_2xx_or_503_and_loses_nothing() {
+    let stack = TestStack::start().await;
+    let target = target_on(&stack).await;
+    let token = &stack.own().token;
+    let tallies = load::run(&target, MIX, &[StatusCode::SERVICE_UNAVAILABLE], async {
+        token.take_away();
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        token.bring_back();
+    })
+    .await;
+    load::assert_clean(&tallies, "HSM outage");
+    let refused: u64 = tallies.iter().map(|tally| tally.retry_later).sum();
+    assert!(refused > 0, "no request saw the HSM gone");
     assert_nothing_lost(&stack, &target, &tallies).await;
 }
 
