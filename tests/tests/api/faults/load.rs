@@ -63,6 +63,8 @@ pub struct Tally {
     pub wrong: Vec<String>,
     /// Writes answered 2xx: (path, value).
     pub acknowledged: Vec<(String, String)>,
+    /// Paths of writes answered "retry later".
+    pub refused_writes: Vec<String>,
 }
 
 /// Shared by the loops and the driver: whether the fault is over, whether to stop.
@@ -186,8 +188,11 @@ async fn run_loop(
                     .json(&json!({"value": value}))
                     .send()
                     .await;
+                let before = tally.retry_later;
                 if tally.sort(sent, allowed, after).await.is_some() {
                     tally.acknowledged.push((path, value));
+                } else if tally.retry_later > before {
+                    tally.refused_writes.push(path);
                 }
             }
             Kind::Read => {

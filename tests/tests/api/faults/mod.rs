@@ -145,6 +145,20 @@ async fn sigterm_under_32_connections_drains_flushes_and_loses_nothing() {
     .await;
     load::assert_clean(&tallies, "SIGTERM");
     assert_nothing_lost(&stack, &target, &tallies).await;
+    // Drained, not cut: a write told to retry never reached a handler (it found the
+    // listener closed), so it left nothing behind. One cut mid-way could have.
+    for tally in &tallies {
+        for path in &tally.refused_writes {
+            let (status, body) = stack.get_secret(&target.token, &target.vault, path).await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "refused {path} was written: {body}"
+            );
+        }
+    }
+    let refused: usize = tallies.iter().map(|tally| tally.refused_writes.len()).sum();
+    eprintln!("SIGTERM: {refused} writes refused while the origin was down, none written");
     // The meter's buffer was flushed on the way down: every acknowledged write was metered.
     let written = load::acknowledged(&tallies).len();
     let metered: i64 = scalar(
