@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod claims;
+pub mod edge_report;
 pub mod email;
 pub mod health;
 pub mod ids;

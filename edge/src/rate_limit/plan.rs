@@ -27,6 +27,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Limit, RateLimits};
+use oxvault_core::edge_report::LimitName;
+
 use crate::access::path_matches;
 
 /// A kind of limit, each with its own `wrangler.toml` var.
@@ -54,6 +56,17 @@ impl LimitClass {
     /// (passwords, keys, share ids) and stay exact, one object check per request.
     pub fn leased(self) -> bool {
         matches!(self, Self::Identity)
+    }
+
+    /// This class's name in the refusals the edge reports to the origin.
+    pub fn report_name(self) -> LimitName {
+        match self {
+            Self::AuthIp => LimitName::AuthIp,
+            Self::LoginIdentity => LimitName::LoginIdentity,
+            Self::ShareIp => LimitName::ShareIp,
+            Self::Identity => LimitName::Identity,
+            Self::HealthIp => LimitName::HealthIp,
+        }
     }
 
     /// The configured limit of this class.

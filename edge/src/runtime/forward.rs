@@ -10,7 +10,10 @@ use futures_util::StreamExt;
 use worker::js_sys::Uint8Array;
 use worker::{ByteStream, Fetch, Request, Response, ResponseBody, Url, web_sys};
 
+use oxvault_core::edge_report::{REFUSALS_HEADER, Refusals};
+
 use super::http::{header_list, set_all, to_headers};
+use super::limiter::{put_back_refusals, take_refusals};
 use crate::body::BodyCollector;
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
@@ -50,6 +53,33 @@ pub(super) struct Outbound<'a> {
 /// Sends the request on and relays the answer, with `extra` headers (the rate limit that
 /// applied) added to it.
 pub(super) async fn send(
+    mut outbound: Outbound<'_>,
+    config: &EdgeConfig,
+    extra: &[(&'static str, String)],
+    request_id: &str,
+) -> Result<Response, EdgeError> {
+    // The isolate's refusals ride along, where the origin can believe them (it checks the
+    // shared secret sent beside them); put back if the origin is not reached.
+    let refusals = if config.shared_secret.is_some() {
+        take_refusals()
+    } else {
+        Refusals::new()
+    };
+    if !refusals.is_empty() {
+        headers::set(
+            &mut outbound.headers,
+            REFUSALS_HEADER,
+            &refusals.to_header(),
+        );
+    }
+    let sent = send_now(outbound, config, extra, request_id).await;
+    if matches!(sent, Err(EdgeError::OriginUnreachable(_))) {
+        put_back_refusals(refusals);
+    }
+    sent
+}
+
+async fn send_now(
     outbound: Outbound<'_>,
     config: &EdgeConfig,
     extra: &[(&'static str, String)],

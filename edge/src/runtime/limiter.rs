@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 
+use oxvault_core::edge_report::Refusals;
 use worker::wasm_bindgen::JsValue;
 use worker::{Date, Env, Method, Request, RequestInit};
 
@@ -26,6 +27,19 @@ thread_local! {
     /// counted, so losing it (a new isolate) makes the limit stricter, never looser. wasm32
     /// runs one thread per isolate; no borrow is held across an `.await`.
     static ALLOWANCES: RefCell<Allowances> = const { RefCell::new(Allowances::new()) };
+
+    /// Refusals not yet reported to the origin (see `oxvault_core::edge_report`).
+    static REFUSED: RefCell<Refusals> = const { RefCell::new(Refusals::new()) };
+}
+
+/// The refusals counted since the last report, leaving none.
+pub(super) fn take_refusals() -> Refusals {
+    REFUSED.with_borrow_mut(std::mem::take)
+}
+
+/// Puts back a report that did not reach the origin.
+pub(super) fn put_back_refusals(refusals: Refusals) {
+    REFUSED.with_borrow_mut(|kept| kept.merge(refusals));
 }
 
 /// The Durable Object namespace binding of `wrangler.toml`.
@@ -59,6 +73,7 @@ impl<'a> Limiter<'a> {
                 .decision
         };
         if !decision.allowed {
+            REFUSED.with_borrow_mut(|refused| refused.add(check.class.report_name()));
             return Err(EdgeError::RateLimited(decision));
         }
         if check.class.reported() {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use oxvault_core::edge_report::{REFUSALS_HEADER, Refusals};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -103,6 +104,15 @@ impl EdgeTrust {
         bool::from(given.ct_eq(expected))
     }
 
+    /// The rate-limit refusals the edge reports with this request, when the edge's secret
+    /// came with them (see `oxvault_core::edge_report`); `None` otherwise or when malformed.
+    pub fn refusals(&self, headers: &HeaderMap) -> Option<Refusals> {
+        if !self.vouches_for(headers) {
+            return None;
+        }
+        single(headers, REFUSALS_HEADER).and_then(Refusals::parse)
+    }
+
     /// The client of a request with these headers from TCP peer `peer`.
     pub fn context(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> ClientContext {
         if self.vouches_for(headers) {
@@ -182,6 +192,27 @@ mod tests {
         );
         assert_eq!(context.ip, ip("203.0.113.9"));
         assert_eq!(context.public_url, "http://127.0.0.1:8787");
+    }
+
+    #[test]
+    fn refusal_counts_are_believed_only_beside_the_edge_secret() {
+        let report = (REFUSALS_HEADER, "share_ip=3");
+        let counted = trust()
+            .refusals(&headers(&[(EDGE_AUTH_HEADER, SECRET), report]))
+            .expect("a vouched report");
+        assert_eq!(counted.to_header(), "share_ip=3");
+        assert_eq!(trust().refusals(&headers(&[report])), None);
+        assert_eq!(
+            trust().refusals(&headers(&[(EDGE_AUTH_HEADER, "not-the-secret"), report])),
+            None
+        );
+        assert_eq!(
+            trust().refusals(&headers(&[
+                (EDGE_AUTH_HEADER, SECRET),
+                (REFUSALS_HEADER, "share_ip=3,share_ip=4")
+            ])),
+            None
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Two kinds of source feed one registry:
 //! - recorded where things happen, through the `metrics` facade: requests and their latency
 //!   per route template ([`record_request`]), HSM calls and failures (`crypto::keyring`), audit
-//!   batch sizes and write latency (the audit appender);
+//!   batch sizes and write latency (the audit appender), and the rate-limit refusals the edge
+//!   answered itself, which it reports with its next forwarded request;
 //! - read when scraped ([`read_gauges`]): database pool use, the data-key cache, the mail
 //!   outbox's depth, and the counters the keyring and the appender keep.
 //!
@@ -105,8 +106,18 @@ async fn read_gauges(state: &AppState) {
 }
 
 /// Middleware on every matched route: one count and one latency per request, by method,
-/// route template and status class.
-pub async fn record_request(request: Request, next: Next) -> Response {
+/// route template and status class; and the rate-limit refusals the edge reports with it.
+pub async fn record_request(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(refusals) = state.edge_trust.refusals(request.headers()) {
+        for (limit, count) in refusals.counts() {
+            metrics::counter!("oxvault_edge_rate_limit_refusals_total", "limit" => limit.as_str())
+                .increment(count);
+        }
+    }
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -128,7 +128,10 @@ pub fn router(state: AppState) -> Router {
             state.meter.clone(),
             metering::meter,
         ))
-        .route_layer(axum::middleware::from_fn(metrics::record_request))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record_request,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

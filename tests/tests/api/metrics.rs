@@ -54,3 +54,34 @@ async fn metrics_have_a_listener_of_their_own_and_name_routes_never_paths() {
     assert_eq!(api.status(), StatusCode::NOT_FOUND);
     assert_eq!(stack.get("/metrics").await.status(), StatusCode::NOT_FOUND);
 }
+
+/// The edge answers rate-limit refusals itself; it reports them with its next forwarded
+/// request, and the origin counts them per limit.
+#[tokio::test]
+async fn the_edges_rate_limit_refusals_reach_the_origins_metrics() {
+    let stack = TestStack::builder()
+        .edge(|edge| {
+            edge.var("RATE_LIMIT_SHARE_IP", "2/60");
+        })
+        .start()
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let id = uuid::Uuid::new_v4();
+        statuses.push(
+            stack
+                .get(&format!("/v1/share/{id}"))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [404, 404, 429, 429, 429]);
+    // The next request the edge forwards carries the count.
+    stack.signup("after-refusals@example.com").await;
+    let text = stack.origin_metrics().await;
+    assert!(
+        text.contains(r#"oxvault_edge_rate_limit_refusals_total{limit="share_ip"} 3"#),
+        "{text}"
+    );
+}
