@@ -439,8 +439,8 @@ def round_trips(c: dict) -> int:
 
 
 def origin_metrics(base: str) -> dict:
-    """The origin's counters from GET /metrics (Prometheus text) on its metrics listener at
-    `base`, {} when it has none."""
+    """The origin's unlabelled counters and gauges from GET /metrics (Prometheus text) on its
+    metrics listener at `base`, {} when it has none."""
     try:
         status, body = request(base, "GET", "/metrics", ok=range(200, 600), attempts=2)
     except HttpError:
@@ -450,7 +450,9 @@ def origin_metrics(base: str) -> dict:
     found = {}
     for line in body.splitlines():
         parts = line.split()
-        if len(parts) == 2 and not line.startswith("#"):
+        # The counters and gauges without labels; histograms and per-route series are for a
+        # Prometheus, not this report.
+        if len(parts) == 2 and not line.startswith("#") and "{" not in parts[0]:
             try:
                 found[parts[0]] = float(parts[1])
             except ValueError:
@@ -538,7 +540,7 @@ def cmd_sql_per_read(args) -> None:
     result = {"reads": args.reads,
               "hot": measure(lambda: 0),
               "spread": measure(lambda: random.randrange(n)),
-              "origin_metrics": origin_metrics(base)}
+              "origin_metrics": origin_metrics(hsm_base)}
     print(json.dumps(result))
 
 
