@@ -77,10 +77,14 @@ fn common_statuses(path: &str, operation: &Operation) -> Vec<(u16, &'static str)
     if !UNLIMITED.contains(&path) {
         statuses.push((429, "Rate limited; `Retry-After` says when to try again"));
     }
-    statuses.push((502, "The edge could not reach the origin"));
+    statuses.push((
+        502,
+        "The edge could not reach the origin; `Retry-After` says when to try again",
+    ));
     statuses.push((
         503,
-        "A dependency (database, HSM) or the edge's configuration is unavailable; retry later",
+        "A dependency (database, HSM, rate limiter) is unavailable, with `Retry-After` \
+         saying when to try again; or the edge's configuration is broken",
     ));
     statuses.push((504, "The origin did not answer the edge in time"));
     statuses
