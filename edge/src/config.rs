@@ -185,9 +185,9 @@ impl fmt::Debug for SharedSecret {
 pub struct EdgeConfig {
     /// Every origin `ORIGIN_URL` names.
     pub origins: Origins,
-    /// Where this request goes (the origin's health, its keys, `/v1/*`): the first origin
-    /// until [`EdgeConfig::choose_origin`].
-    pub origin: OriginUrl,
+    /// This request's place in the rotation over `origins` (0 until
+    /// [`EdgeConfig::choose_origin`]); see [`EdgeConfig::origin`].
+    turn: usize,
     /// When set, the origin trusts the client address and public URL the edge reports.
     pub shared_secret: Option<SharedSecret>,
     /// The public base URL; `None`: the one each request came in on.
@@ -216,10 +216,9 @@ impl EdgeConfig {
             let text = var(name).ok_or(ConfigError::Missing(name))?;
             Limit::parse(&text).map_err(|err| ConfigError::BadLimit(name, err))
         };
-        let origins = Origins::parse(&origin_url)?;
         Ok(Self {
-            origin: origins.pick(0).clone(),
-            origins,
+            origins: Origins::parse(&origin_url)?,
+            turn: 0,
             shared_secret,
             public_url,
             limits: RateLimits {
@@ -236,7 +235,13 @@ impl EdgeConfig {
 impl EdgeConfig {
     /// Sends this request to the `turn`-th origin in the rotation (see [`Origins::pick`]).
     pub fn choose_origin(&mut self, turn: usize) {
-        self.origin = self.origins.pick(turn).clone();
+        self.turn = turn;
+    }
+
+    /// Where this request goes (the origin's health, its keys, `/v1/*`): the first origin
+    /// until [`EdgeConfig::choose_origin`].
+    pub fn origin(&self) -> &OriginUrl {
+        self.origins.pick(self.turn)
     }
 }
 
@@ -407,11 +412,11 @@ mod tests {
     fn several_origins_are_taken_in_turn() {
         let list = "http://127.0.0.1:8080, http://127.0.0.1:8081 https://origin.example.com";
         let mut config = EdgeConfig::from_vars(vars(&[(ORIGIN_URL_VAR, list)])).unwrap();
-        assert_eq!(config.origin.as_str(), "http://127.0.0.1:8080");
+        assert_eq!(config.origin().as_str(), "http://127.0.0.1:8080");
         let picked: Vec<String> = (0..4)
             .map(|turn| {
                 config.choose_origin(turn);
-                config.origin.as_str().to_owned()
+                config.origin().as_str().to_owned()
             })
             .collect();
         assert_eq!(
@@ -446,7 +451,7 @@ mod tests {
     #[test]
     fn good_bindings_become_the_config() {
         let config = EdgeConfig::from_vars(vars(&[])).unwrap();
-        assert_eq!(config.origin.as_str(), "http://127.0.0.1:8080");
+        assert_eq!(config.origin().as_str(), "http://127.0.0.1:8080");
         assert_eq!(config.shared_secret, None);
         assert_eq!(config.public_url, None);
         assert_eq!(config.limits.auth_ip, Limit::parse("30/60").unwrap());

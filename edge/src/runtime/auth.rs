@@ -75,7 +75,7 @@ async fn refresh(config: &EdgeConfig, request_id: &str, reason: FetchReason) {
 
 /// The status and body of the origin's answer to `GET /.well-known/jwks.json`.
 async fn fetch_jwks(config: &EdgeConfig, fetch_id: &str) -> Result<(u16, Vec<u8>), String> {
-    let target = origin_target(&config.origin, JWKS_PATH, None);
+    let target = origin_target(config.origin(), JWKS_PATH, None);
     let headers = to_headers(&[
         ("accept".to_owned(), "application/json".to_owned()),
         (REQUEST_ID_HEADER.to_owned(), fetch_id.to_owned()),

@@ -86,7 +86,7 @@ async fn send_now(
     request_id: &str,
 ) -> Result<Response, EdgeError> {
     let outgoing = to_headers(&outbound.headers)?;
-    let target = origin_target(&config.origin, outbound.url.path(), outbound.url.query());
+    let target = origin_target(config.origin(), outbound.url.path(), outbound.url.query());
 
     let init = web_sys::RequestInit::new();
     init.set_method(outbound.method);
@@ -99,7 +99,7 @@ async fn send_now(
         init.set_body_opt_u8_array(Some(&Uint8Array::from(body.as_slice())));
     }
     let request = web_sys::Request::new_with_str_and_init(&target, &init).map_err(|err| {
-        let target = loggable_target(&config.origin, outbound.url.path());
+        let target = loggable_target(config.origin(), outbound.url.path());
         EdgeError::Internal(format!("origin request to {target} not built: {err:?}"))
     })?;
 
@@ -108,7 +108,7 @@ async fn send_now(
         .await
         .map_err(|err| {
             // Named without the query and with any share id redacted: this goes to the log.
-            let target = loggable_target(&config.origin, outbound.url.path());
+            let target = loggable_target(config.origin(), outbound.url.path());
             EdgeError::OriginUnreachable(format!("{target}: {err}"))
         })?;
     relay(response, extra, request_id)

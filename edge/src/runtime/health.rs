@@ -38,7 +38,7 @@ pub(super) async fn answer(
 
 /// The body of the origin's health answer, or `None` (logged) when there is none.
 async fn ask_origin(config: &EdgeConfig, request_id: &str) -> Option<Vec<u8>> {
-    let target = origin_target(&config.origin, HEALTH_PATH, None);
+    let target = origin_target(config.origin(), HEALTH_PATH, None);
     let headers = to_headers(&[
         ("accept".to_owned(), "application/json".to_owned()),
         (REQUEST_ID_HEADER.to_owned(), request_id.to_owned()),

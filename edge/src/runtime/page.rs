@@ -87,7 +87,7 @@ async fn ask_status(
     client_ip: Option<&str>,
     request_id: &str,
 ) -> Option<(u16, Vec<u8>)> {
-    let target = origin_target(&config.origin, &status_path(id), None);
+    let target = origin_target(config.origin(), &status_path(id), None);
     let request_origin = url.origin().ascii_serialization();
     let mut list = headers::to_origin(&[], client_ip, request_id, trust(config, &request_origin));
     list.push(("accept".to_owned(), "application/json".to_owned()));

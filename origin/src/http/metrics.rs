@@ -40,7 +40,7 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 const OUTBOX_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The process's registry, installed as the global `metrics` recorder on first use.
-pub fn handle() -> &'static PrometheusHandle {
+fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()

@@ -195,27 +195,19 @@ async fn run_loop(
                     tally.refused_writes.push(path);
                 }
             }
-            Kind::Read => {
-                let sent = target
-                    .client
-                    .get(format!(
+            Kind::Read | Kind::ShareRead => {
+                // Both read the seeded value: through the vault, or through the share link.
+                let request = if matches!(kind, Kind::Read) {
+                    let url = format!(
                         "{}/v1/vaults/{}/secrets/{SEEDED_PATH}",
                         target.base, target.vault
-                    ))
-                    .bearer_auth(&target.token)
-                    .send()
-                    .await;
-                if let Some(body) = tally.sort(sent, allowed, after).await {
-                    tally.expect_value(&body, &target.value);
-                }
-            }
-            Kind::ShareRead => {
-                let sent = target
-                    .client
-                    .get(format!("{}/v1/share/{}", target.base, target.share_id))
-                    .send()
-                    .await;
-                if let Some(body) = tally.sort(sent, allowed, after).await {
+                    );
+                    target.client.get(url).bearer_auth(&target.token)
+                } else {
+                    let url = format!("{}/v1/share/{}", target.base, target.share_id);
+                    target.client.get(url)
+                };
+                if let Some(body) = tally.sort(request.send().await, allowed, after).await {
                     tally.expect_value(&body, &target.value);
                 }
             }
