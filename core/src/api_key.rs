@@ -200,6 +200,13 @@ fn crc32(parts: &[&[u8]]) -> u32 {
     !crc
 }
 
+/// The SHA-256 of a key's text: how a cache keyed by keys holds them without the keys
+/// themselves (the edge's MCP token cache).
+pub fn key_digest(key: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ pub mod request_id;
 pub mod routes;
 pub mod scope;
 pub mod secret_path;
+pub mod secret_request;
 pub mod sensitive;
 pub mod share;
 pub mod stored;

@@ -46,6 +46,10 @@ pub const PUBLIC_ROUTES: &[PublicRoute] = &[
     // No HEAD on a lookup: it would use up a view and show nothing (the edge answers it 405).
     public("GET", "/v1/share/{id}", "GET, DELETE"),
     public("GET", "/v1/share/{id}/status", "GET, HEAD"),
+    // Secret requests: the id is the credential. The prompt shows what is asked (never a
+    // value); the fulfil writes the one value a pending request takes.
+    public("GET", "/v1/secret-requests/{id}/prompt", "GET, HEAD"),
+    public("POST", "/v1/secret-requests/{id}/fulfil", "POST"),
 ];
 
 /// The public route of `path`, or `None` when it is not one's.

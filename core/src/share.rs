@@ -90,13 +90,21 @@ pub fn share_url(public_url: &str, id: ShareId) -> String {
     format!("{}/s/{id}", public_url.trim_end_matches('/'))
 }
 
-/// Where a share id can stand in a request path: the lookup and status routes, the recipient's
-/// accept and decline routes, and the share page (`/v1/shares/inbound` and `/outbound` are
-/// lists, not ids).
-const SHARE_ID_PREFIXES: [&str; 3] = ["/v1/share/", "/v1/shares/", "/s/"];
+/// Where a link id can stand in a request path: a share's lookup and status routes, the
+/// recipient's accept and decline routes and the share page (`/v1/shares/inbound` and
+/// `/outbound` are lists, not ids); a secret request's routes and its page. A pending secret
+/// request's id is a credential too (see [`crate::secret_request`]), so it is hidden the same
+/// way and shown as `{share_id}` like a share's.
+const SHARE_ID_PREFIXES: [&str; 5] = [
+    "/v1/share/",
+    "/v1/shares/",
+    "/s/",
+    "/v1/secret-requests/",
+    "/r/",
+];
 
-/// The words that may follow a share id in a path; anything else there is redacted too.
-const SHARE_PATH_WORDS: [&str; 3] = ["status", "accept", "decline"];
+/// The words that may follow a link id in a path; anything else there is redacted too.
+const SHARE_PATH_WORDS: [&str; 5] = ["status", "accept", "decline", "prompt", "fulfil"];
 
 /// `path` as a log line may show it: the segment holding a share id replaced by
 /// `{share_id}`, since a link share's id is its only credential. Whatever else follows it is
@@ -883,7 +891,7 @@ mod properties {
         fn any_path_is_kept_or_redacted_and_redaction_is_stable(
             path in prop_oneof![
                 crate::any_text(),
-                "(/v1/shares?/|/s/|/v1/shares/(in|out)bound)[a-z0-9/%{}-]{0,20}",
+                "(/v1/shares?/|/s/|/r/|/v1/secret-requests/|/v1/shares/(in|out)bound)[a-z0-9/%{}-]{0,20}",
             ],
         ) {
             let shown = loggable_path(&path);

@@ -34,6 +34,9 @@ pub enum EdgeError {
     MissingToken,
     #[error("token refused: {0}")]
     InvalidToken(JwtError),
+    /// An `ocv_`/`1ck_` key sent to `/mcp` that the origin would not exchange.
+    #[error("key refused by the exchange")]
+    KeyRefused,
     #[error("share passphrase in the query string")]
     PassphraseInQuery,
     #[error("share lookup body is not a JSON object with a string passphrase")]
@@ -120,7 +123,7 @@ impl EdgeError {
                 "a bearer token is required".to_owned(),
             ),
             // One answer for every reason, as at the origin: which check failed is for the log.
-            Self::InvalidToken(_) => (
+            Self::InvalidToken(_) | Self::KeyRefused => (
                 ProblemKind::Unauthorized,
                 "invalid or expired token".to_owned(),
             ),
@@ -196,7 +199,7 @@ impl EdgeError {
     /// The headers this error's reply carries besides the body's.
     fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::MissingToken | Self::InvalidToken(_) => {
+            Self::MissingToken | Self::InvalidToken(_) | Self::KeyRefused => {
                 vec![("www-authenticate", BEARER_CHALLENGE.to_owned())]
             }
             Self::HeadOnShareLookup => vec![("allow", "GET, DELETE".to_owned())],

@@ -23,12 +23,15 @@ pub const SHARE_PAGE_PATTERN: &str = "/s/{id}";
 pub enum Route {
     /// `GET`/`HEAD /v1/health`: the edge asks the origin and answers with both states.
     EdgeHealth,
-    /// Any other `/v1/*` request, and `GET`/`HEAD /.well-known/jwks.json`: sent on to the
-    /// origin (after the token check of [`crate::access`]).
+    /// Any other `/v1/*` request, `/mcp` (see [`crate::mcp`]), and `GET`/`HEAD
+    /// /.well-known/jwks.json`: sent on to the origin (after the token check of [`crate::access`]).
     Forward,
     /// `GET`/`HEAD /s/{id}`: the share page, rendered by the edge (see
     /// [`crate::share_page`]).
     SharePage,
+    /// `GET`/`HEAD /r/{id}`: the secret request page, rendered by the edge (see
+    /// [`crate::request_page`]).
+    RequestPage,
     /// A path the edge serves itself or forwards for `GET`/`HEAD` only (the key set, share
     /// pages), asked with another method: 405 with `Allow`.
     MethodNotAllowed,
@@ -44,6 +47,7 @@ pub fn route(method: &str, path: &str) -> Route {
     if path == HEALTH_PATH && matches!(method, "GET" | "HEAD") {
         Route::EdgeHealth
     } else if path.starts_with(API_PREFIX)
+        || path == crate::mcp::MCP_PATH
         || (path == JWKS_PATH && matches!(method, "GET" | "HEAD"))
     {
         Route::Forward
@@ -53,6 +57,12 @@ pub fn route(method: &str, path: &str) -> Route {
     } else if crate::access::path_matches(SHARE_PAGE_PATTERN, path) {
         if matches!(method, "GET" | "HEAD") {
             Route::SharePage
+        } else {
+            Route::MethodNotAllowed
+        }
+    } else if crate::access::path_matches(crate::request_page::REQUEST_PAGE_PATTERN, path) {
+        if matches!(method, "GET" | "HEAD") {
+            Route::RequestPage
         } else {
             Route::MethodNotAllowed
         }
@@ -90,6 +100,15 @@ mod tests {
     }
 
     #[test]
+    fn the_mcp_endpoint_is_forwarded_with_every_method() {
+        for method in ["POST", "GET", "DELETE"] {
+            assert_eq!(route(method, "/mcp"), Route::Forward);
+        }
+        assert_eq!(route("POST", "/mcp/"), Route::NotFound);
+        assert_eq!(route("POST", "/mcpx"), Route::NotFound);
+    }
+
+    #[test]
     fn the_key_set_is_forwarded_for_get_and_head_only() {
         assert_eq!(route("GET", "/.well-known/jwks.json"), Route::Forward);
         assert_eq!(route("HEAD", "/.well-known/jwks.json"), Route::Forward);
@@ -103,6 +122,7 @@ mod tests {
                 Route::MethodNotAllowed
             );
             assert_eq!(route(method, "/s/abc"), Route::MethodNotAllowed);
+            assert_eq!(route(method, "/r/abc"), Route::MethodNotAllowed);
         }
     }
 
@@ -125,6 +145,14 @@ mod tests {
         assert_eq!(route("GET", "/s/abc/"), Route::NotFound);
         assert_eq!(route("GET", "/s/abc/x"), Route::NotFound);
         assert_eq!(route("GET", "/S/abc"), Route::NotFound);
+    }
+
+    #[test]
+    fn request_pages_are_served_for_get_and_head_on_one_segment() {
+        assert_eq!(route("GET", "/r/abc"), Route::RequestPage);
+        assert_eq!(route("HEAD", "/r/abc"), Route::RequestPage);
+        assert_eq!(route("GET", "/r/"), Route::NotFound);
+        assert_eq!(route("GET", "/r/abc/x"), Route::NotFound);
     }
 
     #[test]

@@ -115,23 +115,36 @@ pub fn render(state: &PageState, nonce: &str) -> Page {
         PageState::Live(share) => (200, live_main(share)),
         PageState::Unavailable => (
             404,
-            format!(r#"<main><p id="state">{}</p></main>"#, escape(UNAVAILABLE_MESSAGE)),
+            format!(
+                r#"<main><p id="state">{}</p></main>"#,
+                escape(UNAVAILABLE_MESSAGE)
+            ),
         ),
         PageState::Trouble => (
             503,
-            r#"<main><p id="state">This link cannot be checked right now. Try again in a minute.</p></main>"#
-                .to_owned(),
+            format!(r#"<main><p id="state">{TROUBLE_MESSAGE}</p></main>"#),
         ),
     };
+    let script = matches!(state, PageState::Live(_)).then_some(SCRIPT);
+    document(status, "Shared secret", &main, script, nonce)
+}
+
+/// The message of a page whose link could not be checked.
+pub const TROUBLE_MESSAGE: &str = "This link cannot be checked right now. Try again in a minute.";
+
+/// A whole page of the edge's (the share page, the secret request page): `title`, `main`,
+/// and `script` if any, under the headers of [`security_headers`] with `nonce` on the script
+/// and style; a 503 also says when to try again.
+pub fn document(status: u16, title: &str, main: &str, script: Option<&str>, nonce: &str) -> Page {
     let mut headers = security_headers(nonce);
-    if matches!(state, PageState::Trouble) {
+    if status == 503 {
         headers.push(("retry-after", UNAVAILABLE_RETRY_AFTER_SECS.to_string()));
     }
     let nonce = escape(nonce);
-    let script = match state {
-        PageState::Live(_) => format!(r#"<script nonce="{nonce}">{SCRIPT}</script>"#),
-        _ => String::new(),
-    };
+    let title = escape(title);
+    let script = script
+        .map(|script| format!(r#"<script nonce="{nonce}">{script}</script>"#))
+        .unwrap_or_default();
     let body = format!(
         r#"<!doctype html>
 <html lang="en">
@@ -140,12 +153,12 @@ pub fn render(state: &PageState, nonce: &str) -> Page {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex, nofollow">
 <meta name="referrer" content="no-referrer">
-<title>Shared secret</title>
+<title>{title}</title>
 <link rel="icon" href="data:,">
 <style nonce="{nonce}">{STYLE}</style>
 </head>
 <body>
-<h1>Shared secret</h1>
+<h1>{title}</h1>
 {main}
 {script}
 </body>
@@ -203,7 +216,9 @@ padding:0 1rem;line-height:1.5;color:#1b1b1b}\
 h1{font-size:1.4rem}\
 pre{background:#f3f3f3;padding:1rem;white-space:pre-wrap;word-break:break-all}\
 button{font:inherit;padding:.4rem 1rem}\
-input{font:inherit;padding:.3rem;margin-left:.5rem}";
+input,select{font:inherit;padding:.3rem;margin-left:.5rem}\
+textarea{font:inherit;width:100%;min-height:6rem;box-sizing:border-box}\
+code{background:#f3f3f3;padding:0 .2rem}";
 
 /// The Reveal logic. A constant: the id comes from `data-share-id`, the passphrase goes in a
 /// header of a body-less GET, and the value is written with `textContent` (never parsed as

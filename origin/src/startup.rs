@@ -28,6 +28,7 @@ use crate::service::invitations::InvitationService;
 use crate::service::org::OrgService;
 use crate::service::passwords::Passwords;
 use crate::service::policies::PoliciesService;
+use crate::service::secret_requests::SecretRequestsService;
 use crate::service::secrets::SecretsService;
 use crate::service::shares::SharesService;
 use crate::service::tokens::Tokens;
@@ -135,6 +136,14 @@ impl Application {
         let mail = MailDelivery::start(pool.clone(), &config.mail)?;
         let (meter, meter_task) = http::metering::start(pool.clone(), &config.billing.meter);
         let tiers = Tiers::new(config.billing.tiers.clone());
+        let secrets = SecretsService::new(
+            pool.clone(),
+            statements.clone(),
+            keyring.clone(),
+            audit.clone(),
+        )
+        .with_tiers(tiers.clone())
+        .with_max_versions(config.max_secret_versions);
         Ok(Self {
             listener,
             metrics_listener,
@@ -147,14 +156,8 @@ impl Application {
                     config.public_url.clone(),
                 ),
                 api_keys: ApiKeyService::new(pool.clone(), auth.clone()),
-                secrets: SecretsService::new(
-                    pool.clone(),
-                    statements.clone(),
-                    keyring.clone(),
-                    audit.clone(),
-                )
-                .with_tiers(tiers.clone())
-                .with_max_versions(config.max_secret_versions),
+                secrets: secrets.clone(),
+                secret_requests: SecretRequestsService::new(pool.clone(), secrets, audit.clone()),
                 vaults: VaultsService::new(pool.clone(), audit.clone()).with_tiers(tiers.clone()),
                 policies: PoliciesService::new(pool.clone(), audit.clone()),
                 shares: SharesService::new(

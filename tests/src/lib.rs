@@ -24,6 +24,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod browser;
 mod database;
 mod edge;
 mod origin;

@@ -117,8 +117,19 @@ const TOKEN_ROUTES: &[&str] = &[
     "/v1/auth/google",
 ];
 
-/// Share lookups and the share page: limited per IP, so guessing ids trips the limit.
-const SHARE_ROUTES: &[&str] = &["/v1/share/{id}", "/v1/share/{id}/status", "/s/{id}"];
+/// Share lookups, secret request prompts and their pages: limited per IP, so guessing ids
+/// trips the limit.
+const SHARE_ROUTES: &[&str] = &[
+    "/v1/share/{id}",
+    "/v1/share/{id}/status",
+    "/s/{id}",
+    "/v1/secret-requests/{id}/prompt",
+    "/r/{id}",
+];
+
+/// The one link route that writes: a secret request's fulfilment, on the same per-IP count
+/// as the lookups (a guessed id must cost the same either way).
+const LINK_WRITE_ROUTE: &str = "/v1/secret-requests/{id}/fulfil";
 
 /// The health routes: public, and each one costs the origin a database query and an HSM
 /// round trip, so they are limited per IP like the other public routes.
@@ -130,15 +141,20 @@ pub fn ip_class(method: &str, path: &str) -> Option<LimitClass> {
         Some(LimitClass::AuthIp)
     } else if matches!(method, "GET" | "HEAD") && HEALTH_ROUTES.contains(&path) {
         Some(LimitClass::HealthIp)
-    } else if matches!(method, "GET" | "HEAD")
-        && SHARE_ROUTES
-            .iter()
-            .any(|pattern| path_matches(pattern, path))
+    } else if is_link_lookup(method, path)
+        || (method == "POST" && path_matches(LINK_WRITE_ROUTE, path))
     {
         Some(LimitClass::ShareIp)
     } else {
         None
     }
+}
+
+fn is_link_lookup(method: &str, path: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+        && SHARE_ROUTES
+            .iter()
+            .any(|pattern| path_matches(pattern, path))
 }
 
 /// The per-IP check of `class` for a client at `client_ip` (the runtime's
@@ -289,10 +305,21 @@ mod tests {
 
     #[test]
     fn share_lookups_status_and_pages_are_limited_per_ip() {
-        for path in ["/v1/share/abc", "/v1/share/abc/status", "/s/abc"] {
+        for path in [
+            "/v1/share/abc",
+            "/v1/share/abc/status",
+            "/s/abc",
+            "/v1/secret-requests/abc/prompt",
+            "/r/abc",
+        ] {
             assert_eq!(ip_class("GET", path), Some(LimitClass::ShareIp), "{path}");
             assert_eq!(ip_class("HEAD", path), Some(LimitClass::ShareIp), "{path}");
         }
+        // A request's fulfilment too; its creator's routes are limited per subject instead.
+        let fulfil = "/v1/secret-requests/abc/fulfil";
+        assert_eq!(ip_class("POST", fulfil), Some(LimitClass::ShareIp));
+        assert_eq!(ip_class("GET", "/v1/secret-requests/abc"), None);
+        assert_eq!(ip_class("POST", "/v1/vaults/v/secret-requests"), None);
         assert_eq!(ip_class("DELETE", "/v1/share/abc"), None);
         assert_eq!(ip_class("GET", "/v1/shares/outbound"), None);
         assert_eq!(ip_class("GET", "/s/"), None);

@@ -13,6 +13,7 @@ mod forward;
 mod health;
 mod http;
 mod limiter;
+mod mcp_key;
 mod page;
 mod rate_limiter;
 
@@ -33,6 +34,7 @@ use crate::route::{READ_ONLY_METHODS, Route, route};
 use crate::share::{self, PASSPHRASE_HEADER, ShareRoute};
 use forward::Outbound;
 use limiter::Limiter;
+use page::PageKind;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
@@ -87,7 +89,21 @@ async fn dispatch(req: Request, env: &Env, request_id: &str) -> Result<Response,
         }
         Route::SharePage => {
             let config = load_config(env)?;
-            page::answer(&req, &url, &method, env, &config, request_id).await
+            page::answer(
+                &req,
+                &url,
+                &method,
+                env,
+                &config,
+                request_id,
+                PageKind::Share,
+            )
+            .await
+        }
+        Route::RequestPage => {
+            let config = load_config(env)?;
+            let kind = PageKind::SecretRequest;
+            page::answer(&req, &url, &method, env, &config, request_id, kind).await
         }
         Route::Forward => {
             let config = load_config(env)?;
@@ -107,7 +123,7 @@ async fn forward_request(
     request_id: &str,
 ) -> Result<Response, EdgeError> {
     let path = url.path();
-    let incoming = http::header_list(req.headers());
+    let mut incoming = http::header_list(req.headers());
     // Framing first: a malformed or oversized declared length is refused whoever sends it,
     // and costs nothing to check (the body itself is read only after the token check).
     let declared = check_declared_length(headers::find(&incoming, "content-length"))?;
@@ -132,6 +148,18 @@ async fn forward_request(
     if let Some(class) = plan::ip_class(method, path) {
         limiter.check(plan::ip_check(class, client_ip)).await?;
     }
+    // An MCP client may send its key itself: exchanged (or recalled) here, and its token
+    // forwarded and checked like any other.
+    let mut key_digest = None;
+    if path == crate::mcp::MCP_PATH
+        && let Some(key) = crate::mcp::key_credential(headers::find(&incoming, "authorization"))
+    {
+        let token =
+            mcp_key::token_for(key, config, url, client_ip, request_id, &mut limiter).await?;
+        key_digest = Some(key.digest());
+        headers::set(&mut incoming, "authorization", &format!("Bearer {token}"));
+    }
+    let client_ip = headers::find(&incoming, CLIENT_IP_HEADER);
     if access == Access::Token {
         let authorization = headers::find(&incoming, "authorization");
         let subject = auth::require_token(authorization, config, request_id).await?;
@@ -178,7 +206,13 @@ async fn forward_request(
         headers: outgoing,
         body,
     };
-    forward::send(outbound, config, &limiter.headers(), request_id).await
+    let response = forward::send(outbound, config, &limiter.headers(), request_id).await?;
+    if let Some(digest) = key_digest
+        && response.status_code() == 401
+    {
+        mcp_key::forget(&digest);
+    }
+    Ok(response)
 }
 
 /// NFKC, lower case, then NFKC again, by the JavaScript runtime: the same Unicode operations

@@ -99,25 +99,41 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = match self {
-            Self::Client { kind, detail } => kind.with_detail(detail),
-            Self::TooManyAttempts { retry_after_secs } => {
-                return retry_later("too many attempts; retry later", retry_after_secs);
-            }
+impl ApiError {
+    /// The problem body this error answers with, and the `Retry-After` seconds it carries if
+    /// any; what only the log may hold (an internal error's source) is logged here. Also the
+    /// body of an MCP tool's failed result.
+    pub fn into_problem(self) -> (ProblemDetails, Option<u64>) {
+        match self {
+            Self::Client { kind, detail } => (kind.with_detail(detail), None),
+            Self::TooManyAttempts { retry_after_secs } => (
+                ProblemKind::TooManyRequests.with_detail("too many attempts; retry later"),
+                Some(retry_after_secs),
+            ),
             Self::Unavailable(what) => {
                 tracing::warn!(dependency = what, "answering 503");
                 let body = ProblemKind::ServiceUnavailable
                     .with_detail(format!("the {what} is unavailable; try again later"));
-                return with_retry_after(problem_response(body), UNAVAILABLE_RETRY_AFTER_SECS);
+                (body, Some(UNAVAILABLE_RETRY_AFTER_SECS))
             }
             Self::Internal(source) => {
                 tracing::error!(error = %source, "internal error");
-                ProblemKind::Internal.with_detail("the request failed; it has been logged")
+                let body =
+                    ProblemKind::Internal.with_detail("the request failed; it has been logged");
+                (body, None)
             }
-        };
-        problem_response(body)
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self.into_problem() {
+            (body, Some(retry_after_secs)) => {
+                with_retry_after(problem_response(body), retry_after_secs)
+            }
+            (body, None) => problem_response(body),
+        }
     }
 }
 

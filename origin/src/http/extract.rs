@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::HeaderMap;
 use axum::http::header::{self, AUTHORIZATION};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use oxvault_core::claims::Claims;
 use oxvault_core::page::{CursorKey, Page, PageParams};
 use oxvault_core::problem::ProblemKind;
@@ -112,6 +112,20 @@ impl Gate {
             meter: MeterSlot::of(parts),
         }
     }
+
+    /// The gate of the REST route `method` + `route` (as documented) for a request that
+    /// stands for it: an MCP tool call, held to the scope of the route it does the work of.
+    pub fn for_route(parts: &Parts, state: &AppState, method: Method, route: &str) -> Self {
+        Self {
+            route: RouteOf::named(method, route),
+            ..Self::of(parts, state)
+        }
+    }
+
+    /// Whether a principal's scopes let it through this gate's route (for listing tools).
+    pub fn allows(&self, principal: &Principal) -> bool {
+        self.route.allows(principal)
+    }
 }
 
 impl Admit for Gate {
@@ -139,7 +153,7 @@ async fn authenticate(
 }
 
 /// The bearer token of a request, if any.
-fn bearer(parts: &Parts) -> Option<&str> {
+pub(super) fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

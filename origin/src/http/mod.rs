@@ -1,5 +1,5 @@
 //! The HTTP layer of the origin: routing, middleware, and the mapping of errors to RFC 7807
-//! bodies. Each module exposes `router()`; [`router`] merges them and adds what every route
+//! bodies; the MCP server at `/mcp` ([`mcp`]) is part of it. Each module exposes `router()`; [`router`] merges them and adds what every route
 //! shares. Handlers stay thin: parse, call a service, shape the answer.
 
 mod agents;
@@ -12,8 +12,9 @@ pub mod client;
 mod common_responses;
 mod document_shapes;
 pub mod error;
-mod extract;
+pub(crate) mod extract;
 mod health;
+mod mcp;
 pub mod metering;
 pub mod metrics;
 mod openapi;
@@ -21,6 +22,7 @@ mod org;
 mod policies;
 mod request_id;
 mod scopes;
+mod secret_requests;
 mod secrets;
 mod shares;
 pub mod throttle;
@@ -48,6 +50,7 @@ use crate::service::billing::BillingService;
 use crate::service::invitations::InvitationService;
 use crate::service::org::OrgService;
 use crate::service::policies::PoliciesService;
+use crate::service::secret_requests::SecretRequestsService;
 use crate::service::secrets::SecretsService;
 use crate::service::shares::SharesService;
 use crate::service::vaults::VaultsService;
@@ -89,6 +92,7 @@ pub struct Shared {
     pub invitations: InvitationService,
     pub api_keys: ApiKeyService,
     pub secrets: SecretsService,
+    pub secret_requests: SecretRequestsService,
     pub vaults: VaultsService,
     pub policies: PoliciesService,
     pub shares: SharesService,
@@ -122,6 +126,15 @@ pub fn router(state: AppState) -> Router {
                 let document = document.clone();
                 async move { ([(header::CONTENT_TYPE, "application/json")], document) }
             }),
+        )
+        .route_service(
+            mcp::MCP_PATH,
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    mcp::authenticate,
+                ))
+                .service(mcp::service(state.clone())),
         )
         // Routes only: a metered request has a route template (MatchedPath) to record.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -171,6 +184,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(secrets::router())
         .merge(policies::router())
         .merge(shares::router())
+        .merge(secret_requests::router())
         .merge(audit::router())
         .merge(billing::router())
 }

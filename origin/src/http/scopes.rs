@@ -151,6 +151,27 @@ const ROUTES: &[(&str, &str, Requirement)] = &[
         "/v1/shares/{share_id}/decline",
         scoped(Shares, Write),
     ),
+    // Secret requests (the prompt and the fulfilment are public).
+    (
+        "POST",
+        "/v1/vaults/{vault_id}/secret-requests",
+        scoped(Secrets, Write),
+    ),
+    (
+        "GET",
+        "/v1/vaults/{vault_id}/secret-requests",
+        scoped(Secrets, Read),
+    ),
+    (
+        "GET",
+        "/v1/secret-requests/{request_id}",
+        scoped(Secrets, Read),
+    ),
+    (
+        "DELETE",
+        "/v1/secret-requests/{request_id}",
+        scoped(Secrets, Write),
+    ),
     // Audit and billing.
     ("GET", "/v1/audit/events", scoped(Audit, Read)),
     ("GET", "/v1/audit/verify", scoped(Audit, Read)),
@@ -184,15 +205,32 @@ fn requirement(method: &str, path: &str) -> Option<Requirement> {
 #[derive(Debug, Clone)]
 pub(super) struct RouteOf {
     method: Method,
-    matched: Option<MatchedPath>,
+    /// As the document writes it.
+    route: Option<String>,
 }
 
 impl RouteOf {
     pub(super) fn of(parts: &Parts) -> Self {
         Self {
             method: parts.method.clone(),
-            matched: parts.extensions.get::<MatchedPath>().cloned(),
+            route: parts
+                .extensions
+                .get::<MatchedPath>()
+                .map(|matched| documented_path(matched.as_str()).into_owned()),
         }
+    }
+
+    /// The route an MCP tool stands for: its call is held to that route's scope.
+    pub(super) fn named(method: Method, route: &str) -> Self {
+        Self {
+            method,
+            route: Some(route.to_owned()),
+        }
+    }
+
+    /// Whether a scoped `principal` may use this route (listed, and covered by its scopes).
+    pub(super) fn allows(&self, principal: &Principal) -> bool {
+        self.check(principal).is_ok()
     }
 
     /// Refuses a scoped `principal` whose scopes do not cover this route. Unscoped sessions
@@ -201,13 +239,8 @@ impl RouteOf {
         if principal.scopes.is_empty() {
             return Ok(());
         }
-        let route = self
-            .matched
-            .as_ref()
-            .map(|matched| documented_path(matched.as_str()));
-        let need = route
-            .as_deref()
-            .and_then(|path| requirement(self.method.as_str(), path));
+        let route = self.route.as_deref();
+        let need = route.and_then(|path| requirement(self.method.as_str(), path));
         match need {
             Some(need) if need.allows(&principal.scopes) => Ok(()),
             Some(_) => Err(ServiceError::Forbidden(

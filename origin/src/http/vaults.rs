@@ -34,7 +34,7 @@ pub(super) fn vault_id(path: &str) -> Result<VaultId, ApiError> {
     VaultId::parse(path).map_err(|_| ApiError::client(ProblemKind::NotFound, "vault not found"))
 }
 
-fn single_id(path: Result<Path<String>, PathRejection>) -> Result<VaultId, ApiError> {
+pub(super) fn single_id(path: Result<Path<String>, PathRejection>) -> Result<VaultId, ApiError> {
     match path {
         Ok(Path(text)) => vault_id(&text),
         Err(_) => Err(ApiError::client(ProblemKind::NotFound, "vault not found")),

@@ -17,6 +17,7 @@ pub mod passwords;
 pub mod policies;
 pub mod principal;
 pub(crate) mod scopes;
+pub mod secret_requests;
 pub mod secrets;
 pub mod shares;
 pub mod tokens;

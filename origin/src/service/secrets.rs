@@ -508,14 +508,8 @@ impl SecretsService {
                 rotation_value(&mut tx, locked, spec, secret_type).await?
             }
         };
-        // A new path (or a deleted one coming back) is one more live secret: counted and
-        // created under the org's lock. New versions of a live path are not limited.
-        if locked.is_none_or(|secret| secret.deleted) {
-            let (tiers, limit) = (self.tiers.as_ref(), super::billing::Resource::Secrets);
-            super::billing::require_room(tiers, &mut tx, principal.org, limit).await?;
-        }
         let stored = self
-            .store_version(&mut tx, principal, &vault, path, new)
+            .place_version(&mut tx, principal, &vault, path, locked, new)
             .await?;
 
         if let Some((key, request_hash)) = &conditions.idempotency {
@@ -550,6 +544,48 @@ impl SecretsService {
         let event = stored.event(principal, action, vault_id);
         self.audit.commit(tx, event).await?;
         Ok(Written::Created(stored.response))
+    }
+
+    /// Writes `request` as a new version of `path` for `principal` (who needs `write` there),
+    /// on the caller's transaction: the caller commits the answered `secret.write` event with
+    /// it, after adding what else must commit together (a secret request's fulfilment).
+    pub(crate) async fn write_within(
+        &self,
+        tx: &mut PgConnection,
+        principal: &Principal,
+        vault_id: VaultId,
+        path: &SecretPath,
+        request: PutSecretRequest,
+    ) -> Result<(SecretMetadataResponse, Event), ServiceError> {
+        let new = given_value(request)?;
+        let vault = self
+            .authorize(tx, principal, vault_id, path, Permission::Write)
+            .await?;
+        let locked = secrets::lock(tx, vault.id, path.as_str()).await?;
+        let stored = self
+            .place_version(tx, principal, &vault, path, locked, new)
+            .await?;
+        let event = stored.event(principal, "secret.write", vault_id);
+        Ok((stored.response, event))
+    }
+
+    /// Stores `new` as the next version of the locked `path`: a new path (or a deleted one
+    /// coming back) is one more live secret, counted against the org's tier under the org's
+    /// lock; new versions of a live path are not limited.
+    async fn place_version(
+        &self,
+        tx: &mut PgConnection,
+        principal: &Principal,
+        vault: &VaultRow,
+        path: &SecretPath,
+        locked: Option<LockedSecret>,
+        new: NewValue,
+    ) -> Result<StoredVersion, ServiceError> {
+        if locked.is_none_or(|secret| secret.deleted) {
+            let (tiers, limit) = (self.tiers.as_ref(), super::billing::Resource::Secrets);
+            super::billing::require_room(tiers, tx, principal.org, limit).await?;
+        }
+        self.store_version(tx, principal, vault, path, new).await
     }
 
     /// Seals `new` under a fresh data key as the next version of the locked `path`, and keeps

@@ -86,7 +86,12 @@ fn canonical_ip(ip: Option<IpAddr>) -> Option<String> {
 /// How logs and audit events name a share: a link share's id is its credential, so it is
 /// never written down; the first 16 hex digits of its SHA-256 tell shares apart instead.
 pub fn fingerprint(id: ShareId) -> String {
-    let digest = Sha256::digest(id.as_uuid().as_bytes());
+    link_fingerprint(id.as_uuid())
+}
+
+/// The fingerprint of any link id that is a credential (a share's, a secret request's).
+pub(crate) fn link_fingerprint(id: &uuid::Uuid) -> String {
+    let digest = Sha256::digest(id.as_bytes());
     digest[..8]
         .iter()
         .map(|byte| format!("{byte:02x}"))
@@ -94,12 +99,17 @@ pub fn fingerprint(id: ShareId) -> String {
 }
 
 fn random_share_id() -> Result<ShareId, ServiceError> {
+    random_link_bytes().map(ShareId::from_random_bytes)
+}
+
+/// 128 bits from the OS for a link id that is a credential.
+pub(crate) fn random_link_bytes() -> Result<[u8; 16], ServiceError> {
     let mut bytes = [0u8; 16];
     OsRng.try_fill_bytes(&mut bytes).map_err(|err| {
-        tracing::error!(error = %err, "the OS gave no randomness for a share id");
+        tracing::error!(error = %err, "the OS gave no randomness for a link id");
         ServiceError::Unavailable("random number generator")
     })?;
-    Ok(ShareId::from_random_bytes(bytes))
+    Ok(bytes)
 }
 
 fn summary(row: SummaryRow) -> ShareSummary {

@@ -11,6 +11,7 @@ pub mod policies;
 pub mod principals;
 pub mod read_view;
 pub mod rewrap;
+pub mod secret_requests;
 pub mod secrets;
 pub mod sessions;
 pub mod shares;

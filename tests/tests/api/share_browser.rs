@@ -5,57 +5,31 @@
 //! in `target/e2e-artifacts/` and their paths are printed.
 
 use std::path::PathBuf;
-use std::process::Command;
 
+use oxvault_tests::TestStack;
+use oxvault_tests::browser::{artifacts, run_script};
 use oxvault_tests::shares::in_an_hour;
-use oxvault_tests::{TestStack, repo_root};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const VALUE: &str = "sk-browser-test-7f3a9c";
 const PASSPHRASE: &str = "correct horse";
 
-fn artifacts(name: &str) -> PathBuf {
-    let dir = repo_root().join("target/e2e-artifacts").join(name);
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
-    dir
-}
-
-/// Runs the browser script on `url`; what it saw, as JSON.
+/// Runs the share page script on `url`; what it saw, as JSON.
 async fn browse(url: &str, screenshots: PathBuf, passphrase: Option<&str>, reveal: bool) -> Value {
-    let chromium =
-        std::env::var("OXVAULT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "{chromium} missing: scripts/test.sh installs Debian's chromium"
-    );
-    let mut command = Command::new("node");
-    command
-        .current_dir(repo_root())
-        .env("OXVAULT_CHROMIUM", &chromium)
-        .arg(repo_root().join("tests/browser/share_page.mjs"))
-        .args(["--url", url, "--screenshots"])
-        .arg(&screenshots);
+    let mut args = vec![
+        "--url".to_owned(),
+        url.to_owned(),
+        "--screenshots".to_owned(),
+    ];
+    args.push(screenshots.display().to_string());
     if let Some(passphrase) = passphrase {
-        command.args(["--passphrase", passphrase]);
+        args.extend(["--passphrase".to_owned(), passphrase.to_owned()]);
     }
     if !reveal {
-        command.arg("--no-reveal");
+        args.push("--no-reveal".to_owned());
     }
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("browser task")
-        .expect("run node");
-    assert!(
-        output.status.success(),
-        "the browser script failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).expect("browser JSON");
-    for shot in seen["screenshots"].as_array().into_iter().flatten() {
-        println!("screenshot: {}", shot.as_str().unwrap_or_default());
-    }
-    seen
+    run_script("share_page.mjs", args).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
