@@ -17,6 +17,7 @@ mod hsm;
 mod keep_alive;
 mod lifecycle;
 mod mail;
+mod mcp;
 mod metrics;
 mod org;
 mod policies;
