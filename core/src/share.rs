@@ -579,6 +579,30 @@ mod tests {
     }
 
     #[test]
+    fn secret_request_ids_are_redacted_like_share_ids() {
+        let id = "3f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f";
+        for (path, logged) in [
+            (
+                format!("/v1/secret-requests/{id}"),
+                "/v1/secret-requests/{share_id}",
+            ),
+            (
+                format!("/v1/secret-requests/{id}/fulfil"),
+                "/v1/secret-requests/{share_id}/fulfil",
+            ),
+            (
+                format!("/v1/secret-requests/{id}/prompt"),
+                "/v1/secret-requests/{share_id}/prompt",
+            ),
+            (format!("/r/{id}"), "/r/{share_id}"),
+        ] {
+            assert_eq!(loggable_path(&path), logged, "{path}");
+        }
+        let list = "/v1/vaults/3f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f/secret-requests";
+        assert!(matches!(loggable_path(list), Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn paths_without_a_share_id_are_logged_as_they_are() {
         for path in [
             "/v1/shares/inbound",

@@ -65,6 +65,8 @@ mod tests {
             ("GET", "/v1/openapi.json"),
             ("GET", "/v1/share/3f1c2d3e4b5a4c6d"),
             ("GET", "/v1/share/3f1c2d3e4b5a4c6d/status"),
+            ("GET", "/v1/secret-requests/3f1c2d3e4b5a4c6d/prompt"),
+            ("POST", "/v1/secret-requests/3f1c2d3e4b5a4c6d/fulfil"),
         ] {
             assert_eq!(access(method, path), Access::Public, "{method} {path}");
         }
@@ -122,6 +124,10 @@ mod tests {
             ("GET", "/v1/vaults"),
             ("GET", "/v1/share"),
             ("GET", "/v1/no-such-thing"),
+            ("GET", "/v1/secret-requests/abc"),
+            ("DELETE", "/v1/secret-requests/abc"),
+            ("POST", "/v1/vaults/abc/secret-requests"),
+            ("POST", "/mcp"),
         ] {
             assert_eq!(access(method, path), Access::Token, "{method} {path}");
         }

@@ -489,3 +489,47 @@ async fn mail_still_unsent_when_the_origin_stops_is_sent_by_the_next_origin() {
     let mail = smtp.wait_for_message(DELIVERY).await;
     assert_eq!(mail.to, ["patient@example.com"]);
 }
+
+#[tokio::test]
+async fn a_secret_request_mails_its_link_to_the_person_asked() {
+    let smtp = SmtpListener::start().await;
+    let stack = stack_mailing_to(smtp.port()).await;
+    let owner = stack.signup("asker@example.com").await;
+    let vault = stack.create_vault(&owner.access_token, "asked").await;
+    let (status, created) = stack
+        .call(
+            Method::POST,
+            &format!("/v1/vaults/{vault}/secret-requests"),
+            &owner.access_token,
+            Some(
+                json!({"path": "aws/root", "description": "the AWS key for the backup job",
+                        "recipient_email": "Keeper@Example.com"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id");
+    // The edge vouches for the address it was reached at, which links are written under.
+    let url = format!("{}/r/{id}", stack.edge_base());
+    assert_eq!(created["request_url"], url);
+    assert_eq!(created["recipient_email"], "keeper@example.com");
+
+    let mail = smtp.wait_for_message(DELIVERY).await;
+    assert_eq!(mail.to, ["keeper@example.com"]);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Someone is asking you for a secret")
+    );
+    let body = mail.body();
+    assert!(body.contains(&format!("\n{url}\n")), "{body}");
+    assert!(body.contains("aws/root"), "{body}");
+    assert!(body.contains("the AWS key for the backup job"), "{body}");
+    wait_for_outbox(&stack, "the row is marked sent", |rows| {
+        rows.len() == 1 && rows[0].sent && rows[0].kind == "secret_request"
+    })
+    .await;
+    assert!(
+        !stack.origin_log().contains(id),
+        "the request id reached the log"
+    );
+}
