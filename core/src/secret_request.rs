@@ -86,9 +86,16 @@ pub enum SecretRequestStatus {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSecretRequestRequest {
-    /// Where the value will be written (the creator needs `write` on it).
+    /// Where the value will be written (the creator needs `write` on it): a secret path.
+    #[schema(min_length = 1, max_length = 512)]
     pub path: String,
-    /// Why the value is needed, shown to the person on the page.
+    /// Why the value is needed, shown to the person on the page: 1 to 1000 characters, not
+    /// all spaces, no control characters but newlines and tabs.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+    )]
     pub description: String,
     /// The kind of secret asked for; the person may pick another. Default `generic`.
     #[serde(rename = "type", default)]
@@ -211,6 +218,7 @@ pub struct SecretRequestPrompt {
 #[serde(deny_unknown_fields)]
 pub struct FulfilSecretRequest {
     /// The secret value; stored sealed, never echoed.
+    #[schema(min_length = 1, max_length = 262144)]
     pub value: String,
     /// The kind of secret; default the one the request asked for.
     #[serde(rename = "type", default)]

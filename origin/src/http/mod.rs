@@ -205,6 +205,7 @@ fn typed_document() -> utoipa::openapi::OpenApi {
 /// The steps that apply to every operation once all routes are in: scopes in `security`,
 /// the common error answers.
 fn complete_document(api: &mut utoipa::openapi::OpenApi) {
+    api.merge(mcp::McpDocument::openapi());
     scopes::show_in_document(api);
     common_responses::add_to_document(api);
 }

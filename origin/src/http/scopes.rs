@@ -172,6 +172,8 @@ const ROUTES: &[(&str, &str, Requirement)] = &[
         "/v1/secret-requests/{request_id}",
         scoped(Secrets, Write),
     ),
+    // The MCP server: any session; each tool is held to the row of the route it stands for.
+    ("POST", "/mcp", Requirement::Session),
     // Audit and billing.
     ("GET", "/v1/audit/events", scoped(Audit, Read)),
     ("GET", "/v1/audit/verify", scoped(Audit, Read)),

@@ -483,4 +483,42 @@ async fn the_transport_refuses_other_origins_other_methods_and_anonymous_callers
         .await
         .expect("post");
     assert_eq!(bad_version.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = bad_version.json().await.expect("a problem document");
+    assert_eq!(problem["status"], 400, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1999-01-01"),
+        "{problem}"
+    );
+
+    // A plain JSON client (curl) is served: this server only ever answers JSON. One that
+    // accepts neither is refused with a problem document.
+    for (accept, status) in [
+        ("application/json", StatusCode::OK),
+        ("text/html", StatusCode::NOT_ACCEPTABLE),
+    ] {
+        let answer = stack
+            .client
+            .post(stack.edge_url("/mcp"))
+            .bearer_auth(&owner.access_token)
+            .header("accept", accept)
+            .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), status, "{accept}");
+        let body: Value = answer.json().await.expect("json");
+        if status == StatusCode::OK {
+            assert!(
+                body["result"]["tools"]
+                    .as_array()
+                    .is_some_and(|t| t.len() == 9),
+                "{body}"
+            );
+        } else {
+            assert_eq!(body["status"], 406, "{body}");
+        }
+    }
 }
