@@ -66,6 +66,51 @@ macro_rules! uuid_id {
     };
 }
 
+/// An id that is a credential while it lives (a link share's, a pending secret request's):
+/// 128 random bits written as a UUID (a v4 UUID has only 122), made only from CSPRNG bytes.
+/// Text that is not a UUID parses to `None`, answered like an id that names nothing.
+#[macro_export]
+macro_rules! link_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize,
+            serde::Deserialize, utoipa::ToSchema,
+        )]
+        #[serde(transparent)]
+        #[schema(value_type = String, format = Uuid)]
+        pub struct $name(uuid::Uuid);
+
+        impl $name {
+            /// An id made of these 16 bytes, which must come from a CSPRNG.
+            pub const fn from_random_bytes(bytes: [u8; 16]) -> Self {
+                Self(uuid::Uuid::from_bytes(bytes))
+            }
+
+            /// Wraps a UUID already known to name one.
+            pub const fn from_uuid(id: uuid::Uuid) -> Self {
+                Self(id)
+            }
+
+            /// The UUID behind the id.
+            pub const fn as_uuid(&self) -> &uuid::Uuid {
+                &self.0
+            }
+
+            /// Parses the text form; `None` for anything that is not a UUID.
+            pub fn parse(text: &str) -> Option<Self> {
+                uuid::Uuid::try_parse(text).ok().map(Self)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+    };
+}
+
 uuid_id!(
     /// An organisation: the tenant every other resource belongs to.
     OrgId,

@@ -26,42 +26,10 @@ pub const MAX_REQUEST_DAYS: i64 = 7;
 /// Longest description, in characters: it is shown on the page, so it stays a sentence or two.
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 
-/// A secret request's id: 128 random bits.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(transparent)]
-#[schema(value_type = String, format = Uuid)]
-pub struct SecretRequestId(Uuid);
-
-impl SecretRequestId {
-    /// A request id made of these 16 bytes, which must come from a CSPRNG.
-    pub const fn from_random_bytes(bytes: [u8; 16]) -> Self {
-        Self(Uuid::from_bytes(bytes))
-    }
-
-    /// Wraps a UUID already known to name a request.
-    pub const fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    /// The UUID behind the id.
-    pub const fn as_uuid(&self) -> &Uuid {
-        &self.0
-    }
-
-    /// Parses the text form; `None` for anything that is not a UUID (answered like a request
-    /// that does not exist).
-    pub fn parse(text: &str) -> Option<Self> {
-        Uuid::try_parse(text).ok().map(Self)
-    }
-}
-
-impl fmt::Display for SecretRequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+crate::link_id!(
+    /// A secret request's id: 128 random bits, the credential of a pending request.
+    SecretRequestId
+);
 
 /// The page a person opens: `{public_url}/r/{id}`.
 pub fn request_url(public_url: &str, id: SecretRequestId) -> String {

@@ -48,42 +48,10 @@ pub fn is_usable_passphrase(text: &str) -> bool {
 /// The request header that carries a share's passphrase on `GET /v1/share/{share_id}`.
 pub const PASSPHRASE_HEADER: &str = "x-share-passphrase";
 
-/// The id of a share: 128 random bits in UUID form (see the module docs).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(transparent)]
-#[schema(value_type = String, format = Uuid)]
-pub struct ShareId(Uuid);
-
-impl ShareId {
-    /// A share id made of these 16 bytes, which must come from a CSPRNG.
-    pub const fn from_random_bytes(bytes: [u8; 16]) -> Self {
-        Self(Uuid::from_bytes(bytes))
-    }
-
-    /// Wraps a UUID already known to name a share.
-    pub const fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    /// The UUID behind the id.
-    pub const fn as_uuid(&self) -> &Uuid {
-        &self.0
-    }
-
-    /// Parses the text form; `None` for anything that is not a UUID (callers answer it like
-    /// a share that does not exist).
-    pub fn parse(text: &str) -> Option<Self> {
-        Uuid::try_parse(text).ok().map(Self)
-    }
-}
-
-impl fmt::Display for ShareId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+crate::link_id!(
+    /// The id of a share: 128 random bits in UUID form (see the module docs).
+    ShareId
+);
 
 /// The link people open: `{public_url}/s/{id}`, with `public_url` lacking a trailing slash.
 pub fn share_url(public_url: &str, id: ShareId) -> String {

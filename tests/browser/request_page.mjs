@@ -6,47 +6,22 @@
 //   node tests/browser/request_page.mjs --url URL --screenshots DIR [--value V --type T] [--name N]
 //
 // Without --value the page is only loaded and looked at (a link preview). Chromium is
-// Debian's (/usr/bin/chromium, or OXVAULT_CHROMIUM); playwright-core never downloads one.
+// Debian's, launched by common.mjs.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch, parseFlags, text, visible } from './common.mjs';
 
 function parseArgs(argv) {
-    const args = { name: 'request-page' };
-    for (let i = 0; i < argv.length; i += 1) {
-        const flag = argv[i];
-        if (flag === '--url') args.url = argv[++i];
-        else if (flag === '--screenshots') args.screenshots = argv[++i];
-        else if (flag === '--value') args.value = argv[++i];
-        else if (flag === '--type') args.type = argv[++i];
-        else if (flag === '--name') args.name = argv[++i];
-        else throw new Error(`unknown argument ${flag}`);
-    }
+    const args = { name: 'request-page', ...parseFlags(argv) };
     if (!args.url || !args.screenshots) throw new Error('--url and --screenshots are required');
     return args;
-}
-
-async function text(page, selector) {
-    const element = await page.$(selector);
-    return element ? (await element.innerText()).trim() : null;
-}
-
-async function visible(page, selector) {
-    const element = await page.$(selector);
-    return element ? element.isVisible() : false;
 }
 
 async function main() {
     const args = parseArgs(process.argv.slice(2));
     mkdirSync(args.screenshots, { recursive: true });
-    const browser = await chromium.launch({
-        executablePath: process.env.OXVAULT_CHROMIUM || '/usr/bin/chromium',
-        args: [
-            '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        ],
-    });
+    const browser = await launch();
     const result = { screenshots: [], console_errors: [] };
     try {
         const page = await (await browser.newContext()).newPage();

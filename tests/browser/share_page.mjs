@@ -5,48 +5,23 @@
 //
 //   node tests/browser/share_page.mjs --url URL --screenshots DIR [--passphrase P] [--no-reveal]
 //
-// Chromium is Debian's (/usr/bin/chromium, or OXVAULT_CHROMIUM); playwright-core never
-// downloads a browser. The flags keep it from reaching out to Google's hosts, which this
-// machine's closed network refuses.
+// Chromium is Debian's, launched by common.mjs.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch, parseFlags, text, visible } from './common.mjs';
 
 function parseArgs(argv) {
-    const args = { reveal: true };
-    for (let i = 0; i < argv.length; i += 1) {
-        const flag = argv[i];
-        if (flag === '--url') args.url = argv[++i];
-        else if (flag === '--screenshots') args.screenshots = argv[++i];
-        else if (flag === '--passphrase') args.passphrase = argv[++i];
-        else if (flag === '--no-reveal') args.reveal = false;
-        else throw new Error(`unknown argument ${flag}`);
-    }
+    const args = parseFlags(argv, ['no_reveal']);
+    args.reveal = !args.no_reveal;
     if (!args.url || !args.screenshots) throw new Error('--url and --screenshots are required');
     return args;
-}
-
-async function text(page, selector) {
-    const element = await page.$(selector);
-    return element ? (await element.innerText()).trim() : null;
-}
-
-async function visible(page, selector) {
-    const element = await page.$(selector);
-    return element ? element.isVisible() : false;
 }
 
 async function main() {
     const args = parseArgs(process.argv.slice(2));
     mkdirSync(args.screenshots, { recursive: true });
-    const browser = await chromium.launch({
-        executablePath: process.env.OXVAULT_CHROMIUM || '/usr/bin/chromium',
-        args: [
-            '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        ],
-    });
+    const browser = await launch();
     const result = { screenshots: [], console_errors: [] };
     try {
         const origin = new URL(args.url).origin;

@@ -4,7 +4,9 @@
 //! [`lock_open`]) also checks its creator's standing: a request lives no longer than its
 //! creator's right to have made it (the same rule as shares: a user creator still in the org
 //! with the same token version; an agent creator active, unexpired, same token version). A
-//! request id is a credential while pending, so no span here records one.
+//! request id is a credential while pending, so no span here records one. The statements are
+//! put together from this module's constants only (hence `AssertSqlSafe`); every value is
+//! bound.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -150,11 +152,15 @@ pub async fn list_for_vault(
         .await?)
 }
 
-/// What the page shows of request `id`, while it takes a value; `None` otherwise.
+/// What the page shows of request `id`, while it takes a value; `None` otherwise. A user asker
+/// is named by display name, else by an address its owner proved (an unproven one could be
+/// anyone's, as in share mail).
 #[tracing::instrument(skip_all)]
 pub async fn prompt(conn: &mut PgConnection, id: Uuid) -> Result<Option<PromptRow>, StoreError> {
     let sql = format!(
-        "SELECT COALESCE(a.name, NULLIF(u.display_name, ''), u.email) AS requested_by, \
+        "SELECT COALESCE(a.name, NULLIF(u.display_name, ''), \
+                         CASE WHEN u.email_verified_at IS NOT NULL THEN u.email END, \
+                         'a member of the vault''s organization') AS requested_by, \
                 r.path, r.description, r.secret_type, r.expires_at \
          FROM secret_requests r {JOINS} WHERE r.id = $1 AND {OPEN}"
     );

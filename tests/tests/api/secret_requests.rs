@@ -406,6 +406,17 @@ async fn strangers_see_nothing_and_bad_ids_or_values_are_refused_cleanly() {
     }
     // Still open after all that.
     assert_eq!(prompt(&stack, id).await.0, StatusCode::OK);
+    // A user asker is named by display name (an unproven address is never shown).
+    let (status, own) = ask(
+        &stack,
+        &owner.access_token,
+        &vault,
+        json!({"path": "api/owners", "description": "mine"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{own}");
+    let (_, shown) = prompt(&stack, own["id"].as_str().expect("id")).await;
+    assert_eq!(shown["requested_by"], "Test User", "{shown}");
     // Without a token the creator's routes are refused at the edge.
     let response = stack.get(&format!("/v1/secret-requests/{id}")).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
