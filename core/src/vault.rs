@@ -77,21 +77,22 @@ impl SecretType {
         }
     }
 
+    /// Every kind, in the order pages list them.
+    pub const ALL: [Self; 9] = [
+        Self::Generic,
+        Self::Password,
+        Self::ApiKey,
+        Self::Certificate,
+        Self::PrivateKey,
+        Self::SshKey,
+        Self::Env,
+        Self::Note,
+        Self::File,
+    ];
+
     /// Parses the wire and database name.
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Generic,
-            Self::Password,
-            Self::ApiKey,
-            Self::Certificate,
-            Self::PrivateKey,
-            Self::SshKey,
-            Self::Env,
-            Self::Note,
-            Self::File,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 

@@ -12,6 +12,7 @@
 //! through `data-` attributes, a strict CSP with a per-response nonce, no-store, no-referrer,
 //! DENY framing, noindex.
 
+use oxvault_core::vault::SecretType;
 use serde::Deserialize;
 
 use crate::share_page::{Page, TROUBLE_MESSAGE, document, escape};
@@ -68,19 +69,6 @@ pub fn state_from_prompt(id: &str, answer: Option<(u16, &[u8])>) -> RequestState
 pub const CLOSED_MESSAGE: &str =
     "This request is no longer open: it was answered, withdrawn, has expired, or does not exist.";
 
-/// The secret types the select offers, as the API names them.
-const TYPES: [&str; 9] = [
-    "generic",
-    "password",
-    "api_key",
-    "certificate",
-    "private_key",
-    "ssh_key",
-    "env",
-    "note",
-    "file",
-];
-
 /// Renders the page for `state`, with `nonce` on its script and style and in its CSP.
 pub fn render(state: &RequestState, nonce: &str) -> Page {
     let (status, main, script) = match state {
@@ -103,10 +91,11 @@ pub fn render(state: &RequestState, nonce: &str) -> Page {
 }
 
 fn open_main(open: &OpenRequest) -> String {
-    let options: String = TYPES
+    let options: String = SecretType::ALL
         .iter()
-        .map(|name| {
-            let selected = if *name == open.secret_type {
+        .map(|kind| {
+            let name = kind.as_str();
+            let selected = if name == open.secret_type {
                 " selected"
             } else {
                 ""
