@@ -159,6 +159,7 @@ async fn forward_request(
         key_digest = Some(key.digest());
         headers::set(&mut incoming, "authorization", &format!("Bearer {token}"));
     }
+    // Found again: the headers may have changed above (the address has not).
     let client_ip = headers::find(&incoming, CLIENT_IP_HEADER);
     if access == Access::Token {
         let authorization = headers::find(&incoming, "authorization");

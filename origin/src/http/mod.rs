@@ -1,6 +1,7 @@
 //! The HTTP layer of the origin: routing, middleware, and the mapping of errors to RFC 7807
-//! bodies; the MCP server at `/mcp` ([`mcp`]) is part of it. Each module exposes `router()`; [`router`] merges them and adds what every route
-//! shares. Handlers stay thin: parse, call a service, shape the answer.
+//! bodies; the MCP server at `/mcp` ([`mcp`]) is part of it. Each module exposes `router()`;
+//! [`router`] merges them and adds what every route shares. Handlers stay thin: parse, call a
+//! service, shape the answer.
 
 mod agents;
 mod api_keys;
