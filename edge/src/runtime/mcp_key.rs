@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use worker::{Date, Url, console_error};
 
 use super::limiter::Limiter;
-use super::page::{OriginCall, call_origin};
+use super::origin_call::{OriginCall, call_origin};
 use crate::auth::unix_seconds;
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;

@@ -14,6 +14,7 @@ mod health;
 mod http;
 mod limiter;
 mod mcp_key;
+mod origin_call;
 mod page;
 mod rate_limiter;
 

@@ -4,11 +4,11 @@
 
 use oxvault_core::request_id::REQUEST_ID_HEADER;
 use uuid::Uuid;
-use worker::{AbortSignal, Env, Fetch, Headers, Request, Response, Url, console_error, web_sys};
+use worker::{Env, Headers, Request, Response, Url, console_error};
 
-use super::http::{header_list, set_all, to_headers};
+use super::http::{header_list, set_all};
 use super::limiter::Limiter;
-use super::trust;
+use super::origin_call::{OriginCall, call_origin};
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::headers::{self, CLIENT_IP_HEADER};
@@ -16,19 +16,48 @@ use crate::rate_limit::plan::{LimitClass, ip_check};
 use crate::request_page::{self, REQUEST_PAGE_PATTERN, RequestState, prompt_path};
 use crate::route::SHARE_PAGE_PATTERN;
 use crate::share::refuse_passphrase_in_query;
-use crate::share_page::{
-    Page, PageState, STATUS_TIMEOUT_MS, page_id, render, state_from_status, status_path,
-};
-use crate::target::origin_target;
-
-/// The largest status answer read; a real one is about 120 bytes.
-const MAX_STATUS_BYTES: usize = 16 * 1024;
+use crate::share_page::{Page, PageState, page_id, render, state_from_status, status_path};
 
 /// Which page a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PageKind {
     Share,
     SecretRequest,
+}
+
+impl PageKind {
+    fn pattern(self) -> &'static str {
+        match self {
+            Self::Share => SHARE_PAGE_PATTERN,
+            Self::SecretRequest => REQUEST_PAGE_PATTERN,
+        }
+    }
+
+    /// The origin path that describes link `id` without using it up.
+    fn origin_path(self, id: &str) -> String {
+        match self {
+            Self::Share => status_path(id),
+            Self::SecretRequest => prompt_path(id),
+        }
+    }
+
+    /// The page for the origin's `answer` about link `id`, and whether that answer was
+    /// unusable.
+    fn page(self, id: &str, answer: Option<(u16, &[u8])>, nonce: &str) -> (Page, bool) {
+        match self {
+            Self::Share => {
+                let state = state_from_status(id, answer);
+                (render(&state, nonce), state == PageState::Trouble)
+            }
+            Self::SecretRequest => {
+                let state = request_page::state_from_prompt(id, answer);
+                (
+                    request_page::render(&state, nonce),
+                    state == RequestState::Trouble,
+                )
+            }
+        }
+    }
 }
 
 pub(super) async fn answer(
@@ -51,26 +80,39 @@ pub(super) async fn answer(
         .check(ip_check(LimitClass::ShareIp, client_ip))
         .await?;
 
-    let pattern = match kind {
-        PageKind::Share => SHARE_PAGE_PATTERN,
-        PageKind::SecretRequest => REQUEST_PAGE_PATTERN,
-    };
     let segment = url
         .path()
-        .strip_prefix(pattern.trim_end_matches("{id}"))
+        .strip_prefix(kind.pattern().trim_end_matches("{id}"))
         .unwrap_or_default();
+    let id = page_id(segment);
+    let answer = match &id {
+        Some(id) => {
+            let path = kind.origin_path(id);
+            let asked = OriginCall {
+                path: &path,
+                json_body: None,
+                client_ip,
+                request_id,
+            };
+            call_origin(config, url, asked).await
+        }
+        // Not an id at all (ids are always UUIDs): it names nothing, which is what the
+        // origin's 404 would say, and the origin need not be asked.
+        None => Some((404, Vec::new())),
+    };
     // A fresh nonce per response, so an injected script could not guess it. A UUID v4's 122
     // random bits in hex (hex digits are valid nonce characters).
     let nonce = Uuid::new_v4().simple().to_string();
-    // Not an id at all (ids are always UUIDs): it cannot be live, and the origin need not be
-    // asked.
-    let id = page_id(segment);
-    let page = match kind {
-        PageKind::Share => share_page(config, url, id, client_ip, request_id, &nonce).await,
-        PageKind::SecretRequest => {
-            request_page(config, url, id, client_ip, request_id, &nonce).await
-        }
-    };
+    let answered = answer
+        .as_ref()
+        .map(|(status, body)| (*status, body.as_slice()));
+    let (page, unusable) = kind.page(&id.unwrap_or_default(), answered, &nonce);
+    if unusable {
+        console_error!(
+            "request_id={request_id} {kind:?} page: the origin's answer is unusable: {:?}",
+            answer.map(|(status, _)| status)
+        );
+    }
     let response_headers = Headers::new();
     set_all(&response_headers, &page.headers, request_id);
     set_all(&response_headers, &limiter.headers(), request_id);
@@ -87,142 +129,4 @@ pub(super) async fn answer(
     } else {
         builder.fixed(page.body.into_bytes())
     })
-}
-
-async fn share_page(
-    config: &EdgeConfig,
-    url: &Url,
-    id: Option<String>,
-    client_ip: Option<&str>,
-    request_id: &str,
-    nonce: &str,
-) -> Page {
-    let state = match id {
-        None => PageState::Unavailable,
-        Some(id) => {
-            let answer = ask_origin(config, url, &status_path(&id), client_ip, request_id).await;
-            let state = state_from_status(&id, answer.as_ref().map(|(s, b)| (*s, b.as_slice())));
-            if state == PageState::Trouble {
-                console_error!(
-                    "request_id={request_id} share status unusable: {:?}",
-                    answer.map(|(status, _)| status)
-                );
-            }
-            state
-        }
-    };
-    render(&state, nonce)
-}
-
-async fn request_page(
-    config: &EdgeConfig,
-    url: &Url,
-    id: Option<String>,
-    client_ip: Option<&str>,
-    request_id: &str,
-    nonce: &str,
-) -> Page {
-    let state = match id {
-        None => RequestState::Closed,
-        Some(id) => {
-            let answer = ask_origin(config, url, &prompt_path(&id), client_ip, request_id).await;
-            let answer_ref = answer.as_ref().map(|(s, b)| (*s, b.as_slice()));
-            let state = request_page::state_from_prompt(&id, answer_ref);
-            if state == RequestState::Trouble {
-                console_error!(
-                    "request_id={request_id} request prompt unusable: {:?}",
-                    answer.map(|(status, _)| status)
-                );
-            }
-            state
-        }
-    };
-    request_page::render(&state, nonce)
-}
-
-/// The origin's answer (status code and body) to a `GET` of `path`, or `None` (logged) when
-/// there is none.
-async fn ask_origin(
-    config: &EdgeConfig,
-    url: &Url,
-    path: &str,
-    client_ip: Option<&str>,
-    request_id: &str,
-) -> Option<(u16, Vec<u8>)> {
-    let asked = OriginCall {
-        path,
-        json_body: None,
-        client_ip,
-        request_id,
-    };
-    call_origin(config, url, asked).await
-}
-
-/// A request of the edge's own to the origin: a `GET` of `path`, or a `POST` of a JSON body.
-pub(super) struct OriginCall<'a> {
-    pub path: &'a str,
-    pub json_body: Option<&'a [u8]>,
-    pub client_ip: Option<&'a str>,
-    pub request_id: &'a str,
-}
-
-/// The origin's answer (status code and body, at most [`MAX_STATUS_BYTES`]) to `call`, or
-/// `None` (logged) when there is none. Bounded in time by [`STATUS_TIMEOUT_MS`].
-pub(super) async fn call_origin(
-    config: &EdgeConfig,
-    url: &Url,
-    call: OriginCall<'_>,
-) -> Option<(u16, Vec<u8>)> {
-    let OriginCall {
-        path,
-        json_body,
-        client_ip,
-        request_id,
-    } = call;
-    let target = origin_target(config.origin(), path, None);
-    let request_origin = url.origin().ascii_serialization();
-    let mut list = headers::to_origin(&[], client_ip, request_id, trust(config, &request_origin));
-    list.push(("accept".to_owned(), "application/json".to_owned()));
-    if json_body.is_some() {
-        list.push(("content-type".to_owned(), "application/json".to_owned()));
-    }
-    let outgoing = to_headers(&list)
-        .map_err(|err| console_error!("request_id={request_id} edge-to-origin headers: {err}"))
-        .ok()?;
-
-    let init = web_sys::RequestInit::new();
-    init.set_method(if json_body.is_some() { "POST" } else { "GET" });
-    if let Some(body) = json_body {
-        init.set_body_opt_u8_array(Some(&worker::js_sys::Uint8Array::from(body)));
-    }
-    init.set_headers_headers(&outgoing.0);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    let request = web_sys::Request::new_with_str_and_init(&target, &init)
-        // The runtime's error repeats the URL, which holds the link's id: not logged.
-        .map_err(|_| {
-            console_error!("request_id={request_id} edge-to-origin request could not be built")
-        })
-        .ok()?;
-    // Also bounds reading the body: a stalled origin must not hold the page forever.
-    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(STATUS_TIMEOUT_MS));
-    let mut response = Fetch::Request(Request::from(request))
-        .send_with_signal(&signal)
-        .await
-        .map_err(|err| console_error!("request_id={request_id} origin unreachable: {err}"))
-        .ok()?;
-    let status = response.status_code();
-    let declared = response.headers().get("content-length").ok().flatten();
-    if declared
-        .and_then(|length| length.trim().parse::<usize>().ok())
-        .is_some_and(|length| length > MAX_STATUS_BYTES)
-    {
-        console_error!("request_id={request_id} origin answer too large");
-        return None;
-    }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|err| console_error!("request_id={request_id} origin answer body: {err}"))
-        .ok()?;
-    Some((status, body))
 }

@@ -688,11 +688,15 @@ impl AuthService {
 
     /// Verifies a bearer token and checks its principal's live state.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, ServiceError> {
-        let claims = self.verify(token).await?;
-        let who = principal::who_of(&claims)?;
+        self.admit(&self.verify(token).await?).await
+    }
+
+    /// The principal of already verified `claims`, after the check of its live state.
+    pub async fn admit(&self, claims: &Claims) -> Result<Principal, ServiceError> {
+        let who = principal::who_of(claims)?;
         let mut lease = self.statements.acquire().await?;
         let state = principals::state(lease.conn(), who).await;
-        principal::admit(&claims, lease.finish(state)?)
+        principal::admit(claims, lease.finish(state)?)
     }
 
     /// Checks a bearer token's signature, issuer, audience and lifetime only: the principal's

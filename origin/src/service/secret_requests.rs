@@ -185,9 +185,14 @@ impl SecretRequestsService {
         if !found.as_ref().is_some_and(|row| may_manage(principal, row)) {
             return Err(ServiceError::NotFound(NOT_FOUND));
         }
-        let row = secret_requests::cancel(&mut tx, org, uuid)
-            .await?
-            .ok_or(ServiceError::NotFound(NOT_FOUND))?;
+        let Some(row) = secret_requests::cancel(&mut tx, org, uuid).await? else {
+            // Closed already (perhaps a moment ago): nothing to cancel, mail or record; answered
+            // as it stands now (a new statement sees what was committed since).
+            let row = secret_requests::find_in_org(&mut tx, org, uuid)
+                .await?
+                .ok_or(ServiceError::NotFound(NOT_FOUND))?;
+            return Ok(response(row, public_url));
+        };
         outbox::cancel_share_mail(&mut tx, &link_fingerprint(&uuid)).await?;
         let event = Event::by(principal, "secret_request.cancel")
             .on("secret_request", link_fingerprint(&uuid))

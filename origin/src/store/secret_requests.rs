@@ -204,7 +204,8 @@ pub async fn mark_fulfilled(
     Ok(())
 }
 
-/// Cancels request `id` of `org_id` if it is still open; answers the row as it is afterwards.
+/// Cancels request `id` of `org_id` if it is still open: the cancelled row, or `None` when it
+/// was not open (or not there).
 #[tracing::instrument(skip_all)]
 pub async fn cancel(
     conn: &mut PgConnection,
@@ -217,13 +218,9 @@ pub async fn cancel(
                       AND cancelled_at IS NULL RETURNING *) \
          SELECT {COLUMNS} FROM r"
     );
-    let cancelled = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(org_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match cancelled {
-        Some(row) => Ok(Some(row)),
-        None => find_in_org(conn, org_id, id).await,
-    }
+        .fetch_optional(conn)
+        .await?)
 }

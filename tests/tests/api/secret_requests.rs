@@ -315,6 +315,30 @@ async fn cancelled_and_expired_requests_take_nothing_and_say_so() {
         fulfil(&stack, &cancelled, json!({"value": VALUE})).await.0,
         StatusCode::NOT_FOUND
     );
+    // Cancelling again answers the request as it is and records nothing more.
+    let (status, again) = stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/secret-requests/{cancelled}"),
+            &agent,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["status"], "cancelled");
+    let (_, events) = stack
+        .call(
+            Method::GET,
+            "/v1/audit/events?action=secret_request.cancel",
+            &owner.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        events["events"].as_array().map(Vec::len),
+        Some(1),
+        "{events}"
+    );
 
     let (status, expiring) = ask(
         &stack,

@@ -79,7 +79,7 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
     };
     let checked = async {
         let claims = state.auth.verify(&token).await?;
-        let principal = state.auth.authenticate(&token).await?;
+        let principal = state.auth.admit(&claims).await?;
         Ok::<_, ServiceError>(Caller { principal, claims })
     };
     match checked.await {
