@@ -133,7 +133,8 @@ pub async fn meter(State(meter): State<Meter>, mut request: Request, next: Next)
         && (100..=599).contains(&status)
     {
         meter.record(UsageRow {
-            id: Uuid::new_v4(),
+            // Time-ordered, as audit event ids are: inserts stay at the index's right edge.
+            id: Uuid::now_v7(),
             org_id: caller.org_id,
             principal_type: caller.principal_type.to_owned(),
             principal_id: caller.principal_id,
@@ -395,6 +396,18 @@ mod tests {
         assert_eq!(row.principal_id, caller.key().1);
         assert_eq!(row.org_id, *caller.org.as_uuid());
         assert!(rows.try_recv().is_err(), "one request, one row");
+    }
+
+    #[tokio::test]
+    async fn rows_get_time_ordered_ids_so_inserts_stay_at_the_index_edge() {
+        let (router, _meter, mut rows) = app(agent(), 8);
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            send(&router, "/v1/vaults/abc/secrets/a").await;
+            ids.push(rows.try_recv().unwrap().id);
+        }
+        assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
     }
 
     #[tokio::test]

@@ -233,7 +233,9 @@ pub(crate) fn link(
             }
         };
         let mut row = EventRow {
-            id: Uuid::new_v4(),
+            // Time-ordered, so each insert lands at the right edge of the primary key's index
+            // (a random id touches a random leaf page of an index that only grows).
+            id: Uuid::now_v7(),
             chain_id,
             seq: seq + 1,
             org_id: event.org.map(|org| *org.as_uuid()),
@@ -307,6 +309,43 @@ mod tests {
         let in_org = Event::new("auth.failure", Some(org), Actor::Anonymous, None);
         assert_eq!(chain_of(&in_org), *org.as_uuid());
     }
+    /// The primary key's index stays compact and hot only if each new id sorts after the
+    /// ones before it: random (v4) ids made every append touch a random leaf page (issue 10).
+    #[test]
+    fn linked_events_get_time_ordered_ids_in_chain_order() {
+        let org = OrgId::from_uuid(Uuid::new_v4());
+        let chain = *org.as_uuid();
+        let heads = HashMap::from([(
+            chain,
+            ChainHead {
+                seq: 41,
+                mac: GENESIS_MAC.to_vec(),
+            },
+        )]);
+        let events = (0..50)
+            .map(|_| Event::new("secret.read", Some(org), Actor::Anonymous, None))
+            .collect();
+        let first = link(
+            events,
+            &heads,
+            now_micros(),
+            &crate::crypto::testing::FirstByteMac,
+        )
+        .expect("linked");
+        let later = link(
+            vec![Event::new("secret.read", Some(org), Actor::Anonymous, None)],
+            &heads,
+            now_micros(),
+            &crate::crypto::testing::FirstByteMac,
+        )
+        .expect("linked");
+        let ids: Vec<Uuid> = first.iter().chain(&later).map(|row| row.id).collect();
+        assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+        let seqs: Vec<i64> = first.iter().map(|row| row.seq).collect();
+        assert_eq!(seqs, (42..92).collect::<Vec<_>>());
+    }
+
     use serde_json::json;
 
     fn row() -> EventRow {
