@@ -372,17 +372,21 @@ hold() {
 # results.jsonl. PEER is the id of the row this one is compared with ("" for none; prefix
 # "p99:" to compare p99 rather than rps). The VARs steer scripts/bench/wrk.lua.
 run_wrk() {
-    local id=$1 label=$2 conns=$3 url=$4 peer=$5 threads=2 out line ratio_of=rps
+    local id=$1 label=$2 conns=$3 url=$4 peer=$5 threads=2 out line ratio_of=rps settled
     shift 5
     [ "$conns" -lt 2 ] && threads=1
     case $peer in p99:*) ratio_of=p99 peer=${peer#p99:} ;; esac
     out="$RUN_DIR/wrk/$id.out"
+    # Each run starts on a quiet machine (see `settle` in bench.py); the wait is kept with it.
+    # Not while the login flood runs: that run is meant to share the machine.
+    settled=0
+    [ -n "$FLOOD_PID" ] || settled=$(python3 "$HELPER" settle --max-secs 10)
     env BENCH_NAME="$id" "$@" wrk -t"$threads" -c"$conns" -d"$BENCH_DURATION" --timeout 10s \
         -s "$WRK_LUA" "$url" >"$out" 2>&1 || die "wrk failed for $id; see $out"
     line=$(sed -n 's/^BENCH_RESULT {//p' "$out")
     [ -n "$line" ] || die "no result from wrk for $id; see $out"
-    printf '{"id": "%s", "label": "%s", "conns": %s, "peer": "%s", "ratio_of": "%s", %s\n' \
-        "$id" "$label" "$conns" "$peer" "$ratio_of" "$line" >>"$RESULTS"
+    printf '{"id": "%s", "label": "%s", "conns": %s, "peer": "%s", "ratio_of": "%s", "settled_s": %s, %s\n' \
+        "$id" "$label" "$conns" "$peer" "$ratio_of" "$settled" "$line" >>"$RESULTS"
     printf '  %-44s %9s rps  p50 %8s ms  p99 %8s ms%s\n' "$label (c=$conns)" \
         "$(sed -n 's/.*"rps": \([0-9.]*\).*/\1/p' <<<"$line")" \
         "$(sed -n 's/.*"p50_ms": \([0-9.]*\).*/\1/p' <<<"$line")" \

@@ -250,6 +250,30 @@ def cmd_topup(args) -> None:
     print(json.dumps({"secrets": total, "seconds": round(elapsed, 1)}))
 
 
+def busy_share(interval: float) -> float:
+    """The share of all cores busy over the next `interval` seconds (from /proc/stat)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+    busy_a, total_a = sample()
+    time.sleep(interval)
+    busy_b, total_b = sample()
+    return (busy_b - busy_a) / max(1, total_b - total_a)
+
+
+def cmd_settle(args) -> None:
+    """Waits until the machine is quiet (or args.max_secs pass), so that a run is not charged
+    for work the one before it left behind: PostgreSQL's autovacuum of the audit rows a run
+    wrote, a checkpoint, OpenBao flushing its raft log. Prints the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < args.max_secs:
+        if busy_share(0.5) < args.quiet:
+            break
+    print(round(time.monotonic() - started, 1))
+
+
 def cmd_check(args) -> None:
     """The loads' requests answer as they should before any is timed: the hot secret's value
     through the origin and through the edge, and the share link through both."""
@@ -749,7 +773,10 @@ compare on your own hardware.
 
 ## Settings
 
-- wrk {settings.get('duration', '?')} per run, {settings.get('threads', 2)} threads (1 for 1 connection), 10 s timeout
+- wrk {settings.get('duration', '?')} per run, {settings.get('threads', 2)} threads (1 for 1 connection), 10 s timeout;
+  each run starts once the machine is quiet (under 15% busy for half a second, waited for at
+  most 10 s; the wait is `settled_s` in run/results.jsonl), so no run pays for the work the
+  one before it left behind (autovacuum of the audit rows it wrote, OpenBao's log flushes)
 - secret value: {settings.get('value_size', '?')} bytes; {settings.get('secrets', '?')} secrets in the main vault
   ("spread" rows pick one at random per request; "hot" rows read one); 16 agents of one org
   ("16 agents" rows rotate through their tokens); 16 orgs each with an agent and a hot secret
@@ -812,6 +839,9 @@ def main() -> None:
     s.add_argument("--total", type=int, required=True)
     s.add_argument("--threads", type=int, default=16)
     s.add_argument("--max-secs", type=float, default=900)
+    s = sub.add_parser("settle")
+    s.add_argument("--quiet", type=float, default=0.15, help="busy share of all cores that counts as quiet")
+    s.add_argument("--max-secs", type=float, default=10)
     s = sub.add_parser("pgproxy")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--upstream", required=True)
@@ -831,7 +861,7 @@ def main() -> None:
     args = p.parse_args()
     {
         "seed-oxvault": cmd_seed_oxvault, "check": cmd_check, "seed-openbao": cmd_seed_openbao, "topup": cmd_topup,
-        "pgproxy": cmd_pgproxy, "sql-per-read": cmd_sql_per_read, "report": cmd_report,
+        "settle": cmd_settle, "pgproxy": cmd_pgproxy, "sql-per-read": cmd_sql_per_read, "report": cmd_report,
     }[args.cmd](args)
 
 
