@@ -526,12 +526,15 @@ measure_rss() {
     metric rss_topup_seconds "$(sed -n 's/.*"seconds": \([0-9.]*\).*/\1/p' <<<"$out")"
     [ "$n" -ge "$BENCH_RSS_SECRETS" ] ||
         warn "the RSS top-up reached $n of $BENCH_RSS_SECRETS secrets in BENCH_RSS_MAX_SECS=$BENCH_RSS_MAX_SECS s"
+    metric rss_kib_topped_up "$(rss_kib "$pid")"
     # Reads over the whole first vault, so that whatever the origin caches is populated.
     run_wrk origin-rss-spread-c32 "read, $BENCH_SECRETS secrets, origin, after the top-up" 32 \
         "http://127.0.0.1:$ORIGIN_PORT/" "" "BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt" \
         BENCH_PATHS="$BENCH_SECRETS"
     metric rss_kib "$(rss_kib "$pid")"
     metric rss_secrets "$n"
+    # The most the origin held at any moment of the whole run (the kernel's high-water mark).
+    metric rss_kib_peak "$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")"
 }
 
 report() {

@@ -745,9 +745,14 @@ def cmd_report(args) -> None:
     if metrics.get("rss_kib_seeded"):
         extra.append(f"- origin RSS after the {metrics.get('secrets_seeded')} seeded secrets and all "
                      f"load runs: {metrics['rss_kib_seeded'] / 1024:.1f} MiB")
+    if metrics.get("rss_kib_topped_up"):
+        extra.append(f"- origin RSS right after the top-up to {n} secrets, before reading: "
+                     f"{metrics['rss_kib_topped_up'] / 1024:.1f} MiB")
     if rss:
         extra.append(f"- origin RSS after topping up to {n} secrets and reading them: {rss / 1024:.1f} MiB"
                      + (f" (top-up took {metrics.get('rss_topup_seconds')} s)" if metrics.get('rss_topup_seconds') else ""))
+    if metrics.get("rss_kib_peak"):
+        extra.append(f"- origin peak RSS over the whole run (VmHWM): {metrics['rss_kib_peak'] / 1024:.1f} MiB")
     if metrics.get("wasm_raw_bytes"):
         extra.append(f"- Worker Wasm: {metrics['wasm_raw_bytes']} bytes raw, "
                      f"{metrics['wasm_gzip_bytes']} bytes gzipped -9; the whole bundle (Wasm and "
