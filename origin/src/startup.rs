@@ -4,7 +4,7 @@
 //! `Application::build` binds before it returns, so tests (and `serve` with port 0) learn the
 //! real port from [`Application::local_addr`] before any request is sent.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,11 +216,16 @@ impl Application {
                 let stopped = async move {
                     let _ = stopping.wait_for(|stopping| *stopping).await;
                 };
-                if let Err(err) = axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-                {
-                    tracing::error!(error = %err, "the metrics listener failed");
+                let serving = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                // The upkeep lives as long as the listener: without a recorder (metrics off)
+                // nothing is recorded and there is nothing to drain.
+                tokio::select! {
+                    result = serving.into_future() => {
+                        if let Err(err) = result {
+                            tracing::error!(error = %err, "the metrics listener failed");
+                        }
+                    }
+                    () = http::metrics::keep_up() => {}
                 }
             })
         });

@@ -39,6 +39,13 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 /// The longest a scrape waits for the outbox count: a slow database must not hang scrapes.
 const OUTBOX_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How often recorded latencies are folded into their buckets. The exporter keeps every
+/// histogram sample until a scrape or an upkeep drains it, so an origin nobody scraped grew
+/// with every request for as long as it ran (measured on the bench stack, 10 s runs of reads at
+/// 32 connections, ~37,000 requests each, no scrape: RSS 48, 51, 54, 56 MiB without upkeep,
+/// 51, 55, 55, 54 MiB with it).
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The process's registry, installed as the global `metrics` recorder on first use.
 fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -62,6 +69,23 @@ fn handle() -> &'static PrometheusHandle {
         }
         handle
     })
+}
+
+/// Folds the histogram samples recorded since the last scrape into their buckets every
+/// [`UPKEEP_INTERVAL`], for as long as it is polled: run it beside the metrics listener.
+pub async fn keep_up() {
+    every(UPKEEP_INTERVAL, || handle().run_upkeep()).await;
+}
+
+/// Calls `upkeep` once per `interval`, the first time one interval from now; never returns.
+async fn every(interval: Duration, mut upkeep: impl FnMut()) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    // After a stall, one upkeep drains everything: no burst of catch-up calls.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        upkeep();
+    }
 }
 
 /// The metrics listener's routes: `GET /metrics`.
@@ -147,4 +171,24 @@ pub async fn record_request(
     metrics::histogram!("oxvault_http_request_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn upkeep_runs_once_per_interval_while_nobody_scrapes() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let task = tokio::spawn(every(UPKEEP_INTERVAL, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }));
+        tokio::time::sleep(UPKEEP_INTERVAL * 3 + UPKEEP_INTERVAL / 2).await;
+        task.abort();
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
 }
