@@ -10,6 +10,9 @@
 //! - read when scraped ([`read_gauges`]): database pool use, the data-key cache, the mail
 //!   outbox's depth, and the counters the keyring and the appender keep.
 //!
+//! Histogram samples wait in the recorder until something drains them: a scrape, or the
+//! upkeep ([`keep_up`]) that runs beside the listener every few seconds.
+//!
 //! Labels are route templates and fixed words only, never a concrete path, an id or anything
 //! a tenant chose: a secret's path must not leak into a monitoring system.
 
