@@ -380,7 +380,7 @@ run_wrk() {
     # Each run starts on a quiet machine (see `settle` in bench.py); the wait is kept with it.
     # Not while the login flood runs: that run is meant to share the machine.
     settled=0
-    [ -n "$FLOOD_PID" ] || settled=$(python3 "$HELPER" settle --max-secs 10)
+    [ -n "$FLOOD_PID" ] || settled=$(python3 "$HELPER" settle)
     env BENCH_NAME="$id" "$@" wrk -t"$threads" -c"$conns" -d"$BENCH_DURATION" --timeout 10s \
         -s "$WRK_LUA" "$url" >"$out" 2>&1 || die "wrk failed for $id; see $out"
     line=$(sed -n 's/^BENCH_RESULT {//p' "$out")
@@ -483,7 +483,8 @@ load_flood() {
 # ---------------------------------------------------------------------------------------------
 # Other measurements.
 
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; } # PID
+# rss_kib PID [FIELD]: a /proc status field in KiB, the resident set (VmRSS) unless named.
+rss_kib() { awk -v field="${2:-VmRSS}:" '$1 == field { print $2 }' "/proc/$1/status"; }
 
 # SQL round trips per read: a second origin on the same database and token, its connections
 # through a proxy that counts what it sends. The main origin stays off the proxy.
@@ -534,7 +535,7 @@ measure_rss() {
     metric rss_kib "$(rss_kib "$pid")"
     metric rss_secrets "$n"
     # The most the origin held at any moment of the whole run (the kernel's high-water mark).
-    metric rss_kib_peak "$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")"
+    metric rss_kib_peak "$(rss_kib "$pid" VmHWM)"
 }
 
 report() {
