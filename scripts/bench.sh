@@ -18,6 +18,9 @@
 #   BENCH_RSS_MAX_SECS  longest the RSS top-up may seed (default 1200); RSS is taken then
 #   BENCH_VALUE_SIZE    bytes of each secret value, ours and OpenBao's (default 64)
 #   BENCH_SWEEP         connection counts of the read sweep (default "1 8 32 128")
+#   BENCH_TRIES         tries of each row a target is judged on (default 3; quick 2): the rows
+#                       of a pair (ours, then the peer's) run back to back, each try after the
+#                       last, and the report takes each row's median
 #   BENCH_NO_BUILD=1    reuse the built origin and Worker
 #   BENCH_HOLD=1        stop after seeding and keep everything running (profile by hand)
 #   BENCH_OUT           the report file (default BENCHMARKS.md at the repository root)
@@ -28,7 +31,9 @@
 #                       the origin as they are
 #
 # Run it on an otherwise idle machine: wrk, PostgreSQL, wrangler and OpenBao share the cores
-# with the origin. A full run takes about 15 to 25 minutes, most of it the RSS top-up;
+# with the origin (the Workers are stopped while rows that do not go through them run; see
+# `workers_for`). Each row also records the CPU time the origin, PostgreSQL and OpenBao spent
+# per request. A full run takes about 15 to 25 minutes, most of it the RSS top-up;
 # BENCH_QUICK=1 about 2.5 minutes once built.
 #
 # State and logs: .dev/bench/ (the OpenBao venv is kept; run/ is made fresh every run).
@@ -42,10 +47,12 @@ if [ "$BENCH_QUICK" = 1 ]; then
     BENCH_DURATION=${BENCH_DURATION:-2s}
     BENCH_SECRETS=${BENCH_SECRETS:-500}
     BENCH_RSS_SECRETS=${BENCH_RSS_SECRETS:-2000}
+    BENCH_TRIES=${BENCH_TRIES:-2}
 else
     BENCH_DURATION=${BENCH_DURATION:-10s}
     BENCH_SECRETS=${BENCH_SECRETS:-10000}
     BENCH_RSS_SECRETS=${BENCH_RSS_SECRETS:-100000}
+    BENCH_TRIES=${BENCH_TRIES:-3}
 fi
 BENCH_RSS_MAX_SECS=${BENCH_RSS_MAX_SECS:-1200}
 BENCH_VALUE_SIZE=${BENCH_VALUE_SIZE:-64}
@@ -70,6 +77,10 @@ WRK_LUA="$OXVAULT_ROOT/scripts/bench/wrk.lua"
 RESULTS="$RUN_DIR/results.jsonl"
 METRICS="$RUN_DIR/metrics.tsv"
 
+case $BENCH_TRIES in
+    [1-9]) ;;
+    *) die "BENCH_TRIES must be 1 to 9, not '$BENCH_TRIES'" ;;
+esac
 case $BENCH_DURATION in
     *[0-9]s | *[0-9]m) ;;
     *) die "BENCH_DURATION must look like 10s or 1m, not '$BENCH_DURATION'" ;;
@@ -105,6 +116,8 @@ stop_named() {
 cleanup() {
     local rc=$? i
     trap - EXIT INT TERM
+    # A stopped process would not see the SIGTERM below.
+    [ "$WORKERS_STOPPED" = 0 ] || signal_workers CONT
     if [ -n "$FLOOD_PID" ]; then kill "$FLOOD_PID" 2>/dev/null || true; fi
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         log "stopping ${NAMES[i]}"
@@ -134,6 +147,45 @@ pid_of() { # NAME
         [ "${NAMES[i]}" = "$1" ] && printf '%s\n' "${PIDS[i]}" && return 0
     done
     return 1
+}
+
+# The Workers' processes (wrangler's node, workerd, esbuild) poll even when idle: on a 2-core box
+# about 6% of its CPU, taken from whatever wrk measures. They are stopped (SIGSTOP) while a row
+# measures the origin or OpenBao alone, and go on (SIGCONT) for the rows that go through a Worker.
+WORKERS_STOPPED=0
+signal_workers() { # SIGNAL
+    local i
+    for i in "${!NAMES[@]}"; do
+        case ${NAMES[i]} in
+            edge | edge-cli | trivial | trivial-cli | forwarder | forwarder-cli)
+                kill "-$1" -- "-${PIDS[i]}" 2>/dev/null || true
+                ;;
+        esac
+    done
+}
+# workers_for URL: stops the Workers for a URL of the origin or OpenBao, else lets them go on.
+workers_for() {
+    case $1 in
+        "http://127.0.0.1:$ORIGIN_PORT/"* | "http://127.0.0.1:$BAO_PORT/"*)
+            [ "$WORKERS_STOPPED" = 1 ] || signal_workers STOP
+            WORKERS_STOPPED=1
+            ;;
+        *)
+            [ "$WORKERS_STOPPED" = 0 ] || signal_workers CONT
+            WORKERS_STOPPED=0
+            ;;
+    esac
+}
+
+# cpu_ticks: CPU time (user + system, in clock ticks) used so far by the origin, by every
+# PostgreSQL process and by OpenBao, as a JSON object.
+cpu_ticks() {
+    local origin bao
+    origin=$(pid_of origin || true)
+    bao=$(pid_of openbao || true)
+    # shellcheck disable=SC2046 # one argument per PostgreSQL process
+    python3 "$HELPER" cpu-ticks --origin "${origin:-0}" --openbao "${bao:-0}" \
+        --postgres $(pgrep -x postgres || true)
 }
 
 metric() { printf '%s\t%s\n' "$1" "$2" >>"$METRICS"; } # KEY JSON_VALUE
@@ -372,22 +424,30 @@ hold() {
 # results.jsonl. PEER is the id of the row this one is compared with ("" for none; prefix
 # "p99:" to compare p99 rather than rps). The VARs steer scripts/bench/wrk.lua.
 run_wrk() {
-    local id=$1 label=$2 conns=$3 url=$4 peer=$5 threads=2 out line ratio_of=rps settled
+    local id=$1 label=$2 conns=$3 url=$4 peer=$5 threads=2 out line ratio_of=rps settled try=1
+    local cpu_before cpu_after
     shift 5
     [ "$conns" -lt 2 ] && threads=1
     case $peer in p99:*) ratio_of=p99 peer=${peer#p99:} ;; esac
     out="$RUN_DIR/wrk/$id.out"
+    while [ -e "$out" ]; do # a further try of the same row (see more_tries)
+        try=$((try + 1))
+        out="$RUN_DIR/wrk/$id.try$try.out"
+    done
+    workers_for "$url"
     # Each run starts on a quiet machine (see `settle` in bench.py); the wait is kept with it.
     # Not while the login flood runs: that run is meant to share the machine.
     settled=0
     [ -n "$FLOOD_PID" ] || settled=$(python3 "$HELPER" settle)
+    cpu_before=$(cpu_ticks)
     env BENCH_NAME="$id" "$@" wrk -t"$threads" -c"$conns" -d"$BENCH_DURATION" --timeout 10s \
         -s "$WRK_LUA" "$url" >"$out" 2>&1 || die "wrk failed for $id; see $out"
+    cpu_after=$(cpu_ticks)
     line=$(sed -n 's/^BENCH_RESULT {//p' "$out")
     [ -n "$line" ] || die "no result from wrk for $id; see $out"
-    printf '{"id": "%s", "label": "%s", "conns": %s, "peer": "%s", "ratio_of": "%s", "settled_s": %s, %s\n' \
-        "$id" "$label" "$conns" "$peer" "$ratio_of" "$settled" "$line" >>"$RESULTS"
-    printf '  %-44s %9s rps  p50 %8s ms  p99 %8s ms%s\n' "$label (c=$conns)" \
+    printf '{"id": "%s", "label": "%s", "conns": %s, "peer": "%s", "ratio_of": "%s", "try": %s, "settled_s": %s, "cpu_before": %s, "cpu_after": %s, %s\n' \
+        "$id" "$label" "$conns" "$peer" "$ratio_of" "$try" "$settled" "$cpu_before" "$cpu_after" "$line" >>"$RESULTS"
+    printf '  %-44s %9s rps  p50 %8s ms  p99 %8s ms%s\n' "$label (c=$conns$([ "$try" = 1 ] || echo ", try $try"))" \
         "$(sed -n 's/.*"rps": \([0-9.]*\).*/\1/p' <<<"$line")" \
         "$(sed -n 's/.*"p50_ms": \([0-9.]*\).*/\1/p' <<<"$line")" \
         "$(sed -n 's/.*"p99_ms": \([0-9.]*\).*/\1/p' <<<"$line")" \
@@ -398,7 +458,47 @@ run_wrk() {
 warm() {
     local url=$1
     shift
+    workers_for "$url"
     env BENCH_NAME=warm "$@" wrk -t1 -c4 -d1s --timeout 10s -s "$WRK_LUA" "$url" >/dev/null 2>&1 || true
+}
+
+# The rows a target is judged on, each a function: they run once in their place below, and
+# again in `more_tries`.
+bao_hot() {
+    run_wrk "bao-hot-c$1" "OpenBao read, hot secret" "$1" "http://127.0.0.1:$BAO_PORT/" "" \
+        "BENCH_TARGETS=$RUN_DIR/targets-bao.txt" BENCH_PATHS=1
+}
+origin_hot() {
+    run_wrk "origin-hot-c$1" "read, hot secret, origin" "$1" "http://127.0.0.1:$ORIGIN_PORT/" \
+        "bao-hot-c$1" "BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt" BENCH_PATHS=1
+}
+origin_orgs() {
+    run_wrk origin-orgs-c32 "read, $BENCH_ORGS orgs, hot secret each, origin" 32 \
+        "http://127.0.0.1:$ORIGIN_PORT/" bao-hot-c32 "BENCH_TARGETS=$RUN_DIR/targets-orgs.txt" BENCH_PATHS=1
+}
+bao_write() {
+    run_wrk bao-write-c32 "OpenBao write (new version)" 32 "http://127.0.0.1:$BAO_PORT/" "" \
+        "BENCH_TARGETS=$RUN_DIR/targets-bao.txt" BENCH_PATHS="$BENCH_SECRETS" \
+        BENCH_METHOD=POST "BENCH_BODY_FILE=$RUN_DIR/body-bao-write.json"
+}
+origin_write() {
+    run_wrk origin-write-c32 "write (new version), origin" 32 "http://127.0.0.1:$ORIGIN_PORT/" bao-write-c32 \
+        "BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt" BENCH_PATHS="$BENCH_SECRETS" \
+        BENCH_METHOD=PUT "BENCH_BODY_FILE=$RUN_DIR/body-write.json"
+}
+
+# more_tries COMMAND...: runs COMMAND BENCH_TRIES - 1 more times. This box's speed drifts by
+# tens of percent within a run; a pair run back to back, tried several times over the run and
+# judged on each row's median, is what one slow or fast moment cannot swing.
+more_tries() {
+    local try
+    for ((try = 2; try <= BENCH_TRIES; try++)); do "$@"; done
+}
+
+read_pairs() {
+    bao_hot 32
+    origin_hot 32
+    origin_orgs
 }
 
 load_reads() {
@@ -414,8 +514,8 @@ load_reads() {
     warm "$tc"
     warm "$b" "$bao" BENCH_PATHS=1
     for c in $BENCH_SWEEP; do
-        run_wrk "bao-hot-c$c" "OpenBao read, hot secret" "$c" "$b" "" "$bao" BENCH_PATHS=1
-        run_wrk "origin-hot-c$c" "read, hot secret, origin" "$c" "$o/" "bao-hot-c$c" "$one" BENCH_PATHS=1
+        bao_hot "$c"
+        origin_hot "$c"
         run_wrk "trivial-c$c" "trivial Worker (floor)" "$c" "$t" ""
         run_wrk "forwarder-c$c" "read, hot secret, forwarding JS Worker (floor)" "$c" "$f" \
             "trivial-c$c" "$one" BENCH_PATHS=1
@@ -436,21 +536,22 @@ load_reads() {
         "BENCH_TARGETS=$RUN_DIR/targets-agents.txt" BENCH_PATHS="$BENCH_SECRETS"
     run_wrk edge-agents-c32 "read, 1 org, $BENCH_AGENTS agents, spread, edge" 32 "$e/" trivial-c32 \
         "BENCH_TARGETS=$RUN_DIR/targets-agents.txt" BENCH_PATHS="$BENCH_SECRETS"
-    run_wrk origin-orgs-c32 "read, $BENCH_ORGS orgs, hot secret each, origin" 32 "$o/" bao-hot-c32 \
-        "BENCH_TARGETS=$RUN_DIR/targets-orgs.txt" BENCH_PATHS=1
+    origin_orgs
     run_wrk edge-orgs-c32 "read, $BENCH_ORGS orgs, hot secret each, edge" 32 "$e/" trivial-c32 \
         "BENCH_TARGETS=$RUN_DIR/targets-orgs.txt" BENCH_PATHS=1
+    more_tries read_pairs
+}
+
+write_pair() {
+    bao_write
+    origin_write
 }
 
 load_other() {
     local o="http://127.0.0.1:$ORIGIN_PORT" e="http://127.0.0.1:$EDGE_PORT"
     local b="http://127.0.0.1:$BAO_PORT"
-    run_wrk bao-write-c32 "OpenBao write (new version)" 32 "$b/" "" \
-        "BENCH_TARGETS=$RUN_DIR/targets-bao.txt" BENCH_PATHS="$BENCH_SECRETS" \
-        BENCH_METHOD=POST "BENCH_BODY_FILE=$RUN_DIR/body-bao-write.json"
-    run_wrk origin-write-c32 "write (new version), origin" 32 "$o/" bao-write-c32 \
-        "BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt" BENCH_PATHS="$BENCH_SECRETS" \
-        BENCH_METHOD=PUT "BENCH_BODY_FILE=$RUN_DIR/body-write.json"
+    write_pair
+    more_tries write_pair
     run_wrk origin-share-c32 "share link read, origin" 32 "$o/" bao-hot-c32 \
         "BENCH_TARGETS=$RUN_DIR/targets-share.txt"
     run_wrk edge-share-c32 "share link read, edge" 32 "$e/" trivial-c32 \
@@ -463,7 +564,7 @@ load_other() {
 
 # Secret reads while another account's logins (Argon2) saturate the origin, against the same
 # reads just before.
-load_flood() {
+flood_pair() {
     local o="http://127.0.0.1:$ORIGIN_PORT" one="BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt"
     local rc=0
     run_wrk origin-idle-c32 "read, hot secret, origin, idle" 32 "$o/" "" "$one" BENCH_PATHS=1
@@ -478,6 +579,11 @@ load_flood() {
     FLOOD_PID=""
     [ "$rc" = 0 ] || warn "the login flood's wrk exited with $rc; see $RUN_DIR/wrk/flood.out"
     sed -n 's/^BENCH_RESULT /  login flood: /p' "$RUN_DIR/wrk/flood.out" >&2
+}
+
+load_flood() {
+    flood_pair
+    more_tries flood_pair
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -540,8 +646,8 @@ measure_rss() {
 
 report() {
     local settings
-    settings=$(printf '{"duration": "%s", "threads": 2, "value_size": %s, "secrets": %s, "quick": %s, "origin_log": "%s", "wrangler_log": "%s", "limit": "%s"}' \
-        "$BENCH_DURATION" "$BENCH_VALUE_SIZE" "$BENCH_SECRETS" "$([ "$BENCH_QUICK" = 1 ] && echo true || echo false)" \
+    settings=$(printf '{"duration": "%s", "tries": %s, "threads": 2, "value_size": %s, "secrets": %s, "quick": %s, "origin_log": "%s", "wrangler_log": "%s", "limit": "%s"}' \
+        "$BENCH_DURATION" "$BENCH_TRIES" "$BENCH_VALUE_SIZE" "$BENCH_SECRETS" "$([ "$BENCH_QUICK" = 1 ] && echo true || echo false)" \
         "$OXVAULT_LOG" "$WRANGLER_LOG_LEVEL" "$BENCH_EDGE_LIMIT")
     metric settings "$settings"
     python3 - "$METRICS" "$RUN_DIR/metrics.json" <<'EOF'

@@ -26,6 +26,7 @@ import platform
 import random
 import re
 import socket
+import statistics
 import string
 import subprocess
 import sys
@@ -272,6 +273,63 @@ def cmd_settle(args) -> None:
         if busy_share(0.5) < args.quiet:
             break
     print(round(time.monotonic() - started, 1))
+
+
+def process_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces), so that
+    field n of proc(5) is at n - 3; empty when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def cmd_cpu_ticks(args) -> None:
+    """Prints the CPU time (user + system, in clock ticks) used so far by the origin, by
+    PostgreSQL and by OpenBao, as JSON, for run_wrk to record before and after a run.
+    PostgreSQL's backends and autovacuum workers come and go: its figure is its postmaster's own
+    time and that of the children it has reaped (cutime, cstime), plus its living children's."""
+    def own(stat: list[str]) -> int:
+        return int(stat[11]) + int(stat[12]) if stat else 0  # utime, stime
+
+    stats = {pid: process_stat(pid) for pid in args.postgres}
+    postgres = 0
+    for stat in stats.values():
+        if not stat:
+            continue
+        postgres += own(stat)
+        if int(stat[1]) not in stats:  # a postmaster: its parent is not PostgreSQL
+            postgres += int(stat[13]) + int(stat[14])  # cutime, cstime
+    print(json.dumps({
+        "origin": own(process_stat(args.origin)) if args.origin else 0,
+        "postgres": postgres,
+        "openbao": own(process_stat(args.openbao)) if args.openbao else 0,
+    }))
+
+
+def cpu_per_request(r: dict) -> dict | None:
+    """Each server's CPU microseconds per request over a row's run(s), from run_wrk's ticks;
+    None for rows recorded without them."""
+    tries = r.get("tries") or [r]
+    if not all("cpu_before" in t for t in tries):
+        return None
+    requests = sum(t["requests"] for t in tries)
+    if not requests:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return {k: sum(t["cpu_after"][k] - t["cpu_before"][k] for t in tries) / tick * 1e6 / requests
+            for k in ("origin", "postgres", "openbao")}
+
+
+def cpu_text(r: dict) -> str:
+    """The CPU column: OpenBao's for its rows, the origin's and PostgreSQL's for ours."""
+    cpu = cpu_per_request(r)
+    if cpu is None or r["id"].startswith(("trivial", "forwarder")):
+        return "-"
+    if r["id"].startswith("bao-"):
+        return f"OpenBao {cpu['openbao']:.0f}"
+    return f"{cpu['origin']:.0f} + PG {cpu['postgres']:.0f}"
 
 
 def cmd_check(args) -> None:
@@ -624,8 +682,37 @@ def fmt_ms(v) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def merge_tries(rows: list[dict]) -> list[dict]:
+    """One row per id, in the order ids first ran. A row run several times (BENCH_TRIES) gets
+    the median of each figure, its errors summed, and every try kept under "tries"."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["id"], []).append(r)
+    merged = []
+    for tries in groups.values():
+        row = dict(tries[0])
+        if len(tries) > 1:
+            for key in ("rps", "p50_ms", "p99_ms"):
+                row[key] = statistics.median(t[key] for t in tries)
+            row["errors"] = {k: sum(t["errors"][k] for t in tries) for k in tries[0]["errors"]}
+            row["tries"] = tries
+        merged.append(row)
+    return merged
+
+
+def tries_text(rows: list[dict]) -> list[str]:
+    """A line per row that ran more than once: each try's rps and p99, in the order they ran."""
+    lines = []
+    for r in rows:
+        if r.get("tries"):
+            rps = " / ".join(f"{t['rps']:.0f}" for t in r["tries"])
+            p99 = " / ".join(fmt_ms(t["p99_ms"]) for t in r["tries"])
+            lines.append(f"- {r['label']} ({r['conns']} conns): {rps} rps; p99 {p99} ms")
+    return lines
+
+
 def cmd_report(args) -> None:
-    rows = [json.loads(line) for line in open(args.results) if line.strip()]
+    rows = merge_tries([json.loads(line) for line in open(args.results) if line.strip()])
     metrics = json.load(open(args.metrics)) if os.path.exists(args.metrics) else {}
     by = {r["id"]: r for r in rows}
 
@@ -640,12 +727,12 @@ def cmd_report(args) -> None:
             return f"{r['rps'] / peer['rps']:.2f}x {peer['label']}"
         return "-"
 
-    header = "| what | conns | rps | p50 ms | p99 ms | ratio | errors |"
-    lines = [header, "|---|---:|---:|---:|---:|---|---:|"]
+    header = "| what | conns | rps | p50 ms | p99 ms | ratio | CPU us/request | errors |"
+    lines = [header, "|---|---:|---:|---:|---:|---|---|---:|"]
     for r in rows:
         errs = sum(r["errors"].values())
         lines.append(f"| {r['label']} | {r['conns']} | {r['rps']:.0f} | {fmt_ms(r['p50_ms'])} | "
-                     f"{fmt_ms(r['p99_ms'])} | {ratio(r)} | {errs} |")
+                     f"{fmt_ms(r['p99_ms'])} | {ratio(r)} | {cpu_text(r)} | {errs} |")
 
     targets = []
 
@@ -778,6 +865,10 @@ compare on your own hardware.
 
 ## Settings
 
+- the Workers' processes (wrangler, workerd, esbuild) are stopped (SIGSTOP) while a row
+  measures the origin or OpenBao alone, and go on for the rows that go through a Worker: idle,
+  the six of them poll, and took about 6% of this 2-core box from the rows that do not use them
+- the rows a target is judged on ran {settings.get('tries', 1)} times (`BENCH_TRIES`), see below
 - wrk {settings.get('duration', '?')} per run, {settings.get('threads', 2)} threads (1 for 1 connection), 10 s timeout;
   each run starts once the machine is quiet (under 15% busy for half a second, waited for at
   most 10 s; the wait is `settled_s` in run/results.jsonl), so no run pays for the work the
@@ -803,6 +894,16 @@ compare on your own hardware.
 ## Results
 
 {table}
+
+"CPU us/request" is the CPU time (user and system) the server used per answered request over
+the row's run: OpenBao's process for its rows; for ours, the origin's process + every PostgreSQL
+process (its background writers included). The Workers' CPU is not counted. It moves less than
+rps when the machine slows down or speeds up, and says where a request's cost lies.
+
+Rows run {settings.get('tries', 1)} times (each try of a pair back to back, the tries spread over
+the run) show the median of each figure; the ratio is of the medians. Each try:
+
+{chr(10).join(tries_text(rows)) or "- none: every row ran once"}
 
 ## Targets
 
@@ -847,6 +948,10 @@ def main() -> None:
     s = sub.add_parser("settle")
     s.add_argument("--quiet", type=float, default=0.15, help="busy share of all cores that counts as quiet")
     s.add_argument("--max-secs", type=float, default=10)
+    s = sub.add_parser("cpu-ticks")
+    s.add_argument("--origin", type=int, default=0)
+    s.add_argument("--openbao", type=int, default=0)
+    s.add_argument("--postgres", type=int, nargs="*", default=[])
     s = sub.add_parser("pgproxy")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--upstream", required=True)
@@ -866,7 +971,7 @@ def main() -> None:
     args = p.parse_args()
     {
         "seed-oxvault": cmd_seed_oxvault, "check": cmd_check, "seed-openbao": cmd_seed_openbao, "topup": cmd_topup,
-        "settle": cmd_settle, "pgproxy": cmd_pgproxy, "sql-per-read": cmd_sql_per_read, "report": cmd_report,
+        "settle": cmd_settle, "cpu-ticks": cmd_cpu_ticks, "pgproxy": cmd_pgproxy, "sql-per-read": cmd_sql_per_read, "report": cmd_report,
     }[args.cmd](args)
 
 
