@@ -54,6 +54,33 @@ pub struct Origin {
     restarts: u32,
 }
 
+impl Drop for Origin {
+    /// A failing test keeps the origin's logs, which would otherwise go with their temporary
+    /// directory: in `target/e2e-artifacts/origin-logs/<pid>/`, and says where in its output.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let kept = crate::repo_root()
+            .join("target/e2e-artifacts/origin-logs")
+            .join(self.process.pid().to_string());
+        if let Err(err) = std::fs::create_dir_all(&kept) {
+            eprintln!("the origin's logs could not be kept: {err}");
+            return;
+        }
+        for entry in std::fs::read_dir(self.logs.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Err(err) = std::fs::copy(entry.path(), kept.join(entry.file_name())) {
+                eprintln!("{} could not be kept: {err}", entry.path().display());
+            }
+        }
+        eprintln!("the origin's logs are kept in {}", kept.display());
+    }
+}
+
 fn binary() -> String {
     env_or("OXVAULT_ORIGIN_BIN", || {
         crate::profile_dir()

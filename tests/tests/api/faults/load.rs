@@ -236,7 +236,15 @@ impl Tally {
         let response = match sent {
             Ok(response) => response,
             Err(err) => {
-                self.wrong.push(format!("no answer: {err}"));
+                // With the causes: reqwest's own text does not say whether the connection was
+                // refused, reset, closed mid-answer or timed out.
+                let mut text = format!("no answer: {err}");
+                let mut source = std::error::Error::source(&err);
+                while let Some(cause) = source {
+                    text.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                self.wrong.push(text);
                 return None;
             }
         };
