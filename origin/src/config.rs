@@ -113,6 +113,9 @@ pub struct HsmConfig {
     /// How often a running origin lists the token's KEKs again, to start wrapping under a KEK
     /// that `rotate-kek` created (`OXVAULT_HSM_KEK_REFRESH_SECS`, default 60).
     pub kek_refresh: Duration,
+    /// The longest a request waits for one HSM call, its turn included, before it fails with
+    /// 503 (`OXVAULT_HSM_CALL_TIMEOUT_MS`, default 10000).
+    pub call_timeout: Duration,
     /// The cache of opened data keys: `OXVAULT_DEK_CACHE_SIZE` keys (default 10000; 0 turns
     /// it off), each kept `OXVAULT_DEK_CACHE_TTL_SECS` (default 60, at most 3600).
     pub dek_cache: crate::crypto::DekCacheSettings,
@@ -376,6 +379,15 @@ impl HsmConfig {
             env.problems
                 .push("  OXVAULT_HSM_KEK_REFRESH_SECS must be at least 1".to_owned());
         }
+        let call_timeout_ms: u64 = env.parsed(
+            "OXVAULT_HSM_CALL_TIMEOUT_MS",
+            u64::try_from(crate::crypto::HSM_CALL_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+            "whole milliseconds",
+        );
+        if call_timeout_ms == 0 {
+            env.problems
+                .push("  OXVAULT_HSM_CALL_TIMEOUT_MS must be at least 1".to_owned());
+        }
         let defaults = crate::crypto::DekCacheSettings::default();
         let dek_capacity = env.parsed(
             "OXVAULT_DEK_CACHE_SIZE",
@@ -404,6 +416,7 @@ impl HsmConfig {
             audit_key_label,
             sessions,
             kek_refresh: Duration::from_secs(kek_refresh_secs.max(1)),
+            call_timeout: Duration::from_millis(call_timeout_ms.max(1)),
         }
     }
 }
@@ -587,6 +600,7 @@ mod tests {
         assert_eq!(config.hsm.signing_key_label, DEFAULT_SIGNING_KEY_LABEL);
         assert_eq!(config.hsm.sessions, 4);
         assert_eq!(config.hsm.kek_refresh, Duration::from_secs(60));
+        assert_eq!(config.hsm.call_timeout, Duration::from_secs(10));
         assert_eq!(config.database.max_connections, 16);
         assert_eq!(config.database.read_connections, 8);
         assert!(!config.migrate_on_start);

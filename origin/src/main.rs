@@ -120,7 +120,8 @@ async fn rotate_kek(args: RotateKekArgs) -> Result<(), String> {
         .await
         .map_err(|err| err.to_string())?
         .map_err(|err| err.to_string())?;
-    let keyring = Keyring::new(hsm.clone(), hsm.clone(), config.hsm.sessions);
+    let keyring = Keyring::new(hsm.clone(), hsm.clone(), config.hsm.sessions)
+        .with_call_timeout(config.hsm.call_timeout);
     let options = RotationOptions {
         batch: args.batch,
         resume: args.resume,

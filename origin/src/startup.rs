@@ -94,6 +94,7 @@ impl Application {
             Err(err) => tracing::error!(error = %err, "the HSM connection task failed"),
         }
         let keyring = Keyring::new(hsm.clone(), hsm.clone(), config.hsm.sessions)
+            .with_call_timeout(config.hsm.call_timeout)
             .with_audit_mac(hsm)
             .with_dek_cache(config.hsm.dek_cache);
         let passwords = Passwords::new(config.password_hash_concurrency)

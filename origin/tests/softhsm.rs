@@ -188,6 +188,7 @@ fn config(token: &str, pin: &str) -> HsmConfig {
         audit_key_label: "test-audit".to_owned(),
         sessions: 2,
         kek_refresh: Duration::from_secs(60),
+        call_timeout: oxvault_origin::crypto::HSM_CALL_TIMEOUT,
         dek_cache: oxvault_origin::crypto::DekCacheSettings::default(),
     }
 }

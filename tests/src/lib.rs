@@ -43,7 +43,7 @@ pub use origin::{Origin, OriginSettings};
 pub use postgres::{PrivatePostgres, pg_tool};
 pub use shared::StackAddresses;
 pub use smtp::{ReceivedMail, SmtpListener, SmtpSettings, TempFailure};
-pub use softhsm::SoftHsmToken;
+pub use softhsm::{SoftHsmToken, Wedge};
 pub use stack::{OwnParts, PASSWORD, Session, StackBuilder, TestStack, invitation_token_in};
 
 use std::path::PathBuf;

@@ -12,6 +12,20 @@ pub const TOKEN_LABEL: &str = "oxvault-test";
 /// The user PIN of every test token.
 pub const PIN: &str = "test-pin-1234";
 
+/// Locks held on a token's files by [`SoftHsmToken::wedge`]; dropping it releases them (the
+/// holding process is killed).
+#[derive(Debug)]
+pub struct Wedge {
+    child: std::process::Child,
+}
+
+impl Drop for Wedge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A SoftHSM2 configuration pointing at a private token directory.
 #[derive(Debug)]
 pub struct SoftHsmToken {
@@ -79,6 +93,37 @@ impl SoftHsmToken {
     /// every use, so calls on keys already loaded fail from then on.
     pub fn take_away(&self) {
         std::fs::rename(self.tokens_dir(), self.away_dir()).expect("take the tokens away");
+    }
+
+    /// Wedges the token, as a hung HSM would: another process holds POSIX (fcntl) write locks
+    /// on every file of the token directory, and SoftHSM2 waits for a lock on a token file in
+    /// every call that touches an object. Calls hang until the returned guard is dropped.
+    pub fn wedge(&self) -> Wedge {
+        const HOLD_LOCKS: &str = r#"
+import fcntl, os, sys
+held = []
+for root, _, files in os.walk(sys.argv[1]):
+    for name in files:
+        f = open(os.path.join(root, name), "r+")
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        held.append(f)
+print(len(held), flush=True)
+sys.stdin.read()
+"#;
+        let mut child = Command::new("python3")
+            .args(["-c", HOLD_LOCKS])
+            .arg(self.tokens_dir())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the lock holder");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("the lock holder's stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("read the lock holder's count");
+        let held: usize = line.trim().parse().expect("the lock holder's count");
+        assert!(held > 0, "the token has no files to lock");
+        Wedge { child }
     }
 
     /// Puts the token's files back after [`SoftHsmToken::take_away`].

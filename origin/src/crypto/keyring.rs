@@ -3,10 +3,16 @@
 //!
 //! The bound matters twice: a slow or hung HSM must not eat every blocking thread, and a
 //! PKCS#11 token serves a limited number of sessions.
+//!
+//! A call is also bounded in time ([`HSM_CALL_TIMEOUT`]), the wait for a permit included: an
+//! HSM that stops answering (a network HSM behind a dropped route, a wedged module) fails the
+//! requests that need it with `Unavailable` (503) instead of holding them open. A blocking
+//! thread cannot be cancelled, so a call that outlives its caller keeps its permit until it
+//! returns: the bound on concurrent HSM work holds even then.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -20,6 +26,11 @@ use super::{
 /// with a real one.
 const PROBE_AAD: &[u8] = b"oxvault:health-probe";
 
+/// The longest a caller waits for an HSM call, its turn included. Far above a healthy call
+/// (about a millisecond for SoftHSM, a few for a network HSM under load), and below the
+/// timeouts of the clients and proxies in front of the origin.
+pub const HSM_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Shared handle to the HSM; cheap to clone.
 #[derive(Clone)]
 pub struct Keyring {
@@ -28,6 +39,8 @@ pub struct Keyring {
     /// `None` until [`Keyring::with_audit_mac`]: audit appends then fail (closed).
     audit: Option<Arc<dyn AuditMac>>,
     permits: Arc<Semaphore>,
+    /// See [`HSM_CALL_TIMEOUT`].
+    call_timeout: Duration,
     /// Data keys opened or sealed lately (off until [`Keyring::with_dek_cache`]).
     deks: Arc<DekCache>,
     /// Blocking HSM calls made so far (each may make several PKCS#11 calls).
@@ -55,6 +68,7 @@ impl Keyring {
             signer,
             audit: None,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            call_timeout: HSM_CALL_TIMEOUT,
             deks: Arc::new(DekCache::new(DekCacheSettings {
                 capacity: 0,
                 ..DekCacheSettings::default()
@@ -67,6 +81,13 @@ impl Keyring {
     /// `crypto::dek_cache`).
     pub fn with_dek_cache(mut self, settings: DekCacheSettings) -> Self {
         self.deks = Arc::new(DekCache::new(settings));
+        self
+    }
+
+    /// The same keyring, giving up on an HSM call after `timeout` instead of
+    /// [`HSM_CALL_TIMEOUT`].
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
         self
     }
 
@@ -188,23 +209,40 @@ impl Keyring {
         T: Send + 'static,
         F: FnOnce() -> Result<T, CryptoError> + Send + 'static,
     {
-        // The semaphore is never closed, so acquiring fails only if that invariant breaks;
-        // fail closed rather than run unbounded.
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| CryptoError::Unavailable)?;
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::Span::current();
         let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || span.in_scope(op))
+        let permits = Arc::clone(&self.permits);
+        let calls = Arc::clone(&self.calls);
+        let span = tracing::Span::current();
+        let call = async move {
+            // The semaphore is never closed, so acquiring fails only if that invariant breaks;
+            // fail closed rather than run unbounded.
+            let permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|_| CryptoError::Unavailable)?;
+            calls.fetch_add(1, Ordering::Relaxed);
+            tokio::task::spawn_blocking(move || {
+                // The permit goes with the call, not with its caller (see the module docs).
+                let _permit = permit;
+                span.in_scope(op)
+            })
             .in_current_span()
             .await
             .map_err(|err| {
                 tracing::error!(error = %err, "an HSM call panicked or was cancelled");
                 CryptoError::Unavailable
-            })?;
+            })?
+        };
+        let Ok(result) = tokio::time::timeout(self.call_timeout, call).await else {
+            tracing::error!(
+                op = name,
+                timeout_ms = self.call_timeout.as_millis(),
+                "an HSM call did not end in time; answering unavailable"
+            );
+            metrics::counter!("oxvault_hsm_errors_total", "op" => name, "error" => "timeout")
+                .increment(1);
+            return Err(CryptoError::Unavailable);
+        };
         metrics::histogram!("oxvault_hsm_call_seconds", "op" => name)
             .record(started.elapsed().as_secs_f64());
         if let Err(err) = &result {
@@ -251,6 +289,44 @@ mod tests {
             keyring.unwrap(wrapped, b"there".to_vec()).await,
             Err(CryptoError::Integrity)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_hung_call_answers_unavailable_in_time_and_keeps_its_permit_until_it_returns() {
+        let timeout = Duration::from_millis(100);
+        let keyring = Keyring::new(Arc::new(NoHsm), Arc::new(NoHsm), 1)
+            .with_audit_mac(Arc::new(FirstByteMac))
+            .with_call_timeout(timeout);
+        let (release, hung) = std::sync::mpsc::channel::<()>();
+        let started = Instant::now();
+        let outcome = keyring
+            .mac_with(move |_| {
+                let _ = hung.recv();
+                Ok(())
+            })
+            .await;
+        assert!(matches!(outcome, Err(CryptoError::Unavailable)));
+        assert!(
+            started.elapsed() < timeout * 10,
+            "it waited for the hung call"
+        );
+
+        // The hung call still holds the only permit: the next caller gives up in time too.
+        assert_eq!(keyring.permits.available_permits(), 0);
+        let quick = keyring.audit_macs(vec![vec![1]]).await;
+        assert!(matches!(quick, Err(CryptoError::Unavailable)));
+
+        // Once the call returns, its permit is back and calls go through again.
+        release.send(()).unwrap();
+        for _ in 0..100 {
+            if keyring.permits.available_permits() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(keyring.permits.available_permits(), 1);
+        let macs = keyring.audit_macs(vec![vec![7]]).await.unwrap();
+        assert_eq!(macs, vec![[7; MAC_LEN]]);
     }
 
     #[tokio::test]

@@ -43,7 +43,7 @@ pub mod hazmat {
 use data_key::DATA_KEY_LEN;
 pub use data_key::{DataKey, WrappedKey};
 pub use dek_cache::DekCacheSettings;
-pub use keyring::Keyring;
+pub use keyring::{HSM_CALL_TIMEOUT, Keyring};
 pub use pkcs11::Pkcs11Hsm;
 
 /// What can go wrong when wrapping or unwrapping a data key.

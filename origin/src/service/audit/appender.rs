@@ -21,8 +21,9 @@
 //! and one commit. When another origin moved a head meanwhile, that statement stores nothing
 //! and the batch takes the locked path above, which also learns the heads afresh.
 //!
-//! A batch that fails is retried request by request, so one event the database refuses fails
-//! only the act it belongs to. The appender writes on a connection pool of its own: acts
+//! A batch the database refuses is retried request by request, so one event it refuses fails
+//! only the act it belongs to; a batch that fails because the HSM or the database is down fails
+//! all its requests at once (503). The appender writes on a connection pool of its own: acts
 //! waiting for it hold connections of the main pool, and must never starve it of one.
 
 use std::collections::{BTreeSet, HashMap};
@@ -235,16 +236,18 @@ impl Appender {
         }
     }
 
-    /// Writes a batch and tells each request how it fared. A failed batch of several
-    /// requests is tried again one request at a time, so only the requests whose events fail
-    /// are failed.
+    /// Writes a batch and tells each request how it fared. A batch of several requests that
+    /// the database refused is tried again one request at a time, so only the requests whose
+    /// events fail are failed. An HSM or a database that is down fails them all at once:
+    /// retrying one by one would ask it again per request, and a hung HSM would make each ask
+    /// wait out its timeout while the queue grows.
     async fn settle(&mut self, batch: Vec<Pending>) {
         let events: Vec<Event> = batch
             .iter()
             .flat_map(|pending| pending.events.iter().cloned())
             .collect();
         let outcome = self.write(events).await;
-        if outcome.is_ok() || batch.len() == 1 {
+        if outcome != Err(Failure::Refused) || batch.len() == 1 {
             for pending in batch {
                 // A request that stopped waiting (its client went away) needs no answer.
                 let _ = pending.done.send(outcome);

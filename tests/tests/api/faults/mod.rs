@@ -1,5 +1,5 @@
 //! Fault drills (SECURITY.md cases 24, 26 and 27): PostgreSQL restarted under mixed load, the
-//! HSM taken away and brought back under it, the origin killed with SIGKILL mid-write and
+//! HSM taken away and brought back under it, the HSM hung (its token's files locked), the origin killed with SIGKILL mid-write and
 //! started again, and stopped with SIGTERM under 32 connections; also a soak, backup and
 //! restore, and two origins behind one edge (submodules). Each drill owns what it breaks (a
 //! private PostgreSQL cluster, its own origin, its own token), drives real load through the
@@ -101,6 +101,80 @@ async fn the_hsm_gone_and_back_under_mixed_load_gets_2xx_or_503_and_loses_nothin
     let refused: u64 = tallies.iter().map(|tally| tally.retry_later).sum();
     assert!(refused > 0, "no request saw the HSM gone");
     assert_nothing_lost(&stack, &target, &tallies).await;
+}
+
+/// SECURITY.md case 24 with an HSM that hangs instead of failing: every PKCS#11 call waits on
+/// the token's file locks, held by another process. Reads and writes answer 503 with
+/// `Retry-After` within the call timeout instead of hanging, and the origin serves again once
+/// the HSM does, with its audit chain intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_hsm_answers_503_within_the_call_timeout_and_recovers() {
+    let stack = TestStack::builder()
+        .origin(|settings| {
+            settings
+                .extra_env
+                .push(("OXVAULT_HSM_CALL_TIMEOUT_MS".to_owned(), "1000".to_owned()));
+        })
+        .start()
+        .await;
+    let target = target_on(&stack).await;
+    let read = format!("/v1/vaults/{}/secrets/{SEEDED_PATH}", target.vault);
+    let write = format!("/v1/vaults/{}/secrets/hung/write", target.vault);
+    let (status, body) = stack.call(Method::GET, &read, &target.token, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let wedge = stack.own().token.wedge();
+    for (method, path, body) in [
+        (Method::GET, &read, None),
+        (Method::PUT, &write, Some(json!({"value": "never stored"}))),
+    ] {
+        let started = std::time::Instant::now();
+        let mut request = stack.request(method.clone(), path, &target.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("an answer while the HSM hangs");
+        let waited = started.elapsed();
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}"
+        );
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "{method} {path}"
+        );
+        assert!(
+            waited < std::time::Duration::from_secs(8),
+            "{method} {path} took {waited:?} with a 1 s HSM call timeout"
+        );
+    }
+
+    drop(wedge);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, body) = stack.call(Method::GET, &read, &target.token, None).await;
+        if status == StatusCode::OK {
+            assert_eq!(body["value"], target.value.as_str(), "{body}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no read served 20 s after the HSM came back: {status} {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, body) = stack.call(Method::GET, &write, &target.token, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the refused write was stored: {body}"
+    );
+    let (status, verdict) = stack
+        .call(Method::GET, "/v1/audit/verify", &target.token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    assert_eq!(verdict["chain_valid"], true, "{verdict}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
