@@ -84,6 +84,13 @@ impl StackBuilder {
         self
     }
 
+    /// Sets one more environment variable of the origins' (a setting such as
+    /// `OXVAULT_HSM_CALL_TIMEOUT_MS`).
+    pub fn origin_env(self, name: &str, value: &str) -> Self {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.origin(move |settings| settings.extra_env.push((name, value)))
+    }
+
     /// Changes the edge's bindings (e.g. rate limits).
     pub fn edge(mut self, adjust: impl FnOnce(&mut EdgeSettings) + Send + 'static) -> Self {
         self.adjust_edge.push(Box::new(adjust));

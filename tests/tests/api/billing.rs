@@ -315,11 +315,7 @@ async fn requests_past_the_free_allowance_are_paid_at_their_class_price() {
 async fn a_graceful_shutdown_writes_every_buffered_request() {
     // A flush interval far longer than the test: only the shutdown can write these rows.
     let mut stack = TestStack::builder()
-        .origin(|settings| {
-            settings
-                .extra_env
-                .push(("OXVAULT_USAGE_FLUSH_MS".to_owned(), "600000".to_owned()));
-        })
+        .origin_env("OXVAULT_USAGE_FLUSH_MS", "600000")
         .start()
         .await;
     let owner = stack.signup("drain@example.com").await;

@@ -236,11 +236,7 @@ async fn with_the_hsm_gone_secrets_answer_503_nothing_is_written_and_service_res
 #[tokio::test]
 async fn rotate_kek_rewraps_every_version_leaves_ciphertexts_alone_and_the_origin_follows() {
     let stack = TestStack::builder()
-        .origin(|settings| {
-            settings
-                .extra_env
-                .push(("OXVAULT_HSM_KEK_REFRESH_SECS".to_owned(), "2".to_owned()));
-        })
+        .origin_env("OXVAULT_HSM_KEK_REFRESH_SECS", "2")
         .start()
         .await;
     let owner = stack.signup(&stack.email("rotate@example.com")).await;
@@ -434,11 +430,7 @@ async fn a_rotation_with_retirement_under_live_writes_loses_nothing() {
 async fn a_missing_pkcs11_module_at_start_is_a_clear_503_not_a_crash() {
     let missing = "/nonexistent/oxvault-test/libpkcs11-missing.so";
     let stack = TestStack::builder()
-        .origin(|settings| {
-            settings
-                .extra_env
-                .push(("OXVAULT_HSM_MODULE".to_owned(), missing.to_owned()));
-        })
+        .origin_env("OXVAULT_HSM_MODULE", missing)
         .start()
         .await;
 

@@ -432,11 +432,7 @@ async fn concurrent_requests_against_one_limit_let_exactly_n_through() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_origin_keeps_its_own_coarse_limit_when_reached_directly() {
     let stack = TestStack::builder()
-        .origin(|settings| {
-            settings
-                .extra_env
-                .push(("OXVAULT_ORIGIN_RATE_LIMIT".to_owned(), "3/60".to_owned()));
-        })
+        .origin_env("OXVAULT_ORIGIN_RATE_LIMIT", "3/60")
         .start()
         .await;
     let direct = client_from(2);

@@ -836,11 +836,7 @@ async fn every_stored_version_has_its_own_wrapped_key_and_nonce() {
     const VERSIONS: usize = 200;
     // Every version stays stored: more of them than the default 100 kept per path.
     let stack = TestStack::builder()
-        .origin(|settings| {
-            settings
-                .extra_env
-                .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "1000".to_owned()));
-        })
+        .origin_env("OXVAULT_MAX_SECRET_VERSIONS", "1000")
         .start()
         .await;
     let stack = std::sync::Arc::new(stack);
@@ -1167,11 +1163,7 @@ async fn a_deleted_secret_stays_deleted_and_a_new_write_at_its_path_starts_over(
 #[tokio::test]
 async fn versions_past_the_configured_number_are_pruned_and_read_as_gone() {
     let stack = TestStack::builder()
-        .origin(|settings| {
-            settings
-                .extra_env
-                .push(("OXVAULT_MAX_SECRET_VERSIONS".to_owned(), "3".to_owned()));
-        })
+        .origin_env("OXVAULT_MAX_SECRET_VERSIONS", "3")
         .start()
         .await;
     let owner = stack.signup(&stack.email("pruner@example.com")).await;

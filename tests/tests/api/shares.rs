@@ -1122,11 +1122,7 @@ async fn recipients_see_their_inbound_shares_and_may_accept_or_decline_them() {
 async fn the_origin_trusts_forwarded_addresses_only_with_the_edge_secret() {
     const SECRET: &str = "a-known-edge-secret-for-this-test-0123456789";
     let stack = TestStack::builder()
-        .origin(|origin| {
-            origin
-                .extra_env
-                .push(("OXVAULT_EDGE_SHARED_SECRET".to_owned(), SECRET.to_owned()));
-        })
+        .origin_env("OXVAULT_EDGE_SHARED_SECRET", SECRET)
         .edge(|edge| {
             edge.var("ORIGIN_SHARED_SECRET", SECRET);
         })

@@ -110,11 +110,7 @@ async fn the_hsm_gone_and_back_under_mixed_load_gets_2xx_or_503_and_loses_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_hsm_answers_503_within_the_call_timeout_and_recovers() {
     let stack = TestStack::builder()
-        .origin(|settings| {
-            settings
-                .extra_env
-                .push(("OXVAULT_HSM_CALL_TIMEOUT_MS".to_owned(), "1000".to_owned()));
-        })
+        .origin_env("OXVAULT_HSM_CALL_TIMEOUT_MS", "1000")
         .start()
         .await;
     let target = target_on(&stack).await;

@@ -38,12 +38,8 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> (StatusCode
 async fn two_origins_behind_one_edge_keep_every_cross_process_guarantee() {
     let stack = TestStack::builder()
         .origins(2)
-        .origin(|origin| {
-            // Both origins list the KEKs every second, so both follow a rotation quickly.
-            origin
-                .extra_env
-                .push(("OXVAULT_HSM_KEK_REFRESH_SECS".to_owned(), "1".to_owned()));
-        })
+        // Both origins list the KEKs every second, so both follow a rotation quickly.
+        .origin_env("OXVAULT_HSM_KEK_REFRESH_SECS", "1")
         .edge(|edge| {
             edge.var("RATE_LIMIT_LOGIN_IDENTITY", "5/300");
         })
