@@ -85,6 +85,10 @@ fn main() -> ExitCode {
             the_audit_key_is_an_hmac_key_that_stays_in_the_token,
         ),
         (
+            "the_audit_mac_runs_on_a_session_copy_of_the_token_key",
+            the_audit_mac_runs_on_a_session_copy_of_the_token_key,
+        ),
+        (
             "an_extractable_key_under_the_kek_label_is_refused",
             an_extractable_key_under_the_kek_label_is_refused,
         ),
@@ -568,6 +572,47 @@ fn the_audit_key_is_an_hmac_key_that_stays_in_the_token() {
             .sign(&Mechanism::Sha256Hmac, handle, b"event one")
             .expect("hmac");
         assert_eq!(mac.as_slice(), expected.as_slice());
+    });
+}
+
+/// A connection MACs with a session object copied from the token's audit key: the same key
+/// (same MACs as before), held in the HSM's memory, so a MAC reads no token file (it still
+/// works while the token's files are away), and the token keeps exactly one audit key.
+fn the_audit_mac_runs_on_a_session_copy_of_the_token_key() {
+    init_token("copy");
+    let hsm = Pkcs11Hsm::new(config("copy", PIN));
+    let mac = hsm.mac(b"event one").expect("mac");
+    let wrapped = hsm
+        .wrap(&DataKey::generate().expect("key"), b"aad")
+        .expect("wrap");
+    let tokens = PathBuf::from(std::env::var_os(TOKEN_DIR).expect("token dir"));
+    let away = tokens.with_extension("away");
+    std::fs::rename(&tokens, &away).expect("take the token directory away");
+    let during = hsm.mac(b"event one");
+    let unwrap_during = hsm.unwrap(&wrapped, b"aad");
+    std::fs::rename(&away, &tokens).expect("put the token directory back");
+    assert_eq!(during.expect("a MAC from the session copy"), mac);
+    assert!(
+        matches!(unwrap_during, Err(CryptoError::Unavailable)),
+        "token objects are still read from the token: {unwrap_during:?}"
+    );
+    drop(hsm);
+
+    let again = Pkcs11Hsm::new(config("copy", PIN));
+    assert_eq!(again.mac(b"event one").expect("mac"), mac);
+    drop(again);
+    with_raw_session("copy", |session| {
+        let keys = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::Label(b"test-audit".to_vec()),
+            ])
+            .expect("find");
+        assert_eq!(keys.len(), 1, "the copies went with their sessions");
+        let flags = session
+            .get_attributes(keys[0], &[AttributeType::Token])
+            .expect("attributes");
+        assert_eq!(flags, [Attribute::Token(true)]);
     });
 }
 

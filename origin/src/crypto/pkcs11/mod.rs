@@ -78,7 +78,8 @@ struct Connection {
     /// the others wait for its result rather than listing too.
     keks: Mutex<kek::KekSet>,
     signing: signing::SigningKey,
-    /// The HMAC key of the audit trail.
+    /// The HMAC key of the audit trail: a session object copied from the token's key,
+    /// owned by [`Connection::login`] (see [`audit_key::session_copy`]).
     audit_key: ObjectHandle,
     /// Keeps the login alive: PKCS#11 logs the user out when an application's last session on
     /// a token closes, so this one stays open for the connection's whole life.
@@ -262,7 +263,10 @@ impl Connection {
         }
         let keks = kek::find_or_create_kek(&login, &config.kek_label)?;
         let signing = signing::find_or_create_signing_key(&login, &config.signing_key_label)?;
-        let audit_key = audit_key::find_or_create_audit_key(&login, &config.audit_key_label)?;
+        let audit_key = audit_key::session_copy(
+            &login,
+            audit_key::find_or_create_audit_key(&login, &config.audit_key_label)?,
+        );
         Ok(Self {
             ctx: ctx.clone(),
             slot,

@@ -111,6 +111,10 @@ async fn the_hsm_gone_and_back_under_mixed_load_gets_2xx_or_503_and_loses_nothin
 async fn a_hung_hsm_answers_503_within_the_call_timeout_and_recovers() {
     let stack = TestStack::builder()
         .origin_env("OXVAULT_HSM_CALL_TIMEOUT_MS", "1000")
+        // Every read unwraps its data key in the HSM. With a cached key, a read needs only
+        // the audit MAC, whose key is a session copy in SoftHSM's memory: it touches no
+        // token file, so the wedge below would not hold it.
+        .origin_env("OXVAULT_DEK_CACHE_SIZE", "0")
         .start()
         .await;
     let target = target_on(&stack).await;
