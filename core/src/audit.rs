@@ -2,10 +2,10 @@
 //! `GET /v1/audit/verify`, the rules their query parameters follow, and the walk that decides
 //! whether a stretch of a hash chain is intact.
 //!
-//! The origin records the events and computes their MACs in the HSM; what is pure lives here
-//! so it is tested without a database: parsing a query (bad input is a 400, never a 500) and
-//! [`check_chain`], which is given each event's links and whether its MAC matched, and names
-//! the first event where the chain breaks.
+//! The origin records the events and seals them in the HSM; what is pure lives here so it is
+//! tested without a database: parsing a query (bad input is a 400, never a 500) and
+//! [`check_chain`], which is given each event's links, whether its MAC matched and whether
+//! the HSM vouches for it, and names the first event where the chain breaks.
 //!
 //! Time windows are half-open, `[from, to)`: consecutive windows never count an event twice.
 
@@ -57,13 +57,16 @@ pub struct AuditEventsResponse {
 ///
 /// Each org has one chain, ordered by a gapless sequence number. Every event stores
 /// `prev_mac`, the `mac` of the event before it (32 zero bytes for the first), and `mac`,
-/// HMAC-SHA256 under a key that never leaves the HSM, over a length-prefixed encoding of
-/// every field of the event and `prev_mac`. An edited row fails its own MAC, a removed row
-/// leaves a gap in the sequence and an unlinked successor, a reordered row fails both; a
-/// truncated tail no longer matches the chain's stored head.
+/// SHA-256 over a length-prefixed encoding of every field of the event and `prev_mac`. Each
+/// batch of appends is sealed by one HMAC-SHA256, under a key that never leaves the HSM, over
+/// the sequence number and `mac` of the last event of every chain in the batch, so a chain's
+/// newest event is always sealed. Events recorded before seals existed carry an HMAC-SHA256
+/// `mac` of their own. An edited row fails its own hash, and mending the hashes after it fails
+/// the next seal; a removed row leaves a gap in the sequence and an unlinked successor, a
+/// reordered row fails both; a truncated tail no longer matches the chain's stored head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditChainScheme {
-    /// `HMAC-SHA256`.
+    /// `SHA-256 links, HMAC-SHA256 seals`.
     pub algorithm: String,
     pub chain_structure: String,
     /// The field holding each event's own MAC: `mac`.
@@ -78,11 +81,15 @@ impl AuditChainScheme {
     /// The scheme oxvault's chains follow.
     pub fn current() -> Self {
         Self {
-            algorithm: "HMAC-SHA256".to_owned(),
+            algorithm: "SHA-256 links, HMAC-SHA256 seals".to_owned(),
             chain_structure: "one chain per organization, ordered by a gapless sequence \
                               number; each event's prev_mac is the mac of the event before \
-                              it (32 zero bytes for the first); mac is HMAC-SHA256, keyed \
-                              inside the HSM, over every field of the event and prev_mac"
+                              it (32 zero bytes for the first); mac is SHA-256 over every \
+                              field of the event and prev_mac; each batch of appends is \
+                              sealed by one HMAC-SHA256, keyed inside the HSM, over the seq \
+                              and mac of each chain's last event in it, so every chain's \
+                              newest event is sealed (events recorded before seals carry an \
+                              HMAC-SHA256 mac each)"
                 .to_owned(),
             hash_field: "mac".to_owned(),
             link_field: "prev_mac".to_owned(),
@@ -282,8 +289,13 @@ pub struct Link<'a> {
     pub seq: i64,
     pub prev_mac: &'a [u8],
     pub mac: &'a [u8],
-    /// Whether `mac` is the HSM's MAC of the event as stored now.
+    /// Whether `mac` is right for the event as stored now (its hash, or its own HMAC for an
+    /// event from before seals), and any seal it names holds it.
     pub mac_valid: bool,
+    /// Whether the HSM vouches for the event: a seal whose HMAC matches lists it, or its own
+    /// HMAC matches. The events before it, back to the previous such event, are vouched for
+    /// through their hash links.
+    pub anchored: bool,
 }
 
 /// The end of a chain: the sequence number and MAC of its last event, as its head row says.
@@ -312,29 +324,58 @@ impl ChainCheck {
     }
 }
 
-/// Walks `links`, a stretch of one chain in sequence order. `before` is the link the first
-/// must follow: `(seq, mac)` of the event before it, `(0, genesis MAC)` when the stretch
-/// starts the chain, `None` when that event is missing (so the first is unlinked). `head`
-/// is given when the stretch reaches the chain's end, which must then be the head's event.
+/// Walks `links`, a stretch of one chain in sequence order, then as far into `ahead` (the
+/// events after the stretch, up to the next anchored one) as it takes to reach an anchored
+/// event. `before` is the link the first must follow: `(seq, mac)` of the event before it,
+/// `(0, genesis MAC)` when the stretch starts the chain, `None` when that event is missing
+/// (so the first is unlinked). `head` is given when the stretch reaches the chain's end,
+/// which must then be the head's event.
 ///
 /// Each link must carry the next sequence number, name its predecessor's stored MAC as
-/// `prev_mac`, and have a valid MAC of its own. The walk continues from each link as
-/// stored, so one removed or edited event fails one or two links, not every later one.
+/// `prev_mac`, and have a valid MAC of its own; it is verified once an anchored link follows
+/// with nothing broken in between. The walk continues from each link as stored, so one
+/// removed or edited event fails one or two links, not every later one. Links that no anchor
+/// vouches for (the chain's newest event unsealed, or nothing sealed after the stretch) break
+/// the chain at the first of them.
 pub fn check_chain(
     before: Option<(i64, &[u8])>,
     links: &[Link<'_>],
+    ahead: &[Link<'_>],
     head: Option<Head<'_>>,
 ) -> ChainCheck {
     let mut check = ChainCheck::default();
     let mut expected = before;
-    for (index, link) in links.iter().enumerate() {
+    // Intact links of the stretch waiting for an anchor to vouch for them.
+    let mut pending: Vec<usize> = Vec::new();
+    for (index, link) in links.iter().chain(ahead).enumerate() {
+        let in_stretch = index < links.len();
+        if !in_stretch && pending.is_empty() {
+            break;
+        }
         let linked = expected.is_some_and(|(seq, mac)| link.seq == seq + 1 && link.prev_mac == mac);
         if linked && link.mac_valid {
-            check.verified += 1;
-        } else if check.first_broken.is_none() {
-            check.first_broken = Some(index);
+            if in_stretch {
+                pending.push(index);
+            }
+            if link.anchored {
+                check.verified += pending.len();
+                pending.clear();
+            }
+        } else if in_stretch {
+            check.first_broken.get_or_insert(index);
+            pending.clear();
+        } else {
+            // Broken after the stretch, before any anchor: nothing vouches for the pending.
+            break;
         }
         expected = Some((link.seq, link.mac));
+    }
+    if let Some(&first) = pending.first() {
+        // Pending links only ever follow the last break, so an earlier break stays first.
+        check.first_broken.get_or_insert(first);
+        if head.is_some() {
+            check.tail_broken = true;
+        }
     }
     if let Some(head) = head {
         let end_matches = match links.last() {
@@ -372,6 +413,7 @@ mod tests {
                 prev_mac: if i == 0 { &GENESIS } else { &macs[i - 1] },
                 mac,
                 mac_valid: true,
+                anchored: true,
             })
             .collect()
     }
@@ -384,9 +426,78 @@ mod tests {
     fn an_intact_chain_verifies_to_its_head() {
         let macs = macs(20);
         let links = chain(&macs);
-        let check = check_chain(Some((0, &GENESIS)), &links, head(&macs[19], 20));
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], head(&macs[19], 20));
         assert!(check.valid());
         assert_eq!(check.verified, 20);
+    }
+
+    /// `chain(macs)` with only the events at `anchors` vouched for by the HSM (sealed).
+    fn sealed_at<'a>(macs: &'a [[u8; 4]], anchors: &[usize]) -> Vec<Link<'a>> {
+        let mut links = chain(macs);
+        for (i, link) in links.iter_mut().enumerate() {
+            link.anchored = anchors.contains(&i);
+        }
+        links
+    }
+
+    #[test]
+    fn unsealed_events_are_verified_by_the_seal_after_them() {
+        let macs = macs(20);
+        let links = sealed_at(&macs, &[4, 9, 14, 19]);
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], head(&macs[19], 20));
+        assert!(check.valid(), "{check:?}");
+        assert_eq!(check.verified, 20);
+    }
+
+    #[test]
+    fn an_unsealed_newest_event_breaks_the_chain_at_the_first_unvouched_one() {
+        let macs = macs(20);
+        let links = sealed_at(&macs, &[4, 9, 14]);
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], head(&macs[19], 20));
+        assert!(!check.valid());
+        assert!(check.tail_broken);
+        assert_eq!(check.first_broken, Some(15));
+        assert_eq!(check.verified, 15);
+    }
+
+    #[test]
+    fn a_stretch_ending_between_seals_is_vouched_for_by_the_seal_ahead() {
+        let macs = macs(20);
+        let links = sealed_at(&macs, &[4, 9, 14, 19]);
+        let check = check_chain(Some((0, &GENESIS)), &links[..12], &links[12..15], None);
+        assert!(check.valid(), "{check:?}");
+        assert_eq!(check.verified, 12, "the events ahead only vouch");
+
+        let mut broken_ahead = links.clone();
+        broken_ahead[13].mac_valid = false;
+        let check = check_chain(
+            Some((0, &GENESIS)),
+            &broken_ahead[..12],
+            &broken_ahead[12..15],
+            None,
+        );
+        assert_eq!(
+            check.first_broken,
+            Some(10),
+            "the first event after the last seal"
+        );
+        assert_eq!(check.verified, 10);
+
+        let check = check_chain(Some((0, &GENESIS)), &links[..12], &links[12..14], None);
+        assert_eq!(check.first_broken, Some(10), "no seal reached");
+    }
+
+    /// Hashes mended after an edit (they can be recomputed without the HSM) all look right,
+    /// but the seal that covered the old hash no longer holds the event.
+    #[test]
+    fn mended_hashes_are_caught_by_the_next_seal() {
+        let macs = macs(20);
+        let mut links = sealed_at(&macs, &[4, 9, 14, 19]);
+        links[9].mac_valid = false;
+        links[9].anchored = false;
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], head(&macs[19], 20));
+        assert_eq!(check.first_broken, Some(9));
+        assert_eq!(check.verified, 15, "5 to 9 are not vouched for");
     }
 
     #[test]
@@ -394,7 +505,7 @@ mod tests {
         let macs = macs(20);
         let mut links = chain(&macs);
         links[9].mac_valid = false;
-        let check = check_chain(Some((0, &GENESIS)), &links, head(&macs[19], 20));
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], head(&macs[19], 20));
         assert_eq!(check.first_broken, Some(9));
         assert_eq!(check.verified, 19);
         assert!(!check.valid());
@@ -405,7 +516,7 @@ mod tests {
         let macs = macs(20);
         let mut links = chain(&macs);
         links.remove(9);
-        let check = check_chain(Some((0, &GENESIS)), &links, head(&macs[19], 20));
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], head(&macs[19], 20));
         // Index 9 now holds seq 11: it follows seq 9 and names seq 10's MAC.
         assert_eq!(check.first_broken, Some(9));
         assert_eq!(links[9].seq, 11);
@@ -422,7 +533,7 @@ mod tests {
         links[10].seq = 11;
         links[9].mac_valid = false;
         links[10].mac_valid = false;
-        let check = check_chain(Some((0, &GENESIS)), &links, head(&macs[19], 20));
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], head(&macs[19], 20));
         assert_eq!(check.first_broken, Some(9));
         assert_eq!(
             check.verified, 17,
@@ -435,7 +546,7 @@ mod tests {
         let macs = macs(5);
         let mut links = chain(&macs);
         links[2].prev_mac = &GENESIS;
-        let check = check_chain(Some((0, &GENESIS)), &links, None);
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], None);
         assert_eq!(check.first_broken, Some(2));
     }
 
@@ -443,7 +554,7 @@ mod tests {
     fn a_truncated_tail_disagrees_with_the_head() {
         let macs = macs(20);
         let links = chain(&macs[..18]);
-        let check = check_chain(Some((0, &GENESIS)), &links, head(&macs[19], 20));
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], head(&macs[19], 20));
         assert!(check.tail_broken);
         assert_eq!(check.first_broken, Some(17), "the last event left");
         assert_eq!(check.verified, 18);
@@ -453,18 +564,18 @@ mod tests {
     fn an_event_beyond_the_head_is_named() {
         let macs = macs(20);
         let links = chain(&macs);
-        let check = check_chain(Some((0, &GENESIS)), &links, head(&macs[17], 18));
+        let check = check_chain(Some((0, &GENESIS)), &links, &[], head(&macs[17], 18));
         assert!(check.tail_broken);
         assert_eq!(check.first_broken, Some(18));
     }
 
     #[test]
     fn an_emptied_chain_with_a_head_is_broken_and_an_empty_one_is_not() {
-        let gone = check_chain(Some((0, &GENESIS)), &[], head(&[7; 4], 3));
+        let gone = check_chain(Some((0, &GENESIS)), &[], &[], head(&[7; 4], 3));
         assert!(!gone.valid());
         assert_eq!(gone.first_broken, None);
-        assert!(check_chain(Some((0, &GENESIS)), &[], head(&GENESIS, 0)).valid());
-        assert!(check_chain(Some((0, &GENESIS)), &[], None).valid());
+        assert!(check_chain(Some((0, &GENESIS)), &[], &[], head(&GENESIS, 0)).valid());
+        assert!(check_chain(Some((0, &GENESIS)), &[], &[], None).valid());
     }
 
     #[test]
@@ -472,11 +583,11 @@ mod tests {
         let macs = macs(20);
         let links = chain(&macs);
         let middle = &links[5..10];
-        assert!(check_chain(Some((5, &macs[4])), middle, None).valid());
-        let unlinked = check_chain(None, middle, None);
+        assert!(check_chain(Some((5, &macs[4])), middle, &[], None).valid());
+        let unlinked = check_chain(None, middle, &[], None);
         assert_eq!(unlinked.first_broken, Some(0), "its predecessor is missing");
         assert_eq!(unlinked.verified, 4);
-        let wrong = check_chain(Some((4, &macs[3])), middle, None);
+        let wrong = check_chain(Some((4, &macs[3])), middle, &[], None);
         assert_eq!(wrong.first_broken, Some(0));
     }
 

@@ -58,9 +58,9 @@ async fn list_events(
     Ok(Json(audit.events(&principal, filter).await?))
 }
 
-/// Verify the HMAC-SHA256 hash chain of the org's audit events: recomputes each event's MAC
-/// in the HSM, checks each link to the event before it and, when the stretch reaches the end,
-/// the chain's head. Owners and admins only.
+/// Verify the hash chain of the org's audit events: recomputes each event's SHA-256 link,
+/// checks in the HSM the HMAC-SHA256 seals that vouch for them, checks each link to the event
+/// before it and, when the stretch reaches the end, the chain's head. Owners and admins only.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "Audit", operation_id = "verifyAuditChain",
     params(AuditVerifyParams),
     responses(

@@ -8,10 +8,14 @@
 //! The log groups the events of many concurrent requests into one transaction (group
 //! commit); see [`appender`].
 //!
-//! Each event's MAC is HMAC-SHA256, computed by the HSM under a key that never leaves it, over
-//! [`canonical`]: a length-prefixed encoding of every stored field and the previous event's
-//! MAC. Changing, removing or reordering a row therefore breaks the chain where it happened,
-//! and nobody without the HSM can mend it. Chains are per org (events with no org go to one of
+//! Each event's `mac` is SHA-256 ([`link_hash`]) over [`canonical`]: a length-prefixed
+//! encoding of every stored field and the previous event's `mac`. Each batch the appender
+//! writes is sealed by one HMAC-SHA256, computed by the HSM under a key that never leaves it,
+//! over the (chain, seq, mac) of the last event of every chain in the batch ([`seal_message`]),
+//! so every chain's newest event is sealed. Changing, removing or reordering a row therefore
+//! breaks the chain where it happened; mending the hashes after it runs into the next seal,
+//! which nobody without the HSM can make. Events stored before seals existed (`link_scheme` 1)
+//! carry an HMAC of their own instead and verify as before. Chains are per org (events with no org go to one of
 //! [`NO_ORG_CHAINS`] chains, by client address); the chain head's row lock, taken once per batch, serialises appends across
 //! origin processes.
 //!
@@ -33,9 +37,11 @@ use oxvault_core::ids::{AgentId, OrgId, UserId};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use sha2::{Digest, Sha256};
+
 use super::principal::Principal;
 use crate::crypto::{AuditMac, CryptoError, MAC_LEN};
-use crate::store::audit::{ChainHead, EventRow};
+use crate::store::audit::{ChainHead, EventRow, SealRow};
 
 /// How many chains hold the events that belong to no org (refused sign-ins of unknown
 /// addresses, anonymous share reads). They are spread by client address, so a flood of
@@ -48,6 +54,54 @@ pub const GENESIS_MAC: [u8; MAC_LEN] = [0; MAC_LEN];
 
 /// Domain separation for the MAC input, and the encoding's version.
 const ENCODING_TAG: &[u8] = b"oxvault-audit-event-v1\0";
+
+/// Domain separation for an event's SHA-256 link (`link_scheme` 2).
+const LINK_TAG: &[u8] = b"oxvault-audit-link-v2\0";
+
+/// Domain separation for a seal's HMAC input.
+const SEAL_TAG: &[u8] = b"oxvault-audit-seal-v1\0";
+
+/// `link_scheme` of events whose `mac` is their own HMAC (stored before seals existed).
+pub const SCHEME_HMAC: i16 = 1;
+/// `link_scheme` of events whose `mac` is a SHA-256 link, vouched for by a seal.
+pub const SCHEME_SEALED: i16 = 2;
+
+/// Bytes per entry of a seal: chain id (16), seq (8, big-endian), mac (32).
+pub const SEAL_ENTRY_LEN: usize = 16 + 8 + MAC_LEN;
+
+/// A batch ready to store: its events, linked in order, and the seal over the last event of
+/// each chain among them.
+#[derive(Debug)]
+pub(crate) struct SealedBatch {
+    pub rows: Vec<EventRow>,
+    pub seal: SealRow,
+}
+
+/// The `mac` of a `link_scheme` 2 event: SHA-256 over its [`canonical`] encoding.
+pub fn link_hash(row: &EventRow) -> [u8; MAC_LEN] {
+    let mut hash = Sha256::new();
+    hash.update(LINK_TAG);
+    hash.update(canonical(row));
+    hash.finalize().into()
+}
+
+/// The entry a seal holds for `row`.
+pub fn seal_entry(row: &EventRow) -> [u8; SEAL_ENTRY_LEN] {
+    let mut entry = [0u8; SEAL_ENTRY_LEN];
+    entry[..16].copy_from_slice(row.chain_id.as_bytes());
+    entry[16..24].copy_from_slice(&row.seq.to_be_bytes());
+    // A stored mac of another length cannot match any entry: it stays zeros here, and the
+    // verification compares the whole entry.
+    if row.mac.len() == MAC_LEN {
+        entry[24..].copy_from_slice(&row.mac);
+    }
+    entry
+}
+
+/// What a seal's HMAC covers: its entries, behind a domain tag.
+pub fn seal_message(entries: &[u8]) -> Vec<u8> {
+    [SEAL_TAG, entries].concat()
+}
 
 /// Who did it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,17 +261,19 @@ fn now_micros() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
-/// Links `events` onto their chains, in order, and MACs each with `mac`: the rows to store.
+/// Links `events` onto their chains, in order, and seals the batch with one call of `mac`:
+/// the rows to store and their seal.
 ///
 /// `heads` holds the current head of every chain the events name (a chain missing from it is
 /// an error, never a new chain at seq 1: that would fork an existing chain). Each event takes
-/// the next sequence number of its chain and the MAC of the event before it.
+/// the next sequence number of its chain and the `mac` (SHA-256 link) of the event before it;
+/// the last event of each chain names the seal, whose HMAC covers them all.
 pub(crate) fn link(
     events: Vec<Event>,
     heads: &HashMap<Uuid, ChainHead>,
     created_at: DateTime<Utc>,
     mac: &dyn AuditMac,
-) -> Result<Vec<EventRow>, CryptoError> {
+) -> Result<SealedBatch, CryptoError> {
     let mut tails: HashMap<Uuid, (i64, Vec<u8>)> = HashMap::new();
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
@@ -249,12 +305,34 @@ pub(crate) fn link(
             created_at,
             prev_mac,
             mac: Vec::new(),
+            link_scheme: SCHEME_SEALED,
+            seal_id: None,
         };
-        row.mac = mac.mac(&canonical(&row))?.to_vec();
+        row.mac = link_hash(&row).to_vec();
         tails.insert(chain_id, (row.seq, row.mac.clone()));
         rows.push(row);
     }
-    Ok(rows)
+    // Each chain's last event in the batch, in chain order: the seal's entries.
+    let mut last: std::collections::BTreeMap<Uuid, usize> = std::collections::BTreeMap::new();
+    for (index, row) in rows.iter().enumerate() {
+        last.insert(row.chain_id, index);
+    }
+    let seal_id = Uuid::now_v7();
+    let mut entries = Vec::with_capacity(last.len() * SEAL_ENTRY_LEN);
+    for &index in last.values() {
+        rows[index].seal_id = Some(seal_id);
+        entries.extend_from_slice(&seal_entry(&rows[index]));
+    }
+    let seal_mac = mac.mac(&seal_message(&entries))?;
+    Ok(SealedBatch {
+        rows,
+        seal: SealRow {
+            id: seal_id,
+            created_at,
+            entries,
+            mac: seal_mac.to_vec(),
+        },
+    })
 }
 
 /// The chain an event belongs to: its org's, or one of the [`NO_ORG_CHAINS`] org-less chains
@@ -339,11 +417,76 @@ mod tests {
             &crate::crypto::testing::FirstByteMac,
         )
         .expect("linked");
-        let ids: Vec<Uuid> = first.iter().chain(&later).map(|row| row.id).collect();
+        let ids: Vec<Uuid> = first
+            .rows
+            .iter()
+            .chain(&later.rows)
+            .map(|row| row.id)
+            .collect();
         assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
-        let seqs: Vec<i64> = first.iter().map(|row| row.seq).collect();
+        let seqs: Vec<i64> = first.rows.iter().map(|row| row.seq).collect();
         assert_eq!(seqs, (42..92).collect::<Vec<_>>());
+    }
+
+    /// Counts its calls; the MAC is SHA-256 of the message (any deterministic function will do).
+    #[derive(Default)]
+    struct CountingMac(std::sync::atomic::AtomicUsize);
+
+    impl AuditMac for CountingMac {
+        fn mac(&self, message: &[u8]) -> Result<[u8; MAC_LEN], CryptoError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Sha256::digest(message).into())
+        }
+    }
+
+    /// Issue 10: a batch costs one HSM call however many events and chains it holds. Events
+    /// are hash-linked in order, and the seal covers exactly the last event of each chain.
+    #[test]
+    fn a_batch_is_hash_linked_and_sealed_by_one_mac_over_each_chains_last_event() {
+        let orgs: Vec<OrgId> = (0..3).map(|_| OrgId::from_uuid(Uuid::new_v4())).collect();
+        let heads: HashMap<Uuid, ChainHead> = orgs
+            .iter()
+            .map(|org| {
+                let head = ChainHead {
+                    seq: 7,
+                    mac: GENESIS_MAC.to_vec(),
+                };
+                (*org.as_uuid(), head)
+            })
+            .collect();
+        let events = (0..30)
+            .map(|i| Event::new("secret.read", Some(orgs[i % 3]), Actor::Anonymous, None))
+            .collect();
+        let mac = CountingMac::default();
+        let batch = link(events, &heads, now_micros(), &mac).expect("linked");
+        assert_eq!(mac.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+        for org in &orgs {
+            let chain: Vec<&EventRow> = batch
+                .rows
+                .iter()
+                .filter(|row| row.chain_id == *org.as_uuid())
+                .collect();
+            assert_eq!(chain.len(), 10);
+            let mut prev = GENESIS_MAC.to_vec();
+            for (i, row) in chain.iter().enumerate() {
+                assert_eq!(row.seq, 8 + i as i64);
+                assert_eq!(row.prev_mac, prev);
+                assert_eq!(row.mac, link_hash(row).to_vec());
+                assert_eq!(row.link_scheme, SCHEME_SEALED);
+                let last = i == chain.len() - 1;
+                assert_eq!(row.seal_id, last.then_some(batch.seal.id), "event {i}");
+                prev = row.mac.clone();
+            }
+        }
+        let mut expected: Vec<&EventRow> =
+            batch.rows.iter().filter(|r| r.seal_id.is_some()).collect();
+        expected.sort_by_key(|row| row.chain_id);
+        let entries: Vec<u8> = expected.iter().flat_map(|row| seal_entry(row)).collect();
+        assert_eq!(batch.seal.entries, entries);
+        let message = seal_message(&entries);
+        assert_eq!(batch.seal.mac, Sha256::digest(&message).to_vec());
     }
 
     use serde_json::json;
@@ -364,6 +507,8 @@ mod tests {
             created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
             prev_mac: vec![9; MAC_LEN],
             mac: vec![],
+            link_scheme: SCHEME_SEALED,
+            seal_id: None,
         }
     }
 

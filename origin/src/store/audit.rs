@@ -35,6 +35,21 @@ pub struct EventRow {
     pub created_at: DateTime<Utc>,
     pub prev_mac: Vec<u8>,
     pub mac: Vec<u8>,
+    /// 1: `mac` is the event's own HMAC (events stored before seals); 2: `mac` is a SHA-256
+    /// link, vouched for by the next seal of its chain.
+    pub link_scheme: i16,
+    /// The seal that covers this event (the last of its chain in a batch), if any.
+    pub seal_id: Option<Uuid>,
+}
+
+/// One HMAC in the HSM over the last event of each chain a batch touched (migration 17).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SealRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// (chain_id, seq, mac) of each sealed event, 56 bytes each, in chain_id order.
+    pub entries: Vec<u8>,
+    pub mac: Vec<u8>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -85,17 +100,21 @@ fn column<'a, T>(events: &'a [EventRow], field: impl Fn(&'a EventRow) -> T) -> V
     events.iter().map(field).collect()
 }
 
-/// Inserts the events bound as `$1` to `$14` (see [`bind_events`]).
+/// Inserts the events bound as `$1` to `$16` (see [`bind_events`]).
 const INSERT_EVENTS: &str = "INSERT INTO audit_events (id, chain_id, seq, org_id, action, \
         actor_type, actor_id, resource_type, resource_id, details, ip_address, created_at, \
-        prev_mac, mac) \
+        prev_mac, mac, link_scheme, seal_id) \
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], \
         $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::text[], \
-        $12::timestamptz[], $13::bytea[], $14::bytea[])";
+        $12::timestamptz[], $13::bytea[], $14::bytea[], $15::int2[], $16::uuid[])";
+
+/// Inserts the seal bound as `$17` to `$20` (see [`bind_seal`]).
+const INSERT_SEAL: &str = "INSERT INTO audit_seals (id, created_at, entries, mac) \
+    VALUES ($17, $18, $19, $20)";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
-/// Binds every field of `events` as the arrays `$1` to `$14` of [`INSERT_EVENTS`].
+/// Binds every field of `events` as the arrays `$1` to `$16` of [`INSERT_EVENTS`].
 fn bind_events<'q>(query: PgQuery<'q>, events: &'q [EventRow]) -> PgQuery<'q> {
     query
         .bind(column(events, |e| e.id))
@@ -112,9 +131,20 @@ fn bind_events<'q>(query: PgQuery<'q>, events: &'q [EventRow]) -> PgQuery<'q> {
         .bind(column(events, |e| e.created_at))
         .bind(column(events, |e| e.prev_mac.as_slice()))
         .bind(column(events, |e| e.mac.as_slice()))
+        .bind(column(events, |e| e.link_scheme))
+        .bind(column(events, |e| e.seal_id))
 }
 
-/// Binds the new heads (chain, seq, MAC) as the arrays `$15` to `$17`.
+/// Binds `seal` as `$17` to `$20` of [`INSERT_SEAL`].
+fn bind_seal<'q>(query: PgQuery<'q>, seal: &'q SealRow) -> PgQuery<'q> {
+    query
+        .bind(seal.id)
+        .bind(seal.created_at)
+        .bind(seal.entries.as_slice())
+        .bind(seal.mac.as_slice())
+}
+
+/// Binds the new heads (chain, seq, MAC) as the arrays `$21` to `$23`.
 fn bind_heads<'q>(query: PgQuery<'q>, heads: &'q BTreeMap<Uuid, ChainHead>) -> PgQuery<'q> {
     query
         .bind(heads.keys().copied().collect::<Vec<_>>())
@@ -140,44 +170,51 @@ pub fn new_heads(events: &[EventRow]) -> BTreeMap<Uuid, ChainHead> {
     heads
 }
 
-/// Stores `events` and moves each chain's head to its last event, in one statement. The
-/// heads must be locked ([`lock_heads`]) by the same transaction, and `events` must continue
-/// each chain from its head in order (the appender builds them so).
+/// Stores `events` with their `seal` and moves each chain's head to its last event, in one
+/// statement. The heads must be locked ([`lock_heads`]) by the same transaction, and `events`
+/// must continue each chain from its head in order (the appender builds them so).
 #[tracing::instrument(skip_all, fields(events = events.len()))]
-pub async fn append_all(conn: &mut PgConnection, events: &[EventRow]) -> Result<(), StoreError> {
+pub async fn append_all(
+    conn: &mut PgConnection,
+    events: &[EventRow],
+    seal: &SealRow,
+) -> Result<(), StoreError> {
     let heads = new_heads(events);
     let sql = format!(
-        "WITH appended AS ({INSERT_EVENTS}) \
+        "WITH appended AS ({INSERT_EVENTS}), sealed AS ({INSERT_SEAL}) \
          UPDATE audit_chain_heads h SET seq = t.seq, mac = t.mac \
-         FROM unnest($15::uuid[], $16::int8[], $17::bytea[]) AS t(chain_id, seq, mac) \
+         FROM unnest($21::uuid[], $22::int8[], $23::bytea[]) AS t(chain_id, seq, mac) \
          WHERE h.chain_id = t.chain_id"
     );
-    bind_heads(bind_events(sqlx::query(AssertSqlSafe(sql)), events), &heads)
-        .execute(conn)
-        .await?;
+    let query = bind_seal(bind_events(sqlx::query(AssertSqlSafe(sql)), events), seal);
+    bind_heads(query, &heads).execute(conn).await?;
     Ok(())
 }
 
-/// Stores `events` in one statement (and so one implicit transaction), moving each chain's
-/// head only if it still stands at `expected` (chain -> seq): a compare-and-swap of the heads
-/// with the events. `Ok(false)`, with nothing stored, when any head had moved (another origin
-/// appended meanwhile); the caller then locks the heads and links again.
+/// Stores `events` with their `seal` in one statement (and so one implicit transaction),
+/// moving each chain's head only if it still stands at `expected` (chain -> seq): a
+/// compare-and-swap of the heads with the events. `Ok(false)`, with nothing stored, when any
+/// head had moved (another origin appended meanwhile); the caller then locks the heads and
+/// links again.
 #[tracing::instrument(skip_all, fields(events = events.len()))]
 pub async fn append_if_current(
     conn: &mut PgConnection,
     events: &[EventRow],
+    seal: &SealRow,
     expected: &BTreeMap<Uuid, i64>,
 ) -> Result<bool, StoreError> {
     let heads = new_heads(events);
+    // `audit_require_moved` raises when a head had moved, which undoes the whole statement,
+    // the seal's insert included.
     let sql = format!(
         "WITH moved AS ( \
            UPDATE audit_chain_heads h SET seq = t.seq, mac = t.mac \
-           FROM unnest($15::uuid[], $16::int8[], $17::bytea[], $18::int8[]) \
+           FROM unnest($21::uuid[], $22::int8[], $23::bytea[], $24::int8[]) \
              AS t(chain_id, seq, mac, expected) \
            WHERE h.chain_id = t.chain_id AND h.seq = t.expected \
            RETURNING 1 \
-         ) \
-         {INSERT_EVENTS} WHERE audit_require_moved((SELECT count(*) FROM moved), $19)"
+         ), sealed AS ({INSERT_SEAL}) \
+         {INSERT_EVENTS} WHERE audit_require_moved((SELECT count(*) FROM moved), $25)"
     );
     let expected_seqs: Option<Vec<i64>> =
         heads.keys().map(|id| expected.get(id).copied()).collect();
@@ -185,7 +222,8 @@ pub async fn append_if_current(
         return Ok(false);
     };
     let chains = i64::try_from(heads.len()).unwrap_or(i64::MAX);
-    let result = bind_heads(bind_events(sqlx::query(AssertSqlSafe(sql)), events), &heads)
+    let query = bind_seal(bind_events(sqlx::query(AssertSqlSafe(sql)), events), seal);
+    let result = bind_heads(query, &heads)
         .bind(expected_seqs)
         .bind(chains)
         .execute(conn)
@@ -225,7 +263,8 @@ pub struct EventQuery<'a> {
 }
 
 const EVENT_COLUMNS: &str = "id, chain_id, seq, org_id, action, actor_type, actor_id, \
-    resource_type, resource_id, details, ip_address, created_at, prev_mac, mac";
+    resource_type, resource_id, details, ip_address, created_at, prev_mac, mac, link_scheme, \
+    seal_id";
 
 /// Appends the WHERE clause of `query`. Only the filters present are written, so each
 /// combination gets its own plan on the index that fits it (org + action, actor, resource
@@ -374,4 +413,42 @@ pub async fn event_at(
         .bind(seq)
         .fetch_optional(conn)
         .await?)
+}
+
+/// The events of chain `chain_id` after `seq`, up to and including the first that vouches for
+/// those before it (sealed, or with an HMAC of its own), at most `limit`: what a verification
+/// whose stretch ends on an unsealed event reads to reach the seal that covers it.
+#[tracing::instrument(skip(conn))]
+pub async fn up_to_next_anchor(
+    conn: &mut PgConnection,
+    chain_id: Uuid,
+    seq: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events \
+         WHERE chain_id = $1 AND seq > $2 AND seq <= COALESCE( \
+             (SELECT min(seq) FROM audit_events \
+              WHERE chain_id = $1 AND seq > $2 AND seq <= $2 + $3 \
+                AND (seal_id IS NOT NULL OR link_scheme = 1)), \
+             $2 + $3) \
+         ORDER BY seq LIMIT $3"
+    );
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(chain_id)
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// The seals with the given ids (those that exist).
+#[tracing::instrument(skip_all, fields(seals = ids.len()))]
+pub async fn seals(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<SealRow>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, created_at, entries, mac FROM audit_seals WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(conn)
+            .await?,
+    )
 }

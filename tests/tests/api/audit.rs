@@ -228,7 +228,10 @@ async fn a_fresh_chain_verifies_whole_and_in_windows() {
     assert_eq!(verdict["events_checked"], stored.len());
     assert_eq!(verdict["events_verified"], stored.len());
     assert_eq!(verdict["broken_at_event_id"], Value::Null);
-    assert_eq!(verdict["scheme"]["algorithm"], "HMAC-SHA256");
+    assert_eq!(
+        verdict["scheme"]["algorithm"],
+        "SHA-256 links, HMAC-SHA256 seals"
+    );
     assert_eq!(verdict["scheme"]["hash_field"], "mac");
     assert_eq!(verdict["scheme"]["link_field"], "prev_mac");
     assert!(verdict["scheme"]["chain_structure"].as_str().is_some());
@@ -352,6 +355,106 @@ async fn verify_finds_a_truncated_tail() {
     let verdict = verify(&stack, &owner.access_token, "").await;
     assert_broken_at(&verdict, stored[n - 3].0);
     assert_eq!(verdict["events_verified"], n - 2);
+}
+
+/// The chain's newest event is always sealed: with its seal taken off, nothing in the HSM
+/// vouches for it any more (its hash alone can be recomputed by anyone).
+#[tokio::test]
+async fn verify_finds_a_newest_event_without_its_seal() {
+    let stack = TestStack::shared().await;
+    let (owner, org) = busy_org(&stack).await;
+    let stored = chain(&stack, &org).await;
+    let newest = stored[stored.len() - 1].0;
+    tamper(
+        &stack,
+        "UPDATE audit_events SET seal_id = NULL WHERE id = $1 AND seal_id IS NOT NULL",
+        &[newest],
+    )
+    .await;
+
+    let verdict = verify(&stack, &owner.access_token, "").await;
+    assert_broken_at(&verdict, newest);
+    assert_eq!(verdict["events_verified"], stored.len() - 1);
+}
+
+/// A seal changed in the database no longer holds in the HSM: the event it sealed fails.
+#[tokio::test]
+async fn verify_finds_an_edited_seal() {
+    let stack = TestStack::shared().await;
+    let (owner, org) = busy_org(&stack).await;
+    let stored = chain(&stack, &org).await;
+    let (middle, _) = stored[stored.len() / 2];
+    tamper(
+        &stack,
+        "UPDATE audit_seals SET mac = sha256(mac) \
+         WHERE id = (SELECT seal_id FROM audit_events WHERE id = $1)",
+        &[middle],
+    )
+    .await;
+
+    let verdict = verify(&stack, &owner.access_token, "").await;
+    assert_broken_at(&verdict, middle);
+}
+
+/// Events that several requests appended in one batch share one seal (one HSM call): the
+/// chain's last event of each batch holds it. A verification whose stretch ends on an
+/// unsealed event reads on to the seal after it, and the whole chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_share_seals_and_the_chain_verifies() {
+    let stack = TestStack::shared().await;
+    let owner = stack.signup(&stack.email("batched@example.com")).await;
+    let token = owner.access_token.clone();
+    let vault = stack.create_vault(&token, "batched").await;
+    let (status, body) = stack
+        .put_secret(&token, &vault, "hot", json!({"value": "v"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let org = Uuid::parse_str(&org_of(&stack, &token).await).unwrap();
+    let url = format!("{}/v1/vaults/{vault}/secrets/hot", stack.edge_base());
+    let mut unsealed: Option<i64> = None;
+    // Bursts of concurrent reads until one batch held several of them (the first nearly
+    // always does).
+    for _ in 0..5 {
+        let mut reads = tokio::task::JoinSet::new();
+        for _ in 0..64 {
+            let (client, url, token) = (stack.client.clone(), url.clone(), token.clone());
+            reads.spawn(async move { client.get(url).bearer_auth(token).send().await });
+        }
+        while let Some(response) = reads.join_next().await {
+            assert_eq!(response.unwrap().unwrap().status(), StatusCode::OK);
+        }
+        unsealed = sqlx::query_scalar(
+            "SELECT min(seq) FROM audit_events WHERE chain_id = $1 AND seal_id IS NULL",
+        )
+        .bind(org)
+        .fetch_one(&mut db(&stack).await)
+        .await
+        .unwrap();
+        if unsealed.is_some() {
+            break;
+        }
+    }
+    let unsealed = unsealed.expect("no two concurrent reads ever shared a seal");
+    let (events, seals, newest_sealed): (i64, i64, bool) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT seal_id), \
+                bool_or(seal_id IS NOT NULL AND seq = (SELECT seq FROM audit_chain_heads \
+                                                       WHERE chain_id = $1)) \
+         FROM audit_events WHERE chain_id = $1",
+    )
+    .bind(org)
+    .fetch_one(&mut db(&stack).await)
+    .await
+    .unwrap();
+    assert!(seals < events, "{seals} seals for {events} events");
+    assert!(newest_sealed, "the chain's newest event is sealed");
+
+    let verdict = verify(&stack, &token, "").await;
+    assert_eq!(verdict["chain_valid"], true, "{verdict}");
+    assert_eq!(verdict["events_verified"], events);
+    let cut = verify(&stack, &token, &format!("limit={unsealed}")).await;
+    assert_eq!(cut["chain_valid"], true, "{cut}");
+    assert_eq!(cut["events_checked"], unsealed);
+    assert_eq!(cut["events_verified"], unsealed);
 }
 
 /// Two origins reading and writing at once append to one chain: every act has its event,

@@ -1,5 +1,5 @@
 //! The audit trail's MAC key: a 256-bit generic secret generated inside the token
-//! (`CKA_SENSITIVE`, never extractable) that computes HMAC-SHA256 over each audit event. Rows
+//! (`CKA_SENSITIVE`, never extractable) that computes HMAC-SHA256 over each audit seal. Rows
 //! in the database can then be checked, but not forged or re-linked, by anyone without the
 //! HSM. Found by label like the other keys; origins racing to create it converge on the one
 //! with the smallest `CKA_ID`.
@@ -61,8 +61,9 @@ pub(super) fn find_or_create_audit_key(
 /// A copy of the audit key `key` as a session object of `session` (the connection's login
 /// session, open for the connection's whole life), or `key` itself when the HSM declines.
 ///
-/// Why: a MAC on every audit event is the largest cost of a secret read, and SoftHSM2 re-reads
-/// a token object's file (open, lock, read, decrypt) on every `C_SignInit`. A session object
+/// Why: every batch of audit events is sealed with this key (and, before seals, every event
+/// was), and SoftHSM2 re-reads a token object's file (open, lock, read, decrypt) on every
+/// `C_SignInit`. A session object
 /// lives in the module's memory: measured here, an event's MAC falls from about 28 to 10 us,
 /// with no file locks shared between threads. HSMs generally keep session objects in their
 /// own memory too.

@@ -3,8 +3,8 @@
 //! Every act hands its events to one appender task per process and waits until they are
 //! committed. The task takes whatever has queued up since its last commit (up to
 //! [`MAX_BATCH`] requests) and writes it in one transaction: one statement locks the heads
-//! of the batch's chains, one HSM call links and MACs the events in order, one statement
-//! stores them and moves the heads, one commit (one WAL flush) makes them durable. Under load
+//! of the batch's chains, one HSM call seals the events (linked in order by SHA-256, one HMAC
+//! over each chain's last event: `super::link`), one statement stores them and moves the heads, one commit (one WAL flush) makes them durable. Under load
 //! the cost of a chain-head lock and of a commit is shared by the whole batch instead of
 //! serialising one org's requests on its head row, one commit at a time.
 //!
@@ -35,7 +35,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::{Event, GENESIS_MAC, chain_of, link, now_micros};
+use super::{Event, GENESIS_MAC, SealedBatch, chain_of, link, now_micros};
 use crate::crypto::{CryptoError, Keyring};
 use crate::service::ServiceError;
 use crate::store::audit::{self, ChainHead};
@@ -304,17 +304,18 @@ impl Appender {
         known: HashMap<uuid::Uuid, ChainHead>,
     ) -> Result<bool, Failure> {
         let expected = known.iter().map(|(id, head)| (*id, head.seq)).collect();
-        let rows = self.link_and_mac(events, known).await?;
+        let batch = self.link_and_seal(events, known).await?;
         let mut lease = self.statements.acquire().await.map_err(store_failure)?;
-        let stored = audit::append_if_current(lease.conn(), &rows, &expected).await;
+        let stored =
+            audit::append_if_current(lease.conn(), &batch.rows, &batch.seal, &expected).await;
         let stored = lease.finish(stored).map_err(store_failure)?;
         if stored {
-            self.remember(&rows);
+            self.remember(&batch.rows);
         }
         Ok(stored)
     }
 
-    /// The locked path: lock the heads, link and MAC, store, commit.
+    /// The locked path: lock the heads, link and seal, store, commit.
     async fn append_locked(
         &mut self,
         events: Vec<Event>,
@@ -324,21 +325,21 @@ impl Appender {
         let heads = audit::lock_heads(&mut tx, chains, &GENESIS_MAC)
             .await
             .map_err(store_failure)?;
-        let rows = self.link_and_mac(events, heads).await?;
-        audit::append_all(&mut tx, &rows)
+        let batch = self.link_and_seal(events, heads).await?;
+        audit::append_all(&mut tx, &batch.rows, &batch.seal)
             .await
             .map_err(store_failure)?;
         tx.commit().await.map_err(store_failure)?;
-        self.remember(&rows);
+        self.remember(&batch.rows);
         Ok(())
     }
 
-    /// Links `events` onto `heads` and MACs them, in one HSM call: the rows to store.
-    async fn link_and_mac(
+    /// Links `events` onto `heads` and seals them, in one HSM call: the rows to store.
+    async fn link_and_seal(
         &self,
         events: Vec<Event>,
         heads: HashMap<uuid::Uuid, ChainHead>,
-    ) -> Result<Vec<audit::EventRow>, Failure> {
+    ) -> Result<SealedBatch, Failure> {
         let created_at = now_micros();
         self.keyring
             .mac_with(move |mac| link(events, &heads, created_at, mac))

@@ -6,9 +6,11 @@
 //! no agent scope covers it). Verification is for owners and admins only. Events of other
 //! orgs, and those of no org (the org-less chains), are never answered.
 //!
-//! Verification walks a stretch of the org's chain in sequence order, recomputes every MAC
-//! in the HSM (in batches, one blocking call each) and hands the links to
-//! [`oxvault_core::audit::check_chain`]. It reads in one read-only snapshot, so appends made
+//! Verification walks a stretch of the org's chain in sequence order, recomputes every hash,
+//! checks in the HSM the seals the stretch's events name (and the own HMAC of events from
+//! before seals; in batches, one blocking call each), reads on past the stretch to the seal
+//! that vouches for its last events when the stretch ends between two seals, and hands the
+//! links to [`oxvault_core::audit::check_chain`]. It reads in one read-only snapshot, so appends made
 //! meanwhile are simply not part of it. The chain's head row is compared with the last event
 //! when the stretch reaches the end, which catches events removed from the end, unless
 //! whoever removed them also rewrote the head to an earlier event's seq and MAC; a stretch
@@ -22,16 +24,23 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::{GENESIS_MAC, canonical};
+use std::collections::{HashMap, HashSet};
+
+use super::{GENESIS_MAC, SCHEME_HMAC, canonical, link_hash, seal_entry, seal_message};
 use crate::crypto::{CryptoError, Keyring, MAC_LEN};
 use crate::service::ServiceError;
 use crate::service::principal::Principal;
 use crate::store::StoreError;
-use crate::store::audit::{self, EventQuery, EventRow};
+use crate::store::audit::{self, EventQuery, EventRow, SealRow};
 
 /// MACs recomputed per blocking HSM call: large enough that the hop costs nothing, small
 /// enough that one verification does not hold an HSM permit for long.
 const MAC_BATCH: usize = 512;
+
+/// The most events read past a stretch to reach the seal of its last events. A batch holds at
+/// most a few hundred requests' events, so a real chain reaches a seal long before this; a
+/// chain whose seals were removed does not, and fails.
+const AHEAD_LIMIT: i64 = 10_000;
 
 /// Reads of the audit trail; cheap to clone.
 #[derive(Debug, Clone)]
@@ -160,6 +169,20 @@ impl AuditService {
         // cut short by the limit or already at the head. An empty window that started later
         // than the chain says nothing about its end.
         let head_row = audit::head(&mut tx, org).await?;
+        let ahead = match rows.last() {
+            Some(last) if last.seal_id.is_none() && last.link_scheme != SCHEME_HMAC => {
+                audit::up_to_next_anchor(&mut tx, org, last.seq, AHEAD_LIMIT).await?
+            }
+            _ => Vec::new(),
+        };
+        let seal_ids: Vec<Uuid> = rows
+            .iter()
+            .chain(&ahead)
+            .filter_map(|row| row.seal_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let seals = audit::seals(&mut tx, &seal_ids).await?;
         tx.commit().await.map_err(StoreError::from)?;
         let head = head_row.as_ref().map_or(
             Head {
@@ -177,26 +200,70 @@ impl AuditService {
             && !cut_short
             && (range.window.from.is_none() || !rows.is_empty());
 
-        let valid_macs = self.check_macs(&rows).await?;
-        let links: Vec<Link<'_>> = rows
+        let ahead = if reaches_end { Vec::new() } else { ahead };
+        let all: Vec<&EventRow> = rows.iter().chain(&ahead).collect();
+        let own_macs = self.check_own_macs(&all).await?;
+        let holding = self.holding_seals(&seals).await?;
+        let links: Vec<Link<'_>> = all
             .iter()
-            .zip(&valid_macs)
-            .map(|(row, &mac_valid)| Link {
-                seq: row.seq,
-                prev_mac: &row.prev_mac,
-                mac: &row.mac,
-                mac_valid,
-            })
+            .zip(&own_macs)
+            .map(|(row, &own_mac)| judge(row, own_mac, &holding))
             .collect();
-        let check = check_chain(before, &links, reaches_end.then_some(head));
+        let (stretch, after) = links.split_at(rows.len());
+        let check = check_chain(before, stretch, after, reaches_end.then_some(head));
         Ok(verdict(principal, &rows, check))
     }
 
+    /// The entries of each seal in `seals` whose HMAC matches, by seal id.
+    async fn holding_seals(
+        &self,
+        seals: &[SealRow],
+    ) -> Result<HashMap<Uuid, HashSet<Vec<u8>>>, ServiceError> {
+        let mut holding = HashMap::new();
+        for batch in seals.chunks(MAC_BATCH) {
+            let messages = batch
+                .iter()
+                .map(|seal| seal_message(&seal.entries))
+                .collect();
+            let macs = self
+                .keyring
+                .audit_macs(messages)
+                .await
+                .map_err(hsm_unavailable)?;
+            for (seal, mac) in batch.iter().zip(&macs) {
+                if bool::from(seal.mac.as_slice().ct_eq(mac.as_slice())) {
+                    let entries = seal
+                        .entries
+                        .chunks_exact(super::SEAL_ENTRY_LEN)
+                        .map(<[u8]>::to_vec)
+                        .collect();
+                    holding.insert(seal.id, entries);
+                }
+            }
+        }
+        Ok(holding)
+    }
+
+    /// For each row from before seals (`link_scheme` 1), whether its stored MAC is the HSM's
+    /// MAC of the row as it is now; `false` for the others (their hash is checked locally).
+    async fn check_own_macs(&self, rows: &[&EventRow]) -> Result<Vec<bool>, ServiceError> {
+        let own: Vec<&EventRow> = rows
+            .iter()
+            .copied()
+            .filter(|row| row.link_scheme == SCHEME_HMAC)
+            .collect();
+        let mut valid = self.check_macs(&own).await?.into_iter();
+        Ok(rows
+            .iter()
+            .map(|row| row.link_scheme == SCHEME_HMAC && valid.next().unwrap_or(false))
+            .collect())
+    }
+
     /// Whether each row's stored MAC is the HSM's MAC of the row as it is now.
-    async fn check_macs(&self, rows: &[EventRow]) -> Result<Vec<bool>, ServiceError> {
+    async fn check_macs(&self, rows: &[&EventRow]) -> Result<Vec<bool>, ServiceError> {
         let mut valid = Vec::with_capacity(rows.len());
         for batch in rows.chunks(MAC_BATCH) {
-            let messages = batch.iter().map(canonical).collect();
+            let messages = batch.iter().map(|row| canonical(row)).collect();
             let macs = self
                 .keyring
                 .audit_macs(messages)
@@ -212,6 +279,38 @@ impl AuditService {
             );
         }
         Ok(valid)
+    }
+}
+
+/// The link `row` makes. An event from before seals stands on its own HMAC (`own_mac`). A
+/// later one must hash to its `mac`; if it names a seal, that seal must hold in the HSM and
+/// list it, and it then vouches for the events before it. `holding`: the seals that hold, with
+/// their entries.
+fn judge<'a>(
+    row: &'a EventRow,
+    own_mac: bool,
+    holding: &HashMap<Uuid, HashSet<Vec<u8>>>,
+) -> Link<'a> {
+    let (mac_valid, anchored) = if row.link_scheme == SCHEME_HMAC {
+        (own_mac, own_mac)
+    } else {
+        let hashed = bool::from(row.mac.as_slice().ct_eq(&link_hash(row)));
+        let sealed = row.seal_id.map(|id| {
+            holding
+                .get(&id)
+                .is_some_and(|entries| entries.contains(seal_entry(row).as_slice()))
+        });
+        (
+            hashed && sealed != Some(false),
+            hashed && sealed == Some(true),
+        )
+    };
+    Link {
+        seq: row.seq,
+        prev_mac: &row.prev_mac,
+        mac: &row.mac,
+        mac_valid,
+        anchored,
     }
 }
 
@@ -235,5 +334,90 @@ fn verdict(principal: &Principal, rows: &[EventRow], check: ChainCheck) -> Audit
         events_checked: i64::try_from(rows.len()).unwrap_or(i64::MAX),
         broken_at_event_id: broken_at,
         scheme: AuditChainScheme::current(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use serde_json::json;
+
+    use super::super::SCHEME_SEALED;
+    use super::*;
+
+    fn event(seq: i64, prev_mac: Vec<u8>, seal_id: Option<Uuid>) -> EventRow {
+        let mut row = EventRow {
+            id: Uuid::now_v7(),
+            chain_id: Uuid::from_u128(2),
+            seq,
+            org_id: Some(Uuid::from_u128(2)),
+            action: "secret.read".into(),
+            actor_type: "agent".into(),
+            actor_id: Some(Uuid::from_u128(3).to_string()),
+            resource_type: "secret".into(),
+            resource_id: Some("db/password".into()),
+            details: sqlx::types::Json(json!({"path": "db/password"})),
+            ip_address: None,
+            created_at: DateTime::from_timestamp_micros(1_764_000_000_000_000).unwrap(),
+            prev_mac,
+            mac: Vec::new(),
+            link_scheme: SCHEME_SEALED,
+            seal_id,
+        };
+        row.mac = link_hash(&row).to_vec();
+        row
+    }
+
+    fn holding(seal: Uuid, rows: &[&EventRow]) -> HashMap<Uuid, HashSet<Vec<u8>>> {
+        let entries = rows.iter().map(|row| seal_entry(row).to_vec()).collect();
+        HashMap::from([(seal, entries)])
+    }
+
+    #[test]
+    fn a_sealed_event_is_anchored_only_by_a_holding_seal_that_lists_it() {
+        let seal = Uuid::now_v7();
+        let first = event(1, GENESIS_MAC.to_vec(), None);
+        let last = event(2, first.mac.clone(), Some(seal));
+        let seals = holding(seal, &[&last]);
+
+        let unsealed = judge(&first, false, &seals);
+        assert!(unsealed.mac_valid && !unsealed.anchored);
+        let sealed = judge(&last, false, &seals);
+        assert!(sealed.mac_valid && sealed.anchored);
+
+        // The seal does not hold (its HMAC failed, or it is gone): the event fails outright.
+        let broken = judge(&last, false, &HashMap::new());
+        assert!(!broken.mac_valid && !broken.anchored);
+        // A holding seal that lists another event does not vouch for this one.
+        let other = holding(seal, &[&first]);
+        assert!(!judge(&last, false, &other).mac_valid);
+    }
+
+    /// An edit whose hash was recomputed (no HSM needed for that) passes its own hash but no
+    /// longer matches what its seal listed.
+    #[test]
+    fn a_mended_hash_no_longer_matches_its_seal() {
+        let seal = Uuid::now_v7();
+        let original = event(5, vec![7; MAC_LEN], Some(seal));
+        let seals = holding(seal, &[&original]);
+        let mut edited = original.clone();
+        edited.resource_id = Some("db/innocent".into());
+        assert!(
+            !judge(&edited, false, &seals).mac_valid,
+            "the hash alone fails"
+        );
+        edited.mac = link_hash(&edited).to_vec();
+        let mended = judge(&edited, false, &seals);
+        assert!(!mended.mac_valid && !mended.anchored, "the seal catches it");
+    }
+
+    #[test]
+    fn an_event_from_before_seals_stands_on_its_own_hmac() {
+        let mut old = event(1, GENESIS_MAC.to_vec(), None);
+        old.link_scheme = SCHEME_HMAC;
+        let valid = judge(&old, true, &HashMap::new());
+        assert!(valid.mac_valid && valid.anchored);
+        let invalid = judge(&old, false, &HashMap::new());
+        assert!(!invalid.mac_valid && !invalid.anchored);
     }
 }
