@@ -672,16 +672,32 @@ mkdir -p "$RUN_DIR/wrk" "$LOG_DIR"
 : >"$METRICS"
 # Away from dev.sh's and the tests' usual ports; the `wrangler dev` commands' inspectors get
 # ports of their own (two of them would otherwise both ask for 9229).
-ORIGIN_PORT=$(free_port 28080)
-METRICS_PORT=$(free_port 29464)
-EDGE_PORT=$(free_port 28787)
-EDGE_CLI_PORT=$(free_port $((EDGE_PORT + 1)))
-TRIVIAL_PORT=$(free_port $((EDGE_PORT + 2)))
-TRIVIAL_CLI_PORT=$(free_port $((EDGE_PORT + 3)))
-FORWARDER_PORT=$(free_port $((EDGE_PORT + 4)))
-FORWARDER_CLI_PORT=$(free_port $((EDGE_PORT + 5)))
-BAO_PORT=$(free_port 28200)
-BAO_CLUSTER_PORT=$(free_port $((BAO_PORT + 1)))
+#
+# pick_port VAR FIRST: the first port from FIRST on that nothing listens on and that no earlier
+# pick took. All are picked before anything starts, so free_port alone would hand one port to
+# two servers whenever one in the row is busy (a run started while the previous one was still
+# stopping gave the trivial Worker's `wrangler dev` command the forwarder's port: every answer
+# it measured was an error page).
+PICKED_PORTS=" "
+pick_port() {
+    local port=$2
+    while port_answers "$port" || [[ $PICKED_PORTS == *" $port "* ]]; do
+        port=$((port + 1))
+        [ "$port" -lt $(($2 + 100)) ] || die "no free port in $2..$(($2 + 99))"
+    done
+    PICKED_PORTS+="$port "
+    printf -v "$1" '%s' "$port"
+}
+pick_port ORIGIN_PORT 28080
+pick_port METRICS_PORT 29464
+pick_port EDGE_PORT 28787
+pick_port EDGE_CLI_PORT $((EDGE_PORT + 1))
+pick_port TRIVIAL_PORT $((EDGE_PORT + 2))
+pick_port TRIVIAL_CLI_PORT $((EDGE_PORT + 3))
+pick_port FORWARDER_PORT $((EDGE_PORT + 4))
+pick_port FORWARDER_CLI_PORT $((EDGE_PORT + 5))
+pick_port BAO_PORT 28200
+pick_port BAO_CLUSTER_PORT $((BAO_PORT + 1))
 port_of() { # NAME of a Worker
     case $1 in
         edge) echo "$EDGE_PORT" ;;

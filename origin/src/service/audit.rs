@@ -28,7 +28,7 @@ mod reader;
 pub use appender::{AuditLog, AuditTask};
 pub use reader::AuditService;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
@@ -313,7 +313,7 @@ pub(crate) fn link(
         rows.push(row);
     }
     // Each chain's last event in the batch, in chain order: the seal's entries.
-    let mut last: std::collections::BTreeMap<Uuid, usize> = std::collections::BTreeMap::new();
+    let mut last: BTreeMap<Uuid, usize> = BTreeMap::new();
     for (index, row) in rows.iter().enumerate() {
         last.insert(row.chain_id, index);
     }

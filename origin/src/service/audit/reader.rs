@@ -10,11 +10,13 @@
 //! checks in the HSM the seals the stretch's events name (and the own HMAC of events from
 //! before seals; in batches, one blocking call each), reads on past the stretch to the seal
 //! that vouches for its last events when the stretch ends between two seals, and hands the
-//! links to [`oxvault_core::audit::check_chain`]. It reads in one read-only snapshot, so appends made
-//! meanwhile are simply not part of it. The chain's head row is compared with the last event
+//! links to [`oxvault_core::audit::check_chain`]. It reads in one read-only snapshot, so
+//! appends made meanwhile are simply not part of it. The chain's head row is compared with the last event
 //! when the stretch reaches the end, which catches events removed from the end, unless
 //! whoever removed them also rewrote the head to an earlier event's seq and MAC; a stretch
 //! starting at the chain's beginning catches the removal of its first events.
+
+use std::collections::{HashMap, HashSet};
 
 use oxvault_core::audit::{
     AuditChainScheme, AuditEvent, AuditEventsResponse, AuditVerifyResponse, ChainCheck,
@@ -24,9 +26,9 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use std::collections::{HashMap, HashSet};
-
-use super::{GENESIS_MAC, SCHEME_HMAC, canonical, link_hash, seal_entry, seal_message};
+use super::{
+    GENESIS_MAC, SCHEME_HMAC, SEAL_ENTRY_LEN, canonical, link_hash, seal_entry, seal_message,
+};
 use crate::crypto::{CryptoError, Keyring, MAC_LEN};
 use crate::service::ServiceError;
 use crate::service::principal::Principal;
@@ -219,66 +221,57 @@ impl AuditService {
         &self,
         seals: &[SealRow],
     ) -> Result<HashMap<Uuid, HashSet<Vec<u8>>>, ServiceError> {
-        let mut holding = HashMap::new();
-        for batch in seals.chunks(MAC_BATCH) {
-            let messages = batch
-                .iter()
-                .map(|seal| seal_message(&seal.entries))
-                .collect();
-            let macs = self
-                .keyring
-                .audit_macs(messages)
-                .await
-                .map_err(hsm_unavailable)?;
-            for (seal, mac) in batch.iter().zip(&macs) {
-                if bool::from(seal.mac.as_slice().ct_eq(mac.as_slice())) {
-                    let entries = seal
-                        .entries
-                        .chunks_exact(super::SEAL_ENTRY_LEN)
-                        .map(<[u8]>::to_vec)
-                        .collect();
-                    holding.insert(seal.id, entries);
-                }
-            }
-        }
-        Ok(holding)
+        let checks = seals
+            .iter()
+            .map(|seal| (seal_message(&seal.entries), seal.mac.as_slice()))
+            .collect();
+        let holds = self.macs_match(checks).await?;
+        Ok(seals
+            .iter()
+            .zip(holds)
+            .filter(|(_, holds)| *holds)
+            .map(|(seal, _)| {
+                let entries = seal
+                    .entries
+                    .chunks_exact(SEAL_ENTRY_LEN)
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                (seal.id, entries)
+            })
+            .collect())
     }
 
     /// For each row from before seals (`link_scheme` 1), whether its stored MAC is the HSM's
     /// MAC of the row as it is now; `false` for the others (their hash is checked locally).
     async fn check_own_macs(&self, rows: &[&EventRow]) -> Result<Vec<bool>, ServiceError> {
-        let own: Vec<&EventRow> = rows
+        let checks = rows
             .iter()
-            .copied()
             .filter(|row| row.link_scheme == SCHEME_HMAC)
+            .map(|row| (canonical(row), row.mac.as_slice()))
             .collect();
-        let mut valid = self.check_macs(&own).await?.into_iter();
+        let mut valid = self.macs_match(checks).await?.into_iter();
         Ok(rows
             .iter()
             .map(|row| row.link_scheme == SCHEME_HMAC && valid.next().unwrap_or(false))
             .collect())
     }
 
-    /// Whether each row's stored MAC is the HSM's MAC of the row as it is now.
-    async fn check_macs(&self, rows: &[&EventRow]) -> Result<Vec<bool>, ServiceError> {
-        let mut valid = Vec::with_capacity(rows.len());
-        for batch in rows.chunks(MAC_BATCH) {
-            let messages = batch.iter().map(|row| canonical(row)).collect();
+    /// Whether the HSM's MAC of each message is the stored MAC beside it, computed in batches
+    /// of [`MAC_BATCH`] (one blocking call each).
+    async fn macs_match(&self, checks: Vec<(Vec<u8>, &[u8])>) -> Result<Vec<bool>, ServiceError> {
+        let mut matches = Vec::with_capacity(checks.len());
+        for batch in checks.chunks(MAC_BATCH) {
+            let messages = batch.iter().map(|(message, _)| message.clone()).collect();
             let macs = self
                 .keyring
                 .audit_macs(messages)
                 .await
                 .map_err(hsm_unavailable)?;
-            valid.extend(
-                batch
-                    .iter()
-                    .zip(&macs)
-                    .map(|(row, mac): (_, &[u8; MAC_LEN])| {
-                        bool::from(row.mac.as_slice().ct_eq(mac.as_slice()))
-                    }),
-            );
+            matches.extend(batch.iter().zip(&macs).map(
+                |((_, stored), mac): (_, &[u8; MAC_LEN])| bool::from(stored.ct_eq(mac.as_slice())),
+            ));
         }
-        Ok(valid)
+        Ok(matches)
     }
 }
 
