@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use oxvault_origin::config::HsmConfig;
@@ -285,6 +285,16 @@ fn kek_count(session: &Session) -> usize {
         .len()
 }
 
+/// The audit keys in the token (objects under the test audit label).
+fn audit_keys(session: &Session) -> Vec<ObjectHandle> {
+    session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(b"test-audit".to_vec()),
+        ])
+        .expect("find")
+}
+
 fn a_fresh_token_gets_a_kek_and_keys_round_trip() {
     init_token("fresh");
     let wrapper = Pkcs11Hsm::new(config("fresh", PIN));
@@ -526,12 +536,7 @@ fn the_audit_key_is_an_hmac_key_that_stays_in_the_token() {
     drop(second);
 
     with_raw_session("audit", |session| {
-        let keys = session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::Label(b"test-audit".to_vec()),
-            ])
-            .expect("find");
+        let keys = audit_keys(session);
         assert_eq!(keys.len(), 1, "one audit key, not one per start");
         let flags = session
             .get_attributes(
@@ -602,12 +607,7 @@ fn the_audit_mac_runs_on_a_session_copy_of_the_token_key() {
     assert_eq!(again.mac(b"event one").expect("mac"), mac);
     drop(again);
     with_raw_session("copy", |session| {
-        let keys = session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::Label(b"test-audit".to_vec()),
-            ])
-            .expect("find");
+        let keys = audit_keys(session);
         assert_eq!(keys.len(), 1, "the copies went with their sessions");
         let flags = session
             .get_attributes(keys[0], &[AttributeType::Token])

@@ -4,9 +4,10 @@
 //! committed. The task takes whatever has queued up since its last commit (up to
 //! [`MAX_BATCH`] requests) and writes it in one transaction: one statement locks the heads
 //! of the batch's chains, one HSM call seals the events (linked in order by SHA-256, one HMAC
-//! over each chain's last event: `super::link`), one statement stores them and moves the heads, one commit (one WAL flush) makes them durable. Under load
-//! the cost of a chain-head lock and of a commit is shared by the whole batch instead of
-//! serialising one org's requests on its head row, one commit at a time.
+//! over each chain's last event: `super::link`), one statement stores them and moves the
+//! heads, one commit (one WAL flush) makes them durable. Under load the cost of a chain-head
+//! lock and of a commit is shared by the whole batch instead of serialising one org's
+//! requests on its head row, one commit at a time.
 //!
 //! What does not change: an event is durable before the act that it records answers
 //! (a secret value never leaves the origin before its read is on the record), and a failed

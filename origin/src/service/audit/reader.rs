@@ -171,21 +171,6 @@ impl AuditService {
         // cut short by the limit or already at the head. An empty window that started later
         // than the chain says nothing about its end.
         let head_row = audit::head(&mut tx, org).await?;
-        let ahead = match rows.last() {
-            Some(last) if last.seal_id.is_none() && last.link_scheme != SCHEME_HMAC => {
-                audit::up_to_next_anchor(&mut tx, org, last.seq, AHEAD_LIMIT).await?
-            }
-            _ => Vec::new(),
-        };
-        let seal_ids: Vec<Uuid> = rows
-            .iter()
-            .chain(&ahead)
-            .filter_map(|row| row.seal_id)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let seals = audit::seals(&mut tx, &seal_ids).await?;
-        tx.commit().await.map_err(StoreError::from)?;
         let head = head_row.as_ref().map_or(
             Head {
                 seq: 0,
@@ -202,7 +187,26 @@ impl AuditService {
             && !cut_short
             && (range.window.from.is_none() || !rows.is_empty());
 
-        let ahead = if reaches_end { Vec::new() } else { ahead };
+        // A stretch that stops short of the end on an unsealed event reads on to the seal
+        // that vouches for it; at the end, the head check covers an unsealed last event.
+        let ahead = match rows.last() {
+            Some(last)
+                if !reaches_end && last.seal_id.is_none() && last.link_scheme != SCHEME_HMAC =>
+            {
+                audit::up_to_next_anchor(&mut tx, org, last.seq, AHEAD_LIMIT).await?
+            }
+            _ => Vec::new(),
+        };
+        let seal_ids: Vec<Uuid> = rows
+            .iter()
+            .chain(&ahead)
+            .filter_map(|row| row.seal_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let seals = audit::seals(&mut tx, &seal_ids).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+
         let all: Vec<&EventRow> = rows.iter().chain(&ahead).collect();
         let own_macs = self.check_own_macs(&all).await?;
         let holding = self.holding_seals(&seals).await?;

@@ -1,9 +1,10 @@
 //! Fault drills (SECURITY.md cases 24, 26 and 27): PostgreSQL restarted under mixed load, the
-//! HSM taken away and brought back under it, the HSM hung (its token's files locked), the origin killed with SIGKILL mid-write and
-//! started again, and stopped with SIGTERM under 32 connections; also a soak, backup and
-//! restore, and two origins behind one edge (submodules). Each drill owns what it breaks (a
-//! private PostgreSQL cluster, its own origin, its own token), drives real load through the
-//! edge for a few seconds (see `load`) and stops by itself.
+//! HSM taken away and brought back under it, the HSM hung (its token's files locked), the
+//! origin killed with SIGKILL mid-write and started again, and stopped with SIGTERM under 32
+//! connections; also a soak, backup and restore, and two origins behind one edge
+//! (submodules). Each drill owns what it breaks (a private PostgreSQL cluster, its own origin,
+//! its own token), drives real load through the edge for a few seconds (see `load`) and stops
+//! by itself.
 //!
 //! During a fault a client gets a 2xx or a proper "retry later": a 503 problem with
 //! `Retry-After` from the origin, or a 502 one from the edge while no origin answers. Never a
