@@ -38,8 +38,7 @@ pub async fn has_any(
 }
 
 /// A policy's permissions as stored (`text[]`), parsed where they are read.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permissions(pub Vec<Permission>);
 
 impl TryFrom<Vec<String>> for Permissions {
@@ -54,10 +53,10 @@ impl TryFrom<Vec<String>> for Permissions {
     }
 }
 
-/// A policy's rule as stored, parsed where it is read (also from JSON, when a statement
-/// aggregates the rows): a row that does not parse (it cannot, unless the database was edited
-/// by hand) fails the read, since guessing could turn a broken deny into an allow.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+/// A policy's rule as stored, parsed where it is read: a row that does not parse (it cannot,
+/// unless the database was edited by hand) fails the read, since guessing could turn a broken
+/// deny into an allow.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PolicyRow {
     pub id: Uuid,
     #[sqlx(try_from = "String")]
