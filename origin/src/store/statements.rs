@@ -91,7 +91,9 @@ impl StatementPool {
         let (conn, opened) = match self.inner.take_idle() {
             Some(idle) => (idle.conn, idle.opened),
             None => {
-                let connecting = self.inner.options.connect();
+                // Boxed: connecting is a large future, rare once the pool is warm, and every
+                // statement's future would otherwise carry its size (and copy it as it moves).
+                let connecting = Box::pin(self.inner.options.connect());
                 let conn = tokio::time::timeout(self.inner.acquire_timeout, connecting)
                     .await
                     .map_err(|_| sqlx::Error::PoolTimedOut)??;
