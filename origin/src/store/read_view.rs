@@ -16,11 +16,10 @@
 
 use chrono::{DateTime, Utc};
 use oxvault_core::claims::Role;
+use oxvault_core::policy::{Conditions, Effect, PathPattern};
 use oxvault_core::vault::SecretType;
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-use oxvault_core::policy::{Conditions, Effect, PathPattern};
 
 use super::policies::{Permissions, PolicyRow};
 use super::principals::{self, PrincipalState, Who};
