@@ -680,11 +680,12 @@ mkdir -p "$RUN_DIR/wrk" "$LOG_DIR"
 # it measured was an error page).
 PICKED_PORTS=" "
 pick_port() {
-    local port=$2
-    while port_answers "$port" || [[ $PICKED_PORTS == *" $port "* ]]; do
-        port=$((port + 1))
-        [ "$port" -lt $(($2 + 100)) ] || die "no free port in $2..$(($2 + 99))"
+    local port
+    port=$(free_port "$2")
+    while [[ $PICKED_PORTS == *" $port "* ]]; do
+        port=$(free_port $((port + 1)))
     done
+    [ "$port" -lt $(($2 + 100)) ] || die "no free port in $2..$(($2 + 99))"
     PICKED_PORTS+="$port "
     printf -v "$1" '%s' "$port"
 }

@@ -11,10 +11,10 @@
 //! before seals; in batches, one blocking call each), reads on past the stretch to the seal
 //! that vouches for its last events when the stretch ends between two seals, and hands the
 //! links to [`oxvault_core::audit::check_chain`]. It reads in one read-only snapshot, so
-//! appends made meanwhile are simply not part of it. The chain's head row is compared with the last event
-//! when the stretch reaches the end, which catches events removed from the end, unless
-//! whoever removed them also rewrote the head to an earlier event's seq and MAC; a stretch
-//! starting at the chain's beginning catches the removal of its first events.
+//! appends made meanwhile are simply not part of it. The chain's head row is compared with
+//! the last event when the stretch reaches the end, which catches events removed from the
+//! end, unless whoever removed them also rewrote the head to an earlier event's seq and MAC;
+//! a stretch starting at the chain's beginning catches the removal of its first events.
 
 use std::collections::{HashMap, HashSet};
 
@@ -264,16 +264,22 @@ impl AuditService {
     /// of [`MAC_BATCH`] (one blocking call each).
     async fn macs_match(&self, checks: Vec<(Vec<u8>, &[u8])>) -> Result<Vec<bool>, ServiceError> {
         let mut matches = Vec::with_capacity(checks.len());
-        for batch in checks.chunks(MAC_BATCH) {
-            let messages = batch.iter().map(|(message, _)| message.clone()).collect();
+        let mut checks = checks.into_iter().peekable();
+        while checks.peek().is_some() {
+            // The messages move into the HSM call; only the stored MACs stay here.
+            let (messages, stored): (Vec<Vec<u8>>, Vec<&[u8]>) =
+                checks.by_ref().take(MAC_BATCH).unzip();
             let macs = self
                 .keyring
                 .audit_macs(messages)
                 .await
                 .map_err(hsm_unavailable)?;
-            matches.extend(batch.iter().zip(&macs).map(
-                |((_, stored), mac): (_, &[u8; MAC_LEN])| bool::from(stored.ct_eq(mac.as_slice())),
-            ));
+            matches.extend(
+                stored
+                    .iter()
+                    .zip(&macs)
+                    .map(|(stored, mac): (_, &[u8; MAC_LEN])| bool::from(stored.ct_eq(mac))),
+            );
         }
         Ok(matches)
     }
