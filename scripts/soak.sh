@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Soak: five minutes of mixed load (writers, readers, share reads, logins) through the edge
-# against a stack of its own, then the checks of the suite's one-minute version: every valid
+# against a stack of its own, then the checks of the suite's 90-second version: every valid
 # request served, the origin's RSS at the end within 10% of the RSS after the warm-up (the
 # readings are printed), nothing acknowledged lost, the audit chain verifies. On demand, not
-# part of scripts/test.sh (which runs the one-minute version).
+# part of scripts/test.sh (which runs the 90-second version).
 #
 #   OXVAULT_SOAK_SECS   how long the load runs (default 300)
 set -euo pipefail
