@@ -32,10 +32,11 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
-    /// Most Argon2 hashes computed at once (`OXVAULT_PASSWORD_HASH_CONCURRENCY`; default:
-    /// half the CPUs, at least one). Each hash takes one core for ~15 ms, and each slot keeps
-    /// its 19 MiB of Argon2 memory from its first hash on; leaving the other half of the CPUs
-    /// free keeps a flood of logins from starving secret reads.
+    /// Password hashing threads, the most Argon2 hashes computed at once
+    /// (`OXVAULT_PASSWORD_HASH_CONCURRENCY`; default: half the CPUs, at least one). Each hash
+    /// takes one core for ~15 ms, and each thread keeps its 19 MiB of Argon2 memory from its
+    /// first hash on; leaving the other half of the CPUs free, and running these threads at a
+    /// lower priority, keeps a flood of logins from starving secret reads.
     pub password_hash_concurrency: usize,
     /// Google sign-in, when `OXVAULT_GOOGLE_CLIENT_ID` is set.
     pub google: Option<GoogleConfig>,
