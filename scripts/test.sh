@@ -103,7 +103,20 @@ run_e2e() {
     # Most tests share one stack and spend their time waiting on it, so more run at once than
     # there are cores (OXVAULT_E2E_THREADS, default 4: on 2 cores the suite took 308 s with 2
     # and 253 s with 4).
-    cargo test -p oxvault-tests -- --test-threads "${OXVAULT_E2E_THREADS:-4}"
+    mkdir -p "$artifacts"
+    local rc=0
+    cargo test -p oxvault-tests -- --test-threads "${OXVAULT_E2E_THREADS:-4}" 2>&1 |
+        tee "$artifacts/e2e.log" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        # Each failure's place and message once more, last: with backtraces on, a failing
+        # test's message sits above a long trace, and a log cut to its end loses it.
+        printf '\nWhere the end-to-end tests failed (full log: %s/e2e.log):\n' \
+            "${artifacts#"$OXVAULT_ROOT"/}" >&2
+        # From each "panicked at" to the trace or the end of the message, six lines at most.
+        awk '/panicked at/ { n = 6 } /^(stack backtrace:|note: )/ { n = 0 } n > 0 { print; n-- }' \
+            "$artifacts/e2e.log" | cut -c 1-400 >&2
+        return "$rc"
+    fi
     # The browser test's screenshots of the share page, for a person to look at.
     while IFS= read -r shot; do
         printf '  screenshot: %s\n' "${shot#"$OXVAULT_ROOT"/}" >&2
