@@ -42,7 +42,7 @@ pub use edge::{Edge, EdgeSettings, GENEROUS_LIMITS};
 pub use origin::{Origin, OriginSettings};
 pub use postgres::{PrivatePostgres, pg_tool};
 pub use shared::StackAddresses;
-pub use smtp::{ReceivedMail, SmtpListener, SmtpSettings, TempFailure};
+pub use smtp::{ReceivedMail, ReservedPort, SmtpListener, SmtpSettings, TempFailure};
 pub use softhsm::{SoftHsmToken, Wedge};
 pub use stack::{OwnParts, PASSWORD, Session, StackBuilder, TestStack, invitation_token_in};
 

@@ -15,10 +15,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
-
-use crate::process::free_port;
 
 /// Largest message accepted; larger ones get 552 (no test sends anything near it).
 const MAX_DATA: usize = 1 << 20;
@@ -35,8 +33,6 @@ pub enum TempFailure {
 /// How a listener is started.
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
-    /// The port on 127.0.0.1; `None` picks a free one.
-    pub port: Option<u16>,
     /// How many transactions (connections, for [`TempFailure::Greeting421`]) are refused
     /// before messages are accepted.
     pub refuse_first: usize,
@@ -46,7 +42,6 @@ pub struct SmtpSettings {
 impl Default for SmtpSettings {
     fn default() -> Self {
         Self {
-            port: None,
             refuse_first: 0,
             failure: TempFailure::Data451,
         }
@@ -167,6 +162,35 @@ impl State {
     }
 }
 
+/// A port on 127.0.0.1 held by a bound socket that does not listen yet. Connections to it are
+/// refused, as to a port nothing holds, and nothing else can take it meanwhile: a port picked
+/// free and let go was taken once by another test's outgoing connection (ports are handed out
+/// from the same range) before the listener could bind it.
+#[derive(Debug)]
+pub struct ReservedPort {
+    socket: TcpSocket,
+}
+
+impl ReservedPort {
+    pub fn new() -> Self {
+        let socket = TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("a free port on 127.0.0.1");
+        Self { socket }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("bound address").port()
+    }
+}
+
+impl Default for ReservedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A running SMTP server on 127.0.0.1.
 #[derive(Debug)]
 pub struct SmtpListener {
@@ -181,21 +205,25 @@ impl SmtpListener {
         Self::start_with(SmtpSettings::default()).await
     }
 
-    /// A listener on `port` that accepts everything.
-    pub async fn start_on(port: u16) -> Self {
-        Self::start_with(SmtpSettings {
-            port: Some(port),
-            ..SmtpSettings::default()
-        })
-        .await
+    /// A listener that accepts everything, on the port `reserved` has held since the test
+    /// pointed the origin at it.
+    pub async fn start_on(reserved: ReservedPort) -> Self {
+        let listener = reserved
+            .socket
+            .listen(1024)
+            .unwrap_or_else(|err| panic!("the test SMTP server cannot listen: {err}"));
+        Self::serve(listener, SmtpSettings::default())
     }
 
-    /// A listener as `settings` describe.
+    /// A listener on a free port as `settings` describe.
     pub async fn start_with(settings: SmtpSettings) -> Self {
-        let port = settings.port.unwrap_or_else(free_port);
-        let listener = TcpListener::bind(("127.0.0.1", port))
+        let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
-            .unwrap_or_else(|err| panic!("the test SMTP server cannot bind port {port}: {err}"));
+            .unwrap_or_else(|err| panic!("the test SMTP server cannot bind: {err}"));
+        Self::serve(listener, settings)
+    }
+
+    fn serve(listener: TcpListener, settings: SmtpSettings) -> Self {
         let addr = listener.local_addr().expect("bound address");
         let state = Arc::new(Mutex::new(State {
             accepted: Vec::new(),
@@ -514,7 +542,6 @@ mod tests {
         let listener = SmtpListener::start_with(SmtpSettings {
             refuse_first: 1,
             failure: TempFailure::Data451,
-            ..SmtpSettings::default()
         })
         .await;
         let (mut client, _) = Client::connect(&listener).await;
@@ -535,7 +562,6 @@ mod tests {
         let listener = SmtpListener::start_with(SmtpSettings {
             refuse_first: 1,
             failure: TempFailure::Greeting421,
-            ..SmtpSettings::default()
         })
         .await;
         let (_, greeting) = Client::connect(&listener).await;

@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use oxvault_tests::shares::in_an_hour;
-use oxvault_tests::{Origin, OriginSettings, SmtpListener, SmtpSettings, TempFailure, TestStack};
+use oxvault_tests::{
+    Origin, OriginSettings, ReservedPort, SmtpListener, SmtpSettings, TempFailure, TestStack,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, Row};
@@ -39,14 +41,6 @@ async fn stack_mailing_to(port: u16) -> TestStack {
         })
         .start()
         .await
-}
-
-/// A port nothing listens on (yet).
-fn unused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
 }
 
 async fn invite(stack: &TestStack, token: &str, email: &str, role: &str) {
@@ -153,8 +147,8 @@ async fn an_invitation_mails_the_invited_address_once_with_the_org_role_and_sign
 
 #[tokio::test]
 async fn mail_waits_in_the_outbox_while_no_smtp_server_answers_and_goes_once_one_does() {
-    let port = unused_port();
-    let stack = stack_mailing_to(port).await;
+    let port = ReservedPort::new();
+    let stack = stack_mailing_to(port.port()).await;
     let owner = stack.signup("founder@example.com").await;
 
     invite(&stack, &owner.access_token, "later@example.com", "member").await;
@@ -185,7 +179,6 @@ async fn a_relay_that_answers_451_to_the_first_attempts_gets_the_message_exactly
     let smtp = SmtpListener::start_with(SmtpSettings {
         refuse_first: 2,
         failure: TempFailure::Data451,
-        ..SmtpSettings::default()
     })
     .await;
     let stack = stack_mailing_to(smtp.port()).await;
@@ -213,7 +206,6 @@ async fn a_relay_that_turns_connections_away_with_421_is_retried() {
     let smtp = SmtpListener::start_with(SmtpSettings {
         refuse_first: 1,
         failure: TempFailure::Greeting421,
-        ..SmtpSettings::default()
     })
     .await;
     let stack = stack_mailing_to(smtp.port()).await;
@@ -347,8 +339,8 @@ async fn an_external_email_share_mails_its_link_but_neither_the_passphrase_nor_t
 /// relay listens, once.
 #[tokio::test]
 async fn a_share_made_while_no_relay_answers_is_mailed_once_one_does() {
-    let port = unused_port();
-    let stack = stack_mailing_to(port).await;
+    let port = ReservedPort::new();
+    let stack = stack_mailing_to(port.port()).await;
     let share = share_by_email(&stack, "late-value", "late passphrase", "late@example.org").await;
     let share_url = share["share_url"].as_str().unwrap();
 
@@ -371,8 +363,8 @@ async fn a_share_made_while_no_relay_answers_is_mailed_once_one_does() {
 /// arrive after the sender took it back.
 #[tokio::test]
 async fn revoking_a_share_cancels_its_unsent_mail() {
-    let port = unused_port();
-    let stack = stack_mailing_to(port).await;
+    let port = ReservedPort::new();
+    let stack = stack_mailing_to(port.port()).await;
     let share = share_by_email(&stack, "revoked-value", "revoked pass", "gone@example.org").await;
     wait_for_outbox(&stack, "a failed attempt is recorded", |rows| {
         rows.len() == 1 && rows[0].attempts > 0
@@ -448,8 +440,8 @@ async fn two_origins_delivering_one_outbox_send_every_message_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mail_still_unsent_when_the_origin_stops_is_sent_by_the_next_origin() {
-    let port = unused_port();
-    let mut stack = stack_mailing_to(port).await;
+    let port = ReservedPort::new();
+    let mut stack = stack_mailing_to(port.port()).await;
     let owner = stack.signup("founder@example.com").await;
     invite(&stack, &owner.access_token, "patient@example.com", "member").await;
     wait_for_outbox(&stack, "a failed attempt is recorded", |rows| {
@@ -482,7 +474,7 @@ async fn mail_still_unsent_when_the_origin_stops_is_sent_by_the_next_origin() {
     let smtp = SmtpListener::start_on(port).await;
     let mut settings = OriginSettings::new(stack.database_url(), &stack.own().token);
     settings.migrate = false;
-    mail_to(&mut settings, port);
+    mail_to(&mut settings, smtp.port());
     let _next = tokio::task::spawn_blocking(move || Origin::start(&settings))
         .await
         .unwrap();
