@@ -494,6 +494,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reserved_port_refuses_connections_until_the_listener_starts_on_it() {
+        let reserved = ReservedPort::new();
+        let port = reserved.port();
+        let refused = TcpStream::connect(("127.0.0.1", port)).await;
+        assert!(
+            refused.is_err(),
+            "a connection to a reserved port was accepted"
+        );
+        let listener = SmtpListener::start_on(reserved).await;
+        assert_eq!(listener.port(), port);
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut greeting = String::new();
+        BufReader::new(stream)
+            .read_line(&mut greeting)
+            .await
+            .unwrap();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+    }
+
+    #[tokio::test]
     async fn a_message_is_recorded_with_its_envelope_and_unstuffed_dots() {
         let listener = SmtpListener::start().await;
         let (mut client, greeting) = Client::connect(&listener).await;
