@@ -147,8 +147,8 @@ async fn an_invitation_mails_the_invited_address_once_with_the_org_role_and_sign
 
 #[tokio::test]
 async fn mail_waits_in_the_outbox_while_no_smtp_server_answers_and_goes_once_one_does() {
-    let port = ReservedPort::new();
-    let stack = stack_mailing_to(port.port()).await;
+    let reserved = ReservedPort::new();
+    let stack = stack_mailing_to(reserved.port()).await;
     let owner = stack.signup("founder@example.com").await;
 
     invite(&stack, &owner.access_token, "later@example.com", "member").await;
@@ -162,7 +162,7 @@ async fn mail_waits_in_the_outbox_while_no_smtp_server_answers_and_goes_once_one
     assert!(rows[0].body_text.is_some(), "the body waits with the row");
     assert_eq!(rows[0].last_error.as_deref(), Some("connection failed"));
 
-    let smtp = SmtpListener::start_on(port).await;
+    let smtp = SmtpListener::start_on(reserved).await;
     let mail = smtp.wait_for_message(DELIVERY).await;
     assert_eq!(mail.to, ["later@example.com"]);
     assert!(mail.body().contains("as member"), "{}", mail.body());
@@ -339,8 +339,8 @@ async fn an_external_email_share_mails_its_link_but_neither_the_passphrase_nor_t
 /// relay listens, once.
 #[tokio::test]
 async fn a_share_made_while_no_relay_answers_is_mailed_once_one_does() {
-    let port = ReservedPort::new();
-    let stack = stack_mailing_to(port.port()).await;
+    let reserved = ReservedPort::new();
+    let stack = stack_mailing_to(reserved.port()).await;
     let share = share_by_email(&stack, "late-value", "late passphrase", "late@example.org").await;
     let share_url = share["share_url"].as_str().unwrap();
 
@@ -350,7 +350,7 @@ async fn a_share_made_while_no_relay_answers_is_mailed_once_one_does() {
     .await;
     assert!(!outbox(&stack).await[0].sent);
 
-    let smtp = SmtpListener::start_on(port).await;
+    let smtp = SmtpListener::start_on(reserved).await;
     let mail = smtp.wait_for_message(DELIVERY).await;
     assert_eq!(mail.to, ["late@example.org"]);
     assert!(mail.body().contains(share_url), "{}", mail.body());
@@ -363,8 +363,8 @@ async fn a_share_made_while_no_relay_answers_is_mailed_once_one_does() {
 /// arrive after the sender took it back.
 #[tokio::test]
 async fn revoking_a_share_cancels_its_unsent_mail() {
-    let port = ReservedPort::new();
-    let stack = stack_mailing_to(port.port()).await;
+    let reserved = ReservedPort::new();
+    let stack = stack_mailing_to(reserved.port()).await;
     let share = share_by_email(&stack, "revoked-value", "revoked pass", "gone@example.org").await;
     wait_for_outbox(&stack, "a failed attempt is recorded", |rows| {
         rows.len() == 1 && rows[0].attempts > 0
@@ -388,7 +388,7 @@ async fn revoking_a_share_cancels_its_unsent_mail() {
     assert_eq!(rows[0].last_error.as_deref(), Some("share revoked"));
     assert!(rows[0].failed, "set aside for good");
 
-    let smtp = SmtpListener::start_on(port).await;
+    let smtp = SmtpListener::start_on(reserved).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         smtp.received().is_empty(),
@@ -440,8 +440,8 @@ async fn two_origins_delivering_one_outbox_send_every_message_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mail_still_unsent_when_the_origin_stops_is_sent_by_the_next_origin() {
-    let port = ReservedPort::new();
-    let mut stack = stack_mailing_to(port.port()).await;
+    let reserved = ReservedPort::new();
+    let mut stack = stack_mailing_to(reserved.port()).await;
     let owner = stack.signup("founder@example.com").await;
     invite(&stack, &owner.access_token, "patient@example.com", "member").await;
     wait_for_outbox(&stack, "a failed attempt is recorded", |rows| {
@@ -471,7 +471,7 @@ async fn mail_still_unsent_when_the_origin_stops_is_sent_by_the_next_origin() {
     assert!(!rows[0].sent && !rows[0].failed, "{rows:#?}");
     assert!(rows[0].body_text.is_some(), "nothing is lost at shutdown");
 
-    let smtp = SmtpListener::start_on(port).await;
+    let smtp = SmtpListener::start_on(reserved).await;
     let mut settings = OriginSettings::new(stack.database_url(), &stack.own().token);
     settings.migrate = false;
     mail_to(&mut settings, smtp.port());

@@ -20,7 +20,9 @@ use zeroize::Zeroize;
 
 use super::PasswordError;
 
-/// Argon2id at OWASP's parameters: 19 MiB, two passes, one lane.
+/// New hashes: Argon2id, version 1.3, at OWASP's parameters (19 MiB, two passes, one lane).
+const ALGORITHM: Algorithm = Algorithm::Argon2id;
+const VERSION: Version = Version::V0x13;
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
 const LANES: u32 = 1;
@@ -89,12 +91,12 @@ impl Workspace {
         let mut salt = [0u8; SALT_LEN];
         OsRng.try_fill_bytes(&mut salt).map_err(internal)?;
         let params = params()?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let argon2 = Argon2::new(ALGORITHM, VERSION, params.clone());
         let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
         self.hash_into(&argon2, password, &salt, &mut out)?;
         let hash = PasswordHash {
-            algorithm: Algorithm::Argon2id.ident(),
-            version: Some(Version::V0x13.into()),
+            algorithm: ALGORITHM.ident(),
+            version: Some(VERSION.into()),
             params: ParamsString::try_from(&params).map_err(internal)?,
             salt: Some(Salt::new(&salt).map_err(internal)?),
             hash: Some(Output::new(&out).map_err(internal)?),
@@ -143,6 +145,14 @@ mod tests {
 
     const PASSWORD: &[u8] = b"correct horse battery";
 
+    /// A hash of [`PASSWORD`] made by the argon2 crate's own hasher under `params`.
+    fn hashed_by_the_crate(params: Params) -> String {
+        Argon2::new(ALGORITHM, VERSION, params)
+            .hash_password_with_salt(PASSWORD, b"saltsaltsaltsalt")
+            .unwrap()
+            .to_string()
+    }
+
     impl Workspace {
         fn is_wiped(&self) -> bool {
             let words = |block: &Block| block.as_ref().iter().all(|word| *word == 0);
@@ -168,15 +178,12 @@ mod tests {
 
     #[test]
     fn hashes_agree_with_the_argon2_crates_own_hasher_both_ways() {
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params().unwrap());
-        let theirs = argon2
-            .hash_password_with_salt(PASSWORD, b"saltsaltsaltsalt")
-            .unwrap()
-            .to_string();
+        let theirs = hashed_by_the_crate(params().unwrap());
         let mut workspace = Workspace::new().unwrap();
         assert!(workspace.verify(PASSWORD, &theirs).unwrap());
         let ours = workspace.hash(PASSWORD).unwrap();
         let ours = PasswordHash::new(&ours).unwrap();
+        let argon2 = Argon2::new(ALGORITHM, VERSION, params().unwrap());
         assert!(argon2.verify_password(PASSWORD, &ours).is_ok());
         assert!(argon2.verify_password(b"wrong", &ours).is_err());
     }
@@ -184,12 +191,7 @@ mod tests {
     #[test]
     fn a_hash_under_other_parameters_verifies_with_its_own() {
         // More memory than the workspace holds, and fewer passes: both taken from the hash.
-        let params = Params::new(MEMORY_KIB * 2, 1, LANES, None).unwrap();
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let bigger = argon2
-            .hash_password_with_salt(PASSWORD, b"saltsaltsaltsalt")
-            .unwrap()
-            .to_string();
+        let bigger = hashed_by_the_crate(Params::new(MEMORY_KIB * 2, 1, LANES, None).unwrap());
         let mut workspace = Workspace::new().unwrap();
         assert!(workspace.verify(PASSWORD, &bigger).unwrap());
         assert!(!workspace.verify(b"wrong horse battery", &bigger).unwrap());
