@@ -89,6 +89,10 @@ pub struct DatabaseConfig {
     /// Size of the hot path's statement pool per origin process, for the principal check and
     /// the secret read (`OXVAULT_DB_READ_CONNECTIONS`).
     pub read_connections: u32,
+    /// Connections of the batched secret-read lookups per origin process: at most this many
+    /// lookup statements run at once, and reads that arrive meanwhile share the next one
+    /// (`OXVAULT_DB_VIEW_CONNECTIONS`).
+    pub view_connections: u32,
     /// How long a request waits for a pooled connection before the database counts as down.
     pub acquire_timeout: Duration,
 }
@@ -336,9 +340,17 @@ impl DatabaseConfig {
             8u32,
             "a positive whole number",
         );
+        // Few, so that reads batch under load. Measured (issue 10, 2 cores, 32 connections):
+        // PostgreSQL spent 72 us per read on 1 (batches of 6), 85 on 2 (batches of 4).
+        let view_connections = env.parsed(
+            "OXVAULT_DB_VIEW_CONNECTIONS",
+            1u32,
+            "a positive whole number",
+        );
         for (name, value) in [
             ("OXVAULT_DB_MAX_CONNECTIONS", max_connections),
             ("OXVAULT_DB_READ_CONNECTIONS", read_connections),
+            ("OXVAULT_DB_VIEW_CONNECTIONS", view_connections),
         ] {
             if value == 0 {
                 env.problems.push(format!("  {name} must be at least 1"));
@@ -349,6 +361,7 @@ impl DatabaseConfig {
             url: SecretString::from(url),
             max_connections,
             read_connections,
+            view_connections,
             acquire_timeout: Duration::from_secs(acquire_secs.max(1)),
         }
     }
@@ -605,6 +618,7 @@ mod tests {
         assert_eq!(config.hsm.call_timeout, Duration::from_secs(10));
         assert_eq!(config.database.max_connections, 16);
         assert_eq!(config.database.read_connections, 8);
+        assert_eq!(config.database.view_connections, 1);
         assert!(!config.migrate_on_start);
         assert_eq!(config.hsm.pin.expose_secret(), "1234");
         assert!(config.edge_shared_secret.is_none());

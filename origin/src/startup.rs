@@ -33,6 +33,7 @@ use crate::service::secrets::SecretsService;
 use crate::service::shares::SharesService;
 use crate::service::tokens::Tokens;
 use crate::service::vaults::VaultsService;
+use crate::store::view_reader::ViewReader;
 use crate::store::{self, StoreError};
 
 /// Why the origin could not start.
@@ -137,14 +138,11 @@ impl Application {
         let mail = MailDelivery::start(pool.clone(), &config.mail)?;
         let (meter, meter_task) = http::metering::start(pool.clone(), &config.billing.meter);
         let tiers = Tiers::new(config.billing.tiers.clone());
-        let secrets = SecretsService::new(
-            pool.clone(),
-            statements.clone(),
-            keyring.clone(),
-            audit.clone(),
-        )
-        .with_tiers(tiers.clone())
-        .with_max_versions(config.max_secret_versions);
+        let views = ViewReader::start(store::view_pool(&config.database)?);
+        let secrets =
+            SecretsService::new(pool.clone(), views.clone(), keyring.clone(), audit.clone())
+                .with_tiers(tiers.clone())
+                .with_max_versions(config.max_secret_versions);
         Ok(Self {
             listener,
             metrics_listener,
@@ -163,7 +161,7 @@ impl Application {
                 policies: PoliciesService::new(pool.clone(), audit.clone()),
                 shares: SharesService::new(
                     pool.clone(),
-                    statements.clone(),
+                    views,
                     keyring.clone(),
                     audit.clone(),
                     auth.passwords().clone(),

@@ -61,6 +61,12 @@ fn handle() -> &'static PrometheusHandle {
                     BATCH_BUCKETS,
                 )
             })
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full("oxvault_read_batch_reads".to_owned()),
+                    BATCH_BUCKETS,
+                )
+            })
             .unwrap_or_else(|err| {
                 tracing::error!(error = %err, "metric buckets refused; histograms become summaries");
                 PrometheusBuilder::new()

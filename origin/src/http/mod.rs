@@ -83,7 +83,7 @@ impl std::ops::Deref for AppState {
 #[derive(Debug)]
 pub struct Shared {
     pub pool: PgPool,
-    /// The hot path's connections for autocommit reads (principal checks, secret reads).
+    /// The hot path's connections for autocommit reads (principal checks).
     pub statements: StatementPool,
     pub keyring: Keyring,
     /// Where every act records its audit events (group commit).

@@ -35,11 +35,12 @@ use super::principal::{admit, who_of};
 use super::vaults::{VaultsService, creator_of, visible_with};
 use crate::crypto::envelope::{self, Place};
 use crate::crypto::{CryptoError, Keyring};
+use crate::store::StoreError;
 use crate::store::idempotency::{self, NewResponse, StoredResponse};
-use crate::store::read_view;
+use crate::store::read_view::ViewRequest;
 use crate::store::secrets::{self, LockedSecret, MetadataRow, NewVersion, Unreadable, VersionRow};
 use crate::store::vaults::VaultRow;
-use crate::store::{StatementPool, StoreError};
+use crate::store::view_reader::ViewReader;
 
 /// Largest secret value accepted, in bytes.
 pub const MAX_VALUE_LEN: usize = 256 * 1024;
@@ -51,8 +52,8 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 #[derive(Debug, Clone)]
 pub struct SecretsService {
     pool: PgPool,
-    /// For the read's one statement: no transaction, no ping on release.
-    statements: StatementPool,
+    /// The read's lookup, batched with other reads under load.
+    views: ViewReader,
     keyring: Keyring,
     audit: AuditLog,
     vaults: VaultsService,
@@ -379,11 +380,11 @@ pub fn parse_version(text: &str) -> Result<i32, ServiceError> {
 }
 
 impl SecretsService {
-    pub fn new(pool: PgPool, statements: StatementPool, keyring: Keyring, audit: AuditLog) -> Self {
+    pub fn new(pool: PgPool, views: ViewReader, keyring: Keyring, audit: AuditLog) -> Self {
         Self {
             vaults: VaultsService::new(pool.clone(), audit.clone()),
             pool,
-            statements,
+            views,
             keyring,
             audit,
             tiers: None,
@@ -694,18 +695,17 @@ impl SecretsService {
         version: Option<i32>,
     ) -> Result<SecretResponse, ServiceError> {
         let who = who_of(claims)?;
-        // A connection for this statement only: the open and the audit wait hold none.
-        let mut lease = self.statements.acquire().await?;
-        let found = read_view::read_view(
-            lease.conn(),
-            who,
-            *claims.org.as_uuid(),
-            *vault_id.as_uuid(),
-            path.as_str(),
-            version,
-        )
-        .await;
-        let found = lease.finish(found)?;
+        // The lookup holds no connection through the open and the audit wait.
+        let found = self
+            .views
+            .read(ViewRequest {
+                who,
+                org_id: *claims.org.as_uuid(),
+                vault_id: *vault_id.as_uuid(),
+                path: path.as_str().to_owned(),
+                version,
+            })
+            .await?;
         let principal = gate.admit(admit(claims, found.state)?)?;
         let view = found
             .view

@@ -50,7 +50,8 @@ use crate::store::outbox::{self, MailQuota, NewMail};
 use crate::store::shares::{
     self, LiveShare, NewShare, OrgShareRow, RecipientKey, ShareTarget, SummaryRow,
 };
-use crate::store::{StatementPool, StoreError, agents, secrets, users};
+use crate::store::view_reader::ViewReader;
+use crate::store::{StoreError, agents, secrets, users};
 
 /// Share operations; cheap to clone.
 #[derive(Debug, Clone)]
@@ -254,14 +255,14 @@ fn share_mail(sender: &str, url: &str, spec: &ShareSpec, has_passphrase: bool) -
 impl SharesService {
     pub fn new(
         pool: PgPool,
-        statements: StatementPool,
+        views: ViewReader,
         keyring: Keyring,
         audit: AuditLog,
         passwords: Passwords,
     ) -> Self {
         Self {
             vaults: VaultsService::new(pool.clone(), audit.clone()),
-            secrets: SecretsService::new(pool.clone(), statements, keyring, audit.clone()),
+            secrets: SecretsService::new(pool.clone(), views, keyring, audit.clone()),
             audit,
             pool,
             passwords,

@@ -19,6 +19,7 @@ pub mod statements;
 pub mod usage;
 pub mod users;
 pub mod vaults;
+pub mod view_reader;
 
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
@@ -113,6 +114,17 @@ pub fn statement_pool(config: &DatabaseConfig) -> Result<StatementPool, StoreErr
     Ok(StatementPool::new(
         connect_options(config)?,
         config.read_connections,
+        config.acquire_timeout,
+    ))
+}
+
+/// The connections of the batched secret-read lookups ([`view_reader`]): `config
+/// .view_connections` of them, each planning its statements once (generic plans).
+pub fn view_pool(config: &DatabaseConfig) -> Result<StatementPool, StoreError> {
+    let options = connect_options(config)?.options([("plan_cache_mode", "force_generic_plan")]);
+    Ok(StatementPool::new(
+        options,
+        config.view_connections,
         config.acquire_timeout,
     ))
 }

@@ -1,6 +1,9 @@
 //! The hot path of a secret read, in one statement: whether the caller's token still stands,
 //! the vault (when live in the org), the caller's unexpired policies on it, and the version
-//! asked for.
+//! asked for. The statement serves a batch of reads at once (their parameters as arrays,
+//! `unnest ... WITH ORDINALITY`): [`super::view_reader`] gathers the reads that arrive while
+//! its connections are busy, so under load one statement, one round trip and one backend
+//! wake-up serve many reads.
 //!
 //! The caller's live state ([`super::principals`]) rides on the same statement as extra
 //! `who_*` columns, joined by primary key, so that revoking a token, ending a session or
@@ -55,9 +58,7 @@ pub struct Found {
     pub view: Option<ReadView>,
 }
 
-// The statement, in parts shared by its two forms (a user's and an agent's). `$1` org, `$2`
-// vault, `$3`/`$4` the principal as policies name it, `$5` path, `$6` version (NULL: the
-// current one), `$7` the principal's id, `$8` a user's session.
+// The view's columns, then the caller's (`who_*`) in [`BATCH`].
 macro_rules! view_columns {
     () => {
         "SELECT v.id AS vault_id, v.org_id, v.name, v.description, \
@@ -75,48 +76,73 @@ macro_rules! view_columns {
                 p.expires_at AS policy_expires_at"
     };
 }
-macro_rules! view_from {
-    () => {
-        " FROM vaults v \
-          LEFT JOIN secrets s ON s.vault_id = v.id AND s.path = $5 AND s.deleted_at IS NULL \
-          LEFT JOIN secret_versions sv \
-            ON sv.secret_id = s.id AND sv.version = COALESCE($6, s.current_version) \
-          LEFT JOIN policies p \
-            ON p.vault_id = v.id AND p.principal_type = $3 AND p.principal_id = $4 \
-           AND (p.expires_at IS NULL OR p.expires_at > now())"
-    };
-}
-macro_rules! view_where {
-    () => {
-        " WHERE v.id = $2 AND v.org_id = $1 AND v.deleted_at IS NULL"
-    };
-}
-
-/// An agent's state: its row, by primary key.
-const AS_AGENT: &str = concat!(
+/// The reads of a batch as arrays, one element per read: `$1` org, `$2` vault, `$3`/`$4` the
+/// principal as policies name it (its type and id), `$5` path, `$6` version (NULL: the current
+/// one), `$7` a user's session (NULL for an agent). `t.n` numbers the reads from 1.
+///
+/// The vault is an inner join: a read whose vault is not live in the org has no row, and its
+/// caller's state is read on its own ([`read_views`]). The caller's row comes from `agents` or
+/// from `users` and `auth_sessions`, by primary key, as its type says.
+const BATCH: &str = concat!(
     view_columns!(),
-    ", a.org_id AS who_org_id, a.token_version AS who_token_version, \
-       NULL::text AS who_role, NULL::boolean AS who_session_live, \
-       a.is_active AS who_is_active, a.expires_at AS who_expires_at, \
-       a.scopes AS who_scopes, a.vault_ids AS who_vault_ids",
-    view_from!(),
-    " LEFT JOIN agents a ON a.id = $7",
-    view_where!(),
-);
-
-/// A user's state: the user's row and the session's, each by primary key.
-const AS_USER: &str = concat!(
-    view_columns!(),
-    ", u.org_id AS who_org_id, u.token_version AS who_token_version, u.role AS who_role, \
+    ", t.n, \
+       COALESCE(a.org_id, u.org_id) AS who_org_id, \
+       COALESCE(a.token_version, u.token_version) AS who_token_version, \
+       u.role AS who_role, \
        (se.id IS NOT NULL AND se.revoked_at IS NULL AND se.expires_at > now()) \
          AS who_session_live, \
-       NULL::boolean AS who_is_active, NULL::timestamptz AS who_expires_at, \
-       NULL::text[] AS who_scopes, NULL::uuid[] AS who_vault_ids",
-    view_from!(),
-    " LEFT JOIN users u ON u.id = $7 \
-      LEFT JOIN auth_sessions se ON se.id = $8 AND se.user_id = u.id",
-    view_where!(),
+       a.is_active AS who_is_active, a.expires_at AS who_expires_at, \
+       a.scopes AS who_scopes, a.vault_ids AS who_vault_ids \
+     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::int4[], \
+                 $7::uuid[]) WITH ORDINALITY \
+       AS t(org_id, vault_id, principal_type, principal_id, path, version, session_id, n) \
+     JOIN vaults v ON v.id = t.vault_id AND v.org_id = t.org_id AND v.deleted_at IS NULL \
+     LEFT JOIN secrets s ON s.vault_id = v.id AND s.path = t.path AND s.deleted_at IS NULL \
+     LEFT JOIN secret_versions sv \
+       ON sv.secret_id = s.id AND sv.version = COALESCE(t.version, s.current_version) \
+     LEFT JOIN policies p \
+       ON p.vault_id = v.id AND p.principal_type = t.principal_type \
+      AND p.principal_id = t.principal_id AND (p.expires_at IS NULL OR p.expires_at > now()) \
+     LEFT JOIN agents a ON t.principal_type = 'agent' AND a.id = t.principal_id \
+     LEFT JOIN users u ON t.principal_type = 'user' AND u.id = t.principal_id \
+     LEFT JOIN auth_sessions se ON se.id = t.session_id AND se.user_id = u.id"
 );
+
+/// One read of a batch: who reads `path` (its current version, or `version`) in vault
+/// `vault_id` of org `org_id`.
+#[derive(Debug, Clone)]
+pub struct ViewRequest {
+    pub who: Who,
+    pub org_id: Uuid,
+    pub vault_id: Uuid,
+    pub path: String,
+    pub version: Option<i32>,
+}
+
+impl ViewRequest {
+    /// The principal as policies name it.
+    fn principal(&self) -> (&'static str, Uuid) {
+        match self.who {
+            Who::User { user_id, .. } => ("user", user_id),
+            Who::Agent { agent_id } => ("agent", agent_id),
+        }
+    }
+
+    fn session(&self) -> Option<Uuid> {
+        match self.who {
+            Who::User { session_id, .. } => Some(session_id),
+            Who::Agent { .. } => None,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    /// Which read of the batch (from 1).
+    n: i64,
+    #[sqlx(flatten)]
+    row: Row,
+}
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -240,53 +266,67 @@ impl WhoColumns {
     }
 }
 
-/// What a read of `path` (its current version, or `version`) in vault `vault_id` of org
-/// `org_id` by `who` needs to decide and answer, without a lock.
-#[tracing::instrument(skip(conn, path))]
-pub async fn read_view(
+/// What each read of `requests` needs to decide and answer, without a lock, in one statement
+/// for the whole batch (plus one per read whose vault is not live, for its caller's state).
+/// The outer error fails every read (the statement failed); an inner one fails only its read.
+#[tracing::instrument(skip_all, fields(reads = requests.len()))]
+pub async fn read_views(
     conn: &mut PgConnection,
-    who: Who,
-    org_id: Uuid,
-    vault_id: Uuid,
-    path: &str,
-    version: Option<i32>,
-) -> Result<Found, StoreError> {
-    // `$3`/`$4`: the principal as policies name it.
-    let (query, principal_type, principal_id) = match who {
-        Who::User { user_id, .. } => (AS_USER, "user", user_id),
-        Who::Agent { agent_id } => (AS_AGENT, "agent", agent_id),
-    };
-    let query = sqlx::query_as::<_, Row>(query)
-        .bind(org_id)
-        .bind(vault_id)
-        .bind(principal_type)
-        .bind(principal_id)
-        .bind(path)
-        .bind(version);
-    let query = match who {
-        Who::User {
-            user_id,
-            session_id,
-        } => query.bind(user_id).bind(session_id),
-        Who::Agent { agent_id } => query.bind(agent_id),
-    };
-    let rows = query.fetch_all(&mut *conn).await?;
-    let mut rows = rows.into_iter();
-    let Some(first) = rows.next() else {
-        return Ok(Found {
-            state: principals::state(conn, who).await?,
-            view: None,
+    requests: &[ViewRequest],
+) -> Result<Vec<Result<Found, StoreError>>, StoreError> {
+    let column = |field: fn(&ViewRequest) -> Uuid| requests.iter().map(field).collect::<Vec<_>>();
+    let rows: Vec<BatchRow> = sqlx::query_as(BATCH)
+        .bind(column(|r| r.org_id))
+        .bind(column(|r| r.vault_id))
+        .bind(requests.iter().map(|r| r.principal().0).collect::<Vec<_>>())
+        .bind(column(|r| r.principal().1))
+        .bind(requests.iter().map(|r| r.path.as_str()).collect::<Vec<_>>())
+        .bind(requests.iter().map(|r| r.version).collect::<Vec<_>>())
+        .bind(
+            requests
+                .iter()
+                .map(ViewRequest::session)
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut per_read: Vec<Vec<Row>> = requests.iter().map(|_| Vec::new()).collect();
+    for BatchRow { n, row } in rows {
+        let slot = usize::try_from(n - 1)
+            .ok()
+            .and_then(|index| per_read.get_mut(index))
+            .ok_or_else(|| undecodable(sqlx::error::UnexpectedNullError))?;
+        slot.push(row);
+    }
+    let mut found = Vec::with_capacity(requests.len());
+    for (request, rows) in requests.iter().zip(per_read) {
+        found.push(match found_in(request, rows) {
+            Some(result) => result,
+            // No live vault: only a read that ends in 401 or 404 pays this round trip.
+            None => principals::state(conn, request.who)
+                .await
+                .map(|state| Found { state, view: None }),
         });
-    };
-    // Every row repeats the view and the caller's state; each carries one policy.
-    let policies = std::iter::once(first.policy)
-        .chain(rows.map(|row| row.policy))
-        .filter_map(|policy| policy.into_policy().transpose())
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Found {
-        state: first.who.into_state(who)?,
-        view: Some(into_view(first.view, policies, path)?),
-    })
+    }
+    Ok(found)
+}
+
+/// One read's rows, `None` when it has none. Every row repeats the view and the caller's
+/// state; each carries one policy.
+fn found_in(request: &ViewRequest, rows: Vec<Row>) -> Option<Result<Found, StoreError>> {
+    let mut rows = rows.into_iter();
+    let first = rows.next()?;
+    let found = (|| -> Result<Found, StoreError> {
+        let policies = std::iter::once(first.policy)
+            .chain(rows.map(|row| row.policy))
+            .filter_map(|policy| policy.into_policy().transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Found {
+            state: first.who.into_state(request.who)?,
+            view: Some(into_view(first.view, policies, &request.path)?),
+        })
+    })();
+    Some(found)
 }
 
 fn into_view(

@@ -1,6 +1,6 @@
 //! A small pool of connections for single autocommit reads on the hot path — the principal
-//! check of every authenticated request and the secret read — that gives a connection back
-//! without a round trip.
+//! check of every authenticated request, and (a pool of its own, [`super::view_pool`]) the
+//! secret read's batched lookup — that gives a connection back without a round trip.
 //!
 //! sqlx's pool pings every connection it takes back (a `Sync` and its `ReadyForQuery`): one
 //! more round trip, and one more wake-up of a PostgreSQL backend, per statement. The ping is

@@ -459,8 +459,156 @@ async fn hot_reads_take_the_data_key_from_the_cache_and_batch_their_events() {
     );
 }
 
-/// The secret read, the hot path (its principal check and its read run on the origin's
-/// statement pool, issue 10): deactivating an agent or ending a session binds the very next
+/// Reads that arrive together share one lookup statement (issue 10), and each still gets its
+/// own answer: its caller's value, version, refusal or absence, never a neighbour's. The mix
+/// covers every way a batched lookup decides: two agents with policies on different paths, a
+/// deactivated agent, the owner (a user and session), a version, a missing path and a vault
+/// that does not exist (read without the batch's row, from the caller's state alone).
+#[tokio::test]
+async fn reads_that_share_a_lookup_each_get_their_own_answer() {
+    let stack = TestStack::start().await;
+    let owner = stack.signup(&stack.email("batched@example.com")).await;
+    let token = owner.access_token.as_str();
+    let vault = stack.create_vault(token, "batched").await;
+    for (path, value) in [("a/one", "a1"), ("a/two", "a2"), ("b/one", "b1")] {
+        let (status, body) = stack
+            .put_secret(token, &vault, path, json!({"value": format!("{value}-v1")}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = stack
+        .put_secret(token, &vault, "a/one", json!({"value": "a1-v2"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (a_id, a_agent) = stack.create_agent(token, "reads-a").await;
+    stack
+        .grant_agent(token, &vault, &a_id, "a/*", &["read"])
+        .await;
+    let (b_id, b_agent) = stack.create_agent(token, "reads-b").await;
+    stack
+        .grant_agent(token, &vault, &b_id, "b/*", &["read"])
+        .await;
+    let (gone_id, gone_agent) = stack.create_agent(token, "deactivated").await;
+    stack
+        .grant_agent(token, &vault, &gone_id, "a/*", &["read"])
+        .await;
+    let (status, body) = stack
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{gone_id}"),
+            token,
+            Some(json!({"is_active": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let missing_vault = "00000000-0000-4000-8000-000000000001";
+
+    // (token, path, expected status, expected value)
+    let cases: Vec<(&str, String, StatusCode, Option<&str>)> = vec![
+        (
+            &a_agent,
+            format!("/v1/vaults/{vault}/secrets/a/one"),
+            StatusCode::OK,
+            Some("a1-v2"),
+        ),
+        (
+            &a_agent,
+            format!("/v1/vaults/{vault}/secrets/a/two"),
+            StatusCode::OK,
+            Some("a2-v1"),
+        ),
+        (
+            &a_agent,
+            format!("/v1/vaults/{vault}/secret-version/a/one/1"),
+            StatusCode::OK,
+            Some("a1-v1"),
+        ),
+        (
+            &a_agent,
+            format!("/v1/vaults/{vault}/secrets/b/one"),
+            StatusCode::FORBIDDEN,
+            None,
+        ),
+        (
+            &a_agent,
+            format!("/v1/vaults/{vault}/secrets/a/none"),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            &b_agent,
+            format!("/v1/vaults/{vault}/secrets/b/one"),
+            StatusCode::OK,
+            Some("b1-v1"),
+        ),
+        (
+            &b_agent,
+            format!("/v1/vaults/{vault}/secrets/a/one"),
+            StatusCode::FORBIDDEN,
+            None,
+        ),
+        (
+            &gone_agent,
+            format!("/v1/vaults/{vault}/secrets/a/one"),
+            StatusCode::UNAUTHORIZED,
+            None,
+        ),
+        (
+            token,
+            format!("/v1/vaults/{vault}/secrets/a/two"),
+            StatusCode::OK,
+            Some("a2-v1"),
+        ),
+        (
+            token,
+            format!("/v1/vaults/{missing_vault}/secrets/a/one"),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            &a_agent,
+            format!("/v1/vaults/{missing_vault}/secrets/a/one"),
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            &gone_agent,
+            format!("/v1/vaults/{missing_vault}/secrets/a/one"),
+            StatusCode::UNAUTHORIZED,
+            None,
+        ),
+    ];
+    // The stack is the test's own: these are its first reads.
+    const ROUNDS: usize = 8;
+    let reads = (0..ROUNDS)
+        .flat_map(|_| cases.iter())
+        .map(|(who, path, _, _)| stack.call(Method::GET, path, who, None));
+    let answers = futures_util::future::join_all(reads).await;
+    for ((_, path, status, value), (got, body)) in
+        (0..ROUNDS).flat_map(|_| cases.iter()).zip(answers)
+    {
+        assert_eq!(got, *status, "{path}: {body}");
+        assert_eq!(
+            body.get("value").and_then(|v| v.as_str()),
+            *value,
+            "{path}: {body}"
+        );
+    }
+    let reads = stack.origin_counter("oxvault_read_batch_reads_sum").await;
+    let batches = stack.origin_counter("oxvault_read_batch_reads_count").await;
+    assert_eq!(
+        reads,
+        (ROUNDS * cases.len()) as u64,
+        "every read went through a lookup"
+    );
+    assert!(
+        batches < reads,
+        "{reads} concurrent reads took {batches} lookup statements: none was shared"
+    );
+}
+
+/// The secret read, the hot path (its principal check rides on its batched lookup, issue 10):
+/// deactivating an agent or ending a session binds the very next
 /// read, current and versioned alike, and nothing else.
 #[tokio::test]
 async fn a_secret_read_refuses_at_once_a_token_that_no_longer_speaks_for_anyone() {
