@@ -81,7 +81,10 @@ macro_rules! view_columns {
 /// one), `$7` a user's session (NULL for an agent). `t.n` numbers the reads from 1.
 ///
 /// The vault is an inner join: a read whose vault is not live in the org has no row, and its
-/// caller's state is read on its own ([`read_views`]). The caller's row comes from `agents` or
+/// caller's state is read on its own ([`read_views`]). The version is a subquery kept apart
+/// (`OFFSET 0`) so that its lookup is always by the whole primary key: joined plainly, the
+/// generic plan looked versions up by secret alone and filtered them, reading every kept
+/// version (up to `OXVAULT_MAX_SECRET_VERSIONS`) of a secret on each read. The caller's row comes from `agents` or
 /// from `users` and `auth_sessions`, by primary key, as its type says.
 const BATCH: &str = concat!(
     view_columns!(),
@@ -98,8 +101,10 @@ const BATCH: &str = concat!(
        AS t(org_id, vault_id, principal_type, principal_id, path, version, session_id, n) \
      JOIN vaults v ON v.id = t.vault_id AND v.org_id = t.org_id AND v.deleted_at IS NULL \
      LEFT JOIN secrets s ON s.vault_id = v.id AND s.path = t.path AND s.deleted_at IS NULL \
-     LEFT JOIN secret_versions sv \
-       ON sv.secret_id = s.id AND sv.version = COALESCE(t.version, s.current_version) \
+     LEFT JOIN LATERAL ( \
+       SELECT * FROM secret_versions x \
+        WHERE x.secret_id = s.id AND x.version = COALESCE(t.version, s.current_version) \
+       OFFSET 0) sv ON true \
      LEFT JOIN policies p \
        ON p.vault_id = v.id AND p.principal_type = t.principal_type \
       AND p.principal_id = t.principal_id AND (p.expires_at IS NULL OR p.expires_at > now()) \
