@@ -86,8 +86,8 @@ pub struct DatabaseConfig {
     pub url: SecretString,
     /// Size of the main pool per origin process (`OXVAULT_DB_MAX_CONNECTIONS`).
     pub max_connections: u32,
-    /// Size of the hot path's statement pool per origin process, for the principal check and
-    /// the secret read (`OXVAULT_DB_READ_CONNECTIONS`).
+    /// Size of the hot path's statement pool per origin process, for the principal check
+    /// (`OXVAULT_DB_READ_CONNECTIONS`).
     pub read_connections: u32,
     /// Connections of the batched secret-read lookups per origin process: at most this many
     /// lookup statements run at once, and reads that arrive meanwhile share the next one

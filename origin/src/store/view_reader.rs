@@ -20,11 +20,14 @@
 //! reads as array parameters PostgreSQL's custom plans looked cheaper than the generic one for
 //! every batch size, so it planned the 6-way join afresh on every execution (about 0.5 ms).
 
+use std::time::Instant;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::StatementPool;
+use super::StoreError;
 use super::read_view::{self, Found, ViewRequest};
-use super::{StoreError, statements::Lease};
+use super::statements::{IDLE_TIMEOUT, Lease};
 
 /// The most reads one statement carries.
 const MAX_BATCH: usize = 64;
@@ -32,10 +35,13 @@ const MAX_BATCH: usize = 64;
 /// Reads that may queue before callers wait for room (back-pressure).
 const QUEUE: usize = 4096;
 
+/// Where one read's answer goes.
+type Answer = oneshot::Sender<Result<Found, StoreError>>;
+
 /// One queued read and where its answer goes.
 struct Asked {
     request: ViewRequest,
-    answer: oneshot::Sender<Result<Found, StoreError>>,
+    answer: Answer,
 }
 
 /// The handle reads go through; cheap to clone.
@@ -71,20 +77,24 @@ async fn dispatch(pool: StatementPool, mut asked: mpsc::Receiver<Asked>) {
     loop {
         // The connection first: while none is free, reads gather into the next batch.
         let lease = pool.acquire().await;
+        let taken = Instant::now();
         if asked.recv_many(&mut batch, MAX_BATCH).await == 0 {
             break;
         }
         let batch = std::mem::take(&mut batch);
         // A failure to get a connection may be older than the reads: ask once more for them.
+        // A connection held idle as long as the pool would keep an idle one may have been
+        // closed by the server or a proxy meanwhile: dropped, it closes, and a fresh one
+        // serves the batch (the pool's own rule for idle connections, [`IDLE_TIMEOUT`]).
         let lease = match lease {
-            Ok(lease) => Ok(lease),
-            Err(_) => pool.acquire().await,
+            Ok(lease) if taken.elapsed() < IDLE_TIMEOUT => Ok(lease),
+            _ => pool.acquire().await,
         };
         match lease {
             Ok(lease) => {
                 tokio::spawn(run(lease, batch));
             }
-            Err(err) => answer_all(batch, &err),
+            Err(err) => fail_all(batch.into_iter().map(|asked| asked.answer), &err),
         }
     }
 }
@@ -104,28 +114,22 @@ async fn run(mut lease: Lease, batch: Vec<Asked>) {
                 let _ = answer.send(found);
             }
         }
-        Err(err) => {
-            let asked = requests.into_iter().zip(answers);
-            answer_all(
-                asked.map(|(request, answer)| Asked { request, answer }),
-                &err,
-            );
-        }
+        Err(err) => fail_all(answers, &err),
     }
 }
 
 /// Fails every read of a batch whose statement (or connection) failed: each gets an error of
 /// the same kind (503 when the database could not serve, else 500); the cause is logged once.
-fn answer_all(batch: impl IntoIterator<Item = Asked>, err: &StoreError) {
+fn fail_all(answers: impl IntoIterator<Item = Answer>, err: &StoreError) {
     tracing::error!(error = %err, "a batch of secret reads failed");
     const REASON: &str = "the batched secret read failed";
     let unavailable = err.is_unavailable();
-    for asked in batch {
+    for answer in answers {
         let err = if unavailable {
             sqlx::Error::Io(std::io::Error::other(REASON))
         } else {
             sqlx::Error::Protocol(REASON.to_owned())
         };
-        let _ = asked.answer.send(Err(StoreError::Database(err)));
+        let _ = answer.send(Err(StoreError::Database(err)));
     }
 }
