@@ -262,6 +262,25 @@ pub struct EventQuery<'a> {
     pub to: Option<DateTime<Utc>>,
 }
 
+impl EventQuery<'_> {
+    /// All of the org's events, however many.
+    fn is_unfiltered(&self) -> bool {
+        let Self {
+            org_id: _,
+            action,
+            actor_id,
+            resource_id,
+            from,
+            to,
+        } = self;
+        action.is_none()
+            && actor_id.is_none()
+            && resource_id.is_none()
+            && from.is_none()
+            && to.is_none()
+    }
+}
+
 const EVENT_COLUMNS: &str = "id, chain_id, seq, org_id, action, actor_type, actor_id, \
     resource_type, resource_id, details, ip_address, created_at, prev_mac, mac, link_scheme, \
     seal_id";
@@ -297,7 +316,10 @@ struct PageRow {
 }
 
 /// One page of the events matching `query`, newest first, and how many match in all. One
-/// statement: the total is a window count over the same scan.
+/// statement. Filtered, the total is a window count over the same scan. Unfiltered, it is the
+/// org's chain head: every event of an org is on its chain, numbered from 1 without gaps, and
+/// the head moves in the transaction that appends, so one snapshot sees both alike. (A window
+/// count read every event of the org for each page: 0.6 to 1 s for an org of 216,000 events.)
 #[tracing::instrument(skip(conn))]
 pub async fn page(
     conn: &mut PgConnection,
@@ -305,9 +327,16 @@ pub async fn page(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<EventRow>, i64), StoreError> {
-    let mut builder = QueryBuilder::new(format!(
-        "SELECT {EVENT_COLUMNS}, count(*) OVER () AS total FROM audit_events"
-    ));
+    let mut builder = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS}, "));
+    if query.is_unfiltered() {
+        builder
+            .push("COALESCE((SELECT seq FROM audit_chain_heads WHERE chain_id = ")
+            .push_bind(query.org_id)
+            .push("), 0)");
+    } else {
+        builder.push("count(*) OVER ()");
+    }
+    builder.push(" AS total FROM audit_events");
     push_filters(&mut builder, query);
     builder
         .push(" ORDER BY created_at DESC, seq DESC LIMIT ")
@@ -326,6 +355,9 @@ pub async fn page(
 
 /// How many events match `query`.
 async fn count(conn: &mut PgConnection, query: &EventQuery<'_>) -> Result<i64, StoreError> {
+    if query.is_unfiltered() {
+        return Ok(head(conn, query.org_id).await?.map_or(0, |head| head.seq));
+    }
     let mut builder = QueryBuilder::new("SELECT count(*) FROM audit_events");
     push_filters(&mut builder, query);
     Ok(builder.build_query_scalar().fetch_one(conn).await?)
