@@ -593,6 +593,20 @@ impl TestStack {
         assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
     }
 
+    /// Deactivates agent `agent_id` through `PATCH /v1/agents/{id}` as the holder of `token`
+    /// (asserting 200).
+    pub async fn deactivate_agent(&self, token: &str, agent_id: &str) {
+        let (status, body) = self
+            .call(
+                Method::PATCH,
+                &format!("/v1/agents/{agent_id}"),
+                token,
+                Some(json!({"is_active": false})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    }
+
     /// `POST /v1/vaults/{vault}/policies` with `body` as the holder of `token`.
     pub async fn create_policy(
         &self,

@@ -384,15 +384,7 @@ async fn a_deactivated_agent_is_refused_with_its_key_and_with_its_token() {
     let run = mcp(&stack, &key, &[("list_vaults", json!({}))]).await;
     ok(&run, 0);
 
-    let (status, _) = stack
-        .call(
-            Method::PATCH,
-            &format!("/v1/agents/{agent_id}"),
-            &owner.access_token,
-            Some(json!({"is_active": false})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    stack.deactivate_agent(&owner.access_token, &agent_id).await;
     for credential in [&key, &token] {
         let run = mcp(&stack, credential, &[("list_vaults", json!({}))]).await;
         assert!(

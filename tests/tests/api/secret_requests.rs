@@ -277,15 +277,7 @@ async fn a_removed_policy_or_a_deactivated_agent_closes_its_requests() {
     let second = open_request(&stack, &agent, &vault, "api/two").await;
     let second = second["id"].as_str().expect("id").to_owned();
     assert_eq!(prompt(&stack, &second).await.0, StatusCode::OK);
-    let (status, _) = stack
-        .call(
-            Method::PATCH,
-            &format!("/v1/agents/{agent_id}"),
-            &owner.access_token,
-            Some(json!({"is_active": false})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    stack.deactivate_agent(&owner.access_token, &agent_id).await;
     assert_eq!(prompt(&stack, &second).await.0, StatusCode::NOT_FOUND);
     let (status, _) = fulfil(&stack, &second, json!({"value": VALUE})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

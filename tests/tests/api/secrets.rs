@@ -492,15 +492,7 @@ async fn reads_that_share_a_lookup_each_get_their_own_answer() {
     stack
         .grant_agent(token, &vault, &gone_id, "a/*", &["read"])
         .await;
-    let (status, body) = stack
-        .call(
-            Method::PATCH,
-            &format!("/v1/agents/{gone_id}"),
-            token,
-            Some(json!({"is_active": false})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    stack.deactivate_agent(token, &gone_id).await;
     let missing_vault = "00000000-0000-4000-8000-000000000001";
 
     // (token, path, expected status, expected value)
@@ -638,15 +630,7 @@ async fn a_secret_read_refuses_at_once_a_token_that_no_longer_speaks_for_anyone(
     );
     assert_eq!(read_version(bot.clone()).await.0, StatusCode::OK);
 
-    let (status, body) = stack
-        .call(
-            Method::PATCH,
-            &format!("/v1/agents/{agent_id}"),
-            token,
-            Some(json!({"is_active": false})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    stack.deactivate_agent(token, &agent_id).await;
     let (status, refused) = stack.get_secret(&bot, &vault, "db/x").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
     assert!(refused.get("value").is_none());
