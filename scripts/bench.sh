@@ -32,8 +32,8 @@
 #
 # Run it on an otherwise idle machine: wrk, PostgreSQL, wrangler and OpenBao share the cores
 # with the origin (the Workers are stopped while rows that do not go through them run; see
-# `workers_for`). Each row also records the CPU time the origin, PostgreSQL and OpenBao spent
-# per request. A full run takes about 15 to 25 minutes, most of it the RSS top-up;
+# `workers_for`). Each row also records the CPU time the origin, PostgreSQL, OpenBao and the
+# Worker's runner spent per request. A full run takes about 15 to 25 minutes, most of it the RSS top-up;
 # BENCH_QUICK=1 about 2.5 minutes once built.
 #
 # State and logs: .dev/bench/ (the OpenBao venv is kept; run/ is made fresh every run).
@@ -178,14 +178,19 @@ workers_for() {
 }
 
 # cpu_ticks: CPU time (user + system, in clock ticks) used so far by the origin, by every
-# PostgreSQL process and by OpenBao, as a JSON object.
+# PostgreSQL process, by OpenBao and by each Worker runner's process group (wrangler's node and
+# its two workerd: the dev server's proxy in front and the Worker's own), as a JSON object.
 cpu_ticks() {
-    local origin bao
+    local origin bao name pid workers=()
     origin=$(pid_of origin || true)
     bao=$(pid_of openbao || true)
+    for name in edge edge-cli trivial trivial-cli forwarder forwarder-cli; do
+        pid=$(pid_of "$name" || true)
+        [ -z "$pid" ] || workers+=("$name=$pid")
+    done
     # shellcheck disable=SC2046 # one argument per PostgreSQL process
     python3 "$HELPER" cpu-ticks --origin "${origin:-0}" --openbao "${bao:-0}" \
-        --postgres $(pgrep -x postgres || true)
+        --postgres $(pgrep -x postgres || true) --workers "${workers[@]}"
 }
 
 metric() { printf '%s\t%s\n' "$1" "$2" >>"$METRICS"; } # KEY JSON_VALUE
@@ -521,6 +526,11 @@ load_reads() {
             "trivial-c$c" "$one" BENCH_PATHS=1
         run_wrk "edge-hot-c$c" "read, hot secret, edge" "$c" "$e/" "trivial-c$c" "$one" BENCH_PATHS=1
     done
+    # The runtime's cost of a subrequest apart from the origin's work: the forwarder on the
+    # origin's cheapest answer (its health, cached), against the forwarder on a secret read,
+    # whose origin and PostgreSQL share these two cores with the Workers.
+    run_wrk forwarder-health-c32 "health (cached), forwarding JS Worker (floor)" 32 \
+        "${f}v1/health" trivial-c32
     # The same three through the `wrangler dev` command (inspector on), for comparison.
     for c in 1 32; do
         run_wrk "trivial-cli-c$c" "trivial Worker, wrangler dev command" "$c" "$tc" ""

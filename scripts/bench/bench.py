@@ -305,12 +305,35 @@ def cmd_cpu_ticks(args) -> None:
         "origin": own(process_stat(args.origin)) if args.origin else 0,
         "postgres": postgres,
         "openbao": own(process_stat(args.openbao)) if args.openbao else 0,
+        "workers": group_ticks(dict(w.split("=", 1) for w in args.workers), own),
     }))
 
 
+def group_ticks(groups: dict[str, str], own) -> dict[str, int]:
+    """The CPU ticks of every living process in each named process group (a Worker runner:
+    bench.sh starts each with setsid, so its group id is the pid it knows)."""
+    wanted = {int(pid): name for name, pid in groups.items()}
+    ticks = dict.fromkeys(groups, 0)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = process_stat(int(entry))
+            if stat and int(stat[2]) in wanted:  # pgrp
+                ticks[wanted[int(stat[2])]] += own(stat)
+    return ticks
+
+
+def runner_of(row_id: str) -> str | None:
+    """The Worker runner a row's requests go through (see cpu_ticks in bench.sh), if any."""
+    for kind in ("trivial", "forwarder", "edge"):
+        if row_id.startswith(kind):
+            return f"{kind}-cli" if row_id.startswith(f"{kind}-cli") else kind
+    return None
+
+
 def cpu_per_request(r: dict) -> dict | None:
-    """Each server's CPU microseconds per request over a row's run(s), from run_wrk's ticks;
-    None for rows recorded without them."""
+    """Each server's CPU microseconds per request over a row's run(s), from run_wrk's ticks,
+    with "worker" the row's Worker runner's (None without one); None for rows recorded without
+    ticks."""
     tries = r.get("tries") or [r]
     if not all("cpu_before" in t for t in tries):
         return None
@@ -318,18 +341,31 @@ def cpu_per_request(r: dict) -> dict | None:
     if not requests:
         return None
     tick = os.sysconf("SC_CLK_TCK")
-    return {k: sum(t["cpu_after"][k] - t["cpu_before"][k] for t in tries) / tick * 1e6 / requests
-            for k in ("origin", "postgres", "openbao")}
+
+    def per_request(ticks) -> float:
+        return sum(ticks(t["cpu_after"]) - ticks(t["cpu_before"]) for t in tries) / tick * 1e6 / requests
+
+    cpu = {k: per_request(lambda c, k=k: c[k]) for k in ("origin", "postgres", "openbao")}
+    runner = runner_of(r["id"])
+    cpu["worker"] = None
+    if runner and all(runner in t[side].get("workers", {}) for t in tries for side in ("cpu_before", "cpu_after")):
+        cpu["worker"] = per_request(lambda c: c["workers"][runner])
+    return cpu
 
 
 def cpu_text(r: dict) -> str:
-    """The CPU column: OpenBao's for its rows, the origin's and PostgreSQL's for ours."""
+    """The CPU column: OpenBao's for its rows; for ours the Worker runner's (when the row goes
+    through one), then the origin's and PostgreSQL's (unless the Worker answers alone)."""
     cpu = cpu_per_request(r)
-    if cpu is None or r["id"].startswith(("trivial", "forwarder")):
+    if cpu is None:
         return "-"
     if r["id"].startswith("bao-"):
         return f"OpenBao {cpu['openbao']:.0f}"
-    return f"{cpu['origin']:.0f} + PG {cpu['postgres']:.0f}"
+    worker = "" if cpu["worker"] is None else f"Workers {cpu['worker']:.0f}"
+    if r["id"].startswith("trivial"):
+        return worker or "-"
+    server = f"{cpu['origin']:.0f} + PG {cpu['postgres']:.0f}"
+    return f"{worker} + {server}" if worker else server
 
 
 def cmd_check(args) -> None:
@@ -897,8 +933,12 @@ compare on your own hardware.
 
 "CPU us/request" is the CPU time (user and system) the server used per answered request over
 the row's run: OpenBao's process for its rows; for ours, the origin's process + every PostgreSQL
-process (its background writers included). The Workers' CPU is not counted. It moves less than
-rps when the machine slows down or speeds up, and says where a request's cost lies.
+process (its background writers included), and first, for a row through a Worker, "Workers":
+every process of that Worker's runner (wrangler's node, the dev server's proxy workerd that
+every request passes first, and the workerd running the Worker). It moves less than rps when
+the machine slows down or speeds up, and says where a request's cost lies: on this box the
+Workers, the origin, PostgreSQL and wrk share two cores, so a row through a Worker is bounded by
+the sum of its columns (plus wrk's share), and the trivial Worker by its proxy's one core.
 
 Rows run {settings.get('tries', 1)} times (each try of a pair back to back, the tries spread over
 the run) show the median of each figure; the ratio is of the medians. Each try:
@@ -952,6 +992,7 @@ def main() -> None:
     s.add_argument("--origin", type=int, default=0)
     s.add_argument("--openbao", type=int, default=0)
     s.add_argument("--postgres", type=int, nargs="*", default=[])
+    s.add_argument("--workers", nargs="*", default=[], help="NAME=PGID of each Worker runner")
     s = sub.add_parser("pgproxy")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--upstream", required=True)
