@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 
 use oxvault_core::request_id::REQUEST_ID_HEADER;
-use worker::{AbortSignal, Date, Fetch, Request, console_error, console_log, web_sys};
+use worker::{Date, console_error, console_log, web_sys};
 
 use oxvault_core::claims::Subject;
 
@@ -86,14 +86,14 @@ async fn fetch_jwks(config: &EdgeConfig, fetch_id: &str) -> Result<(u16, Vec<u8>
     init.set_method("GET");
     init.set_headers_headers(&headers.0);
     init.set_redirect(web_sys::RequestRedirect::Manual);
-    let request = web_sys::Request::new_with_str_and_init(&target, &init)
-        .map_err(|err| format!("request not built: {err:?}"))?;
-
     // Also bounds reading the body, as for the health probe: a stalled origin must not hold
     // the request (and every one waiting on the keys) forever.
-    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(JWKS_TIMEOUT_MS));
-    let mut response = Fetch::Request(Request::from(request))
-        .send_with_signal(&signal)
+    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
+        JWKS_TIMEOUT_MS,
+    )));
+    let request = web_sys::Request::new_with_str_and_init(&target, &init)
+        .map_err(|err| format!("request not built: {err:?}"))?;
+    let mut response = super::fetch::fetch(&request)
         .await
         .map_err(|err| format!("{target}: {err}"))?;
     let status = response.status_code();

@@ -8,7 +8,7 @@
 
 use futures_util::StreamExt;
 use worker::js_sys::Uint8Array;
-use worker::{ByteStream, Fetch, Request, Response, ResponseBody, Url, web_sys};
+use worker::{ByteStream, Request, Response, ResponseBody, Url, web_sys};
 
 use oxvault_core::edge_report::{REFUSALS_HEADER, Refusals};
 
@@ -103,14 +103,11 @@ async fn send_now(
         EdgeError::Internal(format!("origin request to {target} not built: {err:?}"))
     })?;
 
-    let response = Fetch::Request(Request::from(request))
-        .send()
-        .await
-        .map_err(|err| {
-            // Named without the query and with any share id redacted: this goes to the log.
-            let target = loggable_target(config.origin(), outbound.url.path());
-            EdgeError::OriginUnreachable(format!("{target}: {err}"))
-        })?;
+    let response = super::fetch::fetch(&request).await.map_err(|err| {
+        // Named without the query and with any share id redacted: this goes to the log.
+        let target = loggable_target(config.origin(), outbound.url.path());
+        EdgeError::OriginUnreachable(format!("{target}: {err}"))
+    })?;
     relay(response, extra, request_id)
 }
 

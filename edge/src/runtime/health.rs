@@ -5,7 +5,7 @@
 
 use oxvault_core::health::OriginStatus;
 use oxvault_core::request_id::REQUEST_ID_HEADER;
-use worker::{AbortSignal, Fetch, Request, Response, console_error, web_sys};
+use worker::{Response, console_error, web_sys};
 
 use super::http::{reply, to_headers};
 use crate::config::EdgeConfig;
@@ -50,17 +50,15 @@ async fn ask_origin(config: &EdgeConfig, request_id: &str) -> Option<Vec<u8>> {
     init.set_method("GET");
     init.set_headers_headers(&headers.0);
     init.set_redirect(web_sys::RequestRedirect::Manual);
+    // The signal also bounds reading the body: an origin that sends headers and then stalls
+    // is as unhealthy as one that never answers.
+    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
+        ORIGIN_HEALTH_TIMEOUT_MS,
+    )));
     let request = web_sys::Request::new_with_str_and_init(&target, &init)
         .map_err(|err| console_error!("request_id={request_id} health request: {err:?}"))
         .ok()?;
-
-    // The signal also bounds reading the body: an origin that sends headers and then stalls
-    // is as unhealthy as one that never answers.
-    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(
-        ORIGIN_HEALTH_TIMEOUT_MS,
-    ));
-    let mut response = Fetch::Request(Request::from(request))
-        .send_with_signal(&signal)
+    let mut response = super::fetch::fetch(&request)
         .await
         .map_err(|err| console_error!("request_id={request_id} origin health unreachable: {err}"))
         .ok()?;

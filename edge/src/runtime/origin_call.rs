@@ -2,7 +2,7 @@
 //! or prompt lookup, an MCP key exchange. Bounded in time and size, and sent with the headers
 //! the edge vouches with ([`headers::to_origin`]).
 
-use worker::{AbortSignal, Fetch, Request, Url, console_error, web_sys};
+use worker::{Url, console_error, web_sys};
 
 use super::http::to_headers;
 use super::trust;
@@ -54,16 +54,17 @@ pub(super) async fn call_origin(
     }
     init.set_headers_headers(&outgoing.0);
     init.set_redirect(web_sys::RequestRedirect::Manual);
+    // Also bounds reading the body: a stalled origin must not hold the page forever.
+    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
+        STATUS_TIMEOUT_MS,
+    )));
     let request = web_sys::Request::new_with_str_and_init(&target, &init)
         // The runtime's error repeats the URL, which holds the link's id: not logged.
         .map_err(|_| {
             console_error!("request_id={request_id} edge-to-origin request could not be built")
         })
         .ok()?;
-    // Also bounds reading the body: a stalled origin must not hold the page forever.
-    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(STATUS_TIMEOUT_MS));
-    let mut response = Fetch::Request(Request::from(request))
-        .send_with_signal(&signal)
+    let mut response = super::fetch::fetch(&request)
         .await
         .map_err(|err| console_error!("request_id={request_id} origin unreachable: {err}"))
         .ok()?;

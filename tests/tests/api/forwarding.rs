@@ -244,3 +244,57 @@ async fn an_unreachable_origin_is_logged_without_the_share_id() {
     assert!(!log.contains(id), "the share id reached the log:\n{log}");
     assert!(!log.contains("x=1"), "the query reached the log:\n{log}");
 }
+
+/// An origin that takes connections and never answers. Each call the edge makes on its own
+/// gives up after its timeout (5 s each: the health probe, the key set a token needs, a share
+/// page's status) and answers for the origin, instead of holding its client for as long as
+/// the origin stalls. The timeouts travel on the runtime requests the edge builds: a call
+/// sent without one would hang here until the client's own timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_edges_own_calls_give_up_on_an_origin_that_never_answers() {
+    // Never accepted: the kernel completes each connection and buffers the request.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let edge = start_edge(format!("http://{}", silent.local_addr().unwrap())).await;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let page_id = "5e0a8f3c-9b1d-4c2e-8f7a-6d5c4b3a2918";
+
+    let started = std::time::Instant::now();
+    let (health, protected, page) = tokio::join!(
+        client.get(format!("{}/v1/health", edge.url())).send(),
+        client
+            .get(format!("{}/v1/vaults", edge.url()))
+            .bearer_auth(token())
+            .send(),
+        client.get(format!("{}/s/{page_id}", edge.url())).send(),
+    );
+    let waited = started.elapsed();
+
+    let health = health.expect("the health check is answered");
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let report: Value = health.json().await.unwrap();
+    assert_eq!(report["origin"]["status"], "unreachable", "{report}");
+
+    let protected = protected.expect("the protected route is answered");
+    assert_eq!(protected.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let problem: Value = protected.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:oxvault:problem:service-unavailable");
+
+    let page = page.expect("the share page is answered");
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("cannot be checked right now"), "{page}");
+
+    // They waited for the origin (so they asked it) and gave up on their timeouts.
+    assert!(
+        waited >= std::time::Duration::from_millis(4_500),
+        "answered before any timeout: {waited:?}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(30),
+        "a call waited past its timeout: {waited:?}"
+    );
+    drop(silent);
+}
