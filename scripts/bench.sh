@@ -317,6 +317,13 @@ start_worker() {
     fi
 }
 
+# The edge and both floors under the `wrangler dev` command itself (see load_reads).
+start_cli_runners() {
+    log "starting the edge and the floors under the wrangler dev command"
+    start_edge edge-cli cli "$EDGE_CLI_PORT"
+    start_floors cli
+}
+
 start_edge() { # NAME RUNNER PORT
     local var args=()
     write_edge_config
@@ -413,6 +420,7 @@ seed_openbao() {
 
 # BENCH_HOLD=1: keep the seeded stack up for a profiler or wrk by hand, until Ctrl-C.
 hold() {
+    start_cli_runners
     log "holding: origin $ORIGIN_PORT, edge $EDGE_PORT (cli $EDGE_CLI_PORT), trivial $TRIVIAL_PORT," \
         "forwarder $FORWARDER_PORT, OpenBao $BAO_PORT; targets in $RUN_DIR; Ctrl-C stops"
     # `wait` returns on a signal, so Ctrl-C stops the stack at once (a bare sleep would not).
@@ -514,9 +522,8 @@ load_reads() {
     local fc="http://127.0.0.1:$FORWARDER_CLI_PORT/"
     local one="BENCH_TARGETS=$RUN_DIR/targets-one-agent.txt"
     local bao="BENCH_TARGETS=$RUN_DIR/targets-bao.txt" c url
-    for url in "$o/" "$e/" "$f" "$ec" "$fc"; do warm "$url" "$one" BENCH_PATHS=1; done
+    for url in "$o/" "$e/" "$f"; do warm "$url" "$one" BENCH_PATHS=1; done
     warm "$t"
-    warm "$tc"
     warm "$b" "$bao" BENCH_PATHS=1
     for c in $BENCH_SWEEP; do
         bao_hot "$c"
@@ -531,7 +538,14 @@ load_reads() {
     # whose origin and PostgreSQL share these two cores with the Workers.
     run_wrk forwarder-health-c32 "health (cached), forwarding JS Worker (floor)" 32 \
         "${f}v1/health" trivial-c32
-    # The same three through the `wrangler dev` command (inspector on), for comparison.
+    # The same three through the `wrangler dev` command (inspector on), for comparison. Its
+    # runners start only now and stop after these rows: its inspector keeps connections
+    # between wrangler's node and its workerd, and stopping and continuing them around every
+    # origin row (`workers_for`) once made one drop such a connection and exit ("Network
+    # connection lost" in its ProxyController), failing the run at its first row.
+    start_cli_runners
+    for url in "$ec" "$fc"; do warm "$url" "$one" BENCH_PATHS=1; done
+    warm "$tc"
     for c in 1 32; do
         run_wrk "trivial-cli-c$c" "trivial Worker, wrangler dev command" "$c" "$tc" ""
         run_wrk "forwarder-cli-c$c" "read, hot secret, forwarding JS Worker, wrangler dev command" \
@@ -539,6 +553,8 @@ load_reads() {
         run_wrk "edge-cli-hot-c$c" "read, hot secret, edge, wrangler dev command" "$c" "$ec" \
             "trivial-cli-c$c" "$one" BENCH_PATHS=1
     done
+    local name
+    for name in edge-cli trivial-cli forwarder-cli; do stop_named "$name"; done
     run_wrk bao-spread-c32 "OpenBao read, $BENCH_SECRETS secrets" 32 "$b" "" "$bao" BENCH_PATHS="$BENCH_SECRETS"
     run_wrk origin-spread-c32 "read, $BENCH_SECRETS secrets, origin" 32 "$o/" bao-spread-c32 "$one" BENCH_PATHS="$BENCH_SECRETS"
     run_wrk edge-spread-c32 "read, $BENCH_SECRETS secrets, edge" 32 "$e/" trivial-c32 "$one" BENCH_PATHS="$BENCH_SECRETS"
@@ -733,8 +749,6 @@ step "fresh SoftHSM token" fresh_token
 step "start the origin" start_origin
 step "start the edge (wrangler's dev server, inspector off)" start_edge edge quiet "$EDGE_PORT"
 step "start the floors (inspector off)" start_floors quiet
-step "start the edge (the wrangler dev command)" start_edge edge-cli cli "$EDGE_CLI_PORT"
-step "start the floors (the wrangler dev command)" start_floors cli
 step "start OpenBao $OPENBAO_VERSION" start_openbao
 step "seed oxvault ($BENCH_SECRETS secrets, $BENCH_AGENTS agents, $BENCH_ORGS orgs)" seed_oxvault
 step "seed OpenBao ($BENCH_SECRETS secrets)" seed_openbao
