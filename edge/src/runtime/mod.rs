@@ -1,8 +1,9 @@
 //! The Worker's entry point: the only code that touches the Workers runtime (wasm32 only).
 //!
-//! Each request is routed, the bindings are read into an [`EdgeConfig`], rate limits are
-//! counted, protected routes have their bearer token verified, and the pure modules decide
-//! what to do; this layer does the I/O. Every failure becomes an [`EdgeError`] and then an
+//! Each request is routed, gets the isolate's [`EdgeConfig`] (the bindings, read and checked
+//! by the first request that needed them), has its rate limits counted and, on a protected
+//! route, its bearer token verified, and the pure modules decide what to do; this layer does
+//! the I/O. Every failure becomes an [`EdgeError`] and then an
 //! RFC 7807 response here, so `fetch` always returns `Ok`: an `Err` would reach the client as
 //! the `worker` crate's bare "INTERNAL SERVER ERROR", and a panic would kill the isolate.
 //!
