@@ -33,8 +33,8 @@
 # Run it on an otherwise idle machine: wrk, PostgreSQL, wrangler and OpenBao share the cores
 # with the origin (the Workers are stopped while rows that do not go through them run; see
 # `workers_for`). Each row also records the CPU time the origin, PostgreSQL, OpenBao and the
-# Worker's runner spent per request. A full run takes about 15 to 25 minutes, most of it the RSS top-up;
-# BENCH_QUICK=1 about 2.5 minutes once built.
+# Worker's runner spent per request. A full run takes about 15 to 25 minutes, most of it the
+# RSS top-up; BENCH_QUICK=1 about 3.5 minutes once built.
 #
 # State and logs: .dev/bench/ (the OpenBao venv is kept; run/ is made fresh every run).
 # shellcheck disable=SC2317 # functions run through `step` and the traps look unreachable to it

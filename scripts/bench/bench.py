@@ -903,7 +903,8 @@ compare on your own hardware.
 
 - the Workers' processes (wrangler, workerd, esbuild) are stopped (SIGSTOP) while a row
   measures the origin or OpenBao alone, and go on for the rows that go through a Worker: idle,
-  the six of them poll, and took about 6% of this 2-core box from the rows that do not use them
+  they poll, and took about 6% of this 2-core box from the rows that do not use them; the
+  runners of the `wrangler dev` command live only around their own rows
 - the rows a target is judged on ran {settings.get('tries', 1)} times (`BENCH_TRIES`), see below
 - wrk {settings.get('duration', '?')} per run, {settings.get('threads', 2)} threads (1 for 1 connection), 10 s timeout;
   each run starts once the machine is quiet (under 15% busy for half a second, waited for at
