@@ -50,32 +50,14 @@ pub struct ViewedVersion {
     pub limited: bool,
 }
 
-/// What [`read_view`] found: the caller's state (`None`: no such principal) and, when the
-/// vault is live in the org, the view.
+/// What [`read_views`] found for one read: the caller's state (`None`: no such principal)
+/// and, when the vault is live in the org, the view.
 #[derive(Debug)]
 pub struct Found {
     pub state: Option<PrincipalState>,
     pub view: Option<ReadView>,
 }
 
-// The view's columns, then the caller's (`who_*`) in [`BATCH`].
-macro_rules! view_columns {
-    () => {
-        "SELECT v.id AS vault_id, v.org_id, v.name, v.description, \
-                v.created_by_user AS vault_created_by_user, \
-                v.created_by_agent AS vault_created_by_agent, v.created_at AS vault_created_at, \
-                s.id AS secret_id, sv.version, sv.type, sv.metadata, sv.sealed, sv.expires_at, \
-                sv.created_by_user, sv.created_by_agent, sv.created_at, sv.disabled_at, \
-                (sv.disabled_at IS NULL AND (sv.expires_at IS NULL OR sv.expires_at > now()) \
-                 AND (sv.max_access_count IS NULL OR sv.access_count < sv.max_access_count)) \
-                  AS readable, \
-                sv.max_access_count IS NOT NULL AS limited, \
-                p.id AS policy_id, p.secret_path_pattern AS policy_pattern, \
-                p.permissions AS policy_permissions, p.effect AS policy_effect, \
-                p.priority AS policy_priority, p.conditions AS policy_conditions, \
-                p.expires_at AS policy_expires_at"
-    };
-}
 /// The reads of a batch as arrays, one element per read: `$1` org, `$2` vault, `$3`/`$4` the
 /// principal as policies name it (its type and id), `$5` path, `$6` version (NULL: the current
 /// one), `$7` a user's session (NULL for an agent). `t.n` numbers the reads from 1.
@@ -84,10 +66,23 @@ macro_rules! view_columns {
 /// caller's state is read on its own ([`read_views`]). The version is a subquery kept apart
 /// (`OFFSET 0`) so that its lookup is always by the whole primary key: joined plainly, the
 /// generic plan looked versions up by secret alone and filtered them, reading every kept
-/// version (up to `OXVAULT_MAX_SECRET_VERSIONS`) of a secret on each read. The caller's row comes from `agents` or
-/// from `users` and `auth_sessions`, by primary key, as its type says.
+/// version (up to `OXVAULT_MAX_SECRET_VERSIONS`) of a secret on each read. The caller's row
+/// comes from `agents` or from `users` and `auth_sessions`, by primary key, as its type says.
 const BATCH: &str = concat!(
-    view_columns!(),
+    // The view's columns, then the caller's (`who_*`).
+    "SELECT v.id AS vault_id, v.org_id, v.name, v.description, \
+            v.created_by_user AS vault_created_by_user, \
+            v.created_by_agent AS vault_created_by_agent, v.created_at AS vault_created_at, \
+            s.id AS secret_id, sv.version, sv.type, sv.metadata, sv.sealed, sv.expires_at, \
+            sv.created_by_user, sv.created_by_agent, sv.created_at, sv.disabled_at, \
+            (sv.disabled_at IS NULL AND (sv.expires_at IS NULL OR sv.expires_at > now()) \
+             AND (sv.max_access_count IS NULL OR sv.access_count < sv.max_access_count)) \
+              AS readable, \
+            sv.max_access_count IS NOT NULL AS limited, \
+            p.id AS policy_id, p.secret_path_pattern AS policy_pattern, \
+            p.permissions AS policy_permissions, p.effect AS policy_effect, \
+            p.priority AS policy_priority, p.conditions AS policy_conditions, \
+            p.expires_at AS policy_expires_at",
     ", t.n, \
        COALESCE(a.org_id, u.org_id) AS who_org_id, \
        COALESCE(a.token_version, u.token_version) AS who_token_version, \
