@@ -297,7 +297,18 @@ write_edge_config() {
         !in_table && /^[[:space:]]*main[[:space:]]*=/ { print "main = \"" main "\""; next }
         /^[[:space:]]*simple[[:space:]]*=/ { gsub(/limit[[:space:]]*=[[:space:]]*[0-9]+/, "limit = 1000000") }
         { print }
-    ' wrangler.toml >"$RUN_DIR/wrangler.edge.toml"
+    ' wrangler.toml | write_if_changed "$RUN_DIR/wrangler.edge.toml"
+}
+
+# write_if_changed FILE: stdin into FILE, unless FILE already holds exactly that. wrangler's dev
+# server reloads a running Worker (a new workerd, and an esbuild service that then idles at
+# about 0.5% of a core for the rest of the run) when its config or source is written, even
+# with the same bytes; the edge and both floors run twice on the same files (start_cli_runners).
+write_if_changed() {
+    local file=$1 fresh
+    fresh=$(mktemp "$file.XXXXXX")
+    cat >"$fresh"
+    if cmp -s "$fresh" "$file"; then rm -f "$fresh"; else mv -f "$fresh" "$file"; fi
 }
 
 # start_worker NAME RUNNER CONFIG PORT [ARGS...]: a Worker under wrangler's dev server. RUNNER
@@ -344,9 +355,9 @@ js_worker() { # NAME SOURCE
     local dir="$RUN_DIR/$1" date
     mkdir -p "$dir"
     date=$(sed -n 's/^compatibility_date[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' wrangler.toml | head -n 1)
-    printf '%s\n' "$2" >"$dir/worker.js"
+    printf '%s\n' "$2" | write_if_changed "$dir/worker.js"
     printf 'name = "bench-%s"\nmain = "%s"\ncompatibility_date = "%s"\n' \
-        "$1" "$dir/worker.js" "${date:-2026-04-01}" >"$dir/wrangler.toml"
+        "$1" "$dir/worker.js" "${date:-2026-04-01}" | write_if_changed "$dir/wrangler.toml"
 }
 
 # The floors, under the same runner and flags as the edge: a Worker that only answers "ok"
