@@ -25,6 +25,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod browser;
+mod client;
 mod database;
 mod edge;
 mod origin;
@@ -37,6 +38,7 @@ mod smtp;
 mod softhsm;
 mod stack;
 
+pub use client::{POOL_IDLE_TIMEOUT, client, client_builder};
 pub use database::TestDatabase;
 pub use edge::{Edge, EdgeSettings, GENEROUS_LIMITS};
 pub use origin::{Origin, OriginSettings};

@@ -224,7 +224,7 @@ impl TestStack {
             parts,
             addresses,
             tag,
-            client: reqwest::Client::new(),
+            client: crate::client(),
         }
     }
 

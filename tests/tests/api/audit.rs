@@ -1013,7 +1013,7 @@ async fn share_acts_record_one_event_each_without_the_id_or_passphrase() {
 /// A client whose requests come from 127.0.0.`last` (`wrangler dev` names the TCP peer as
 /// the client, and the edge vouches for it to the origin).
 fn client_from(last: u8) -> reqwest::Client {
-    reqwest::Client::builder()
+    oxvault_tests::client_builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, last]))
         .build()
         .unwrap()

@@ -463,7 +463,7 @@ fn jwks_fetches(state: &Shared) -> usize {
 
 /// GET /v1/vaults through the edge with a bearer token and a request id.
 async fn call(edge: &Edge, token: &str, id: &str) -> reqwest::Response {
-    reqwest::Client::new()
+    oxvault_tests::client()
         .get(format!("{}/v1/vaults", edge.url()))
         .bearer_auth(token)
         .header("x-request-id", id)
@@ -614,7 +614,7 @@ async fn without_keys_from_the_origin_protected_routes_get_503_and_are_not_forwa
 #[tokio::test(flavor = "multi_thread")]
 async fn public_routes_need_no_token_and_reserved_headers_never_reach_the_origin() {
     let (state, edge) = start_stand_in((AxumStatus::SERVICE_UNAVAILABLE, json!({}))).await;
-    let client = reqwest::Client::new();
+    let client = oxvault_tests::client();
 
     for (method, path) in [
         (Method::POST, "/v1/auth/signup"),

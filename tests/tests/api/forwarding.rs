@@ -97,7 +97,7 @@ async fn method_path_query_body_and_headers_reach_the_origin() {
     let edge = start_edge(start_echo_origin().await).await;
     let token = token();
 
-    let response = reqwest::Client::new()
+    let response = oxvault_tests::client()
         .patch(format!(
             "{}/v1/vaults/abc/secrets/db%2Fpass?prefix=a%20b&x=1",
             edge.url()
@@ -128,7 +128,7 @@ async fn method_path_query_body_and_headers_reach_the_origin() {
 async fn client_supplied_forwarding_headers_are_replaced_not_trusted() {
     let edge = start_edge(start_echo_origin().await).await;
 
-    let response = reqwest::Client::new()
+    let response = oxvault_tests::client()
         .get(format!("{}/v1/anything", edge.url()))
         .bearer_auth(token())
         .header("x-forwarded-for", "6.6.6.6")
@@ -159,7 +159,7 @@ async fn client_supplied_forwarding_headers_are_replaced_not_trusted() {
 async fn a_body_over_the_limit_is_refused_at_the_edge() {
     let edge = start_edge(start_echo_origin().await).await;
 
-    let response = reqwest::Client::new()
+    let response = oxvault_tests::client()
         .post(format!("{}/v1/anything", edge.url()))
         .body(vec![b'a'; 2 * 1024 * 1024])
         .send()
@@ -185,7 +185,7 @@ fn dead_origin() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plain_http_origin_off_loopback_is_refused_with_a_503_problem() {
     let edge = start_edge("http://origin.example.com:8080".to_owned()).await;
-    let client = reqwest::Client::new();
+    let client = oxvault_tests::client();
 
     for path in [
         "/v1/vaults",
@@ -222,7 +222,7 @@ async fn an_unreachable_origin_is_logged_without_the_share_id() {
     let edge = start_edge(dead_origin()).await;
     let id = "5e0a8f3c-9b1d-4c2e-8f7a-6d5c4b3a2918";
 
-    let response = reqwest::Client::new()
+    let response = oxvault_tests::client()
         .get(format!("{}/v1/share/{id}?x=1", edge.url()))
         .send()
         .await
@@ -255,7 +255,7 @@ async fn the_edges_own_calls_give_up_on_an_origin_that_never_answers() {
     // Never accepted: the kernel completes each connection and buffers the request.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let edge = start_edge(format!("http://{}", silent.local_addr().unwrap())).await;
-    let client = reqwest::Client::builder()
+    let client = oxvault_tests::client_builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .unwrap();

@@ -198,7 +198,7 @@ async fn with_the_origin_down_the_edge_answers_for_it_and_recovers_when_it_retur
 /// A client whose requests come from 127.0.0.`last` (`wrangler dev` takes the client address
 /// from the TCP peer).
 fn client_from(last: u8) -> reqwest::Client {
-    reqwest::Client::builder()
+    oxvault_tests::client_builder()
         .local_address(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
             127, 0, 0, last,
         )))

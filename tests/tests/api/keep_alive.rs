@@ -2,6 +2,7 @@
 //! the edge pools its connections to the origin, and a connection the origin closed without
 //! saying so costs the edge's next request on it (a 502, "network connection lost"). Spoken
 //! over one raw TCP connection, so that a closed one cannot hide behind a client's retry.
+//! The edge, for its part, keeps an idle connection longer than the tests' clients do.
 
 use oxvault_tests::TestStack;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -73,4 +74,30 @@ async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable(
         .await
         .expect("the origin closed the connection after the refusal");
     assert!(status.starts_with("http/1.1 200"), "{status}");
+}
+
+/// The tests' clients drop an idle connection before the edge closes it
+/// (`oxvault_tests::POOL_IDLE_TIMEOUT`, where the reason is written): a connection left idle a
+/// second longer than they keep one is still open at the edge. Were the edge's limit ever under
+/// theirs, their requests could again go out on a connection the edge is closing, and be lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_edge_keeps_an_idle_connection_longer_than_the_tests_clients_do() {
+    let stack = TestStack::shared().await;
+    let address = stack.edge_base().trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address)
+        .await
+        .expect("connect to the edge");
+    // Outside /v1: answered by the edge alone, with no rate limit to count it.
+    let request = format!("GET /keep-alive-probe HTTP/1.1\r\nHost: {address}\r\n\r\n");
+
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (status, _) = read_response(&mut stream).await.expect("a first answer");
+    assert!(status.starts_with("http/1.1 404"), "{status}");
+
+    tokio::time::sleep(oxvault_tests::POOL_IDLE_TIMEOUT + std::time::Duration::from_secs(1)).await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (status, _) = read_response(&mut stream)
+        .await
+        .expect("the edge closed a connection the tests' clients would still have reused");
+    assert!(status.starts_with("http/1.1 404"), "{status}");
 }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 /// A client whose requests come from 127.0.0.`last`.
 fn client_from(last: u8) -> reqwest::Client {
-    reqwest::Client::builder()
+    oxvault_tests::client_builder()
         .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
         .build()
         .expect("client")

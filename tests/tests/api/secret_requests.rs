@@ -476,7 +476,7 @@ async fn the_request_page_is_served_by_the_edge_with_the_share_page_rules() {
     // Loading it (as previewers do) changes nothing; other methods are refused; closed and
     // unknown links are one and the same 404.
     assert_eq!(prompt(&stack, id).await.0, StatusCode::OK);
-    let client = reqwest::Client::new();
+    let client = oxvault_tests::client();
     let post = client
         .post(stack.edge_url(&format!("/r/{id}")))
         .send()

@@ -184,7 +184,7 @@ async fn loading_a_live_links_page_uses_no_view_and_a_body_passphrase_opens_it()
 /// A client whose requests come from 127.0.0.`last` (`wrangler dev` takes the TCP peer as
 /// `CF-Connecting-IP`).
 fn client_from(last: u8) -> reqwest::Client {
-    reqwest::Client::builder()
+    oxvault_tests::client_builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, last]))
         .build()
         .expect("client")

@@ -58,7 +58,7 @@ async fn origin_on(database: &TestDatabase, token: &SoftHsmToken) -> Origin {
 
 /// `GET path` on `origin` directly, as the holder of `token`.
 async fn get(origin: &Origin, token: &str, path: &str) -> (StatusCode, String) {
-    let response = reqwest::Client::new()
+    let response = oxvault_tests::client()
         .get(format!("{}{path}", origin.url()))
         .bearer_auth(token)
         .send()
@@ -111,7 +111,7 @@ async fn a_restored_dump_opens_with_the_same_token_and_fails_closed_with_another
     let stranger = origin_on(&copy, &other_token).await;
     let (status, _) = get(&stranger, &owner.access_token, "/v1/auth/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let login = reqwest::Client::new()
+    let login = oxvault_tests::client()
         .post(format!("{}/v1/auth/token", stranger.url()))
         .json(&json!({"email": email, "password": oxvault_tests::PASSWORD}))
         .send()

@@ -53,7 +53,7 @@ async fn target_on(stack: &TestStack) -> Target {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{share}");
     Target {
-        client: reqwest::Client::builder()
+        client: oxvault_tests::client_builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .expect("client"),

@@ -46,7 +46,7 @@ async fn two_origins_behind_one_edge_keep_every_cross_process_guarantee() {
         .start()
         .await;
     let (first, second) = (&stack.own().origin, &stack.own().other_origins[0]);
-    let client = reqwest::Client::new();
+    let client = oxvault_tests::client();
 
     // A link good for 5 views, read 40 times at once through the edge: exactly 5 values.
     let (owner, vault, secret_id) = stack
