@@ -6,10 +6,11 @@
 use std::cell::RefCell;
 
 use oxvault_core::request_id::REQUEST_ID_HEADER;
-use worker::{Date, console_error, console_log, web_sys};
+use worker::{Date, console_error, console_log};
 
 use oxvault_core::claims::Subject;
 
+use super::fetch::origin_request;
 use super::http::to_headers;
 use crate::auth::{bearer_token, recall_token, token_kid, unix_seconds, verify_token};
 use crate::config::EdgeConfig;
@@ -82,16 +83,9 @@ async fn fetch_jwks(config: &EdgeConfig, fetch_id: &str) -> Result<(u16, Vec<u8>
     ])
     .map_err(|err| err.to_string())?;
 
-    let init = web_sys::RequestInit::new();
-    init.set_method("GET");
-    init.set_headers_headers(&headers.0);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    // Also bounds reading the body, as for the health probe: a stalled origin must not hold
-    // the request (and every one waiting on the keys) forever.
-    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
-        JWKS_TIMEOUT_MS,
-    )));
-    let request = web_sys::Request::new_with_str_and_init(&target, &init)
+    // The timeout also bounds reading the body, as for the health probe: a stalled origin
+    // must not hold the request (and every one waiting on the keys) forever.
+    let request = origin_request(&target, "GET", &headers, None, Some(JWKS_TIMEOUT_MS))
         .map_err(|err| format!("request not built: {err:?}"))?;
     let mut response = super::fetch::fetch(&request)
         .await

@@ -7,11 +7,11 @@
 //! as it would without the edge.
 
 use futures_util::StreamExt;
-use worker::js_sys::Uint8Array;
-use worker::{ByteStream, Request, Response, ResponseBody, Url, web_sys};
+use worker::{ByteStream, Request, Response, ResponseBody, Url};
 
 use oxvault_core::edge_report::{REFUSALS_HEADER, Refusals};
 
+use super::fetch::origin_request;
 use super::http::{header_list, set_all, to_headers};
 use super::limiter::{put_back_refusals, take_refusals};
 use crate::body::BodyCollector;
@@ -88,20 +88,16 @@ async fn send_now(
     let outgoing = to_headers(&outbound.headers)?;
     let target = origin_target(config.origin(), outbound.url.path(), outbound.url.query());
 
-    let init = web_sys::RequestInit::new();
-    init.set_method(outbound.method);
-    init.set_headers_headers(&outgoing.0);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
     // fetch() refuses a body on GET and HEAD, so one sent there is never forwarded.
-    if let Some(body) = &outbound.body
-        && !matches!(outbound.method, "GET" | "HEAD")
-    {
-        init.set_body_opt_u8_array(Some(&Uint8Array::from(body.as_slice())));
-    }
-    let request = web_sys::Request::new_with_str_and_init(&target, &init).map_err(|err| {
-        let target = loggable_target(config.origin(), outbound.url.path());
-        EdgeError::Internal(format!("origin request to {target} not built: {err:?}"))
-    })?;
+    let body = outbound
+        .body
+        .as_deref()
+        .filter(|_| !matches!(outbound.method, "GET" | "HEAD"));
+    let request =
+        origin_request(&target, outbound.method, &outgoing, body, None).map_err(|err| {
+            let target = loggable_target(config.origin(), outbound.url.path());
+            EdgeError::Internal(format!("origin request to {target} not built: {err:?}"))
+        })?;
 
     let response = super::fetch::fetch(&request).await.map_err(|err| {
         // Named without the query and with any share id redacted: this goes to the log.

@@ -5,8 +5,9 @@
 
 use oxvault_core::health::OriginStatus;
 use oxvault_core::request_id::REQUEST_ID_HEADER;
-use worker::{Response, console_error, web_sys};
+use worker::{Response, console_error};
 
+use super::fetch::origin_request;
 use super::http::{reply, to_headers};
 use crate::config::EdgeConfig;
 use crate::error::Reply;
@@ -46,16 +47,10 @@ async fn ask_origin(config: &EdgeConfig, request_id: &str) -> Option<Vec<u8>> {
     .map_err(|err| console_error!("request_id={request_id} health headers: {err}"))
     .ok()?;
 
-    let init = web_sys::RequestInit::new();
-    init.set_method("GET");
-    init.set_headers_headers(&headers.0);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    // The signal also bounds reading the body: an origin that sends headers and then stalls
+    // The timeout also bounds reading the body: an origin that sends headers and then stalls
     // is as unhealthy as one that never answers.
-    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
-        ORIGIN_HEALTH_TIMEOUT_MS,
-    )));
-    let request = web_sys::Request::new_with_str_and_init(&target, &init)
+    let timeout = Some(ORIGIN_HEALTH_TIMEOUT_MS);
+    let request = origin_request(&target, "GET", &headers, None, timeout)
         .map_err(|err| console_error!("request_id={request_id} health request: {err:?}"))
         .ok()?;
     let mut response = super::fetch::fetch(&request)

@@ -2,8 +2,9 @@
 //! or prompt lookup, an MCP key exchange. Bounded in time and size, and sent with the headers
 //! the edge vouches with ([`headers::to_origin`]).
 
-use worker::{Url, console_error, web_sys};
+use worker::{Url, console_error};
 
+use super::fetch::origin_request;
 use super::http::to_headers;
 use super::trust;
 use crate::config::EdgeConfig;
@@ -47,18 +48,10 @@ pub(super) async fn call_origin(
         .map_err(|err| console_error!("request_id={request_id} edge-to-origin headers: {err}"))
         .ok()?;
 
-    let init = web_sys::RequestInit::new();
-    init.set_method(if json_body.is_some() { "POST" } else { "GET" });
-    if let Some(body) = json_body {
-        init.set_body_opt_u8_array(Some(&worker::js_sys::Uint8Array::from(body)));
-    }
-    init.set_headers_headers(&outgoing.0);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    // Also bounds reading the body: a stalled origin must not hold the page forever.
-    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
-        STATUS_TIMEOUT_MS,
-    )));
-    let request = web_sys::Request::new_with_str_and_init(&target, &init)
+    let method = if json_body.is_some() { "POST" } else { "GET" };
+    // The timeout also bounds reading the body: a stalled origin must not hold the page forever.
+    let timeout = Some(STATUS_TIMEOUT_MS);
+    let request = origin_request(&target, method, &outgoing, json_body, timeout)
         // The runtime's error repeats the URL, which holds the link's id: not logged.
         .map_err(|_| {
             console_error!("request_id={request_id} edge-to-origin request could not be built")
