@@ -153,14 +153,14 @@ pid_of() { # NAME
 # about 6% of its CPU, taken from whatever wrk measures. They are stopped (SIGSTOP) while a row
 # measures the origin or OpenBao alone, and go on (SIGCONT) for the rows that go through a Worker.
 WORKERS_STOPPED=0
+# The names every Worker runner is started under (start_edge, start_floors), each in a process
+# group of its own.
+WORKER_RUNNERS=(edge edge-cli trivial trivial-cli forwarder forwarder-cli)
 signal_workers() { # SIGNAL
-    local i
-    for i in "${!NAMES[@]}"; do
-        case ${NAMES[i]} in
-            edge | edge-cli | trivial | trivial-cli | forwarder | forwarder-cli)
-                kill "-$1" -- "-${PIDS[i]}" 2>/dev/null || true
-                ;;
-        esac
+    local name pid
+    for name in "${WORKER_RUNNERS[@]}"; do
+        pid=$(pid_of "$name") || continue
+        kill "-$1" -- "-$pid" 2>/dev/null || true
     done
 }
 # workers_for URL: stops the Workers for a URL of the origin or OpenBao, else lets them go on.
@@ -184,9 +184,9 @@ cpu_ticks() {
     local origin bao name pid workers=()
     origin=$(pid_of origin || true)
     bao=$(pid_of openbao || true)
-    for name in edge edge-cli trivial trivial-cli forwarder forwarder-cli; do
-        pid=$(pid_of "$name" || true)
-        [ -z "$pid" ] || workers+=("$name=$pid")
+    for name in "${WORKER_RUNNERS[@]}"; do
+        pid=$(pid_of "$name") || continue
+        workers+=("$name=$pid")
     done
     # shellcheck disable=SC2046 # one argument per PostgreSQL process
     python3 "$HELPER" cpu-ticks --origin "${origin:-0}" --openbao "${bao:-0}" \
