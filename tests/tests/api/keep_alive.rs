@@ -40,13 +40,19 @@ async fn read_response(stream: &mut TcpStream) -> Option<(String, String)> {
     Some((status, head))
 }
 
+/// The `host:port` of `base` (an `http://` URL) and a raw TCP connection to it.
+async fn connect(base: &str) -> (String, TcpStream) {
+    let address = base.trim_start_matches("http://").to_owned();
+    let stream = TcpStream::connect(&address)
+        .await
+        .unwrap_or_else(|err| panic!("connect to {address}: {err}"));
+    (address, stream)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable() {
     let stack = TestStack::shared().await;
-    let address = stack.origin_base().trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&address)
-        .await
-        .expect("connect to the origin");
+    let (address, mut stream) = connect(stack.origin_base()).await;
 
     // Refused for its token before the JSON body is parsed. The body follows the headers a
     // moment later, as a client streaming it would send it: an origin that answers before
@@ -83,10 +89,7 @@ async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_edge_keeps_an_idle_connection_longer_than_the_tests_clients_do() {
     let stack = TestStack::shared().await;
-    let address = stack.edge_base().trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&address)
-        .await
-        .expect("connect to the edge");
+    let (address, mut stream) = connect(stack.edge_base()).await;
     // Outside /v1: answered by the edge alone, with no rate limit to count it.
     let request = format!("GET /keep-alive-probe HTTP/1.1\r\nHost: {address}\r\n\r\n");
 
