@@ -22,3 +22,13 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 pub fn client() -> reqwest::Client {
     client_builder().build().expect("an HTTP client")
 }
+
+/// A client whose requests come from 127.0.0.`last`: `wrangler dev` takes the TCP peer as the
+/// client's address (`CF-Connecting-IP`), which the edge's per-address limits count and the
+/// edge vouches for to the origin.
+pub fn client_from(last: u8) -> reqwest::Client {
+    client_builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .build()
+        .expect("an HTTP client")
+}

@@ -38,7 +38,7 @@ mod smtp;
 mod softhsm;
 mod stack;
 
-pub use client::{POOL_IDLE_TIMEOUT, client, client_builder};
+pub use client::{POOL_IDLE_TIMEOUT, client, client_builder, client_from};
 pub use database::TestDatabase;
 pub use edge::{Edge, EdgeSettings, GENEROUS_LIMITS};
 pub use origin::{Origin, OriginSettings};

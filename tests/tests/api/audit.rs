@@ -4,7 +4,7 @@
 //! read (fail closed), and a canary that no secret value reaches any event (SECURITY.md
 //! cases 22 and 23).
 
-use oxvault_tests::{Origin, OriginSettings, Session, TestStack};
+use oxvault_tests::{Origin, OriginSettings, Session, TestStack, client_from};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::types::chrono::{DateTime, FixedOffset};
@@ -1008,15 +1008,6 @@ async fn share_acts_record_one_event_each_without_the_id_or_passphrase() {
         }
     }
     assert!(verify(&stack, &token, "").await["chain_valid"] == true);
-}
-
-/// A client whose requests come from 127.0.0.`last` (`wrangler dev` names the TCP peer as
-/// the client, and the edge vouches for it to the origin).
-fn client_from(last: u8) -> reqwest::Client {
-    oxvault_tests::client_builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
-        .build()
-        .unwrap()
 }
 
 #[tokio::test]

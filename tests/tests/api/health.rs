@@ -5,7 +5,7 @@
 
 use oxvault_core::health::{EdgeHealthResponse, HealthResponse, HealthStatus, OriginStatus};
 use oxvault_tests::shares::in_an_hour;
-use oxvault_tests::{SoftHsmToken, TestStack};
+use oxvault_tests::{SoftHsmToken, TestStack, client_from};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -193,17 +193,6 @@ async fn with_the_origin_down_the_edge_answers_for_it_and_recovers_when_it_retur
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// A client whose requests come from 127.0.0.`last` (`wrangler dev` takes the client address
-/// from the TCP peer).
-fn client_from(last: u8) -> reqwest::Client {
-    oxvault_tests::client_builder()
-        .local_address(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
-            127, 0, 0, last,
-        )))
-        .build()
-        .expect("client")
 }
 
 /// The public health routes cost the origin a database query and an HSM round trip each, so

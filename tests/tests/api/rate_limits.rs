@@ -9,20 +9,11 @@
 //! client sends one itself; Cloudflare proper always overwrites it), so each "client" here is
 //! a reqwest client bound to its own loopback address, 127.0.0.2, 127.0.0.3, ...
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use oxvault_tests::{PASSWORD, TestStack};
+use oxvault_tests::{PASSWORD, TestStack, client_from};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// A client whose requests come from 127.0.0.`last`.
-fn client_from(last: u8) -> reqwest::Client {
-    oxvault_tests::client_builder()
-        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
-        .build()
-        .expect("client")
-}
 
 async fn post(
     stack: &TestStack,

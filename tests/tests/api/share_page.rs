@@ -3,8 +3,8 @@
 //! the page (SECURITY 19), and the passphrase moved from a GET's JSON body into the
 //! `X-Share-Passphrase` header, never accepted in the URL.
 
-use oxvault_tests::TestStack;
 use oxvault_tests::shares::in_an_hour;
+use oxvault_tests::{TestStack, client_from};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -179,15 +179,6 @@ async fn loading_a_live_links_page_uses_no_view_and_a_body_passphrase_opens_it()
     assert_eq!(body["value"], VALUE);
     assert_eq!(stack.share_access_count(&token, id).await, 1);
     assert!(!stack.origin_log().contains(passphrase));
-}
-
-/// A client whose requests come from 127.0.0.`last` (`wrangler dev` takes the TCP peer as
-/// `CF-Connecting-IP`).
-fn client_from(last: u8) -> reqwest::Client {
-    oxvault_tests::client_builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
-        .build()
-        .expect("client")
 }
 
 #[tokio::test(flavor = "multi_thread")]
